@@ -1,0 +1,1 @@
+"""Entmoot operations suite: the operations runbook as executable, evidence-producing checks."""

@@ -1,0 +1,192 @@
+"""Environment configuration: one strict TOML file per environment, runbook thresholds as defaults.
+
+Secrets and per-machine endpoints are *references* (``env:NAME`` or a Secrets Manager ARN), resolved at use
+time by :mod:`entmoot_ops.secrets`; a literal secret in a TOML file is a validation error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from entmoot_ops.errors import ConfigError
+
+SecretRef = Annotated[
+    str,
+    StringConstraints(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+)$"),
+]
+# An endpoint is either written out (not secret: a hostname, a URL) or read from an environment variable.
+EndpointRef = Annotated[str, StringConstraints(min_length=1)]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    connect_seconds: PositiveSeconds = 3
+    read_seconds: PositiveSeconds = 10
+
+
+class AwsSettings(Strict):
+    region: str = "us-east-1"
+    profile: str | None = None
+    endpoint_url: EndpointRef | None = None
+
+
+class ApiAuth(Strict):
+    scheme: Literal["bearer", "header", "none"] = "bearer"
+    header: str = "Authorization"
+    secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _secret_when_authenticated(self) -> ApiAuth:
+        if self.scheme != "none" and self.secret is None:
+            raise ValueError(f"auth scheme {self.scheme!r} needs a secret reference (env:NAME or a Secrets Manager ARN)")
+        return self
+
+
+class ApiSettings(Strict):
+    url: EndpointRef
+    health_path: str = "/health"
+    auth: ApiAuth = ApiAuth(scheme="none")
+    healthy_statuses: tuple[str, ...] = ("healthy", "ok")
+
+
+class EcsSettings(Strict):
+    cluster: str
+    service: str = "entmoot-api"
+    min_count: Annotated[int, Field(ge=1)] = 3
+    max_count: Annotated[int, Field(ge=1)] = 20
+    scale_out_step: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EcsSettings:
+        if self.min_count > self.max_count:
+            raise ValueError(f"min_count {self.min_count} exceeds max_count {self.max_count}")
+        return self
+
+
+class RdsSettings(Strict):
+    instance: str
+    # Upper bound for the storage remediation: it never asks AWS for more than this.
+    max_allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)] = 500
+    storage_increase_ratio: Annotated[float, Field(ge=1.1, le=2.0)] = 1.25
+
+
+class Replica(Strict):
+    name: str  # application_name as seen in pg_stat_replication
+    dsn: SecretRef | None = None
+
+
+class PostgresSettings(Strict):
+    primary_dsn: SecretRef
+    admin_dsn: SecretRef | None = None  # used by remediations only; check mode never writes
+    application_role: str = "entmoot_app"
+    replicas: tuple[Replica, ...] = ()
+    replica_lag_source: Literal["postgres", "cloudwatch"] = "postgres"
+    replica_instances: tuple[str, ...] = ()  # RDS read-replica identifiers for the CloudWatch ReplicaLag source
+
+    @model_validator(mode="after")
+    def _lag_source(self) -> PostgresSettings:
+        if self.replica_lag_source == "cloudwatch" and not self.replica_instances:
+            raise ValueError("replica_lag_source 'cloudwatch' needs replica_instances (RDS identifiers)")
+        if self.replica_lag_source == "postgres" and any(r.dsn is None for r in self.replicas):
+            raise ValueError("replica_lag_source 'postgres' needs a dsn for every replica")
+        return self
+
+
+class RedisSettings(Strict):
+    url: EndpointRef
+    password: SecretRef | None = None
+    replication_group: str | None = None  # ElastiCache id, for CloudWatch hit/eviction metrics
+
+
+class LogsSettings(Strict):
+    group: str
+    top_errors: Annotated[int, Field(ge=1, le=100)] = 10
+    # The error sample is read with a bounded number of pages so its cost does not grow with log volume.
+    max_pages: Annotated[int, Field(ge=1, le=50)] = 3
+
+
+class AlbSettings(Strict):
+    load_balancer: str  # the ALB's name; the probe derives CloudWatch's LoadBalancer dimension from its ARN
+    target_group: str | None = None
+
+
+class Thresholds(Strict):
+    """Runbook thresholds. Each default cites where it comes from."""
+
+    error_rate_max: Ratio = 0.01  # Troubleshooting > High API Error Rate: "> 1%"
+    handoff_error_rate_max: Ratio = 0.005  # Handoff: "should be < 0.5%"
+    error_rate_window_minutes: Annotated[int, Field(ge=5, le=1440)] = 60  # Morning [6]: "last hour"
+    error_rate_min_requests: Annotated[int, Field(ge=1)] = 100  # below this a rate says nothing
+    replication_lag_max_seconds: Annotated[float, Field(gt=0)] = 60  # Alert: Database Replication Lag (>60s)
+    redis_hit_rate_min: Ratio = 0.70  # Cache Scaling: "Hit rate < 70%"
+    redis_min_lookups: Annotated[int, Field(ge=1)] = 100
+    redis_memory_max_ratio: Ratio = 0.90  # Cache Scaling: "Memory near 90% utilization"
+    redis_evictions_max: Annotated[int, Field(ge=0)] = 0  # Cache Scaling: "Eviction rate increasing"
+    redis_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+    rds_free_storage_min_ratio: Ratio = 0.10  # Alert: Disk Space Low (<10%)
+    metric_period_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
+    metric_freshness_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    connections_max_ratio: Ratio = 0.80  # pool exhaustion happens before max_connections is reached
+    job_pending_max_age_minutes: Annotated[float, Field(gt=0)] = 30
+    job_running_max_minutes: Annotated[float, Field(gt=0)] = 60
+    idle_session_max_minutes: Annotated[float, Field(gt=0)] = 30  # Connection Pool Exhaustion, solution 2
+
+
+class Remediation(Strict):
+    verify_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
+    verify_interval_seconds: Annotated[float, Field(gt=0, le=300)] = 15
+
+
+class Environment(Strict):
+    name: str
+    kind: Literal["aws", "sandbox"] = "aws"
+    production: bool = False
+    runbook_url: str = "https://github.com/entmoot/entmoot/blob/main/docs/operations-runbook.md"
+    aws: AwsSettings = AwsSettings()
+    timeouts: Timeouts = Timeouts()
+    api: ApiSettings
+    ecs: EcsSettings
+    rds: RdsSettings
+    postgres: PostgresSettings
+    redis: RedisSettings
+    logs: LogsSettings
+    alb: AlbSettings
+    thresholds: Thresholds = Thresholds()
+    remediation: Remediation = Remediation()
+
+
+def environments_dir() -> Path:
+    return Path(os.environ.get("ENTMOOT_ENVIRONMENTS", Path.cwd() / "environments"))
+
+
+def load_environment(name: str, directory: Path | None = None) -> Environment:
+    directory = directory or environments_dir()
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
+        raise ConfigError(f"{path}: no such environment {name!r} (known: {', '.join(known) or 'none'})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data.setdefault("name", name)
+    if data["name"] != name:
+        raise ConfigError(f"{path}: name: {data['name']!r} does not match the file name {name!r}")
+    try:
+        return Environment.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        got = f" (got {first['input']!r})" if first["type"] != "missing" and not isinstance(first["input"], dict) else ""
+        raise ConfigError(f"{path}: {key}: {first['msg']}{got}{more}") from None

@@ -1,0 +1,318 @@
+"""The pytest plugin: environments, check metadata, outcomes, the remediation flow, summary and reports."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entmoot_ops import outcomes, reports
+from entmoot_ops.check import SEVERITIES, CheckRun, CheckSpec, current_run
+from entmoot_ops.clients import Clients
+from entmoot_ops.config import Environment, environments_dir, load_environment
+from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.remediation import REGISTRY, AuditLog, RemediationContext, describe_changes
+from entmoot_ops.runbook import SECTIONS, link
+from entmoot_ops.secrets import masker
+
+CHECKLISTS = ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly")
+RUN_KEY = pytest.StashKey[CheckRun]()
+PLAN_KEY = pytest.StashKey[list[str]]()
+REMEDIATION_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("entmoot", "Entmoot operations checks")
+    group.addoption("--env", action="append", dest="entmoot_envs", metavar="NAME",
+                    help="environment to check (repeatable); default $ENTMOOT_ENV or 'sandbox'")
+    group.addoption("--environments-dir", dest="entmoot_envdir", metavar="DIR",
+                    help="where NAME.toml files live (default $ENTMOOT_ENVIRONMENTS or ./environments)")
+    group.addoption("--remediate", action="store_true", dest="entmoot_remediate",
+                    help="execute the remediation of a failing check, then re-run the check")
+    group.addoption("--yes", action="store_true", dest="entmoot_yes",
+                    help="confirm remediation on a production environment")
+    group.addoption("--reports-dir", dest="entmoot_reports", default=None, metavar="DIR",
+                    help="junit XML, Allure results and audit log go here (default ./reports when running checks/)")
+    group.addoption("--audit-log", dest="entmoot_audit", default=None, metavar="FILE",
+                    help="JSON-lines audit of remediation actions (default REPORTS/audit.jsonl)")
+
+
+@dataclass
+class Suite:
+    """Run-wide state: the environments selected and their loaded configuration."""
+
+    environments: dict[str, Environment]
+    remediate: bool
+    confirmed: bool
+    reports_dir: Path | None
+    audit: AuditLog
+
+
+SUITE_KEY = pytest.StashKey[Suite]()
+
+
+def _runs_checks(config: pytest.Config) -> bool:
+    checks_dir = (config.rootpath / "checks").resolve()
+    for arg in config.args or [str(config.invocation_params.dir)]:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == checks_dir or checks_dir in path.parents:
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    names = config.getoption("entmoot_envs") or [os.environ.get("ENTMOOT_ENV") or "sandbox"]
+    directory = Path(config.getoption("entmoot_envdir") or environments_dir())
+    try:
+        environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("entmoot_yes") and not config.getoption("entmoot_remediate"):
+        raise pytest.UsageError("--yes confirms remediation: it needs --remediate")
+
+    reports_option = config.getoption("entmoot_reports")
+    reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
+    if reports_dir is not None and not hasattr(config, "workerinput"):
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(reports_dir / "junit.xml")
+        if getattr(config.option, "allure_report_dir", None) is None:
+            config.option.allure_report_dir = str(reports_dir / "allure-results")
+    audit_path = config.getoption("entmoot_audit") or str((reports_dir or Path("reports")) / "audit.jsonl")
+    config.stash[SUITE_KEY] = Suite(
+        environments=environments,
+        remediate=config.getoption("entmoot_remediate"),
+        confirmed=config.getoption("entmoot_yes"),
+        reports_dir=reports_dir,
+        audit=AuditLog(Path(audit_path)),
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = metafunc.config.stash[SUITE_KEY]
+    if "replica" in metafunc.fixturenames:
+        pairs = [(name, r.name) for name, env in suite.environments.items() for r in env.postgres.replicas]
+        metafunc.parametrize(("env", "replica"), pairs, indirect=["env"], ids=[f"{e}-{r}" for e, r in pairs] or None)
+    elif "env" in metafunc.fixturenames:
+        metafunc.parametrize("env", list(suite.environments), indirect=True, ids=list(suite.environments))
+
+
+def spec_of(item: pytest.Item) -> CheckSpec | None:
+    marker = item.get_closest_marker("check")
+    return CheckSpec(**marker.kwargs) if marker else None
+
+
+def _validate(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("check")
+    try:
+        spec = CheckSpec(**marker.kwargs)
+    except TypeError as exc:
+        return f"bad check metadata: {exc}"
+    if spec.severity not in SEVERITIES:
+        return f"severity {spec.severity!r} is not one of {', '.join(SEVERITIES)}"
+    if spec.section not in SECTIONS:
+        return f"runbook section {spec.section!r} is unknown"
+    if spec.remediation not in REGISTRY:
+        return f"remediation {spec.remediation!r} is not registered"
+    if not any(item.get_closest_marker(name) for name in CHECKLISTS):
+        return f"no checklist marker (one of {', '.join(CHECKLISTS)})"
+    return None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    checks_dir = config.rootpath / "checks"
+    problems = []
+    for item in items:
+        in_checks = checks_dir in Path(item.path).parents
+        if item.get_closest_marker("check") is None:
+            if in_checks:
+                problems.append(f"{item.nodeid}: not declared with entmoot_ops.check.check(...)")
+            continue
+        problem = _validate(item)
+        if problem:
+            problems.append(f"{item.nodeid}: {problem}")
+    if problems:
+        raise pytest.UsageError("invalid check metadata:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
+@dataclass
+class Target:
+    """What a check receives as ``env``: the configuration and read-only clients of one environment."""
+
+    config: Environment
+    clients: Clients
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def thresholds(self):  # noqa: ANN201 - the pydantic model
+        return self.config.thresholds
+
+
+@pytest.fixture(scope="session")
+def env(request: pytest.FixtureRequest) -> Any:
+    suite = request.config.stash[SUITE_KEY]
+    environment = suite.environments[request.param]
+    if environment.kind == "sandbox":
+        from entmoot_ops.sandbox.handle import attach_or_start
+
+        handle = attach_or_start()
+        request.addfinalizer(handle.release)
+    clients = Clients(environment)
+    request.addfinalizer(clients.close)
+    return Target(environment, clients)
+
+
+@pytest.fixture
+def replica(request: pytest.FixtureRequest, env: Target) -> Any:
+    return next(r for r in env.config.postgres.replicas if r.name == request.param)
+
+
+def _env_name(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("env", "?") if callspec else "?"
+
+
+def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float) -> tuple[bool, str]:
+    """Run the check body again until it passes or the deadline passes; the last failure is returned."""
+    last = ""
+    while True:
+        run.readings.clear()
+        try:
+            item.runtest()
+            return True, ""
+        except AssertionError as exc:
+            last = str(exc)
+        if time.monotonic() + interval > deadline:
+            return False, last
+        time.sleep(interval)
+
+
+def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> bool:
+    """Plan (always) and, on --remediate, act and verify. True when the re-check passed."""
+    suite = item.config.stash[SUITE_KEY]
+    target: Target = item.funcargs["env"]
+    remediation = REGISTRY[run.spec.remediation]
+    context = RemediationContext(env=target.config, readonly=target.clients, writable=Clients(target.config, writable=True),
+                                 check_id=run.spec.id, failure=str(failure))
+    try:
+        plan = remediation.plan(context)
+    except OpsError as exc:
+        plan = [f"(could not prepare the plan: {exc})"]
+    item.stash[PLAN_KEY] = plan
+    reports.attach_plan(remediation, plan)
+    if not suite.remediate:
+        item.stash[REMEDIATION_KEY] = "planned"
+        return False
+    audit = dict(env=target.name, check_id=run.spec.id, remediation_id=remediation.id)
+    if remediation.act is None:
+        item.stash[REMEDIATION_KEY] = "manual"
+        return False
+    if target.config.production and not suite.confirmed:
+        item.stash[REMEDIATION_KEY] = "refused: production needs --yes"
+        suite.audit.write(event="refused", reason="production environment without --yes", plan=plan, **audit)
+        return False
+    try:
+        changes = remediation.act(context)
+    except OpsError as exc:
+        item.stash[REMEDIATION_KEY] = f"action failed: {exc}"
+        suite.audit.write(event="action-failed", error=str(exc), plan=plan, **audit)
+        return False
+    finally:
+        context.writable.close()
+    suite.audit.write(event="acted", changes=describe_changes(changes), failure=str(failure), **audit)
+    reports.attach_changes(changes)
+    settings = target.config.remediation
+    fixed, last = _recheck(item, run, time.monotonic() + settings.verify_timeout_seconds, settings.verify_interval_seconds)
+    item.stash[REMEDIATION_KEY] = "fixed" if fixed else "not fixed"
+    suite.audit.write(event="verified" if fixed else "not-fixed", recheck=last or "passed", **audit)
+    return fixed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    spec = spec_of(item)
+    if spec is None:
+        return (yield)
+    run = CheckRun(spec=spec, env=_env_name(item))
+    item.stash[RUN_KEY] = run
+    token = current_run.set(run)
+    reports.label(item, spec, item.config.stash[SUITE_KEY].environments.get(run.env))
+    try:
+        return (yield)
+    except AssertionError as failure:
+        if _remediate(item, run, failure):
+            return None
+        raise
+    finally:
+        current_run.reset(token)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report = yield
+    spec = spec_of(item)
+    if spec is None:
+        return report
+    if call.excinfo is not None and isinstance(call.excinfo.value, (OpsError, LookupError)):
+        # A dependency that could not be measured is one line, not a traceback.
+        report.longrepr = f"ERROR {type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        report.longrepr = masker(str(report.longrepr))
+    report.sections = [(title, masker(text)) for title, text in report.sections]
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        run = item.stash.get(RUN_KEY, None)
+        env = _env_name(item)
+        suite = item.config.stash[SUITE_KEY]
+        environment = suite.environments.get(env)
+        plan = item.stash.get(PLAN_KEY, [])
+        result = outcomes.CheckResult(
+            check_id=spec.id,
+            title=spec.title,
+            env=env,
+            nodeid=item.nodeid,
+            outcome=outcomes.classify(report, call, item.stash.get(REMEDIATION_KEY, "")),
+            severity=spec.severity,
+            section=link(environment.runbook_url, spec.section) if environment else spec.section,
+            measured="; ".join(r.measured for r in run.readings) if run else "",
+            threshold="; ".join(r.threshold for r in run.readings) if run else "",
+            remediation=spec.remediation,
+            remediation_state=item.stash.get(REMEDIATION_KEY, ""),
+            message=outcomes.first_line(report),
+            plan=plan,
+        )
+        report.user_properties.extend(result.as_properties())
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    result = outcomes.CheckResult.from_properties(report.user_properties)
+    if result is not None:
+        outcomes.collector.append(result)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    suite = config.stash.get(SUITE_KEY, None)
+    if suite is None:
+        return
+    results = outcomes.collector.drain()
+    if not results:
+        return
+    outcomes.write_summary(terminalreporter, results)
+    if suite.reports_dir is not None:
+        reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A checklist that selected nothing proves nothing: say so with a failing exit, not pytest's quiet 5.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _runs_checks(session.config):
+        session.config.get_terminal_writer().line("ERROR no check selected: nothing was verified", red=True)

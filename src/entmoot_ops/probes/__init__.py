@@ -1,0 +1,32 @@
+"""Probes: small, typed, read-only measurements. Each takes clients and settings and returns a dataclass.
+
+:func:`measuring` turns every client failure (refused, timed out, denied, malformed) into a
+:class:`~entmoot_ops.errors.DependencyError` with one line, so a dead dependency is an *error* outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import botocore.exceptions
+import psycopg
+import redis
+import requests
+
+from entmoot_ops.errors import DependencyError
+from entmoot_ops.secrets import masker
+
+
+@contextlib.contextmanager
+def measuring(dependency: str) -> Iterator[None]:
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise DependencyError(dependency, f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()) from None
+    except (botocore.exceptions.BotoCoreError, psycopg.Error, redis.RedisError, requests.RequestException,
+            socket.timeout, OSError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DependencyError(dependency, masker(f"{type(exc).__name__}: {detail}")) from None

@@ -1,0 +1,88 @@
+"""CloudWatch alarms and metric statistics.
+
+CloudWatch returns datapoints in no particular order; everything here sorts by timestamp before it reads
+"latest", and reports "no datapoints" as ``None`` rather than zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from entmoot_ops.clients import Clients
+from entmoot_ops.probes import measuring
+
+
+@dataclass(frozen=True)
+class Alarm:
+    name: str
+    kind: str  # metric or composite
+    state: str  # OK, ALARM, INSUFFICIENT_DATA
+    reason: str
+    since: datetime | None
+    actions_enabled: bool
+
+
+def alarms(clients: Clients) -> tuple[Alarm, ...]:
+    """Every alarm in the account and region, metric and composite, all pages."""
+    found: list[Alarm] = []
+    with measuring("AWS CloudWatch"):
+        paginator = clients.aws("cloudwatch").get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+            for kind, key in (("metric", "MetricAlarms"), ("composite", "CompositeAlarms")):
+                for raw in page.get(key, []):
+                    found.append(Alarm(
+                        name=raw["AlarmName"],
+                        kind=kind,
+                        state=raw["StateValue"],
+                        reason=raw.get("StateReason", ""),
+                        since=raw.get("StateUpdatedTimestamp"),
+                        actions_enabled=raw.get("ActionsEnabled", True),
+                    ))
+    return tuple(sorted(found, key=lambda a: a.name))
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    period_seconds: int
+
+    @classmethod
+    def last(cls, minutes: float, period_seconds: int) -> Window:
+        end = datetime.now(timezone.utc)
+        return cls(start=end - timedelta(minutes=minutes), end=end, period_seconds=period_seconds)
+
+    def describe(self) -> str:
+        return f"{self.start:%Y-%m-%dT%H:%M:%SZ}..{self.end:%H:%M:%SZ} ({round((self.end - self.start).total_seconds() / 60)} min)"
+
+
+@dataclass(frozen=True)
+class Series:
+    namespace: str
+    metric: str
+    statistic: str
+    points: tuple[tuple[datetime, float], ...]  # oldest first
+
+    @property
+    def total(self) -> float | None:
+        return sum(value for _, value in self.points) if self.points else None
+
+    @property
+    def latest(self) -> tuple[datetime, float] | None:
+        return self.points[-1] if self.points else None
+
+
+def series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], statistic: str, window: Window) -> Series:
+    with measuring("AWS CloudWatch"):
+        answer = clients.aws("cloudwatch").get_metric_statistics(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+            StartTime=window.start,
+            EndTime=window.end,
+            Period=window.period_seconds,
+            Statistics=[statistic],
+        )
+    points = sorted((p["Timestamp"], float(p[statistic])) for p in answer.get("Datapoints", []))
+    return Series(namespace=namespace, metric=metric, statistic=statistic, points=tuple(points))

@@ -1,0 +1,164 @@
+"""PostgreSQL measurements. Every function takes an open (read-only) session and runs one or two queries.
+
+Written for PostgreSQL 13+: statistics views use ``relname`` / ``indexrelname``, replication slots have
+``wal_status``, and idleness is measured from ``state_change`` (``query_start`` is when the last query began,
+not when the session went idle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from entmoot_ops.probes import measuring
+
+
+@dataclass(frozen=True)
+class ReplicaConnection:
+    application_name: str
+    client_addr: str | None
+    state: str  # streaming, catchup, startup, backup, stopping
+    sync_state: str
+    replay_bytes_behind: int | None
+
+
+def replicas_connected(primary: psycopg.Connection) -> tuple[ReplicaConnection, ...]:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT application_name, client_addr::text, state, sync_state,
+                      pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
+                 FROM pg_stat_replication ORDER BY application_name"""
+        ).fetchall()
+    return tuple(ReplicaConnection(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    slot_type: str
+    active: bool
+    wal_status: str | None
+    retained_bytes: int | None
+
+
+def replication_slots(primary: psycopg.Connection) -> tuple[Slot, ...]:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT slot_name, slot_type, active, wal_status,
+                      pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+                 FROM pg_replication_slots ORDER BY slot_name"""
+        ).fetchall()
+    return tuple(Slot(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class ReplicaLag:
+    in_recovery: bool
+    replay_paused: bool
+    lag_seconds: float | None  # None: the replica has never replayed a transaction
+
+
+def replica_lag(replica: psycopg.Connection) -> ReplicaLag:
+    """Lag as the replica sees it. A replica that has replayed everything it received is 0 s behind, however
+    long ago the last transaction was: an idle primary is not lag. Otherwise lag is the age of the last
+    replayed transaction, which keeps growing while replay is stuck or paused."""
+    with measuring("PostgreSQL replica"):
+        row = replica.execute(
+            """SELECT pg_is_in_recovery(),
+                      pg_is_in_recovery() AND pg_is_wal_replay_paused(),
+                      CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                           WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                           ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END"""
+        ).fetchone()
+    return ReplicaLag(in_recovery=row[0], replay_paused=row[1], lag_seconds=row[2])
+
+
+@dataclass(frozen=True)
+class ConnectionUsage:
+    by_database_state: tuple[tuple[str, str, int], ...]
+    client_connections: int
+    max_connections: int
+    reserved_connections: int
+
+    @property
+    def usable(self) -> int:
+        return self.max_connections - self.reserved_connections
+
+    @property
+    def ratio(self) -> float:
+        return self.client_connections / self.usable
+
+
+def connection_usage(primary: psycopg.Connection) -> ConnectionUsage:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT coalesce(datname, '(none)'), coalesce(state, '(unknown)'), count(*)::int
+                 FROM pg_stat_activity WHERE backend_type = 'client backend'
+                GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"""
+        ).fetchall()
+        limits = primary.execute(
+            """SELECT current_setting('max_connections')::int,
+                      current_setting('superuser_reserved_connections')::int
+                      + coalesce(current_setting('rds.rds_superuser_reserved_connections', true)::int, 0)"""
+        ).fetchone()
+    return ConnectionUsage(
+        by_database_state=tuple(rows),
+        client_connections=sum(count for _, _, count in rows),
+        max_connections=limits[0],
+        reserved_connections=limits[1],
+    )
+
+
+@dataclass(frozen=True)
+class IdleSession:
+    pid: int
+    role: str
+    database: str | None
+    idle_seconds: float
+
+
+def idle_sessions(primary: psycopg.Connection, role: str, idle_longer_than_seconds: float) -> tuple[IdleSession, ...]:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT pid, usename, datname, extract(epoch FROM now() - state_change)::float8
+                 FROM pg_stat_activity
+                WHERE usename = %s AND state = 'idle' AND pid <> pg_backend_pid()
+                  AND state_change < now() - make_interval(secs => %s)
+                ORDER BY state_change""",
+            (role, idle_longer_than_seconds),
+        ).fetchall()
+    return tuple(IdleSession(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    pending: int
+    running: int
+    oldest_pending_seconds: float | None
+    stuck_running: tuple[tuple[int, float], ...]  # (job id, seconds running), longest first
+
+
+def job_queue(primary: psycopg.Connection, stuck_after_seconds: float) -> JobQueue:
+    with measuring("PostgreSQL primary"):
+        rows = dict(
+            (status, (count, age))
+            for status, count, age in primary.execute(
+                """SELECT status, count(*)::int, extract(epoch FROM now() - min(created_at))::float8
+                     FROM optimization_jobs WHERE status IN ('pending', 'running') GROUP BY status"""
+            ).fetchall()
+        )
+        stuck = primary.execute(
+            """SELECT id, extract(epoch FROM now() - coalesce(started_at, created_at))::float8
+                 FROM optimization_jobs
+                WHERE status = 'running' AND coalesce(started_at, created_at) < now() - make_interval(secs => %s)
+                ORDER BY 2 DESC LIMIT 20""",
+            (stuck_after_seconds,),
+        ).fetchall()
+    pending = rows.get("pending", (0, None))
+    return JobQueue(
+        pending=pending[0],
+        running=rows.get("running", (0, None))[0],
+        oldest_pending_seconds=pending[1],
+        stuck_running=tuple((int(i), float(s)) for i, s in stuck),
+    )

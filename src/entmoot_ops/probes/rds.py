@@ -1,0 +1,64 @@
+"""RDS instance state and free storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entmoot_ops.clients import Clients
+from entmoot_ops.errors import DependencyError
+from entmoot_ops.probes import cloudwatch, measuring
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class DbInstance:
+    identifier: str
+    status: str
+    instance_class: str
+    engine_version: str
+    allocated_gib: int
+    max_allocated_gib: int | None
+    pending_modifications: dict
+
+
+def instance(clients: Clients) -> DbInstance:
+    identifier = clients.env.rds.instance
+    with measuring("AWS RDS"):
+        answer = clients.aws("rds").describe_db_instances(DBInstanceIdentifier=identifier)
+    if not answer.get("DBInstances"):
+        raise DependencyError("AWS RDS", f"DB instance {identifier} not found")
+    raw = answer["DBInstances"][0]
+    return DbInstance(
+        identifier=identifier,
+        status=raw["DBInstanceStatus"],
+        instance_class=raw.get("DBInstanceClass", ""),
+        engine_version=raw.get("EngineVersion", ""),
+        allocated_gib=int(raw["AllocatedStorage"]),
+        max_allocated_gib=raw.get("MaxAllocatedStorage"),
+        pending_modifications=raw.get("PendingModifiedValues", {}),
+    )
+
+
+@dataclass(frozen=True)
+class FreeStorage:
+    free_bytes: float | None  # None: no datapoint in the freshness window
+    allocated_bytes: int
+    measured_at: str | None
+
+    @property
+    def free_ratio(self) -> float | None:
+        return None if self.free_bytes is None else self.free_bytes / self.allocated_bytes
+
+
+def free_storage(clients: Clients, db: DbInstance) -> FreeStorage:
+    """The latest FreeStorageSpace datapoint (its period's Minimum), against allocated storage."""
+    thresholds = clients.env.thresholds
+    window = cloudwatch.Window.last(thresholds.metric_freshness_minutes, thresholds.metric_period_seconds)
+    series = cloudwatch.series(clients, "AWS/RDS", "FreeStorageSpace", {"DBInstanceIdentifier": db.identifier}, "Minimum", window)
+    latest = series.latest
+    return FreeStorage(
+        free_bytes=latest[1] if latest else None,
+        allocated_bytes=db.allocated_gib * GIB,
+        measured_at=latest[0].isoformat() if latest else None,
+    )

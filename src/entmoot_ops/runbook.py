@@ -1,0 +1,28 @@
+"""The runbook sections a check or remediation may cite, by their GitHub heading anchors.
+
+``tests/test_runbook_sections.py`` proves every anchor here is a heading of the runbook we were given.
+"""
+
+SECTIONS: dict[str, str] = {
+    "quick-reference": "Quick Reference",
+    "morning-checklist-start-of-business-day": "Daily Operations > Morning Checklist",
+    "evening-checklist-end-of-business-day": "Daily Operations > Evening Checklist",
+    "deploying-a-new-version": "Common Operational Tasks > Deploying a New Version",
+    "rolling-back-a-deployment": "Common Operational Tasks > Rolling Back a Deployment",
+    "scaling-api-servers": "Common Operational Tasks > Scaling API Servers",
+    "high-api-error-rate": "Troubleshooting > High API Error Rate",
+    "high-database-cpu": "Troubleshooting > High Database CPU",
+    "api-response-time-high": "Troubleshooting > API Response Time High",
+    "redis-connection-issues": "Troubleshooting > Redis Connection Issues",
+    "database-connection-pool-exhaustion": "Troubleshooting > Database Connection Pool Exhaustion",
+    "alert-error-rate-high-1": "Alert Response > Error Rate High (>1%)",
+    "alert-database-replication-lag-60s": "Alert Response > Database Replication Lag (>60s)",
+    "alert-disk-space-low-10": "Alert Response > Disk Space Low (<10%)",
+    "horizontal-scaling-add-more-instances": "Scaling > Horizontal Scaling",
+    "cache-scaling-redis": "Scaling > Cache Scaling (Redis)",
+    "handoff-procedures": "On-Call > Handoff Procedures",
+}
+
+
+def link(base_url: str, anchor: str) -> str:
+    return f"{base_url}#{anchor}"

@@ -1,0 +1,128 @@
+"""The agent: what AWS would do in the background, measured from the sandbox's real processes.
+
+Every tick it writes the PostgreSQL heartbeat (so replica lag means something on an idle system), settles the
+ECS service like the ECS scheduler would, and publishes AWS/RDS, AWS/ElastiCache and AWS/ECS metrics measured
+from the real PostgreSQL, Redis and API processes, at high resolution (StorageResolution=1).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from entmoot_ops.sandbox import aws as sandbox_aws
+
+if TYPE_CHECKING:
+    from entmoot_ops.sandbox.supervisor import Sandbox
+
+GIB = 1024**3
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Agent:
+    sandbox: Sandbox
+    interval: float = 2.0
+    storage_fill_bytes: int = 0  # the low-storage fault's simulated bulk data
+    stuck_rollout: bool = False
+    _last_redis: dict[str, int] = field(default_factory=dict)
+    _last_cpu: tuple[float, float] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.tick()
+        threading.Thread(target=self._run, name="sandbox-agent", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def tick(self) -> None:
+        with self._lock:
+            for name, step in (("ecs", self._settle), ("heartbeat", self._heartbeat), ("rds", self._rds),
+                               ("redis", self._redis), ("ecs-metrics", self._ecs_metrics)):
+                try:
+                    step()
+                    self.errors.pop(name, None)
+                except Exception as exc:  # noqa: BLE001 - a stopped component must not stop the agent
+                    self.errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def _put(self, namespace: str, metrics: list[tuple[str, dict[str, str], float, str]]) -> None:
+        now = datetime.now(timezone.utc)
+        data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                 "Timestamp": now, "Value": value, "Unit": unit, "StorageResolution": 1}
+                for name, dims, value, unit in metrics]
+        self.sandbox.aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=data)
+
+    def _settle(self) -> None:
+        self.sandbox.aws.settle_service(stuck=self.stuck_rollout)
+
+    def _query(self, server: Any, sql: str, role: str = "postgres") -> Any:
+        pg = self.sandbox.postgres
+        with psycopg.connect(pg.dsn(role, server=server), connect_timeout=1, autocommit=True,
+                             options="-c statement_timeout=1000") as conn:
+            return conn.execute(sql).fetchone()
+
+    def _heartbeat(self) -> None:
+        self._query(self.sandbox.postgres.primary, "UPDATE sandbox_heartbeat SET beat_at = now() WHERE id = 1 RETURNING 1",
+                    role="entmoot_app")
+
+    def _rds(self) -> None:
+        pg = self.sandbox.postgres
+        used, connections = self._query(pg.primary, "SELECT sum(pg_database_size(datname))::bigint, "
+                                        "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') FROM pg_database")
+        allocated = self.sandbox.aws.allocated_gib() * GIB
+        primary = {"DBInstanceIdentifier": sandbox_aws.DB_INSTANCE}
+        metrics = [("FreeStorageSpace", primary, float(max(allocated - used - self.storage_fill_bytes, 0)), "Bytes"),
+                   ("DatabaseConnections", primary, float(connections), "Count")]
+        try:
+            lag = self._query(pg.replica, "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                              "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8")[0]
+            metrics.append(("ReplicaLag", {"DBInstanceIdentifier": sandbox_aws.DB_REPLICA}, float(lag), "Seconds"))
+        finally:
+            self._put("AWS/RDS", metrics)
+
+    def _redis(self) -> None:
+        info = self.sandbox.redis.client().info()
+        counters = {k: int(info[k]) for k in ("keyspace_hits", "keyspace_misses", "evicted_keys")}
+        # A restarted Redis starts its counters at zero again: a drop means "since restart".
+        delta = {k: v - self._last_redis.get(k, 0) if v >= self._last_redis.get(k, 0) else v for k, v in counters.items()}
+        first = not self._last_redis
+        self._last_redis = counters
+        node = {"CacheClusterId": sandbox_aws.REDIS_NODE}
+        maxmemory = int(info.get("maxmemory", 0)) or 1
+        metrics = [("CurrConnections", node, float(info["connected_clients"]), "Count"),
+                   ("DatabaseMemoryUsagePercentage", node, 100.0 * int(info["used_memory"]) / maxmemory, "Percent")]
+        if not first:
+            metrics += [("CacheHits", node, float(delta["keyspace_hits"]), "Count"),
+                        ("CacheMisses", node, float(delta["keyspace_misses"]), "Count"),
+                        ("Evictions", node, float(delta["evicted_keys"]), "Count")]
+        self._put("AWS/ElastiCache", metrics)
+
+    def _ecs_metrics(self) -> None:
+        pid = self.sandbox.api_pid
+        if pid is None:
+            return
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        cpu_seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        rss_bytes = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        now = time.monotonic()
+        previous, self._last_cpu = self._last_cpu, (now, cpu_seconds)
+        if previous is None:
+            return
+        cpu = 100.0 * (cpu_seconds - previous[1]) / max(now - previous[0], 1e-6)
+        dims = {"ClusterName": sandbox_aws.CLUSTER, "ServiceName": sandbox_aws.SERVICE}
+        self._put("AWS/ECS", [("CPUUtilization", dims, cpu, "Percent"),
+                              ("MemoryUtilization", dims, 100.0 * rss_bytes / GIB, "Percent")])

@@ -1,0 +1,281 @@
+"""An Entmoot-like API (own process): health, projects, buildings, optimisation jobs and a job worker.
+
+It behaves like the real service where the checks look: Bearer auth, /health with dependency checks,
+PostgreSQL through a pool, a Redis cache with the runbook's TTLs, access logs shipped to CloudWatch Logs
+and ALB-style metrics to CloudWatch. Its concurrency follows the ECS service's desired count, so that
+scaling has an observable effect under load. Faults arrive on a loopback admin path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+import botocore.config
+import redis.asyncio as aioredis
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+TASK_CONCURRENCY = 16  # requests one ECS task serves at once
+PROJECT_TTL = 300  # runbook Caching Strategy: API responses 300 s
+CONSTRAINTS_TTL = 86400  # constraint data (boundaries): 24 h
+
+
+@dataclass
+class Faults:
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    degraded: bool = False
+    worker_paused: bool = False
+
+
+@dataclass
+class Telemetry:
+    lines: list[dict] = field(default_factory=list)
+    requests: int = 0
+    by_class: dict[str, int] = field(default_factory=lambda: {"2XX": 0, "4XX": 0, "5XX": 0})
+    durations: dict[float, int] = field(default_factory=dict)
+
+    def record(self, method: str, path: str, status: int, seconds: float, error: str | None) -> None:
+        self.requests += 1
+        self.by_class[f"{status // 100}XX"] = self.by_class.get(f"{status // 100}XX", 0) + 1
+        rounded = round(seconds, 3)
+        self.durations[rounded] = self.durations.get(rounded, 0) + 1
+        level = "ERROR" if status >= 500 else "INFO"
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        message = f"{stamp} {level} request_id={uuid.uuid4()} method={method} path={path} status={status} duration_ms={seconds * 1000:.1f}"
+        if error:
+            message += f" error={error}"
+        self.lines.append({"timestamp": int(time.time() * 1000), "message": message})
+
+    def drain(self) -> Telemetry:
+        drained = Telemetry(self.lines, self.requests, self.by_class, self.durations)
+        self.lines, self.requests, self.by_class, self.durations = [], 0, {"2XX": 0, "4XX": 0, "5XX": 0}, {}
+        return drained
+
+
+class App:
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = settings
+        self.version = settings["version"]
+        self.faults = Faults()
+        self.telemetry = Telemetry()
+        self.capacity = asyncio.Semaphore(settings["desired_count"] * TASK_CONCURRENCY)
+        self.capacity_total = settings["desired_count"] * TASK_CONCURRENCY
+        self.pool = AsyncConnectionPool(settings["dsn"], min_size=2, max_size=10, open=False, timeout=5,
+                                        kwargs={"connect_timeout": 2, "options": "-c statement_timeout=5000"})
+        self.cache = aioredis.Redis.from_url(settings["redis_url"], password=settings["redis_password"],
+                                             socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+        config = botocore.config.Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
+        aws = dict(endpoint_url=settings["aws_endpoint"], region_name="us-east-1", config=config,
+                   aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+        self.logs = boto3.client("logs", **aws)
+        self.cloudwatch = boto3.client("cloudwatch", **aws)
+        self.ecs = boto3.client("ecs", **aws)
+        self.log_stream = f"api/{uuid.uuid4().hex[:12]}"
+
+    # ------------------------------------------------------------------------------------------ routes
+    async def health(self, request: web.Request) -> web.Response:
+        checks = {"database": "ok", "redis": "ok"}
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - health reports, it does not crash
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            await self.cache.ping()
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"error: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in checks.values()) and not self.faults.degraded
+        # Like many services, it answers 200 while degraded: only the body tells.
+        return web.json_response({"status": "healthy" if healthy else "degraded", "version": self.version, "checks": checks})
+
+    async def project(self, request: web.Request) -> web.Response:
+        project_id = int(request.match_info["id"])
+        key = f"project:{project_id}"
+        cached = await self.cache.get(key)
+        if cached:
+            return web.Response(text=cached, content_type="application/json")
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "SELECT p.id, p.name, count(b.id) FROM projects p LEFT JOIN buildings b ON b.project_id = p.id "
+                "WHERE p.id = %s GROUP BY p.id", (project_id,))).fetchone()
+        if row is None:
+            raise web.HTTPNotFound(text='{"error": "no such project"}', content_type="application/json")
+        body = json.dumps({"id": row[0], "name": row[1], "buildings": row[2]})
+        await self.cache.set(key, body, ex=PROJECT_TTL)
+        return web.Response(text=body, content_type="application/json")
+
+    async def buildings(self, request: web.Request) -> web.Response:
+        x, y, size = (float(request.query.get(k, d)) for k, d in (("x", 0), ("y", 0), ("size", 50)))
+        key = f"constraints:{x}:{y}:{size}"
+        cached = await self.cache.get(key)
+        if cached:
+            return web.Response(text=cached, content_type="application/json")
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT id, kind FROM buildings WHERE geom && box(point(%s, %s), point(%s, %s)) LIMIT 100",
+                (x, y, x + size, y + size))).fetchall()
+        body = json.dumps([{"id": r[0], "kind": r[1]} for r in rows])
+        await self.cache.set(key, body, ex=CONSTRAINTS_TTL)
+        return web.Response(text=body, content_type="application/json")
+
+    async def optimize(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "INSERT INTO optimization_jobs (project_id, status) VALUES (%s, 'pending') RETURNING id",
+                (int(payload["project_id"]),))).fetchone()
+        return web.json_response({"job_id": row[0], "status": "pending"}, status=202)
+
+    async def job(self, request: web.Request) -> web.Response:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT id, status FROM optimization_jobs WHERE id = %s",
+                                            (int(request.match_info["id"]),))).fetchone()
+        if row is None:
+            raise web.HTTPNotFound()
+        return web.json_response({"job_id": row[0], "status": row[1]})
+
+    # --------------------------------------------------------------------------------- admin (loopback)
+    async def set_faults(self, request: web.Request) -> web.Response:
+        changes = await request.json()
+        for name, value in changes.items():
+            if not hasattr(self.faults, name):
+                raise web.HTTPBadRequest(text=f"unknown fault {name}")
+            setattr(self.faults, name, type(getattr(self.faults, name))(value))
+        return web.json_response(self.faults.__dict__)
+
+    async def flush_now(self, request: web.Request) -> web.Response:
+        await self.flush()
+        return web.json_response({"flushed": True})
+
+    # --------------------------------------------------------------------------------------- middleware
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
+        started = time.perf_counter()
+        error = None
+        async with self.capacity:
+            try:
+                if request.headers.get("Authorization") != f"Bearer {self.settings['token']}":
+                    raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
+                if self.faults.latency_ms:
+                    await asyncio.sleep(self.faults.latency_ms / 1000)
+                if request.path.startswith("/api/") and random.random() < self.faults.error_rate:
+                    raise RuntimeError("DatabaseError: could not obtain connection from pool (injected)")
+                response = await handler(request)
+                status = response.status
+            except web.HTTPException as exc:
+                response, status = exc, exc.status
+            except Exception as exc:  # noqa: BLE001 - a 500 with the error in the access log, like the real app
+                error = f'"{type(exc).__name__}: {exc}"' if not str(exc).startswith("DatabaseError") else f'"{exc}"'
+                response = web.json_response({"error": "internal error"}, status=500)
+                status = 500
+        self.telemetry.record(request.method, request.path, status, time.perf_counter() - started, error)
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    # ------------------------------------------------------------------------------------ background
+    async def flush(self) -> None:
+        batch = self.telemetry.drain()
+        if not batch.requests and not batch.lines:
+            return
+        dims = [{"Name": "LoadBalancer", "Value": self.settings["alb_dimension"]}]
+        now = datetime.now(timezone.utc)
+        metrics = [
+            {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": now, "Value": batch.requests, "Unit": "Count"},
+            *({"MetricName": f"HTTPCode_Target_{k}_Count", "Dimensions": dims, "Timestamp": now, "Value": v, "Unit": "Count"}
+              for k, v in batch.by_class.items()),
+        ]
+        if batch.durations:
+            values = list(batch.durations.items())[:150]
+            metrics.append({"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": now, "Unit": "Seconds",
+                            "Values": [v for v, _ in values], "Counts": [float(c) for _, c in values]})
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: self.cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=metrics))
+        for start in range(0, len(batch.lines), 5000):
+            events = batch.lines[start:start + 5000]
+            await loop.run_in_executor(None, lambda e=events: self.logs.put_log_events(
+                logGroupName=self.settings["log_group"], logStreamName=self.log_stream, logEvents=e))
+
+    async def flusher(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - the AWS endpoint may be stopped by a test
+                print(f"flush failed: {exc}", file=sys.stderr, flush=True)
+
+    async def follow_desired_count(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(2)
+            try:
+                answer = await loop.run_in_executor(None, lambda: self.ecs.describe_services(
+                    cluster=self.settings["cluster"], services=[self.settings["service"]]))
+                total = answer["services"][0]["desiredCount"] * TASK_CONCURRENCY
+            except Exception:  # noqa: BLE001 - keep the last known capacity
+                continue
+            while total > self.capacity_total:
+                self.capacity.release()
+                self.capacity_total += 1
+            while total < self.capacity_total:
+                await self.capacity.acquire()
+                self.capacity_total -= 1
+
+    async def worker(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.faults.worker_paused:
+                continue
+            try:
+                async with self.pool.connection() as conn:
+                    await conn.execute(
+                        "UPDATE optimization_jobs SET status = 'completed', started_at = coalesce(started_at, now()), "
+                        "completed_at = now() WHERE id IN (SELECT id FROM optimization_jobs WHERE status IN ('pending', 'running') "
+                        "AND created_at > now() - interval '10 minutes' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 50)")
+            except Exception as exc:  # noqa: BLE001
+                print(f"worker: {exc}", file=sys.stderr, flush=True)
+
+    async def startup(self, app: web.Application) -> None:
+        try:
+            await self.pool.open(wait=True, timeout=10)
+        except Exception as exc:  # noqa: BLE001 - start degraded rather than not at all
+            print(f"pool: {exc}", file=sys.stderr, flush=True)
+        try:
+            self.logs.create_log_stream(logGroupName=self.settings["log_group"], logStreamName=self.log_stream)
+        except Exception as exc:  # noqa: BLE001
+            print(f"log stream: {exc}", file=sys.stderr, flush=True)
+        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_desired_count, self.worker)]
+
+    def build(self) -> web.Application:
+        app = web.Application(middlewares=[self.middleware])
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/api/projects/{id}", self.project)
+        app.router.add_get("/api/buildings", self.buildings)
+        app.router.add_post("/api/optimize", self.optimize)
+        app.router.add_get("/api/jobs/{id}", self.job)
+        app.router.add_post("/_sandbox/faults", self.set_faults)
+        app.router.add_post("/_sandbox/flush", self.flush_now)
+        app.on_startup.append(self.startup)
+        return app
+
+
+def main() -> None:
+    settings = json.loads(sys.stdin.readline())
+    web.run_app(App(settings).build(), host="127.0.0.1", port=settings["port"], access_log=None, print=None,
+                handle_signals=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Faults the tests inject into the sandbox, each with its undo.
+
+A fault that produced CloudWatch datapoints (errors, cache misses, evictions, low storage) is undone by
+forgetting those datapoints too, so that the next test sees a healthy window again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from entmoot_ops.sandbox import aws as sandbox_aws
+
+if TYPE_CHECKING:
+    from entmoot_ops.sandbox.supervisor import Sandbox
+
+GIB = 1024**3
+
+
+@dataclass
+class Active:
+    name: str
+    params: dict[str, Any]
+    since: datetime
+    undo: Callable[[], None]
+
+
+def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
+    sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
+    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False}
+    return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
+
+
+def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5) -> Callable[[], None]:
+    undo_api = _api(sandbox, error_rate=rate)
+
+    def undo() -> None:
+        undo_api()
+        sandbox.api_admin("/_sandbox/flush", {})
+        sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
+    return undo
+
+
+def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[[], None]:
+    return _api(sandbox, latency_ms=ms)
+
+
+def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    return _api(sandbox, degraded=True)
+
+
+def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    sandbox.agent.stuck_rollout = True
+    sandbox.agent.tick()
+
+    def undo() -> None:
+        sandbox.agent.stuck_rollout = False
+        sandbox.agent.tick()
+    return undo
+
+
+def alarm(sandbox: Sandbox, since: datetime, name: str = sandbox_aws.ALARMS[0], state: str = "ALARM",
+          reason: str = "Threshold Crossed: 1 datapoint [4.2] was greater than the threshold (1.0).") -> Callable[[], None]:
+    cloudwatch = sandbox.aws.client("cloudwatch")
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+    return lambda: cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="sandbox: healthy")
+
+
+def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
+    with psycopg.connect(sandbox.postgres.dsn("postgres", server=server), autocommit=True, connect_timeout=2) as conn:
+        conn.execute(sql)
+
+
+def replica_paused(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    replica = sandbox.postgres.replica
+    _superuser(sandbox, replica, "SELECT pg_wal_replay_pause()")
+
+    def undo() -> None:
+        _superuser(sandbox, replica, "SELECT pg_wal_replay_resume()")
+        sandbox.aws.rewind_metrics("AWS/RDS", since)
+    return undo
+
+
+def slot_inactive(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    primary = sandbox.postgres.primary
+    _superuser(sandbox, primary, "SELECT pg_create_physical_replication_slot('orphaned_replica', true)")
+    _superuser(sandbox, primary, "CHECKPOINT")
+    return lambda: _superuser(sandbox, primary, "SELECT pg_drop_replication_slot('orphaned_replica')")
+
+
+def redis_memory_pressure(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    client = sandbox.redis.client()
+    original = client.config_get("maxmemory")["maxmemory"]
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", used + 2 * 1024 * 1024)
+    value = "x" * 4096
+    start = int(client.info("stats")["evicted_keys"])
+    batch = 0
+    # Batched writes: one huge pipeline can hit OOM even under allkeys-lru.
+    while int(client.info("stats")["evicted_keys"]) == start and batch < 100:
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(200):
+                pipe.set(f"sandbox:filler:{batch}:{i}", value)
+            pipe.execute()
+        batch += 1
+    sandbox.agent.tick()
+
+    def undo() -> None:
+        client.config_set("maxmemory", original)
+        for key in client.scan_iter("sandbox:filler:*", count=1000):
+            client.delete(key)
+        sandbox.agent.tick()
+        sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
+    return undo
+
+
+def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> Callable[[], None]:
+    client = sandbox.redis.client()
+    for start in range(0, misses, 1000):
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(start, min(start + 1000, misses)):
+                pipe.get(f"sandbox:cold:{i}")
+            pipe.execute()
+    sandbox.agent.tick()
+    return lambda: sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
+
+
+def rds_low_storage(sandbox: Sandbox, since: datetime, free_ratio: float = 0.05) -> Callable[[], None]:
+    allocated = sandbox.aws.allocated_gib() * GIB
+    sandbox.agent.storage_fill_bytes = int(allocated * (1 - free_ratio))
+    sandbox.agent.tick()
+
+    def undo() -> None:
+        sandbox.agent.storage_fill_bytes = 0
+        sandbox.aws.rewind_metrics("AWS/RDS", since)
+        sandbox.agent.tick()
+    return undo
+
+
+def rds_unavailable(sandbox: Sandbox, since: datetime, status: str = "storage-full") -> Callable[[], None]:
+    sandbox.aws.set_db_status(status)
+    return lambda: sandbox.aws.set_db_status("available")
+
+
+def jobs_stuck(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    undo_worker = _api(sandbox, worker_paused=True)
+    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute(
+            "INSERT INTO optimization_jobs (project_id, status, created_at, started_at) VALUES "
+            "(1, 'pending', now() - interval '2 hours', NULL), "
+            "(2, 'running', now() - interval '3 hours', now() - interval '3 hours') RETURNING id").fetchall()]
+
+    def undo() -> None:
+        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+            conn.execute("DELETE FROM optimization_jobs WHERE id = ANY(%s)", (ids,))
+        undo_worker()
+    return undo
+
+
+def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callable[[], None]:
+    sessions = [psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) for _ in range(count)]
+    for conn in sessions:
+        conn.execute("SELECT 1")
+
+    def undo() -> None:
+        for conn in sessions:
+            conn.close()  # sessions a remediation terminated are closed already: close() is then a no-op
+    return undo
+
+
+FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
+    f.__name__: f for f in (api_errors, api_latency, api_degraded, ecs_stuck_rollout, alarm, replica_paused,
+                            slot_inactive, redis_memory_pressure, redis_cold_cache, rds_low_storage, rds_unavailable,
+                            jobs_stuck, idle_sessions)
+}
+
+
+def inject(sandbox: Sandbox, name: str, params: dict[str, Any]) -> Active:
+    if name not in FAULTS:
+        raise KeyError(f"unknown fault {name!r} (known: {', '.join(sorted(FAULTS))})")
+    since = datetime.now(timezone.utc)
+    return Active(name=name, params=params, since=since, undo=FAULTS[name](sandbox, since, **params))

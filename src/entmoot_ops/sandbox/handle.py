@@ -1,0 +1,128 @@
+"""Using a sandbox from another process: start one (or attach to a running one), control its faults.
+
+``ENTMOOT_SANDBOX_STATE`` names the state file of a running sandbox: a pytest run, a locust process or a
+person at a shell then share one sandbox. Without it, the first user in a process starts its own, which
+lives until that process releases it (or dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.secrets import masker
+
+START_TIMEOUT = 90
+
+
+@dataclass
+class SandboxHandle:
+    state_file: Path
+    state: dict[str, Any]
+    process: subprocess.Popen | None = None  # set when this process started the sandbox
+    users: int = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.state["env"]
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        return self.control("GET", "state")["pids"]
+
+    def control(self, method: str, path: str, body: dict | None = None, timeout: float = 60) -> Any:
+        response = requests.request(method, f"{self.env['ENTMOOT_SANDBOX_CONTROL_URL']}/{path}", json=body, timeout=timeout)
+        if response.status_code != 200:
+            raise OpsError(f"sandbox control {method} /{path}: {response.json().get('error', response.text)}")
+        return response.json()
+
+    def inject(self, name: str, **params: Any) -> Any:
+        return self.control("POST", f"faults/{name}", params)
+
+    def undo(self, name: str) -> Any:
+        return self.control("DELETE", f"faults/{name}")
+
+    @contextlib.contextmanager
+    def fault(self, name: str, **params: Any) -> Iterator[None]:
+        self.inject(name, **params)
+        try:
+            yield
+        finally:
+            self.undo(name)
+
+    def sync(self) -> Any:
+        return self.control("POST", "sync")
+
+    def component(self, name: str, action: str) -> Any:
+        return self.control("POST", f"components/{name}/{action}")
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users > 0 or self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.state_file.unlink(missing_ok=True)
+        _handles.pop(self.state_file, None)
+
+
+_handles: dict[Path, SandboxHandle] = {}
+
+
+def start(state_file: Path | None = None) -> SandboxHandle:
+    try:
+        import entmoot_ops.sandbox.supervisor  # noqa: F401 - fails fast when the sandbox extra is missing
+    except ImportError as exc:
+        raise ConfigError(f"the sandbox needs the 'sandbox' extra (pip install -e '.[sandbox]'): {exc}") from None
+    state_file = state_file or Path(tempfile.mkdtemp(prefix="entmoot-sandbox-state-")) / "state.json"
+    error_file = state_file.with_suffix(".error")
+    log = state_file.with_suffix(".log").open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.sandbox", "serve", "--state-file", str(state_file),
+                                "--parent-pid", str(os.getpid())], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not state_file.exists():
+        if error_file.exists() or process.poll() is not None:
+            time.sleep(0.2)
+            reason = error_file.read_text() if error_file.exists() else f"exited with {process.returncode}"
+            raise OpsError(f"sandbox did not start: {reason} (log: {state_file.with_suffix('.log')})")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise OpsError(f"sandbox did not start within {START_TIMEOUT} s (log: {state_file.with_suffix('.log')})")
+        time.sleep(0.05)
+    return SandboxHandle(state_file, json.loads(state_file.read_text()), process)
+
+
+def attach(state_file: Path) -> SandboxHandle:
+    if not state_file.is_file():
+        raise ConfigError(f"ENTMOOT_SANDBOX_STATE: {state_file} does not exist (is the sandbox running?)")
+    return SandboxHandle(state_file, json.loads(state_file.read_text()))
+
+
+def attach_or_start() -> SandboxHandle:
+    """The sandbox for this process, exported as ENTMOOT_SANDBOX_* variables for the configuration to read."""
+    named = os.environ.get("ENTMOOT_SANDBOX_STATE")
+    key = Path(named) if named else Path("<own>")
+    handle = _handles.get(key)
+    if handle is None:
+        handle = attach(key) if named else start()
+        _handles[key] = handle
+        for secret in handle.state.get("secrets", []):
+            masker.add(secret)
+        os.environ.update(handle.env)
+    handle.users += 1
+    return handle

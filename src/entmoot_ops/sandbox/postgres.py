@@ -1,0 +1,107 @@
+"""A PostgreSQL 15 primary with a streaming replica, run as an unprivileged user when we are root."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from entmoot_ops.sandbox.processes import chown_tree, free_port, run, service_user, spawn, stop, wait_until
+
+ROLES = ("postgres", "entmoot_app", "entmoot_monitor", "entmoot_remediator")
+
+
+def find_bindir() -> Path:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise RuntimeError("PostgreSQL server binaries (initdb) not found; install postgresql")
+
+
+@dataclass
+class Server:
+    name: str
+    datadir: Path
+    port: int
+    options: list[str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+
+@dataclass
+class PostgresPair:
+    root: Path
+    user: str | None = field(default_factory=service_user)
+    passwords: dict[str, str] = field(default_factory=lambda: {r: secrets.token_urlsafe(18) for r in ROLES})
+    max_connections: int = 60
+
+    def __post_init__(self) -> None:
+        self.bindir = find_bindir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        chown_tree(self.root, self.user)
+        common = ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+                  "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                  "-c", "shared_preload_libraries=pg_stat_statements", "-c", "track_io_timing=on",
+                  "-c", f"max_connections={self.max_connections}", "-c", "hot_standby_feedback=on",
+                  "-c", "wal_level=replica", "-c", "max_wal_senders=6", "-c", "max_replication_slots=6"]
+        self.primary = Server("primary", self.root / "primary", free_port(), common)
+        self.replica = Server("replica", self.root / "replica", free_port(), common)
+
+    def dsn(self, role: str, *, server: Server | None = None, database: str = "entmoot") -> str:
+        server = server or self.primary
+        return f"host=127.0.0.1 port={server.port} dbname={database} user={role} password={self.passwords[role]}"
+
+    def _start(self, server: Server) -> None:
+        log = self.root / f"{server.name}.log"
+        server.process = spawn([str(self.bindir / "postgres"), "-D", str(server.datadir), "-p", str(server.port), *server.options],
+                               log=log, user=self.user)
+        wait_until(lambda: psycopg.connect(self.dsn("postgres", server=server, database="postgres"), connect_timeout=1).close() is None,
+                   what=f"PostgreSQL {server.name}", process=server.process, log=log)
+
+    def start(self) -> None:
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.passwords["postgres"])
+        chown_tree(pwfile, self.user)
+        run([str(self.bindir / "initdb"), "-D", str(self.primary.datadir), "-U", "postgres", "--pwfile", str(pwfile),
+             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], user=self.user)
+        pwfile.unlink()
+        self._start(self.primary)
+        self._create_schema()
+        run([str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+             "-D", str(self.replica.datadir), "-R", "-X", "stream", "-C", "-S", "replica1", "--no-sync", "--checkpoint=fast",
+             "-d", f"application_name=replica1 password={self.passwords['postgres']}"], user=self.user)
+        self._start(self.replica)
+
+    def _create_schema(self) -> None:
+        with psycopg.connect(self.dsn("postgres", database="postgres"), autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE entmoot_app LOGIN PASSWORD '{self.passwords['entmoot_app']}'")
+            admin.execute(f"CREATE ROLE entmoot_monitor LOGIN PASSWORD '{self.passwords['entmoot_monitor']}' IN ROLE pg_monitor")
+            admin.execute(f"CREATE ROLE entmoot_remediator LOGIN PASSWORD '{self.passwords['entmoot_remediator']}' IN ROLE pg_signal_backend")
+            admin.execute("CREATE DATABASE entmoot OWNER entmoot_app")
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION pg_stat_statements")
+        with psycopg.connect(self.dsn("entmoot_app"), autocommit=True) as app:
+            app.execute((Path(__file__).with_name("schema.sql")).read_text().replace(
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", ""))
+            app.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO entmoot_monitor")
+
+    def restart(self, server: Server) -> None:
+        if server.pid is None:
+            self._start(server)
+
+    def shutdown(self, server: Server) -> None:
+        stop(server.process, sig=2)  # SIGINT: PostgreSQL's "fast" shutdown
+
+    def close(self) -> None:
+        self.shutdown(self.replica)
+        self.shutdown(self.primary)

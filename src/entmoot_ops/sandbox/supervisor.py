@@ -1,0 +1,264 @@
+"""The sandbox process: starts every component, serves the control interface, tears everything down.
+
+Run as ``python -m entmoot_ops.sandbox serve --state-file F``: when ready it writes F (JSON: endpoints as
+environment variables, pids, control URL) and runs until SIGTERM/SIGINT or until its parent dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from entmoot_ops.sandbox import aws as sandbox_aws
+from entmoot_ops.sandbox import faults
+from entmoot_ops.sandbox.agent import Agent
+from entmoot_ops.sandbox.postgres import PostgresPair
+from entmoot_ops.sandbox.processes import free_port, stop, wait_until
+from entmoot_ops.sandbox.redis_server import RedisServer
+
+VERSION = "1.4.2"
+COMPONENTS = ("api", "primary", "replica", "redis", "aws")
+
+
+class Sandbox:
+    def __init__(self, root: Path):
+        self.root = root
+        self.api_token = secrets.token_urlsafe(24)
+        self.api_port = free_port()
+        self.api_process: subprocess.Popen | None = None
+        self.postgres = PostgresPair(root / "pg")
+        self.redis = RedisServer(root)
+        self.aws = sandbox_aws.Aws(version=VERSION)
+        self.agent = Agent(self)
+        self.active: dict[str, faults.Active] = {}
+        self.lock = threading.RLock()
+        self.control_port = free_port()
+        self.timings: dict[str, float] = {}
+
+    # -------------------------------------------------------------------------------------- lifecycle
+    def _timed(self, name: str, step: Any) -> None:
+        started = time.monotonic()
+        step()
+        self.timings[name] = round(time.monotonic() - started, 3)
+
+    def start(self) -> None:
+        # Child processes are spawned from this thread only: PR_SET_PDEATHSIG fires when the *spawning thread*
+        # ends. moto runs in-process, so its start and seed overlap PostgreSQL's in a side thread.
+        errors: list[BaseException] = []
+        aws = threading.Thread(target=_capturing(lambda: self._timed("aws", self._start_aws), errors))
+        aws.start()
+        self._timed("postgres", self.postgres.start)
+        self._timed("redis", self.redis.start)
+        aws.join()
+        if errors:
+            raise errors[0]
+        self._timed("api", self.start_api)
+        self._timed("agent", self.agent.start)
+
+    def _start_aws(self) -> None:
+        self.aws.start()
+        self.aws.seed()
+
+    @property
+    def api_pid(self) -> int | None:
+        return self.api_process.pid if self.api_process and self.api_process.poll() is None else None
+
+    def start_api(self) -> None:
+        if self.api_pid is not None:
+            return
+        settings = {"port": self.api_port, "version": VERSION, "token": self.api_token,
+                    "dsn": self.postgres.dsn("entmoot_app"), "redis_url": self.redis.url, "redis_password": self.redis.password,
+                    "aws_endpoint": self.aws.endpoint, "alb_dimension": self.aws.alb_dimension,
+                    "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
+                    "desired_count": self.aws.desired_count()}
+        log = (self.root / "api.log").open("ab")
+        # Settings (with secrets) go through stdin, not argv, which any local user can read in /proc.
+        self.api_process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.sandbox.api"], stdin=subprocess.PIPE,
+                                            stdout=log, stderr=subprocess.STDOUT, cwd="/")
+        self.api_process.stdin.write((json.dumps(settings) + "\n").encode())
+        self.api_process.stdin.close()
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.api_port}/health", timeout=1,
+                                        headers={"Authorization": f"Bearer {self.api_token}"}).ok,
+                   what="sandbox API", process=self.api_process, log=self.root / "api.log")
+
+    def api_admin(self, path: str, body: dict) -> Any:
+        response = requests.post(f"http://127.0.0.1:{self.api_port}{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        self.agent.stop()
+        for name in list(self.active):
+            self.undo(name)
+        stop(self.api_process)
+        self.redis.close()
+        self.postgres.close()
+        self.aws.stop()
+
+    # ------------------------------------------------------------------------------------ components
+    def component(self, name: str, action: str) -> dict:
+        pg = self.postgres
+        actions = {
+            "api": (lambda: stop(self.api_process), self.start_api),
+            "primary": (lambda: pg.shutdown(pg.primary), lambda: pg.restart(pg.primary)),
+            "replica": (lambda: pg.shutdown(pg.replica), lambda: pg.restart(pg.replica)),
+            "redis": (self.redis.close, self.redis.restart),
+            "aws": (self.aws.stop, self.aws.start),
+        }
+        if name not in actions or action not in ("stop", "start"):
+            raise KeyError(f"unknown component action {name}/{action}")
+        actions[name][0 if action == "stop" else 1]()
+        return {"component": name, "action": action}
+
+    # ---------------------------------------------------------------------------------------- faults
+    def inject(self, name: str, params: dict) -> dict:
+        with self.lock:
+            if name in self.active:
+                raise KeyError(f"fault {name} is already active")
+            self.active[name] = faults.inject(self, name, params)
+            return {"injected": name, "params": params}
+
+    def undo(self, name: str) -> dict:
+        with self.lock:
+            fault = self.active.pop(name, None)
+            if fault is None:
+                raise KeyError(f"fault {name} is not active")
+            fault.undo()
+            return {"undone": name}
+
+    def sync(self) -> dict:
+        """Make what happened visible now: flush the API's logs and metrics, run an agent tick."""
+        if self.api_pid is not None:
+            self.api_admin("/_sandbox/flush", {})
+        self.agent.tick()
+        return {"synced": datetime.now(timezone.utc).isoformat(), "agent_errors": self.agent.errors}
+
+    # ------------------------------------------------------------------------------------------ state
+    def state(self) -> dict:
+        pg = self.postgres
+        env = {
+            "ENTMOOT_SANDBOX_AWS_ENDPOINT_URL": self.aws.endpoint,
+            "ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID": sandbox_aws.CREDENTIALS["aws_access_key_id"],
+            "ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY": sandbox_aws.CREDENTIALS["aws_secret_access_key"],
+            "ENTMOOT_SANDBOX_API_URL": f"http://127.0.0.1:{self.api_port}",
+            "ENTMOOT_SANDBOX_API_TOKEN": self.api_token,
+            "ENTMOOT_SANDBOX_PG_PRIMARY_DSN": pg.dsn("entmoot_monitor"),
+            "ENTMOOT_SANDBOX_PG_REPLICA1_DSN": pg.dsn("entmoot_monitor", server=pg.replica),
+            "ENTMOOT_SANDBOX_PG_ADMIN_DSN": pg.dsn("entmoot_remediator"),
+            "ENTMOOT_SANDBOX_REDIS_URL": self.redis.url,
+            "ENTMOOT_SANDBOX_REDIS_PASSWORD": self.redis.password,
+            "ENTMOOT_SANDBOX_CONTROL_URL": f"http://127.0.0.1:{self.control_port}",
+        }
+        return {
+            "env": env,
+            "pids": {"supervisor": os.getpid(), "api": self.api_pid, "primary": pg.primary.pid, "replica": pg.replica.pid,
+                     "redis": self.redis.pid},
+            "ports": {"api": self.api_port, "primary": pg.primary.port, "replica": pg.replica.port,
+                      "redis": self.redis.port, "aws": self.aws.port, "control": self.control_port},
+            "secrets": [pg.passwords[r] for r in pg.passwords] + [self.redis.password, self.api_token],
+            "faults": sorted(self.active),
+            "timings": self.timings,
+            "root": str(self.root),
+        }
+
+
+def _capturing(run: Any, errors: list[BaseException]) -> Any:
+    def wrapped() -> None:
+        try:
+            run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the starting thread
+            errors.append(exc)
+    return wrapped
+
+
+def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
+    class Control(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet: the tests read their own output
+            return
+
+        def _answer(self, status: int, body: Any) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _dispatch(self, method: str) -> None:
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+            try:
+                if method == "GET" and parts == ["state"]:
+                    result = sandbox.state()
+                elif method == "POST" and len(parts) == 2 and parts[0] == "faults":
+                    result = sandbox.inject(parts[1], body)
+                elif method == "DELETE" and len(parts) == 2 and parts[0] == "faults":
+                    result = sandbox.undo(parts[1])
+                elif method == "POST" and len(parts) == 3 and parts[0] == "components":
+                    result = sandbox.component(parts[1], parts[2])
+                elif method == "POST" and parts == ["sync"]:
+                    result = sandbox.sync()
+                else:
+                    self._answer(404, {"error": f"no route {method} {self.path}"})
+                    return
+            except (KeyError, TypeError) as exc:
+                self._answer(400, {"error": str(exc).strip("'\"")})
+                return
+            except Exception as exc:  # noqa: BLE001 - the caller gets the reason, the sandbox lives on
+                self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
+                return
+            self._answer(200, result)
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
+    return Control
+
+
+def serve(state_file: Path, parent_pid: int | None) -> int:
+    root = Path(tempfile.mkdtemp(prefix="entmoot-sandbox-"))
+    root.chmod(0o711)  # the PostgreSQL user must reach its data directory below
+    sandbox = Sandbox(root)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    try:
+        sandbox.start()
+        server = ThreadingHTTPServer(("127.0.0.1", sandbox.control_port), _handler(sandbox))
+        threading.Thread(target=server.serve_forever, name="sandbox-control", daemon=True).start()
+        temporary = state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(sandbox.state()))
+        temporary.chmod(0o600)
+        temporary.replace(state_file)
+        while not done.wait(0.5):
+            if parent_pid is not None and os.getppid() != parent_pid:
+                break  # whoever started us is gone: do not linger
+        server.shutdown()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - reported as one line to whoever started us
+        state_file.with_suffix(".error").write_text(f"{type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        sandbox.close()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""Resolution of ``env:NAME`` / Secrets Manager references, and masking of every resolved secret.
+
+Every value resolved as a secret is remembered by the process-wide :data:`masker`, which the plugin applies to
+everything it writes (terminal, junit, Allure, audit log).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from entmoot_ops.errors import ConfigError
+
+MASK = "****"
+
+
+class Masker:
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, secret: str | None) -> None:
+        if not secret or len(secret) < 4:  # masking "a" would shred every message
+            return
+        with self._lock:
+            if secret not in self._secrets:
+                self._secrets.add(secret)
+                ordered = sorted(self._secrets, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def add_connection_string(self, value: str) -> None:
+        """Remember a DSN or URL and the password inside it (both key=value and URL forms)."""
+        self.add(value)
+        for match in re.finditer(r"password\s*=\s*'?([^\s']+)", value):
+            self.add(match.group(1))
+        if "://" in value:
+            self.add(urlsplit(value).password)
+
+    def __call__(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(MASK, text) if pattern and text else text
+
+
+masker = Masker()
+
+
+def resolve(reference: str, *, what: str, fetch_secret: Callable[[str], str] | None = None) -> str:
+    """Resolve an endpoint or secret reference. ``what`` names the config key in error messages."""
+    if reference.startswith("env:"):
+        variable = reference[4:]
+        value = os.environ.get(variable)
+        if value is None or value == "":
+            raise ConfigError(f"{what}: environment variable {variable} is not set")
+        return value
+    if reference.startswith("arn:aws:secretsmanager:"):
+        if fetch_secret is None:
+            raise ConfigError(f"{what}: a Secrets Manager reference needs AWS access")
+        return fetch_secret(reference)
+    return reference
+
+
+def resolve_secret(reference: str, *, what: str, fetch_secret: Callable[[str], str] | None = None) -> str:
+    value = resolve(reference, what=what, fetch_secret=fetch_secret)
+    masker.add_connection_string(value)
+    return value
