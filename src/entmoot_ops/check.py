@@ -21,13 +21,14 @@ from entmoot_ops.secrets import masker
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES = ("critical", "high", "medium", "low")
-Op = Literal["<", "<=", ">", ">=", "==", "in"]
+Op = Literal["<", "<=", ">", ">=", "==", "!=", "in"]
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda v, t: v < t,
     "<=": lambda v, t: v <= t,
     ">": lambda v, t: v > t,
     ">=": lambda v, t: v >= t,
     "==": lambda v, t: v == t,
+    "!=": lambda v, t: v != t,
     "in": lambda v, t: v in t,
 }
 

@@ -54,8 +54,13 @@ class Clients:
 
     @functools.cached_property
     def _session(self) -> boto3.session.Session:
+        aws = self.env.aws
+        keys = {}
+        if aws.access_key_id and aws.secret_access_key:
+            keys = {"aws_access_key_id": self.secret(aws.access_key_id, what="aws.access_key_id"),
+                    "aws_secret_access_key": self.secret(aws.secret_access_key, what="aws.secret_access_key")}
         try:
-            return boto3.session.Session(profile_name=self.env.aws.profile, region_name=self.env.aws.region)
+            return boto3.session.Session(profile_name=aws.profile, region_name=aws.region, **keys)
         except botocore.exceptions.ProfileNotFound as exc:
             raise DependencyError("AWS", str(exc)) from None
 

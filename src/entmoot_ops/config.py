@@ -38,6 +38,9 @@ class AwsSettings(Strict):
     region: str = "us-east-1"
     profile: str | None = None
     endpoint_url: EndpointRef | None = None
+    # Normally absent: boto3's chain (profile, SSO, instance role) is preferred. The sandbox names its own.
+    access_key_id: SecretRef | None = None
+    secret_access_key: SecretRef | None = None
 
 
 class ApiAuth(Strict):

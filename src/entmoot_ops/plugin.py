@@ -93,11 +93,22 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _resources(env: Environment, fixture: str) -> list[str]:
+    """The resources a per-resource check runs once for, by the fixture it asks for."""
+    postgres = env.postgres
+    if fixture == "replica":
+        return [r.name for r in postgres.replicas]
+    if postgres.replica_lag_source == "cloudwatch":
+        return [f"cloudwatch:{i}" for i in postgres.replica_instances]
+    return [f"postgres:{r.name}" for r in postgres.replicas]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite = metafunc.config.stash[SUITE_KEY]
-    if "replica" in metafunc.fixturenames:
-        pairs = [(name, r.name) for name, env in suite.environments.items() for r in env.postgres.replicas]
-        metafunc.parametrize(("env", "replica"), pairs, indirect=["env"], ids=[f"{e}-{r}" for e, r in pairs] or None)
+    fixture = next((f for f in ("replica", "lag_target") if f in metafunc.fixturenames), None)
+    if fixture:
+        pairs = [(name, r) for name, env in suite.environments.items() for r in _resources(env, fixture)]
+        metafunc.parametrize(("env", fixture), pairs, indirect=True, ids=[f"{e}-{r.split(':')[-1]}" for e, r in pairs])
     elif "env" in metafunc.fixturenames:
         metafunc.parametrize("env", list(suite.environments), indirect=True, ids=list(suite.environments))
 
@@ -147,6 +158,9 @@ class Target:
     config: Environment
     clients: Clients
 
+    def __repr__(self) -> str:  # pytest prints check arguments in failures: keep it to the name
+        return f"<environment {self.config.name}>"
+
     @property
     def name(self) -> str:
         return self.config.name
@@ -173,6 +187,12 @@ def env(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def replica(request: pytest.FixtureRequest, env: Target) -> Any:
     return next(r for r in env.config.postgres.replicas if r.name == request.param)
+
+
+@pytest.fixture
+def lag_target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    source, name = request.param.split(":", 1)
+    return source, name
 
 
 def _env_name(item: pytest.Item) -> str:

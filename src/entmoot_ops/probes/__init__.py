@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import botocore.exceptions
 import psycopg
-import redis
+import redis as redis_library
 import requests
 
 from entmoot_ops.errors import DependencyError
@@ -26,7 +26,7 @@ def measuring(dependency: str) -> Iterator[None]:
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
         raise DependencyError(dependency, f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()) from None
-    except (botocore.exceptions.BotoCoreError, psycopg.Error, redis.RedisError, requests.RequestException,
+    except (botocore.exceptions.BotoCoreError, psycopg.Error, redis_library.RedisError, requests.RequestException,
             socket.timeout, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DependencyError(dependency, masker(f"{type(exc).__name__}: {detail}")) from None

@@ -50,7 +50,8 @@ class Window:
 
     @classmethod
     def last(cls, minutes: float, period_seconds: int) -> Window:
-        end = datetime.now(timezone.utc)
+        # CloudWatch takes whole seconds: rounding the end down would drop a datapoint from this second.
+        end = (datetime.now(timezone.utc) + timedelta(seconds=1)).replace(microsecond=0)
         return cls(start=end - timedelta(minutes=minutes), end=end, period_seconds=period_seconds)
 
     def describe(self) -> str:

@@ -13,6 +13,7 @@ from entmoot_ops.probes import cloudwatch, measuring
 class RedisInfo:
     version: str
     connected_clients: int
+    maxclients: int
     used_memory: int
     maxmemory: int  # 0 means no limit
     maxmemory_policy: str
@@ -34,6 +35,7 @@ def info(clients: Clients) -> RedisInfo:
     return RedisInfo(
         version=str(raw.get("redis_version", "")),
         connected_clients=int(raw["connected_clients"]),
+        maxclients=int(raw.get("maxclients", 10000)),  # INFO has it since Redis 7; 10000 is Redis's default
         used_memory=int(raw["used_memory"]),
         maxmemory=int(raw.get("maxmemory", 0)),
         maxmemory_policy=str(raw.get("maxmemory_policy", "")),

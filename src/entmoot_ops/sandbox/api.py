@@ -76,7 +76,7 @@ class App:
                                              socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
         config = botocore.config.Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
         aws = dict(endpoint_url=settings["aws_endpoint"], region_name="us-east-1", config=config,
-                   aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+                   **settings["aws_credentials"])
         self.logs = boto3.client("logs", **aws)
         self.cloudwatch = boto3.client("cloudwatch", **aws)
         self.ecs = boto3.client("ecs", **aws)

@@ -19,7 +19,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+# moto accepts any keys; these are long and unlikely so that masking them never blanks ordinary words.
+CREDENTIALS = {"aws_access_key_id": "AKIAENTMOOTSANDBOX01", "aws_secret_access_key": "entmoot-sandbox-secret-key-not-a-real-one"}
 CLUSTER = "entmoot-sandbox"
 SERVICE = "entmoot-api"
 DB_INSTANCE = "entmoot-sandbox"
@@ -121,7 +122,7 @@ class Aws:
         points += [(now - timedelta(minutes=m), 60, 1) for m in range(2, 61)]
         for at, _, scale in points:
             requests = rng.randint(18, 26) * scale
-            errors = 1 if rng.random() < 0.2 * scale else 0
+            errors = rng.randint(0, 2) if scale > 1 else int(rng.random() < 0.02)  # about 0.1%
             alb += [
                 {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": at, "Value": requests, "Unit": "Count"},
                 {"MetricName": "HTTPCode_Target_2XX_Count", "Dimensions": dims, "Timestamp": at, "Value": requests - errors, "Unit": "Count"},

@@ -82,7 +82,7 @@ class Sandbox:
             return
         settings = {"port": self.api_port, "version": VERSION, "token": self.api_token,
                     "dsn": self.postgres.dsn("entmoot_app"), "redis_url": self.redis.url, "redis_password": self.redis.password,
-                    "aws_endpoint": self.aws.endpoint, "alb_dimension": self.aws.alb_dimension,
+                    "aws_endpoint": self.aws.endpoint, "aws_credentials": sandbox_aws.CREDENTIALS, "alb_dimension": self.aws.alb_dimension,
                     "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
                     "desired_count": self.aws.desired_count()}
         log = (self.root / "api.log").open("ab")

@@ -1,0 +1,34 @@
+"""Runbook Morning Checklist [6], High API Error Rate and Handoff: the error *rate* of the last hour."""
+
+import pytest
+
+from entmoot_ops.check import check, evidence, expect
+from entmoot_ops.probes import alb, cloudwatch, logs
+
+
+def _judge(env, maximum: float) -> None:
+    thresholds = env.thresholds
+    window = cloudwatch.Window.last(thresholds.error_rate_window_minutes, thresholds.metric_period_seconds)
+    stats = alb.request_stats(env.clients, window)
+    sample = logs.error_sample(env.clients, window)
+    evidence("ALB requests and 5XX", stats)
+    evidence("top error messages", sample)
+    if stats.requests < thresholds.error_rate_min_requests:
+        pytest.skip(f"too little traffic to judge: {stats.requests:.0f} requests < {thresholds.error_rate_min_requests} in {window.describe()}")
+    expect(f"5XX error rate ({stats.errors:.0f} of {stats.requests:.0f} requests)", stats.error_rate, "<", maximum,
+           unit="%", window=window.describe())
+
+
+@pytest.mark.morning
+@pytest.mark.alerts
+@check(id="api.error-rate", title="API error rate below 1% over the last hour", section="high-api-error-rate",
+       severity="critical", remediation="api.investigate-errors")
+def test_error_rate(env):
+    _judge(env, env.thresholds.error_rate_max)
+
+
+@pytest.mark.handoff
+@check(id="api.error-rate-handoff", title="API error rate below 0.5% at handoff", section="handoff-procedures",
+       severity="high", remediation="api.investigate-errors")
+def test_error_rate_at_handoff(env):
+    _judge(env, env.thresholds.handoff_error_rate_max)
