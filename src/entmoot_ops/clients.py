@@ -71,7 +71,7 @@ class Clients:
             config = botocore.config.Config(
                 connect_timeout=timeouts.connect_seconds,
                 read_timeout=timeouts.read_seconds,
-                retries={"max_attempts": 2, "mode": "standard"},
+                retries={"max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
             )
             endpoint = resolve(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
             client = self._session.client(service, endpoint_url=endpoint, config=config)

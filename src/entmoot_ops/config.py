@@ -32,6 +32,8 @@ class Strict(BaseModel):
 class Timeouts(Strict):
     connect_seconds: PositiveSeconds = 3
     read_seconds: PositiveSeconds = 10
+    # Total attempts per AWS call: a hung endpoint costs up to attempts x read_seconds per check.
+    aws_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
 
 class AwsSettings(Strict):

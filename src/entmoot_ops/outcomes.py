@@ -65,7 +65,8 @@ def first_line(report: pytest.TestReport) -> str:
     if report.failed:
         text = str(report.longrepr)
         lines = [line for line in text.splitlines() if line.startswith("E ")]
-        return (lines[0][1:].strip() if lines else text.strip().splitlines()[-1]).removeprefix("AssertionError: ")
+        first = lines[0][1:].strip() if lines else text.strip().splitlines()[-1]
+        return first.removeprefix("FAIL ").removeprefix("AssertionError: ")
     return ""
 
 

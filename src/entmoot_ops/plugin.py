@@ -281,9 +281,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     spec = spec_of(item)
     if spec is None:
         return report
-    if call.excinfo is not None and isinstance(call.excinfo.value, (OpsError, LookupError)):
-        # A dependency that could not be measured is one line, not a traceback.
-        report.longrepr = f"ERROR {type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    if call.excinfo is not None and item.config.option.tbstyle == "auto":
+        # An on-call engineer reads a verdict, not test source: one line unless --tb asks for more.
+        error = call.excinfo.value
+        if isinstance(error, AssertionError):
+            report.longrepr = f"FAIL {error}"
+        elif isinstance(error, (OpsError, LookupError)):
+            report.longrepr = f"ERROR {type(error).__name__}: {error}"
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
         report.longrepr = masker(str(report.longrepr))
     report.sections = [(title, masker(text)) for title, text in report.sections]
@@ -308,12 +312,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             message=outcomes.first_line(report),
             plan=plan,
         )
-        report.user_properties.extend(result.as_properties())
+        # On the item: junit writes the properties of the teardown report, which copies them from the item.
+        item.user_properties.extend(result.as_properties())
     return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    result = outcomes.CheckResult.from_properties(report.user_properties)
+    result = outcomes.CheckResult.from_properties(report.user_properties) if report.when == "teardown" else None
     if result is not None:
         outcomes.collector.append(result)
 

@@ -164,7 +164,11 @@ class Aws:
         """Forget datapoints of one namespace since a moment: the undo of a fault that produced them."""
         backend = _backend("cloudwatch")
         before = len(backend.metric_data)
-        backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and d.timestamp >= since)]
+
+        def aware(moment: datetime) -> datetime:  # moto keeps what it was given, naive or not
+            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+        backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and aware(d.timestamp) >= since)]
         return before - len(backend.metric_data)
 
 

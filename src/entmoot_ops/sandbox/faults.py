@@ -118,6 +118,22 @@ def redis_memory_pressure(sandbox: Sandbox, since: datetime) -> Callable[[], Non
     return undo
 
 
+def redis_client_pressure(sandbox: Sandbox, since: datetime, clients: int = 8) -> Callable[[], None]:
+    """Hold idle clients, then lower maxclients to just above them: little headroom, one new client still fits."""
+    admin = sandbox.redis.client()
+    original = admin.config_get("maxclients")["maxclients"]
+    held = [sandbox.redis.client() for _ in range(clients)]
+    for client in held:
+        client.ping()
+    admin.config_set("maxclients", int(admin.info("clients")["connected_clients"]) + 2)
+
+    def undo() -> None:
+        admin.config_set("maxclients", original)
+        for client in held:
+            client.close()
+    return undo
+
+
 def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> Callable[[], None]:
     client = sandbox.redis.client()
     for start in range(0, misses, 1000):
@@ -174,7 +190,7 @@ def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callabl
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, api_latency, api_degraded, ecs_stuck_rollout, alarm, replica_paused,
-                            slot_inactive, redis_memory_pressure, redis_cold_cache, rds_low_storage, rds_unavailable,
+                            slot_inactive, redis_memory_pressure, redis_client_pressure, redis_cold_cache, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions)
 }
 

@@ -48,14 +48,14 @@ class SandboxHandle:
             raise OpsError(f"sandbox control {method} /{path}: {response.json().get('error', response.text)}")
         return response.json()
 
-    def inject(self, name: str, **params: Any) -> Any:
+    def inject(self, name: str, /, **params: Any) -> Any:
         return self.control("POST", f"faults/{name}", params)
 
     def undo(self, name: str) -> Any:
         return self.control("DELETE", f"faults/{name}")
 
     @contextlib.contextmanager
-    def fault(self, name: str, **params: Any) -> Iterator[None]:
+    def fault(self, name: str, /, **params: Any) -> Iterator[None]:
         self.inject(name, **params)
         try:
             yield

@@ -1,0 +1,128 @@
+"""Fixtures for the project's own tests: one sandbox per test session, and a runner for the checks.
+
+The checks run as a real ``pytest checks/`` subprocess attached to the session's sandbox, exactly as an on-call
+engineer or CI runs them; results are read back from the junit XML the suite writes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from entmoot_ops.sandbox.handle import SandboxHandle, start
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Result:
+    check_id: str
+    nodeid: str
+    outcome: str
+    measured: str
+    threshold: str
+    remediation: str
+    message: str
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    seconds: float
+    reports: Path
+    results: list[Result] = field(default_factory=list)
+
+    def outcome(self, check_id: str) -> str:
+        outcomes = {r.outcome for r in self.results if r.check_id == check_id}
+        assert len(outcomes) == 1, f"{check_id}: outcomes {outcomes}\n{self.output[-3000:]}"
+        return outcomes.pop()
+
+    def result(self, check_id: str) -> Result:
+        return next(r for r in self.results if r.check_id == check_id)
+
+    def by_outcome(self) -> dict[str, set[str]]:
+        grouped: dict[str, set[str]] = {}
+        for r in self.results:
+            grouped.setdefault(r.outcome, set()).add(r.check_id)
+        return grouped
+
+
+def parse_junit(path: Path) -> list[Result]:
+    results = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if "check_id" not in props:
+            continue
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is None:
+            problem = case.find("skipped")
+        message = (problem.get("message") or "") if problem is not None else ""
+        results.append(Result(props["check_id"], f"{case.get('classname')}::{case.get('name')}", props["outcome"],
+                              props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""), message))
+    return results
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> SandboxHandle:
+    handle = start()
+    yield handle
+    handle.users = 1
+    handle.release()
+
+
+@pytest.fixture
+def run_checks(sandbox: SandboxHandle, tmp_path: Path):
+    """Run ``pytest checks/ ARGS`` against the session's sandbox; return a :class:`Run`."""
+    counter = iter(range(1000))
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
+        reports = tmp_path / f"reports-{next(counter)}"
+        environment = {**os.environ, "ENTMOOT_SANDBOX_STATE": str(sandbox.state_file), **(env or {})}
+        for name in list(environment):
+            if name.startswith("ENTMOOT_SANDBOX_") and name != "ENTMOOT_SANDBOX_STATE":
+                del environment[name]  # the suite must get endpoints from the sandbox itself
+        started = time.monotonic()
+        completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "--reports-dir", str(reports), *args],
+                                   cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
+        junit = reports / "junit.xml"
+        return Run(completed.returncode, completed.stdout + completed.stderr, time.monotonic() - started, reports,
+                   parse_junit(junit) if junit.exists() else [])
+
+    return run
+
+
+@pytest.fixture
+def environments(tmp_path: Path):
+    """Write a variant of sandbox.toml (text substitutions) into its own environments dir; return the dir."""
+
+    def variant(name: str = "sandbox", replace: dict[str, str] | None = None) -> Path:
+        directory = tmp_path / f"environments-{name}"
+        directory.mkdir(exist_ok=True)
+        text = (ROOT / "environments" / "sandbox.toml").read_text()
+        for old, new in (replace or {}).items():
+            assert old in text, f"{old!r} not in sandbox.toml"
+            text = text.replace(old, new)
+        (directory / f"{name}.toml").write_text(text)
+        return directory
+
+    return variant
+
+
+def api_traffic(sandbox: SandboxHandle, requests_count: int, path: str = "/api/projects/1") -> None:
+    """Real requests through the sandbox API, then make its logs and metrics visible."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}"
+    for _ in range(requests_count):
+        session.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + path, timeout=5)
+    sandbox.sync()

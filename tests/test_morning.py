@@ -1,0 +1,151 @@
+"""The morning checklist: all green on the healthy sandbox, and each check red on its own injected fault."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from conftest import api_traffic
+
+MORNING_CHECKS = {
+    "api.health", "ecs.service-steady", "alarms.none-firing", "alarms.insufficient-data", "replication.streaming",
+    "replication.slots-active", "replication.lag", "redis.reachable", "redis.hit-rate", "redis.evictions",
+    "redis.memory", "rds.available", "rds.free-storage", "api.error-rate", "jobs.pending-age", "jobs.stuck-running",
+    "postgres.connections",
+}
+
+
+def test_healthy_sandbox_passes_every_morning_check(run_checks):
+    run = run_checks("-m", "morning")
+    assert run.returncode == 0, run.output[-4000:]
+    assert {r.check_id for r in run.results} == MORNING_CHECKS
+    assert run.by_outcome() == {"pass": MORNING_CHECKS}
+    assert "entmoot checks" in run.output and "checks: 17 pass" in run.output
+
+
+@dataclass(frozen=True)
+class Fault:
+    check_id: str
+    fault: str
+    params: dict = field(default_factory=dict)
+    measured: str = ""  # a regex the failure message must contain (the measured value)
+    threshold: str = ""
+    remediation: str = ""
+    traffic: int = 0  # API requests to send while the fault is active
+    settle: float = 0.0  # seconds to let the fault develop
+    env_override: dict = field(default_factory=dict)
+
+
+FAULTS = [
+    Fault("api.health", "api_degraded", measured="measured degraded", threshold=r"in \{healthy, ok\}",
+          remediation="api.investigate-health"),
+    Fault("ecs.service-steady", "ecs_stuck_rollout", measured="running tasks: measured 2", threshold="== 3",
+          remediation="ecs.stabilise-service"),
+    Fault("alarms.none-firing", "alarm", {"name": "entmoot-rds-cpu", "reason": "CPU 93% > 80%"},
+          measured=r"entmoot-rds-cpu \(CPU 93% > 80%\): measured 1", threshold="== 0",
+          remediation="alarms.follow-alert-procedure"),
+    Fault("alarms.insufficient-data", "alarm", {"name": "entmoot-redis-memory", "state": "INSUFFICIENT_DATA",
+                                                "reason": "no datapoints"},
+          measured="entmoot-redis-memory .*measured 1", threshold="== 0", remediation="alarms.restore-metric-source"),
+    Fault("replication.slots-active", "slot_inactive", measured=r"orphaned_replica retaining \d+ bytes of WAL: measured 1",
+          threshold="== 0", remediation="replication.drop-or-reattach-slot"),
+    Fault("replication.lag", "replica_paused", measured=r"WAL replay paused on replica1: measured True",
+          threshold="== False", remediation="replication.reduce-lag"),
+    Fault("redis.reachable", "redis_client_pressure", measured=r"connected clients: measured \d+", threshold=r"< \d+(\.\d+)?",
+          remediation="redis.check-auth-and-clients"),
+    Fault("redis.hit-rate", "redis_cold_cache", measured=r"hit rate .*measured \d+\.\d+%", threshold=r"> 70\.00%",
+          remediation="redis.scale-cache"),
+    Fault("redis.evictions", "redis_memory_pressure", measured=r"evicted keys: measured [1-9]\d*", threshold="<= 0",
+          remediation="redis.scale-cache"),
+    Fault("redis.memory", "redis_memory_pressure", measured=r"used memory .*measured 9\d\.\d+%", threshold=r"< 90\.00%",
+          remediation="redis.scale-cache"),
+    Fault("rds.available", "rds_unavailable", measured="measured storage-full", threshold="== available",
+          remediation="rds.investigate-status"),
+    Fault("rds.free-storage", "rds_low_storage", {"free_ratio": 0.05}, measured=r"measured [45]\.\d+%",
+          threshold=r"> 10\.00%", remediation="rds.increase-storage"),
+    Fault("api.error-rate", "api_errors", {"rate": 1.0}, traffic=300, measured=r"error rate \(\d+ of \d+ requests\): measured \d+\.\d+%",
+          threshold=r"< 1\.00%", remediation="api.investigate-errors"),
+    Fault("jobs.pending-age", "jobs_stuck", measured=r"oldest pending job .*measured 1[12]\d(\.\d+)? min",
+          threshold="< 30 min", remediation="jobs.restart-workers"),
+    Fault("jobs.stuck-running", "jobs_stuck", measured=r"job \d+ for 180 min\): measured 1", threshold="== 0",
+          remediation="jobs.restart-workers"),
+    Fault("postgres.connections", "idle_sessions", {"count": 45}, measured=r"client connections \(\d+ of 57 usable\): measured 8\d\.\d+%",
+          threshold=r"< 80\.00%", remediation="postgres.terminate-idle-sessions"),
+]
+
+
+@pytest.mark.parametrize("case", FAULTS, ids=lambda c: f"{c.check_id}<-{c.fault}")
+def test_each_check_fails_on_its_fault(case: Fault, sandbox, run_checks):
+    with sandbox.fault(case.fault, **case.params):
+        if case.traffic:
+            api_traffic(sandbox, case.traffic)
+        time.sleep(case.settle)
+        sandbox.sync()
+        run = run_checks("-m", "morning")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.result(case.check_id)
+    assert failed.outcome == "fail", (failed, run.output[-3000:])
+    for part in (case.measured, case.threshold, f"remediation {case.remediation}"):
+        assert re.search(part, failed.message), f"{part!r} not in {failed.message!r}"
+    # The fault is visible to its check, and nothing else broke: no check errored.
+    assert "error" not in run.by_outcome(), run.by_outcome()
+
+
+def test_replica_lag_grows_while_replay_is_paused(sandbox, run_checks, environments):
+    """Real lag, not just the paused flag: with a 2 s threshold, a paused replay is over it within seconds,
+    because the primary keeps writing (its heartbeat) while the replica does not replay."""
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nreplication_lag_max_seconds = 2\n"})
+    with sandbox.fault("replica_paused"):
+        time.sleep(4)
+        run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
+    failed = run.result("replication.lag")
+    assert failed.outcome == "fail"
+    assert re.search(r"WAL replay paused on replica1: measured True", failed.message)
+
+
+def test_idle_primary_is_not_lag(sandbox, run_checks, environments):
+    """An idle primary is not lag: the replica has replayed all it received, so lag is 0 however old the last
+    transaction. The runbook's `now() - pg_last_xact_replay_timestamp()` would call this lag."""
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nreplication_lag_max_seconds = 0.5\n"})
+    run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
+    assert run.outcome("replication.lag") == "pass", run.output[-2000:]
+    assert run.result("replication.lag").measured.endswith("0 s")
+
+
+def test_replica_stopped_is_reported_as_not_streaming(sandbox, run_checks):
+    sandbox.component("replica", "stop")
+    try:
+        run = run_checks("-m", "morning", "-k", "replica_streaming")
+    finally:
+        sandbox.component("replica", "start")
+    failed = run.result("replication.streaming")
+    assert failed.outcome == "fail"
+    assert "measured not connected, threshold == streaming" in failed.message
+
+
+def test_replica_lag_from_cloudwatch_where_the_environment_is_rds(sandbox, run_checks, environments):
+    directory = environments(replace={'replica_lag_source = "postgres"': 'replica_lag_source = "cloudwatch"'})
+    run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
+    assert run.outcome("replication.lag") == "pass", run.output[-2000:]
+    assert "entmoot-sandbox-replica" in run.result("replication.lag").nodeid
+
+
+def test_too_little_traffic_is_skipped_not_passed(run_checks, environments):
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nerror_rate_min_requests = 100000000\nredis_min_lookups = 100000000\n"})
+    run = run_checks("-m", "morning", "-k", "error_rate or hit_rate", "--environments-dir", str(directory))
+    assert run.outcome("api.error-rate") == "skip"
+    assert run.outcome("redis.hit-rate") == "skip"
+    assert "too little traffic to judge" in run.result("api.error-rate").message
+    assert run.returncode == 0
+
+
+def test_error_rate_is_a_rate_of_requests_not_a_count_of_log_lines(sandbox, run_checks):
+    """Many requests with a few errors stay under 1% although the log holds dozens of ERROR lines."""
+    with sandbox.fault("api_errors", rate=0.002):
+        api_traffic(sandbox, 600)
+        run = run_checks("-m", "morning", "-k", "error_rate")
+    assert run.outcome("api.error-rate") == "pass", run.output[-2000:]
+    assert re.fullmatch(r"0\.\d+%", run.result("api.error-rate").measured)
