@@ -31,6 +31,7 @@ class Result:
     threshold: str
     remediation: str
     message: str
+    seconds: float
 
 
 @dataclass
@@ -69,7 +70,8 @@ def parse_junit(path: Path) -> list[Result]:
             problem = case.find("skipped")
         message = (problem.get("message") or "") if problem is not None else ""
         results.append(Result(props["check_id"], f"{case.get('classname')}::{case.get('name')}", props["outcome"],
-                              props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""), message))
+                              props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""), message,
+                              float(case.get("time") or 0)))
     return results
 
 

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 TASK_CONCURRENCY = 16  # requests one ECS task serves at once
 PROJECT_TTL = 300  # runbook Caching Strategy: API responses 300 s
 CONSTRAINTS_TTL = 86400  # constraint data (boundaries): 24 h
+HEALTH_TIMEOUT = 0.5  # seconds per dependency in /health
 
 
 @dataclass
@@ -70,7 +71,9 @@ class App:
         self.telemetry = Telemetry()
         self.capacity = asyncio.Semaphore(settings["desired_count"] * TASK_CONCURRENCY)
         self.capacity_total = settings["desired_count"] * TASK_CONCURRENCY
+        # check= validates a pooled connection before use, so the API recovers when PostgreSQL restarts.
         self.pool = AsyncConnectionPool(settings["dsn"], min_size=2, max_size=10, open=False, timeout=5,
+                                        check=AsyncConnectionPool.check_connection,
                                         kwargs={"connect_timeout": 2, "options": "-c statement_timeout=5000"})
         self.cache = aioredis.Redis.from_url(settings["redis_url"], password=settings["redis_password"],
                                              socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
@@ -84,16 +87,20 @@ class App:
 
     # ------------------------------------------------------------------------------------------ routes
     async def health(self, request: web.Request) -> web.Response:
-        checks = {"database": "ok", "redis": "ok"}
-        try:
-            async with self.pool.connection(timeout=2) as conn:
+        async def database() -> None:
+            async with self.pool.connection(timeout=HEALTH_TIMEOUT) as conn:
                 await conn.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - health reports, it does not crash
-            checks["database"] = f"error: {type(exc).__name__}"
-        try:
-            await self.cache.ping()
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"error: {type(exc).__name__}"
+
+        async def probe(check: Any) -> str:
+            try:
+                await asyncio.wait_for(check(), HEALTH_TIMEOUT)
+                return "ok"
+            except Exception as exc:  # noqa: BLE001 - health reports, it does not crash
+                return f"error: {type(exc).__name__}"
+
+        # Both dependencies at once, each bounded: /health must answer well within a caller's read timeout.
+        results = await asyncio.gather(probe(database), probe(self.cache.ping))
+        checks = dict(zip(("database", "redis"), results))
         healthy = all(v == "ok" for v in checks.values()) and not self.faults.degraded
         # Like many services, it answers 200 while degraded: only the body tells.
         return web.json_response({"status": "healthy" if healthy else "degraded", "version": self.version, "checks": checks})

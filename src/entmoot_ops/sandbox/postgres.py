@@ -53,7 +53,8 @@ class PostgresPair:
                   "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                   "-c", "shared_preload_libraries=pg_stat_statements", "-c", "track_io_timing=on",
                   "-c", f"max_connections={self.max_connections}", "-c", "hot_standby_feedback=on",
-                  "-c", "wal_level=replica", "-c", "max_wal_senders=6", "-c", "max_replication_slots=6"]
+                  "-c", "wal_level=replica", "-c", "max_wal_senders=6", "-c", "max_replication_slots=6",
+                  "-c", "wal_retrieve_retry_interval=500ms"]
         self.primary = Server("primary", self.root / "primary", free_port(), common)
         self.replica = Server("replica", self.root / "replica", free_port(), common)
 
@@ -98,6 +99,18 @@ class PostgresPair:
     def restart(self, server: Server) -> None:
         if server.pid is None:
             self._start(server)
+        self.wait_streaming()
+
+    def wait_streaming(self) -> None:
+        """Back to normal means the replica streams again, not merely that both servers accept connections."""
+        if self.replica.pid is None or self.primary.pid is None:
+            return
+
+        def streaming() -> bool:
+            with psycopg.connect(self.dsn("postgres", database="postgres"), connect_timeout=1) as conn:
+                return conn.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").fetchone()[0] > 0
+
+        wait_until(streaming, what="replica streaming", timeout=30)
 
     def shutdown(self, server: Server) -> None:
         stop(server.process, sig=2)  # SIGINT: PostgreSQL's "fast" shutdown

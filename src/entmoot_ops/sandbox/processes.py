@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from concurrent.futures import ThreadPoolExecutor
 import pwd
 import signal
 import socket
@@ -46,10 +47,23 @@ def chown_tree(path: Path, user: str | None) -> None:
     os.chown(path, record.pw_uid, record.pw_gid)
 
 
-def spawn(argv: list[str], *, log: Path, user: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    handle = log.open("ab")
-    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user,
-                            env=env, preexec_fn=_die_with_parent, cwd="/")
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process: every child is forked
+# from this one long-lived thread, whichever thread (a control request, a starter) asks for it.
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
+def spawn(argv: list[str], *, log: Path, user: str | None = None, stdin_line: str | None = None) -> subprocess.Popen:
+    def fork() -> subprocess.Popen:
+        handle = log.open("ab")
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.PIPE if stdin_line is not None else subprocess.DEVNULL,
+                                   user=user, preexec_fn=_die_with_parent, cwd="/")
+        if stdin_line is not None:
+            process.stdin.write((stdin_line + "\n").encode())
+            process.stdin.close()
+        return process
+
+    return _spawner.submit(fork).result()
 
 
 def run(argv: list[str], *, user: str | None = None, env: dict[str, str] | None = None) -> None:

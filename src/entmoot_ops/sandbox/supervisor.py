@@ -27,7 +27,7 @@ from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import faults
 from entmoot_ops.sandbox.agent import Agent
 from entmoot_ops.sandbox.postgres import PostgresPair
-from entmoot_ops.sandbox.processes import free_port, stop, wait_until
+from entmoot_ops.sandbox.processes import free_port, spawn, stop, wait_until
 from entmoot_ops.sandbox.redis_server import RedisServer
 
 VERSION = "1.4.2"
@@ -56,8 +56,7 @@ class Sandbox:
         self.timings[name] = round(time.monotonic() - started, 3)
 
     def start(self) -> None:
-        # Child processes are spawned from this thread only: PR_SET_PDEATHSIG fires when the *spawning thread*
-        # ends. moto runs in-process, so its start and seed overlap PostgreSQL's in a side thread.
+        # moto runs in-process: its start and seed overlap PostgreSQL's in a side thread.
         errors: list[BaseException] = []
         aws = threading.Thread(target=_capturing(lambda: self._timed("aws", self._start_aws), errors))
         aws.start()
@@ -85,12 +84,9 @@ class Sandbox:
                     "aws_endpoint": self.aws.endpoint, "aws_credentials": sandbox_aws.CREDENTIALS, "alb_dimension": self.aws.alb_dimension,
                     "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
                     "desired_count": self.aws.desired_count()}
-        log = (self.root / "api.log").open("ab")
         # Settings (with secrets) go through stdin, not argv, which any local user can read in /proc.
-        self.api_process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.sandbox.api"], stdin=subprocess.PIPE,
-                                            stdout=log, stderr=subprocess.STDOUT, cwd="/")
-        self.api_process.stdin.write((json.dumps(settings) + "\n").encode())
-        self.api_process.stdin.close()
+        self.api_process = spawn([sys.executable, "-m", "entmoot_ops.sandbox.api"], log=self.root / "api.log",
+                                 stdin_line=json.dumps(settings))
         wait_until(lambda: requests.get(f"http://127.0.0.1:{self.api_port}/health", timeout=1,
                                         headers={"Authorization": f"Bearer {self.api_token}"}).ok,
                    what="sandbox API", process=self.api_process, log=self.root / "api.log")
