@@ -26,11 +26,14 @@ def _act(ctx: RemediationContext) -> list[Change]:
     role, limit = ctx.env.postgres.application_role, _idle_limit_seconds(ctx)
     with ctx.writable.postgres(ctx.env.postgres.admin_dsn, name="primary (remediation)") as admin, measuring("PostgreSQL primary"):
         before = postgres.connection_usage(admin).client_connections
+        # MATERIALIZED: the sessions are chosen first; otherwise the planner may call pg_terminate_backend
+        # on rows before the role filter has excluded them.
         terminated = admin.execute(
-            """SELECT pid FROM pg_stat_activity
-                WHERE usename = %s AND state = 'idle' AND pid <> pg_backend_pid()
-                  AND state_change < now() - make_interval(secs => %s)
-                  AND pg_terminate_backend(pid)""",
+            """WITH idle AS MATERIALIZED (
+                   SELECT pid FROM pg_stat_activity
+                    WHERE usename = %s AND state = 'idle' AND pid <> pg_backend_pid()
+                      AND state_change < now() - make_interval(secs => %s))
+               SELECT pid FROM idle WHERE pg_terminate_backend(pid)""",
             (role, limit),
         ).fetchall()
     return [Change(f"pg_terminate_backend of {role} sessions idle > {limit:g} s",

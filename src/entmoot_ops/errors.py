@@ -12,8 +12,8 @@ class ConfigError(OpsError):
 class DependencyError(OpsError):
     """A dependency could not be measured: unreachable, timed out, refused, or answered nonsense."""
 
-    def __init__(self, dependency: str, detail: str):
-        super().__init__(f"{dependency} unreachable: {detail}")
+    def __init__(self, dependency: str, detail: str, *, reachable: bool = False):
+        super().__init__(f"{dependency} {'refused the request' if reachable else 'unreachable'}: {detail}")
         self.dependency = dependency
 
 

@@ -25,8 +25,12 @@ def measuring(dependency: str) -> Iterator[None]:
         yield
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
-        raise DependencyError(dependency, f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()) from None
+        raise DependencyError(dependency, f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(),
+                              reachable=True) from None
     except (botocore.exceptions.BotoCoreError, psycopg.Error, redis_library.RedisError, requests.RequestException,
             socket.timeout, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DependencyError(dependency, masker(f"{type(exc).__name__}: {detail}")) from None
+        # It answered, but no: a permission, a statement timeout, a bad command. Otherwise it did not answer.
+        answered = isinstance(exc, (psycopg.errors.DatabaseError, redis_library.ResponseError)) and not isinstance(
+            exc, psycopg.OperationalError)
+        raise DependencyError(dependency, masker(f"{type(exc).__name__}: {detail}"), reachable=answered) from None
