@@ -87,9 +87,7 @@ class Sandbox:
         # Settings (with secrets) go through stdin, not argv, which any local user can read in /proc.
         self.api_process = spawn([sys.executable, "-m", "entmoot_ops.sandbox.api"], log=self.root / "api.log",
                                  stdin_line=json.dumps(settings))
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.api_port}/health", timeout=1,
-                                        headers={"Authorization": f"Bearer {self.api_token}"}).ok,
-                   what="sandbox API", process=self.api_process, log=self.root / "api.log")
+        wait_until(lambda: self.api_health(), what="sandbox API", process=self.api_process, log=self.root / "api.log")
 
     def api_admin(self, path: str, body: dict) -> Any:
         response = requests.post(f"http://127.0.0.1:{self.api_port}{path}", json=body, timeout=10)
@@ -118,7 +116,14 @@ class Sandbox:
         if name not in actions or action not in ("stop", "start"):
             raise KeyError(f"unknown component action {name}/{action}")
         actions[name][0 if action == "stop" else 1]()
+        if action == "start":
+            # Started means back to normal: the API has reconnected to whatever came back.
+            wait_until(lambda: self.api_health()["status"] == "healthy", what="sandbox API healthy again", timeout=20)
         return {"component": name, "action": action}
+
+    def api_health(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.api_port}/health", timeout=2,
+                            headers={"Authorization": f"Bearer {self.api_token}"}).json()
 
     # ---------------------------------------------------------------------------------------- faults
     def inject(self, name: str, params: dict) -> dict:

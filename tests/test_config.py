@@ -1,0 +1,81 @@
+"""Configuration mistakes: one clear line naming the file and key, pytest's usage-error exit code (4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from entmoot_ops.config import load_environment
+from entmoot_ops.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["sandbox", "staging", "prod"])
+def test_shipped_environments_are_valid(name):
+    env = load_environment(name, ROOT / "environments")
+    assert env.name == name
+    assert env.thresholds.error_rate_max == 0.01 and env.thresholds.replication_lag_max_seconds == 60
+
+
+def test_prod_carries_the_runbook_names():
+    env = load_environment("prod", ROOT / "environments")
+    assert (env.ecs.cluster, env.ecs.service, env.rds.instance, env.logs.group) == (
+        "entmoot-prod", "entmoot-api", "entmoot-prod", "/ecs/entmoot-prod")
+    assert env.production and env.ecs.min_count == 3 and env.ecs.max_count == 20
+
+
+MISTAKES = [
+    ("[api]\n", "[api]\nretries = 3\n", r"api.retries: Extra inputs are not permitted"),
+    ("read_seconds = 2", 'read_seconds = "fast"', r"timeouts.read_seconds: Input should be a valid number"),
+    ("[thresholds]\n", "[thresholds]\nerror_rate_max = 5\n", r"thresholds.error_rate_max: Input should be less than or equal to 1 \(got 5\)"),
+    ('service = "entmoot-api"', 'service = "entmoot-api"\nmin_count = 9\nmax_count = 4', r"ecs: Value error, min_count 9 exceeds max_count 4"),
+    ('secret = "env:ENTMOOT_SANDBOX_API_TOKEN"', 'secret = "hunter2-literal-token"', r"api.auth.secret: String should match pattern"),
+    ("[rds]\n", "[rds\n", r"not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("old,new,message", MISTAKES, ids=["unknown-key", "wrong-type", "impossible-value",
+                                                          "inconsistent", "literal-secret", "bad-toml"])
+def test_mistake_is_one_line_with_usage_exit_code(old, new, message, environments):
+    directory = environments(replace={old: new})
+    with pytest.raises(ConfigError, match=message):
+        load_environment("sandbox", directory)
+    completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "--environments-dir", str(directory)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 4
+    errors = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: ") and "sandbox.toml" in errors[0], errors
+    assert "Traceback" not in completed.stderr
+
+
+def test_unknown_environment_names_the_known_ones():
+    completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "--env", "production"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 4
+    assert "no such environment 'production' (known: prod, sandbox, staging)" in completed.stderr
+
+
+def test_missing_secret_variable_is_an_error_outcome_naming_it(run_checks, environments):
+    directory = environments(replace={'secret = "env:ENTMOOT_SANDBOX_API_TOKEN"': 'secret = "env:ENTMOOT_NO_SUCH_TOKEN"'})
+    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory))
+    assert run.outcome("api.health") == "error"
+    assert "api.auth.secret: environment variable ENTMOOT_NO_SUCH_TOKEN is not set" in run.result("api.health").message
+
+
+def test_wrong_redis_password_is_an_error_not_a_pass(run_checks, environments, monkeypatch):
+    directory = environments(replace={'password = "env:ENTMOOT_SANDBOX_REDIS_PASSWORD"': 'password = "env:WRONG_REDIS_PASSWORD"'})
+    run = run_checks("-m", "morning", "-k", "redis_reachable", "--environments-dir", str(directory),
+                     env={"WRONG_REDIS_PASSWORD": "definitely-not-it"})
+    assert run.outcome("redis.reachable") == "error"
+    assert "Redis" in run.result("redis.reachable").message
+    assert "WRONGPASS" in run.result("redis.reachable").message or "invalid" in run.result("redis.reachable").message
+
+
+def test_no_selected_check_is_not_a_silent_pass(run_checks):
+    run = run_checks("-m", "monthly")
+    assert run.returncode == 5
+    assert "no check selected: nothing was verified" in run.output

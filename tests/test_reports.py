@@ -1,0 +1,56 @@
+"""Reports: junit for CI, Allure results an incident review can read, xdist, the terminal summary."""
+
+from __future__ import annotations
+
+import json
+
+
+def _results(run) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (run.reports / "allure-results").glob("*-result.json")]
+
+
+def test_allure_results_carry_labels_links_evidence_and_categories(sandbox, run_checks):
+    with sandbox.fault("api_degraded"):
+        run = run_checks("-m", "morning")
+    results = {next(label["value"] for label in r["labels"] if label["name"] == "check_id"): r for r in _results(run)}
+    health = results["api.health"]
+    assert health["status"] == "failed"
+    assert "measured degraded" in health["statusDetails"]["message"]
+    assert any(link["url"].endswith("#morning-checklist-start-of-business-day") for link in health["links"])
+    assert {"name": "remediation", "value": "api.investigate-health"} in health["labels"]
+    assert any(a["name"] == "GET /health" for a in health["attachments"])
+    plan_step = next(s for s in health["steps"] if s["name"].startswith("Remediation plan: api.investigate-health"))
+    assert plan_step["attachments"]
+    assert results["rds.free-storage"]["status"] == "passed"
+    directory = run.reports / "allure-results"
+    categories = json.loads((directory / "categories.json").read_text())
+    assert [c["name"] for c in categories][:3] == ["Threshold breached", "Dependency unreachable", "Misconfigured"]
+    assert "sandbox.ecs=entmoot-sandbox/entmoot-api" in (directory / "environment.properties").read_text()
+
+
+def test_unreachable_dependency_is_broken_in_allure(sandbox, run_checks):
+    sandbox.component("redis", "stop")
+    try:
+        run = run_checks("-m", "morning", "-k", "redis_reachable")
+    finally:
+        sandbox.component("redis", "start")
+    (result,) = _results(run)
+    assert result["status"] == "broken"
+    assert "Redis unreachable" in result["statusDetails"]["message"]
+
+
+def test_several_workers_and_the_summary_table(run_checks):
+    run = run_checks("-m", "morning", "-n", "2")
+    assert run.returncode == 0, run.output[-3000:]
+    assert len(run.results) == 17
+    header = next(line for line in run.output.splitlines() if line.startswith("check "))
+    assert header.split() == ["check", "env", "measured", "threshold", "outcome", "remediation"]
+    assert "checks: 17 pass" in run.output
+
+
+def test_one_run_per_environment_named(run_checks, environments):
+    directory = environments("second")
+    (directory / "sandbox.toml").write_text((directory / "second.toml").read_text())
+    run = run_checks("-m", "morning", "-k", "api_health", "--env", "sandbox", "--env", "second", "--environments-dir", str(directory))
+    assert sorted(r.nodeid.split("[")[1] for r in run.results) == ["sandbox]", "second]"]
+    assert run.returncode == 0

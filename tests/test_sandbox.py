@@ -1,0 +1,150 @@
+"""The sandbox itself: loopback only, PostgreSQL unprivileged, what it adds to moto, its control interface, its CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import psycopg
+import pytest
+import requests
+import testinfra
+
+from entmoot_ops.errors import OpsError
+from entmoot_ops.sandbox import aws as sandbox_aws
+from conftest import ROOT
+
+
+@pytest.fixture
+def host():
+    return testinfra.get_host("local://")
+
+
+def test_every_server_listens_on_loopback_only(sandbox, host):
+    for name, port in sandbox.state["ports"].items():
+        assert host.socket(f"tcp://127.0.0.1:{port}").is_listening, name
+        assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening, name
+
+
+def test_postgres_runs_unprivileged(sandbox, host):
+    for server in ("primary", "replica"):
+        process = host.process.get(pid=sandbox.pids[server])
+        assert process.comm == "postgres"
+        assert process.user != "root" or os.geteuid() != 0
+
+
+def test_primary_and_replica_stream_with_the_entmoot_schema(sandbox):
+    with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_REPLICA1_DSN"]) as replica:
+        assert replica.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        assert replica.execute("SELECT count(*) FROM buildings").fetchone()[0] == 20000
+        assert replica.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_buildings_location'").fetchone()[0].endswith(
+            "USING gist (geom)")
+    with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_PRIMARY_DSN"]) as primary:
+        assert "pg_stat_statements" in primary.execute("SHOW shared_preload_libraries").fetchone()[0]
+
+
+def _aws(sandbox, service):
+    return boto3.client(service, endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        **sandbox_aws.CREDENTIALS)
+
+
+def test_ecs_rollout_is_settled_and_can_be_held_in_progress(sandbox):
+    """moto never rolls out; the sandbox settles the service like ECS, or holds it in progress."""
+    def primary():
+        service = _aws(sandbox, "ecs").describe_services(cluster="entmoot-sandbox", services=["entmoot-api"])["services"][0]
+        return service["runningCount"], service["desiredCount"], service["deployments"][0]["rolloutState"]
+
+    assert primary() == (3, 3, "COMPLETED")
+    with sandbox.fault("ecs_stuck_rollout"):
+        assert primary() == (2, 3, "IN_PROGRESS")
+    assert primary() == (3, 3, "COMPLETED")
+
+
+def test_agent_publishes_cache_metrics_measured_from_real_redis(sandbox):
+    import redis
+
+    client = redis.Redis.from_url(sandbox.env["ENTMOOT_SANDBOX_REDIS_URL"], password=sandbox.env["ENTMOOT_SANDBOX_REDIS_PASSWORD"])
+    sandbox.sync()
+    start = datetime.now(timezone.utc)
+    for i in range(57):
+        client.get(f"sandbox:test-miss:{i}")
+    sandbox.sync()
+    points = _aws(sandbox, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/ElastiCache", MetricName="CacheMisses", Dimensions=[{"Name": "CacheClusterId", "Value": sandbox_aws.REDIS_NODE}],
+        StartTime=start, EndTime=datetime.now(timezone.utc) + timedelta(seconds=2), Period=1, Statistics=["Sum"])["Datapoints"]
+    assert sum(p["Sum"] for p in points) >= 57
+
+
+def test_agent_publishes_free_storage_from_real_database_size(sandbox):
+    with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_PRIMARY_DSN"]) as primary:
+        used = int(primary.execute("SELECT sum(pg_database_size(datname)) FROM pg_database").fetchone()[0])
+    sandbox.sync()
+    cloudwatch = _aws(sandbox, "cloudwatch")
+    now = datetime.now(timezone.utc)
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/RDS", MetricName="FreeStorageSpace", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "entmoot-sandbox"}],
+        StartTime=now - timedelta(seconds=30), EndTime=now + timedelta(seconds=2), Period=60, Statistics=["Maximum"])["Datapoints"]
+    allocated = _aws(sandbox, "rds").describe_db_instances(DBInstanceIdentifier="entmoot-sandbox")["DBInstances"][0]["AllocatedStorage"]
+    assert abs(max(p["Maximum"] for p in points) - (allocated * 1024**3 - used)) < 64 * 1024**2
+
+
+def test_api_writes_access_logs_and_alb_metrics(sandbox):
+    token = sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"]
+    start = datetime.now(timezone.utc)
+    assert requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/7", timeout=5).status_code == 401
+    assert requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/7", timeout=5,
+                        headers={"Authorization": f"Bearer {token}"}).json()["id"] == 7
+    sandbox.sync()
+    events = _aws(sandbox, "logs").filter_log_events(logGroupName=sandbox_aws.LOG_GROUP, filterPattern="projects",
+                                                     startTime=int(start.timestamp() * 1000))["events"]
+    assert any("path=/api/projects/7 status=200" in e["message"] for e in events)
+
+
+def test_metric_history_exists_for_baselines(sandbox):
+    now = datetime.now(timezone.utc)
+    points = _aws(sandbox, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/ApplicationELB", MetricName="RequestCount",
+        Dimensions=[{"Name": "LoadBalancer", "Value": sandbox.state["env"]["ENTMOOT_SANDBOX_API_URL"] and
+                     _aws(sandbox, "elbv2").describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"].split(":loadbalancer/")[1]}],
+        StartTime=now - timedelta(days=7), EndTime=now - timedelta(days=6), Period=3600, Statistics=["Sum"])["Datapoints"]
+    assert len(points) >= 20
+
+
+def test_control_interface_says_what_is_wrong(sandbox):
+    with pytest.raises(OpsError, match="unknown fault 'no_such_fault'"):
+        sandbox.inject("no_such_fault")
+    with pytest.raises(OpsError, match="fault api_latency is not active"):
+        sandbox.undo("api_latency")
+    with sandbox.fault("api_latency", ms=50):
+        with pytest.raises(OpsError, match="fault api_latency is already active"):
+            sandbox.inject("api_latency")
+    assert sandbox.control("GET", "state")["faults"] == []
+
+
+def test_sandbox_up_prints_endpoints_and_stops_cleanly(tmp_path):
+    state_file = tmp_path / "state.json"
+    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.cli", "sandbox", "up", "--state-file", str(state_file)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("# Ctrl-C"):
+            lines.append(process.stdout.readline().strip())
+            assert process.poll() is None, process.stderr.read()
+        exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert exports["ENTMOOT_SANDBOX_STATE"] == str(state_file)
+        assert {"DATABASE_URL", "REDIS_URL", "REDISCLI_AUTH", "API_URL", "API_TOKEN"} <= exports.keys()
+        supervisor = json.loads(state_file.read_text())["pids"]["supervisor"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(supervisor, 0)
+    assert not state_file.exists()
