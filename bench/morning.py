@@ -1,0 +1,67 @@
+"""Prints the sandbox's start-up time, the morning checklist's warm wall time, and the AWS calls of each check.
+
+Targets on the 2-core machine: sandbox up <= 10 s, warm morning checklist <= 5 s.
+Usage: python bench/morning.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from entmoot_ops.sandbox.handle import start
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_morning(state_file: Path, reports: Path, *extra: str, env: dict | None = None) -> tuple[float, float, str]:
+    started = time.monotonic()
+    completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "-q", "--reports-dir", str(reports), *extra],
+                               cwd=ROOT, capture_output=True, text=True,
+                               env={**os.environ, "ENTMOOT_SANDBOX_STATE": str(state_file), **(env or {})})
+    wall = time.monotonic() - started
+    session = re.search(r"in ([\d.]+)s", completed.stdout.splitlines()[-1])
+    return wall, float(session.group(1)) if session else float("nan"), completed.stdout.splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    started = time.monotonic()
+    handle = start()
+    up = time.monotonic() - started
+    handle.users = 1
+    try:
+        print(f"sandbox up: {up:.2f} s  (components: {handle.state['timings']})  target <= 10 s")
+        with tempfile.TemporaryDirectory() as scratch:
+            reports = Path(scratch)
+            cold = run_morning(handle.state_file, reports / "cold")
+            print(f"morning, first run: wall {cold[0]:.2f} s, pytest session {cold[1]:.2f} s  [{cold[2]}]")
+            warm = [run_morning(handle.state_file, reports / f"warm{i}") for i in range(runs)]
+            walls = sorted(w for w, _, _ in warm)
+            sessions = sorted(s for _, s, _ in warm)
+            print(f"morning, warm ({runs} runs): wall median {walls[len(walls) // 2]:.2f} s (min {walls[0]:.2f}, max {walls[-1]:.2f}); "
+                  f"pytest session median {sessions[len(sessions) // 2]:.2f} s  target <= 5 s")
+            counts = reports / "aws-calls.json"
+            run_morning(handle.state_file, reports / "calls", "-p", "aws_calls",
+                        env={"BENCH_AWS_CALLS": str(counts), "PYTHONPATH": str(ROOT / "bench")})
+            calls = json.loads(counts.read_text())
+            print("AWS API calls per check:")
+            for check, operations in sorted(calls.items()):
+                detail = ", ".join(f"{op} x{n}" for op, n in sorted(operations.items()))
+                print(f"  {check:26} {sum(operations.values()):3}  {detail}")
+            print(f"  {'total':26} {sum(sum(o.values()) for o in calls.values()):3}")
+    finally:
+        handle.release()
+
+
+if __name__ == "__main__":
+    main()
