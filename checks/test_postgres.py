@@ -6,16 +6,20 @@ from entmoot_ops.check import check, evidence, expect
 from entmoot_ops.probes import postgres
 
 
+def _job_queue(env) -> postgres.JobQueue:
+    with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
+        queue = postgres.job_queue(primary, env.thresholds.job_running_max_minutes * 60)
+    evidence("optimization_jobs", queue)
+    return queue
+
+
 @pytest.mark.morning
 @check(id="jobs.pending-age", title="Oldest pending optimisation job is recent",
        section="morning-checklist-start-of-business-day", severity="high", remediation="jobs.restart-workers")
 def test_pending_jobs_not_stale(env):
-    thresholds = env.thresholds
-    with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
-        queue = postgres.job_queue(primary, thresholds.job_running_max_minutes * 60)
-    evidence("optimization_jobs", queue)
+    queue = _job_queue(env)
     expect(f"age of oldest pending job ({queue.pending} pending, {queue.running} running)",
-           (queue.oldest_pending_seconds or 0.0) / 60, "<", thresholds.job_pending_max_age_minutes, unit="min")
+           (queue.oldest_pending_seconds or 0.0) / 60, "<", env.thresholds.job_pending_max_age_minutes, unit="min")
 
 
 @pytest.mark.morning
@@ -23,9 +27,7 @@ def test_pending_jobs_not_stale(env):
        section="morning-checklist-start-of-business-day", severity="high", remediation="jobs.restart-workers")
 def test_no_stuck_jobs(env):
     thresholds = env.thresholds
-    with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
-        queue = postgres.job_queue(primary, thresholds.job_running_max_minutes * 60)
-    evidence("optimization_jobs running too long", queue)
+    queue = _job_queue(env)
     stuck = ", ".join(f"job {i} for {s / 60:.0f} min" for i, s in queue.stuck_running)
     expect(f"jobs running longer than {thresholds.job_running_max_minutes:g} min" + (f" ({stuck})" if stuck else ""),
            len(queue.stuck_running), "==", 0)
