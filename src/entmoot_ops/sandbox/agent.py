@@ -31,6 +31,7 @@ class Agent:
     interval: float = 2.0
     storage_fill_bytes: int = 0  # the low-storage fault's simulated bulk data
     stuck_rollout: bool = False
+    rollout_moving: bool = False
     _last_redis: dict[str, int] = field(default_factory=dict)
     _last_cpu: tuple[float, float] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,7 +67,7 @@ class Agent:
         self.sandbox.aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=data)
 
     def _settle(self) -> None:
-        self.sandbox.aws.settle_service(stuck=self.stuck_rollout)
+        self.rollout_moving = self.sandbox.aws.settle_service(stuck=self.stuck_rollout)
 
     def _query(self, server: Any, sql: str, role: str = "postgres") -> Any:
         pg = self.sandbox.postgres

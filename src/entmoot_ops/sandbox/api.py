@@ -36,6 +36,12 @@ class Faults:
     latency_ms: float = 0.0
     degraded: bool = False
     worker_paused: bool = False
+    # A bad release: {version: {"error_rate": .., "latency_ms": ..}}, in force while that version runs.
+    versions: dict = field(default_factory=dict)
+
+    def effective(self, version: str) -> tuple[float, float]:
+        bad = self.versions.get(version, {})
+        return max(self.error_rate, bad.get("error_rate", 0.0)), max(self.latency_ms, bad.get("latency_ms", 0.0))
 
 
 @dataclass
@@ -158,7 +164,7 @@ class App:
             if not hasattr(self.faults, name):
                 raise web.HTTPBadRequest(text=f"unknown fault {name}")
             setattr(self.faults, name, type(getattr(self.faults, name))(value))
-        return web.json_response(self.faults.__dict__)
+        return web.json_response({**self.faults.__dict__, "version": self.version})
 
     async def flush_now(self, request: web.Request) -> web.Response:
         await self.flush()
@@ -175,9 +181,10 @@ class App:
             try:
                 if request.headers.get("Authorization") != f"Bearer {self.settings['token']}":
                     raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
-                if self.faults.latency_ms:
-                    await asyncio.sleep(self.faults.latency_ms / 1000)
-                if request.path.startswith("/api/") and random.random() < self.faults.error_rate:
+                error_rate, latency_ms = self.faults.effective(self.version)
+                if latency_ms:
+                    await asyncio.sleep(latency_ms / 1000)
+                if request.path.startswith("/api/") and random.random() < error_rate:
                     raise RuntimeError("DatabaseError: could not obtain connection from pool (injected)")
                 response = await handler(request)
                 status = response.status
@@ -223,15 +230,25 @@ class App:
             except Exception as exc:  # noqa: BLE001 - the AWS endpoint may be stopped by a test
                 print(f"flush failed: {exc}", file=sys.stderr, flush=True)
 
-    async def follow_desired_count(self) -> None:
+    async def follow_service(self) -> None:
+        """Like the fleet behind the ALB: capacity follows the desired count, and the version answered is the
+        image tag of the PRIMARY deployment once its rollout has completed."""
         loop = asyncio.get_running_loop()
+        task_definition = None
         while True:
-            await asyncio.sleep(2)
+            await asyncio.sleep(1)
             try:
                 answer = await loop.run_in_executor(None, lambda: self.ecs.describe_services(
                     cluster=self.settings["cluster"], services=[self.settings["service"]]))
-                total = answer["services"][0]["desiredCount"] * TASK_CONCURRENCY
-            except Exception:  # noqa: BLE001 - keep the last known capacity
+                service = answer["services"][0]
+                primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+                if primary.get("rolloutState") == "COMPLETED" and primary["taskDefinition"] != task_definition:
+                    definition = await loop.run_in_executor(None, lambda: self.ecs.describe_task_definition(
+                        taskDefinition=primary["taskDefinition"]))
+                    self.version = definition["taskDefinition"]["containerDefinitions"][0]["image"].rsplit(":", 1)[1]
+                    task_definition = primary["taskDefinition"]
+                total = service["desiredCount"] * TASK_CONCURRENCY
+            except Exception:  # noqa: BLE001 - keep the last known state while AWS is away
                 continue
             while total > self.capacity_total:
                 self.capacity.release()
@@ -263,7 +280,7 @@ class App:
             self.logs.create_log_stream(logGroupName=self.settings["log_group"], logStreamName=self.log_stream)
         except Exception as exc:  # noqa: BLE001
             print(f"log stream: {exc}", file=sys.stderr, flush=True)
-        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_desired_count, self.worker)]
+        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_service, self.worker)]
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware])

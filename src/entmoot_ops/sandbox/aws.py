@@ -7,8 +7,11 @@ place that touches them.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +20,8 @@ import boto3
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
+
+from entmoot_ops.sandbox import moto_extensions
 
 REGION = "us-east-1"
 # moto accepts any keys; these are long and unlikely so that masking them never blanks ordinary words.
@@ -34,6 +39,9 @@ ALARMS = ("entmoot-api-error-rate", "entmoot-api-p95-latency", "entmoot-rds-cpu"
           "entmoot-rds-replica-lag", "entmoot-redis-memory")
 DESIRED = 3
 ALLOCATED_GIB = 20
+ACCOUNT = DEFAULT_ACCOUNT_ID
+DEPLOY_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/entmoot-deploy/github-actions"
+MONITOR_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/entmoot-ops-readonly/oncall"
 
 
 def _backend(service: str) -> Any:
@@ -56,6 +64,7 @@ class Aws:
 
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_extensions.install()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
         self.server.start()
         self.port = self.server.get_host_and_port()[1]
@@ -67,24 +76,20 @@ class Aws:
 
     # ----------------------------------------------------------------------------------------------- seed
     def seed(self) -> None:
-        image = f"{DEFAULT_ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{ECR_REPO}:{self.version}"
-        ecr = self.client("ecr")
-        ecr.create_repository(repositoryName=ECR_REPO)
-        ecr.put_image(repositoryName=ECR_REPO, imageTag=self.version,
-                      imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
-                      imageManifest='{"schemaVersion": 2, "config": {"digest": "sha256:' + "0" * 64 + '"}}')
+        self.client("ecr").create_repository(repositoryName=ECR_REPO)
         ecs = self.client("ecs")
         ecs.create_cluster(clusterName=CLUSTER)
-        ecs.register_task_definition(family=SERVICE, containerDefinitions=[
-            {"name": "api", "image": image, "memory": 1024, "cpu": 512, "portMappings": [{"containerPort": 8000}]}])
-        ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=SERVICE, desiredCount=DESIRED)
-        self.settle_service()
+        ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=self.register_version(self.version),
+                           desiredCount=DESIRED)
+        while self.settle_service():
+            pass
 
         rds = self.client("rds")
         rds.create_db_instance(DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass="db.r6i.xlarge", Engine="postgres",
                                EngineVersion="15.8", AllocatedStorage=ALLOCATED_GIB, MaxAllocatedStorage=500,
                                MasterUsername="postgres", MasterUserPassword="not-used-here", BackupRetentionPeriod=7)
         rds.create_db_instance_read_replica(DBInstanceIdentifier=DB_REPLICA, SourceDBInstanceIdentifier=DB_INSTANCE)
+        self.seed_snapshots()
 
         ec2 = self.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
@@ -109,8 +114,70 @@ class Aws:
                                         Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
             cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="sandbox: healthy")
         self.seed_history()
+        self.seed_trail()
 
-    def seed_history(self, days: int = 7) -> None:
+    def register_version(self, version: str) -> str:
+        """An image tag in ECR and a task-definition revision that runs it, as a pipeline would leave them."""
+        image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{ECR_REPO}:{version}"
+        ecr = self.client("ecr")
+        if not ecr.batch_get_image(repositoryName=ECR_REPO, imageIds=[{"imageTag": version}])["images"]:
+            digest = uuid.uuid5(uuid.NAMESPACE_URL, version).hex * 2
+            ecr.put_image(repositoryName=ECR_REPO, imageTag=version,
+                          imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+                          imageManifest=json.dumps({"schemaVersion": 2, "config": {"digest": f"sha256:{digest}"}}))
+        definition = self.client("ecs").register_task_definition(family=SERVICE, containerDefinitions=[
+            {"name": "api", "image": image, "memory": 1024, "cpu": 512, "portMappings": [{"containerPort": 8000}]}])
+        return definition["taskDefinition"]["taskDefinitionArn"]
+
+    def deploy(self, version: str) -> str:
+        """What the user's pipeline does: register the revision and point the service at it."""
+        arn = self.register_version(version)
+        self.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)
+        return arn
+
+    def seed_snapshots(self) -> None:
+        """Automated snapshots inserted oldest first, so that ``DBSnapshots[0]`` (the runbook) is the oldest."""
+        backend = _backend("rds")
+        now = datetime.now(timezone.utc)
+        first = next(iter(backend.database_snapshots.values()))
+        first.created = now - timedelta(days=3, hours=2)
+        for hours in (50, 26, 2):
+            at = now - timedelta(hours=hours)
+            snapshot = backend.create_auto_snapshot(DB_INSTANCE, f"rds:{DB_INSTANCE}-{at:%Y-%m-%d-%H-%M}")
+            snapshot.created = at
+
+    def set_snapshot_times(self, shift: timedelta) -> None:
+        for snapshot in _backend("rds").database_snapshots.values():
+            snapshot.created = snapshot.created + shift
+
+    def set_restore_lag(self, seconds: float) -> None:
+        _backend("rds").databases[DB_INSTANCE].sandbox_restore_lag_seconds = seconds
+
+    def seed_trail(self) -> None:
+        """A normal day: deploys by the pipeline role, reads by the on-call role."""
+        now = datetime.now(timezone.utc)
+        events = [trail_event("DescribeServices", "ecs.amazonaws.com", MONITOR_ROLE, now - timedelta(hours=h), read_only=True)
+                  for h in range(1, 24)]
+        for h in (20, 8):
+            at = now - timedelta(hours=h)
+            events += [trail_event("PutImage", "ecr.amazonaws.com", DEPLOY_ROLE, at),
+                       trail_event("RegisterTaskDefinition", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=20)),
+                       trail_event("UpdateService", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=30))]
+        moto_extensions.add_trail_events(events)
+
+    def scale_metric(self, namespace: str, metric: str, since: datetime, factor: float) -> Any:
+        """Multiply stored datapoints of a metric since a moment; returns the undo."""
+        changed = [d for d in _backend("cloudwatch").metric_data
+                   if d.namespace == namespace and d.name == metric and _aware(d.timestamp) >= since]
+        for datum in changed:
+            datum.value *= factor
+
+        def undo() -> None:
+            for datum in changed:
+                datum.value /= factor
+        return undo
+
+    def seed_history(self, days: int = 8) -> None:
         """Traffic history: hourly for a week, per minute for the last hour, so windows and baselines exist."""
         now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         rng = random.Random(7)
@@ -138,18 +205,45 @@ class Aws:
         put_metrics(self.client("cloudwatch"), "AWS/ElastiCache", cache)
 
     # ----------------------------------------------------------------------- state moto does not simulate
-    def settle_service(self, *, stuck: bool = False) -> None:
-        """What ECS does after a while: tasks reach the desired count and the rollout completes."""
-        service = _backend("ecs").services[f"{CLUSTER}:{SERVICE}"]
+    def settle_service(self, *, stuck: bool = False) -> bool:
+        """One scheduler step, as ECS would take it: a new task definition starts a PRIMARY deployment that
+        gains tasks while the old one drains, then completes; a new desired count is reached step by step.
+        ``stuck`` holds the PRIMARY rollout one task short. Returns True while something is still moving."""
+        backend = _backend("ecs")
+        service = backend.services[f"{CLUSTER}:{SERVICE}"]
+        wanted = backend.describe_task_definition(service.task_definition).arn
+        deployments = service.deployments
+        primary = next(d for d in deployments if d["status"] == "PRIMARY")
+        now = datetime.now(timezone.utc)
+        if primary["taskDefinition"] != wanted:
+            primary["status"] = "ACTIVE"
+            primary = {**primary, "id": f"ecs-svc/{random.randint(10**17, 10**18)}", "status": "PRIMARY",
+                       "taskDefinition": wanted, "runningCount": 0, "failedTasks": 0, "createdAt": now,
+                       "rolloutState": "IN_PROGRESS", "rolloutStateReason": "ECS deployment in progress."}
+            deployments.insert(0, primary)
         desired = service.desired_count
-        running = max(desired - 1, 0) if stuck else desired
-        service.running_count, service.pending_count = running, desired - running
-        for deployment in service.deployments:
-            if deployment["status"] == "PRIMARY":
-                deployment.update(desiredCount=desired, runningCount=running, pendingCount=desired - running,
-                                  rolloutState="IN_PROGRESS" if stuck else "COMPLETED",
-                                  rolloutStateReason="ECS deployment in progress." if stuck else
-                                  "ECS deployment completed.")
+        step = max(1, math.ceil(desired / 2))
+        ceiling = desired - 1 if stuck else desired
+        running = primary["runningCount"]
+        primary["runningCount"] = min(running + step, ceiling) if running < ceiling else min(running, ceiling)
+        for old in [d for d in deployments if d is not primary]:
+            old["runningCount"] = max(0, old["runningCount"] - step)
+            old["desiredCount"] = 0
+            if old["runningCount"] == 0:
+                deployments.remove(old)
+        done = primary["runningCount"] == desired and len(deployments) == 1
+        primary.update(desiredCount=desired, pendingCount=desired - primary["runningCount"], updatedAt=now)
+        if done:
+            primary.update(rolloutState="COMPLETED", rolloutStateReason="ECS deployment completed.")
+        elif stuck:
+            primary.update(rolloutState="IN_PROGRESS", rolloutStateReason="ECS deployment in progress.")
+        service.running_count = sum(d["runningCount"] for d in deployments)
+        service.pending_count = primary["pendingCount"]
+        return not done
+
+    def service_task_definition(self) -> str:
+        backend = _backend("ecs")
+        return backend.describe_task_definition(backend.services[f"{CLUSTER}:{SERVICE}"].task_definition).arn
 
     def desired_count(self) -> int:
         return _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].desired_count
@@ -164,12 +258,29 @@ class Aws:
         """Forget datapoints of one namespace since a moment: the undo of a fault that produced them."""
         backend = _backend("cloudwatch")
         before = len(backend.metric_data)
-
-        def aware(moment: datetime) -> datetime:  # moto keeps what it was given, naive or not
-            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-        backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and aware(d.timestamp) >= since)]
+        backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and _aware(d.timestamp) >= since)]
         return before - len(backend.metric_data)
+
+
+def _aware(moment: datetime) -> datetime:
+    """moto keeps timestamps as it was given them, naive or not."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def trail_event(name: str, source: str, principal: str, at: datetime, *, read_only: bool = False,
+                user_type: str = "AssumedRole", error_code: str | None = None, request: dict | None = None,
+                additional: dict | None = None) -> dict[str, Any]:
+    """A CloudTrail event as LookupEvents returns it, with the record in CloudTrailEvent."""
+    event_id = str(uuid.uuid4())
+    record = {"eventVersion": "1.08", "eventID": event_id, "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "eventSource": source, "eventName": name, "awsRegion": REGION, "readOnly": read_only,
+              "userIdentity": {"type": user_type, "arn": principal, "accountId": ACCOUNT},
+              "requestParameters": request, "additionalEventData": additional}
+    if error_code:
+        record.update(errorCode=error_code, errorMessage=f"User: {principal} is not authorized")
+    return {"EventId": event_id, "EventName": name, "ReadOnly": "true" if read_only else "false", "EventTime": at,
+            "EventSource": source, "Username": principal.rsplit("/", 1)[-1], "Resources": [],
+            "CloudTrailEvent": json.dumps(record)}
 
 
 def put_metrics(cloudwatch: Any, namespace: str, data: list[dict]) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from entmoot_ops.sandbox import aws as sandbox_aws
+from entmoot_ops.sandbox import moto_extensions
+from entmoot_ops.sandbox.processes import wait_until
 
 if TYPE_CHECKING:
     from entmoot_ops.sandbox.supervisor import Sandbox
@@ -31,7 +33,7 @@ class Active:
 
 def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
-    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False}
+    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {}}
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
@@ -188,10 +190,82 @@ def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callabl
     return undo
 
 
+def _wait_for_version(sandbox: Sandbox, version: str) -> None:
+    wait_until(lambda: sandbox.api_health()["version"] == version and not sandbox.agent.rollout_moving,
+               what=f"rollout of {version}", timeout=30)
+
+
+def deploy(sandbox: Sandbox, since: datetime, version: str = "1.5.0", error_rate: float = 0.0, latency_ms: float = 0.0,
+           wait: bool = True) -> Callable[[], None]:
+    """A release as the user's pipeline makes it (new image tag, new revision, service updated); the sandbox
+    rolls it out over a few seconds. ``error_rate``/``latency_ms`` make it a bad release. Undo returns the
+    service to the revision it ran before and forgets the release's traffic metrics."""
+    baseline_version = sandbox.api_health()["version"]
+    baseline = sandbox.aws.service_task_definition()
+    if error_rate or latency_ms:
+        sandbox.api_admin("/_sandbox/faults", {"versions": {version: {"error_rate": error_rate, "latency_ms": latency_ms}}})
+    sandbox.aws.deploy(version)
+    if wait:
+        _wait_for_version(sandbox, version)
+
+    def undo() -> None:
+        sandbox.aws.client("ecs").update_service(cluster=sandbox_aws.CLUSTER, service=sandbox_aws.SERVICE, taskDefinition=baseline)
+        _wait_for_version(sandbox, baseline_version)
+        sandbox.api_admin("/_sandbox/faults", {"versions": {}})
+        sandbox.api_admin("/_sandbox/flush", {})
+        sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
+    return undo
+
+
+def stale_backups(sandbox: Sandbox, since: datetime, hours: float = 30) -> Callable[[], None]:
+    sandbox.aws.set_snapshot_times(-timedelta(hours=hours))
+    return lambda: sandbox.aws.set_snapshot_times(timedelta(hours=hours))
+
+
+def pitr_lag(sandbox: Sandbox, since: datetime, minutes: float = 45) -> Callable[[], None]:
+    sandbox.aws.set_restore_lag(minutes * 60)
+    return lambda: sandbox.aws.set_restore_lag(0)
+
+
+def _unusual(kind: str, principal: str | None, at: datetime) -> list[dict]:
+    account = sandbox_aws.ACCOUNT
+    user = principal or f"arn:aws:iam::{account}:user/mallory"
+    event = sandbox_aws.trail_event
+    kinds = {
+        "root_usage": lambda: [event("GetAccountSummary", "iam.amazonaws.com", f"arn:aws:iam::{account}:root", at,
+                                     read_only=True, user_type="Root")],
+        "console_no_mfa": lambda: [event("ConsoleLogin", "signin.amazonaws.com", user, at, user_type="IAMUser",
+                                         additional={"MFAUsed": "No", "LoginTo": "https://console.aws.amazon.com"})],
+        "iam_change": lambda: [event("CreateAccessKey", "iam.amazonaws.com", user, at, request={"userName": "ci-bot"})],
+        "sg_open": lambda: [event("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com", user, at, request={
+            "groupId": "sg-0db", "ipPermissions": {"items": [{"fromPort": 5432, "toPort": 5432,
+                                                               "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]}})],
+        "kms_disable": lambda: [event("ScheduleKeyDeletion", "kms.amazonaws.com", user, at, request={"keyId": "k-1"})],
+        "db_delete": lambda: [event("DeleteDBSnapshot", "rds.amazonaws.com", user, at,
+                                    request={"dBSnapshotIdentifier": "entmoot-before-migration"})],
+        "trail_stopped": lambda: [event("StopLogging", "cloudtrail.amazonaws.com", user, at, request={"name": "entmoot"})],
+        "access_denied_burst": lambda: [event("UpdateService", "ecs.amazonaws.com", user, at + timedelta(seconds=i),
+                                              error_code="AccessDenied") for i in range(30)],
+    }
+    if kind not in kinds:
+        raise KeyError(f"unknown CloudTrail event kind {kind!r} (known: {', '.join(sorted(kinds))})")
+    return kinds[kind]()
+
+
+def cloudtrail_event(sandbox: Sandbox, since: datetime, kind: str = "root_usage", principal: str | None = None,
+                     hours_ago: float = 1) -> Callable[[], None]:
+    ids = moto_extensions.add_trail_events(_unusual(kind, principal, since - timedelta(hours=hours_ago)))
+    return lambda: moto_extensions.remove_trail_events(ids)
+
+
+def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Callable[[], None]:
+    return sandbox.aws.scale_metric("AWS/ApplicationELB", "RequestCount", since - timedelta(hours=24), factor)
+
+
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, api_latency, api_degraded, ecs_stuck_rollout, alarm, replica_paused,
                             slot_inactive, redis_memory_pressure, redis_client_pressure, redis_cold_cache, rds_low_storage, rds_unavailable,
-                            jobs_stuck, idle_sessions)
+                            jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }
 
 

@@ -1,0 +1,130 @@
+"""What moto 5.2 lacks and the checks need, taught to it in-process (the sandbox's moto only).
+
+- CloudWatch ``GetMetricStatistics`` with ``ExtendedStatistics`` (pNN): moto ignores them. Percentiles are
+  computed by nearest rank from the raw datapoints moto stores (``Values``/``Counts`` are stored expanded).
+- RDS ``LatestRestorableTime``: moto always answers "now"; the sandbox can hold it back (a PITR lag fault).
+- CloudTrail ``LookupEvents``: not implemented; served from the sandbox's event store, newest first, with
+  ``LookupAttributes`` (one attribute, as AWS allows), ``StartTime``/``EndTime`` and ``MaxResults``/``NextToken``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from moto.cloudtrail.responses import CloudTrailResponse
+from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.utils import utcnow
+from moto.rds.models import DBInstance
+
+_installed = False
+_lock = threading.Lock()
+# CloudTrail events as LookupEvents returns them, with EventTime a datetime (UTC).
+trail_events: list[dict[str, Any]] = []
+LOOKUP_KEYS = {"EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource", "AccessKeyId"}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _get_metric_statistics(self: CloudWatchResponse) -> Any:
+    extended = self._get_param("ExtendedStatistics", [])
+    if not extended:
+        return _original_get_metric_statistics(self)
+    statistics = self._get_param("Statistics", [])
+    buckets = self.cloudwatch_backend.get_metric_statistics(
+        self._get_param("Namespace"), self._get_param("MetricName"), self._get_param("StartTime"),
+        self._get_param("EndTime"), self._get_int_param("Period"), statistics or ["SampleCount"],
+        unit=self._get_param("Unit"), dimensions=self._get_param("Dimensions", []))
+    datapoints = []
+    for bucket in buckets:
+        values = bucket.metric_single_values_list
+        if not values:
+            continue
+        point: dict[str, Any] = {"Timestamp": bucket.timestamp, "Unit": bucket.unit or "None",
+                                 "ExtendedStatistics": {name: percentile(values, float(name[1:])) for name in extended}}
+        for name in statistics:
+            point[name] = bucket.get_statistics_for_type(name)
+        datapoints.append(point)
+    from moto.core.responses import ActionResult
+
+    return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": datapoints})
+
+
+def _latest_restorable_time(self: DBInstance) -> datetime:
+    return utcnow() - timedelta(seconds=getattr(self, "sandbox_restore_lag_seconds", 0))
+
+
+def _lookup_events(self: CloudTrailResponse) -> str:
+    body = json.loads(self.body or "{}")
+    start = _moment(body.get("StartTime"), datetime.min.replace(tzinfo=timezone.utc))
+    end = _moment(body.get("EndTime"), datetime.now(timezone.utc))
+    attributes = body.get("LookupAttributes") or []
+    if len(attributes) > 1:
+        return self._error("InvalidLookupAttributesException", "You can only specify one lookup attribute.")
+    attribute = attributes[0] if attributes else None
+    if attribute and attribute["AttributeKey"] not in LOOKUP_KEYS:
+        return self._error("InvalidLookupAttributesException", f"Unknown attribute key {attribute['AttributeKey']}")
+    with _lock:
+        matching = [e for e in trail_events if start <= e["EventTime"] <= end
+                    and (attribute is None or _attribute_value(e, attribute["AttributeKey"]) == attribute["AttributeValue"])]
+    matching.sort(key=lambda e: e["EventTime"], reverse=True)
+    size = min(int(body.get("MaxResults") or 50), 50)
+    offset = int(body.get("NextToken") or 0)
+    page = matching[offset:offset + size]
+    answer: dict[str, Any] = {"Events": [{**e, "EventTime": e["EventTime"].timestamp()} for e in page]}
+    if offset + size < len(matching):
+        answer["NextToken"] = str(offset + size)
+    return json.dumps(answer)
+
+
+def _attribute_value(event: dict[str, Any], key: str) -> str | None:
+    if key in ("ResourceType", "ResourceName"):
+        return next((r.get(key) for r in event.get("Resources", []) if r.get(key)), None)
+    return event.get(key)
+
+
+def _moment(value: Any, default: datetime) -> datetime:
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _error(self: CloudTrailResponse, code: str, message: str) -> Any:
+    from moto.core.exceptions import JsonRESTError
+
+    raise JsonRESTError(code, message)
+
+
+_original_get_metric_statistics = CloudWatchResponse.get_metric_statistics
+
+
+def install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        CloudWatchResponse.get_metric_statistics = _get_metric_statistics
+        DBInstance.latest_restorable_time = property(_latest_restorable_time)
+        CloudTrailResponse.lookup_events = _lookup_events
+        CloudTrailResponse._error = _error
+        _installed = True
+
+
+def add_trail_events(events: list[dict[str, Any]]) -> list[str]:
+    with _lock:
+        trail_events.extend(events)
+    return [e["EventId"] for e in events]
+
+
+def remove_trail_events(ids: list[str]) -> None:
+    wanted = set(ids)
+    with _lock:
+        trail_events[:] = [e for e in trail_events if e["EventId"] not in wanted]
