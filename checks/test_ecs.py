@@ -7,6 +7,7 @@ from entmoot_ops.probes import ecs
 
 
 @pytest.mark.morning
+@pytest.mark.evening
 @pytest.mark.handoff
 @check(id="ecs.service-steady", title="ECS service steady on one completed deployment", section="quick-reference",
        severity="critical", remediation="ecs.stabilise-service")
@@ -18,3 +19,4 @@ def test_ecs_service_steady(env):
     expect("PRIMARY deployments", len(state.primary), "==", 1)
     expect("deployments in flight", len(state.deployments), "==", 1)
     expect("PRIMARY rollout state", state.primary[0].rollout_state or "(none)", "==", "COMPLETED")
+    expect("failed tasks of the PRIMARY deployment", state.primary[0].failed_tasks, "==", 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -145,6 +146,50 @@ class Thresholds(Strict):
     job_pending_max_age_minutes: Annotated[float, Field(gt=0)] = 30
     job_running_max_minutes: Annotated[float, Field(gt=0)] = 60
     idle_session_max_minutes: Annotated[float, Field(gt=0)] = 30  # Connection Pool Exhaustion, solution 2
+    backup_max_age_hours: Annotated[float, Field(gt=0)] = 24  # Evening [1]: "Backup is ... hours old" > 24
+    pitr_max_lag_minutes: Annotated[float, Field(gt=0)] = 15  # RDS ships transaction logs every 5 min
+    traffic_change_max_ratio: Annotated[float, Field(gt=1)] = 2.0  # 24 h vs the same 24 h a week earlier
+    latency_p95_max_ms: Annotated[float, Field(gt=0)] = 500  # Scaling: "Request latency p95 > 500ms"
+    latency_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+
+
+ACTIVITY_RULES = ("root-account-usage", "console-login-without-mfa", "iam-change", "security-group-open-to-world",
+                  "kms-key-disabled", "db-deletion", "trail-logging-stopped", "access-denied-burst")
+
+
+class ChangeWindow(Strict):
+    """A recurring weekly window (UTC) in which planned changes by allowed principals are expected."""
+
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChangeWindow:
+        if self.start >= self.end:
+            raise ValueError(f"change window start {self.start} is not before end {self.end}")
+        return self
+
+
+class CloudTrailSettings(Strict):
+    window_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    # Write events are read with a bound so the cost does not grow without limit; an incomplete read is said.
+    max_events: Annotated[int, Field(ge=50, le=100000)] = 5000
+    rules: tuple[Literal[ACTIVITY_RULES], ...] = ACTIVITY_RULES  # type: ignore[valid-type]
+    # Principals (ARN prefixes) whose changes are expected, e.g. the deploy pipeline's role. Root is never allowed.
+    allow_principals: tuple[str, ...] = ()
+    change_windows: tuple[ChangeWindow, ...] = ()
+    access_denied_burst: Annotated[int, Field(ge=1)] = 20  # denied calls by one principal in an hour
+
+
+class DeploySettings(Strict):
+    rollout_timeout_seconds: Annotated[float, Field(gt=0, le=7200)] = 900
+    poll_seconds: Annotated[float, Field(gt=0, le=300)] = 15
+    error_rate_max: Ratio = 0.01
+    min_requests: Annotated[int, Field(ge=1)] = 50
+    p95_max_ms: Annotated[float, Field(gt=0)] = 500  # runbook API Response Time High: p95 > 500 ms
+    sample_requests: Annotated[int, Field(ge=1, le=1000)] = 20
+    sample_path: str = "/health"
 
 
 class Remediation(Strict):
@@ -167,6 +212,8 @@ class Environment(Strict):
     logs: LogsSettings
     alb: AlbSettings
     thresholds: Thresholds = Thresholds()
+    cloudtrail: CloudTrailSettings = CloudTrailSettings()
+    deploy: DeploySettings = DeploySettings()
     remediation: Remediation = Remediation()
 
 

@@ -39,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="junit XML, Allure results and audit log go here (default ./reports when running checks/)")
     group.addoption("--audit-log", dest="entmoot_audit", default=None, metavar="FILE",
                     help="JSON-lines audit of remediation actions (default REPORTS/audit.jsonl)")
+    group.addoption("--expected-version", dest="entmoot_expected_version", default=None, metavar="VERSION",
+                    help="the version the deploy gate (-m deploy) expects /health and the PRIMARY image to carry")
 
 
 @dataclass
@@ -187,6 +189,17 @@ def env(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def replica(request: pytest.FixtureRequest, env: Target) -> Any:
     return next(r for r in env.config.postgres.replicas if r.name == request.param)
+
+
+@pytest.fixture(scope="session")
+def expected_version(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("entmoot_expected_version")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    needs = [item.nodeid for item in session.items if "expected_version" in getattr(item, "fixturenames", ())]
+    if needs and not session.config.getoption("entmoot_expected_version"):
+        raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
 
 
 @pytest.fixture

@@ -36,3 +36,31 @@ def health(clients: Clients) -> Health:
         elapsed_ms=round(response.elapsed.total_seconds() * 1000, 1),
         body=body,
     )
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    latencies_ms: tuple[float, ...]
+    statuses: tuple[int, ...]
+
+    @property
+    def p95_ms(self) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for s in self.statuses if s >= 500)
+
+
+def sample(clients: Clients, requests_count: int, path: str) -> Sample:
+    """A black-box sample: the suite's own requests, timed end to end (what a user would see)."""
+    url = clients.api_url + path
+    latencies, statuses = [], []
+    with measuring("API"):
+        for _ in range(requests_count):
+            response = clients.http().get(url, timeout=clients.http_timeout)
+            latencies.append(response.elapsed.total_seconds() * 1000)
+            statuses.append(response.status_code)
+    return Sample(path, tuple(latencies), tuple(statuses))

@@ -7,6 +7,7 @@ CloudWatch returns datapoints in no particular order; everything here sorts by t
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from datetime import datetime, timedelta, timezone
 
 from entmoot_ops.clients import Clients
@@ -87,3 +88,17 @@ def series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, 
         )
     points = sorted((p["Timestamp"], float(p[statistic])) for p in answer.get("Datapoints", []))
     return Series(namespace=namespace, metric=metric, statistic=statistic, points=tuple(points))
+
+
+def percentile(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], percent: float,
+               window: Window) -> float | None:
+    """One percentile over the whole window (a single period spanning it), or None without datapoints."""
+    seconds = (window.end - window.start).total_seconds()
+    period = window.period_seconds * max(1, math.ceil(seconds / window.period_seconds))
+    name = f"p{percent:g}"
+    with measuring("AWS CloudWatch"):
+        answer = clients.aws("cloudwatch").get_metric_statistics(
+            Namespace=namespace, MetricName=metric, Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+            StartTime=window.start, EndTime=window.end, Period=period, ExtendedStatistics=[name])
+    values = [p["ExtendedStatistics"][name] for p in answer.get("Datapoints", []) if name in p.get("ExtendedStatistics", {})]
+    return max(values) if values else None

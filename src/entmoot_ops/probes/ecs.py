@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,16 @@ class ServiceState:
     def primary(self) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.status == "PRIMARY")
 
+    @property
+    def stable(self) -> bool:
+        """One PRIMARY deployment, rolled out, every task running, none failed."""
+        return (len(self.deployments) == 1 and len(self.primary) == 1 and self.primary[0].rollout_state == "COMPLETED"
+                and self.running == self.desired and self.pending == 0 and self.primary[0].failed_tasks == 0)
+
+    def describe(self) -> str:
+        return "; ".join(f"{d.status} {d.task_definition.rsplit('/', 1)[-1]} {d.rollout_state or '-'} "
+                         f"running {d.running}/{d.desired} pending {d.pending} failed {d.failed_tasks}" for d in self.deployments)
+
 
 def service_state(clients: Clients) -> ServiceState:
     cluster, service = clients.env.ecs.cluster, clients.env.ecs.service
@@ -72,3 +83,46 @@ def service_state(clients: Clients) -> ServiceState:
             for d in raw.get("deployments", [])
         ),
     )
+
+
+@dataclass(frozen=True)
+class Wait:
+    state: ServiceState
+    waited_seconds: float
+
+
+def wait_until_stable(clients: Clients, timeout_seconds: float, poll_seconds: float) -> Wait:
+    """Poll the service until it is stable or the deadline passes; the last state is returned either way."""
+    started = time.monotonic()
+    while True:
+        state = service_state(clients)
+        waited = time.monotonic() - started
+        if state.stable or waited + poll_seconds > timeout_seconds:
+            return Wait(state, round(waited, 1))
+        time.sleep(poll_seconds)
+
+
+@dataclass(frozen=True)
+class Release:
+    task_definition: str
+    image: str
+    tag: str | None
+    in_registry: bool | None  # None: the image is not in this account's ECR, so the suite cannot look
+
+
+def release(clients: Clients, task_definition: str) -> Release:
+    """The image a task definition runs, and whether that tag exists in ECR."""
+    with measuring("AWS ECS"):
+        definition = clients.aws("ecs").describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    image = definition["containerDefinitions"][0]["image"]
+    repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    if ".dkr.ecr." not in repository:
+        return Release(task_definition, image, tag or None, None)
+    registry, _, name = repository.partition("/")
+    with measuring("AWS ECR"):
+        try:
+            found = clients.aws("ecr").describe_images(registryId=registry.split(".")[0], repositoryName=name,
+                                                       imageIds=[{"imageTag": tag}])["imageDetails"]
+        except clients.aws("ecr").exceptions.ImageNotFoundException:
+            found = []
+    return Release(task_definition, image, tag or None, bool(found))

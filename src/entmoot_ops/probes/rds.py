@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
@@ -20,6 +21,8 @@ class DbInstance:
     allocated_gib: int
     max_allocated_gib: int | None
     pending_modifications: dict
+    latest_restorable_time: datetime | None
+    backup_retention_days: int
 
 
 def instance(clients: Clients) -> DbInstance:
@@ -37,7 +40,27 @@ def instance(clients: Clients) -> DbInstance:
         allocated_gib=int(raw["AllocatedStorage"]),
         max_allocated_gib=raw.get("MaxAllocatedStorage"),
         pending_modifications=raw.get("PendingModifiedValues", {}),
+        latest_restorable_time=raw.get("LatestRestorableTime"),
+        backup_retention_days=int(raw.get("BackupRetentionPeriod", 0)),
     )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    identifier: str
+    status: str
+    created: datetime | None
+
+
+def automated_snapshots(clients: Clients) -> tuple[Snapshot, ...]:
+    """Every automated snapshot of the instance, oldest first. DescribeDBSnapshots has no order (the runbook's
+    ``DBSnapshots[0]`` is whichever came first), so this sorts; one still being created has no time yet."""
+    found = []
+    with measuring("AWS RDS"):
+        paginator = clients.aws("rds").get_paginator("describe_db_snapshots")
+        for page in paginator.paginate(DBInstanceIdentifier=clients.env.rds.instance, SnapshotType="automated"):
+            found += [Snapshot(s["DBSnapshotIdentifier"], s["Status"], s.get("SnapshotCreateTime")) for s in page["DBSnapshots"]]
+    return tuple(sorted(found, key=lambda s: (s.created is not None, s.created or datetime.min)))
 
 
 @dataclass(frozen=True)
