@@ -51,7 +51,7 @@ def test_rollout_completed(env):
 def _since_deployment(env) -> cloudwatch.Window:
     state = ecs.service_state(env.clients)
     started = state.primary[0].created_at or datetime.now(timezone.utc)
-    return cloudwatch.Window(started, cloudwatch.Window.last(0, 1).end, env.thresholds.metric_period_seconds)
+    return cloudwatch.Window.since(started, env.thresholds.metric_period_seconds)
 
 
 @pytest.mark.deploy

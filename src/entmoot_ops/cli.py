@@ -6,6 +6,7 @@ The checks themselves run through pytest (``pytest checks/ -m morning``); this c
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -59,6 +60,41 @@ def sandbox_up(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def scale(arguments: argparse.Namespace) -> int:
+    """Runbook Scaling API Servers / Scaling Out, bounded to ecs.min_count..max_count, audited, verified."""
+    from entmoot_ops import actions
+    from entmoot_ops.clients import Clients
+    from entmoot_ops.config import environments_dir, load_environment
+    from entmoot_ops.probes import ecs
+    from entmoot_ops.remediation import AuditLog
+
+    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    if env.kind == "sandbox":
+        from entmoot_ops.sandbox.handle import attach_or_start
+
+        attach_or_start()
+    if env.production and not arguments.yes:
+        raise OpsError(f"{env.name} is production: scaling needs --yes")
+    readonly, writable = Clients(env), Clients(env, writable=True)
+    settings = env.ecs
+    current = ecs.service_state(readonly).desired
+    target = actions.scaled_count(current, minimum=settings.min_count, maximum=settings.max_count,
+                                  step=settings.scale_out_step if arguments.out else None, to=arguments.to)
+    note = "" if arguments.to in (None, target) else f" (asked {arguments.to}; bounds {settings.min_count}..{settings.max_count})"
+    if target == current:
+        print(f"{settings.service} already at {current} tasks{note}: nothing to do")
+        return 0
+    audit = AuditLog(arguments.audit_log)
+    actions.set_desired_count(writable, target)
+    wait = actions.wait_stable(readonly)
+    audit.write(env=env.name, check_id="(manual)", remediation_id="ecs.scale", event="acted",
+                changes=[{"action": "ecs:UpdateService desiredCount", "before": current, "after": target}],
+                stable=wait.state.stable)
+    print(f"scaled {settings.service} from {current} to {target}{note}; running {wait.state.running}/{wait.state.desired} "
+          f"after {wait.waited_seconds:g} s{'' if wait.state.stable else ' (NOT stable: ' + wait.state.describe() + ')'}")
+    return 0 if wait.state.stable else 1
+
+
 def report(arguments: argparse.Namespace) -> int:
     from entmoot_ops.reports import generate_html
 
@@ -74,6 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("action", choices=["up"])
     up.add_argument("--state-file", type=Path, help="where to write the sandbox state (default: a temporary file)")
     up.set_defaults(run=sandbox_up)
+    scaler = commands.add_parser("scale", help="scale the API service out by +2 or to a count, within its bounds")
+    scaler.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
+    scaler.add_argument("--environments-dir", type=Path)
+    how = scaler.add_mutually_exclusive_group(required=True)
+    how.add_argument("--out", action="store_true", help="add ecs.scale_out_step tasks (runbook: +2)")
+    how.add_argument("--to", type=int, metavar="COUNT", help="a desired count (clamped to the bounds)")
+    scaler.add_argument("--yes", action="store_true", help="confirm on a production environment")
+    scaler.add_argument("--audit-log", type=Path, default=Path("reports/audit.jsonl"))
+    scaler.set_defaults(run=scale)
     html = commands.add_parser("report", help="generate the Allure HTML report from reports/allure-results")
     html.add_argument("--results", type=Path, default=Path("reports/allure-results"))
     html.add_argument("--output", type=Path, default=Path("reports/allure-report"))

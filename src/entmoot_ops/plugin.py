@@ -223,6 +223,10 @@ def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float)
             return True, ""
         except AssertionError as exc:
             last = str(exc)
+        except pytest.skip.Exception as exc:  # cannot judge yet (e.g. no traffic since the fix): keep polling
+            last = f"not judged yet: {exc.msg}"
+        except OpsError as exc:  # a dependency flapping while the fix settles: keep polling until the deadline
+            last = f"could not measure: {exc}"
         if time.monotonic() + interval > deadline:
             return False, last
         time.sleep(interval)

@@ -55,6 +55,14 @@ class Window:
         end = (datetime.now(timezone.utc) + timedelta(seconds=1)).replace(microsecond=0)
         return cls(start=end - timedelta(minutes=minutes), end=end, period_seconds=period_seconds)
 
+    @classmethod
+    def since(cls, moment: datetime, period_seconds: int) -> Window:
+        """From a moment until now. The start is rounded *up* to a whole second: rounded down, it would take in
+        what happened just before the moment (a deployment's start, say)."""
+        start = moment if moment.microsecond == 0 else (moment + timedelta(seconds=1)).replace(microsecond=0)
+        end = max(cls.last(0, period_seconds).end, start + timedelta(seconds=1))  # CloudWatch needs start < end
+        return cls(start=start, end=end, period_seconds=period_seconds)
+
     def describe(self) -> str:
         return f"{self.start:%Y-%m-%dT%H:%M:%SZ}..{self.end:%H:%M:%SZ} ({round((self.end - self.start).total_seconds() / 60)} min)"
 

@@ -43,8 +43,11 @@ class ServiceState:
     @property
     def stable(self) -> bool:
         """One PRIMARY deployment, rolled out, every task running, none failed."""
-        return (len(self.deployments) == 1 and len(self.primary) == 1 and self.primary[0].rollout_state == "COMPLETED"
-                and self.running == self.desired and self.pending == 0 and self.primary[0].failed_tasks == 0)
+        if len(self.deployments) != 1 or len(self.primary) != 1:
+            return False
+        primary = self.primary[0]
+        return (primary.rollout_state == "COMPLETED" and primary.failed_tasks == 0 and self.pending == 0
+                and self.running == self.desired == primary.running == primary.desired)
 
     def describe(self) -> str:
         return "; ".join(f"{d.status} {d.task_definition.rsplit('/', 1)[-1]} {d.rollout_state or '-'} "

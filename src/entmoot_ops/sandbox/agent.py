@@ -67,7 +67,9 @@ class Agent:
         self.sandbox.aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=data)
 
     def _settle(self) -> None:
-        self.rollout_moving = self.sandbox.aws.settle_service(stuck=self.stuck_rollout)
+        self.rollout_moving = self.sandbox.aws.settle_service(
+            stuck=self.stuck_rollout,
+            on_new_deployment=lambda version: self.sandbox.api_admin("/_sandbox/version", {"version": version}))
 
     def _query(self, server: Any, sql: str, role: str = "postgres") -> Any:
         pg = self.sandbox.postgres

@@ -50,8 +50,12 @@ class Telemetry:
     requests: int = 0
     by_class: dict[str, int] = field(default_factory=lambda: {"2XX": 0, "4XX": 0, "5XX": 0})
     durations: dict[float, int] = field(default_factory=dict)
+    # Datapoints carry the time of the batch's first request, not of the flush: a request served before a
+    # deployment started must not be counted after it.
+    started: datetime | None = None
 
     def record(self, method: str, path: str, status: int, seconds: float, error: str | None) -> None:
+        self.started = self.started or datetime.now(timezone.utc)
         self.requests += 1
         self.by_class[f"{status // 100}XX"] = self.by_class.get(f"{status // 100}XX", 0) + 1
         rounded = round(seconds, 3)
@@ -64,8 +68,9 @@ class Telemetry:
         self.lines.append({"timestamp": int(time.time() * 1000), "message": message})
 
     def drain(self) -> Telemetry:
-        drained = Telemetry(self.lines, self.requests, self.by_class, self.durations)
+        drained = Telemetry(self.lines, self.requests, self.by_class, self.durations, self.started)
         self.lines, self.requests, self.by_class, self.durations = [], 0, {"2XX": 0, "4XX": 0, "5XX": 0}, {}
+        self.started = None
         return drained
 
 
@@ -166,6 +171,11 @@ class App:
             setattr(self.faults, name, type(getattr(self.faults, name))(value))
         return web.json_response({**self.faults.__dict__, "version": self.version})
 
+    async def set_version(self, request: web.Request) -> web.Response:
+        """The agent switches traffic to a new deployment's tasks the moment ECS starts it (blue/green)."""
+        self.version = (await request.json())["version"]
+        return web.json_response({"version": self.version})
+
     async def flush_now(self, request: web.Request) -> web.Response:
         await self.flush()
         return web.json_response({"flushed": True})
@@ -205,7 +215,7 @@ class App:
         if not batch.requests and not batch.lines:
             return
         dims = [{"Name": "LoadBalancer", "Value": self.settings["alb_dimension"]}]
-        now = datetime.now(timezone.utc)
+        now = batch.started or datetime.now(timezone.utc)
         metrics = [
             {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": now, "Value": batch.requests, "Unit": "Count"},
             *({"MetricName": f"HTTPCode_Target_{k}_Count", "Dimensions": dims, "Timestamp": now, "Value": v, "Unit": "Count"}
@@ -230,25 +240,16 @@ class App:
             except Exception as exc:  # noqa: BLE001 - the AWS endpoint may be stopped by a test
                 print(f"flush failed: {exc}", file=sys.stderr, flush=True)
 
-    async def follow_service(self) -> None:
-        """Like the fleet behind the ALB: capacity follows the desired count, and the version answered is the
-        image tag of the PRIMARY deployment once its rollout has completed."""
+    async def follow_desired_count(self) -> None:
+        """Capacity follows the ECS service's desired count, like the fleet behind the ALB."""
         loop = asyncio.get_running_loop()
-        task_definition = None
         while True:
             await asyncio.sleep(1)
             try:
                 answer = await loop.run_in_executor(None, lambda: self.ecs.describe_services(
                     cluster=self.settings["cluster"], services=[self.settings["service"]]))
-                service = answer["services"][0]
-                primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
-                if primary.get("rolloutState") == "COMPLETED" and primary["taskDefinition"] != task_definition:
-                    definition = await loop.run_in_executor(None, lambda: self.ecs.describe_task_definition(
-                        taskDefinition=primary["taskDefinition"]))
-                    self.version = definition["taskDefinition"]["containerDefinitions"][0]["image"].rsplit(":", 1)[1]
-                    task_definition = primary["taskDefinition"]
-                total = service["desiredCount"] * TASK_CONCURRENCY
-            except Exception:  # noqa: BLE001 - keep the last known state while AWS is away
+                total = answer["services"][0]["desiredCount"] * TASK_CONCURRENCY
+            except Exception:  # noqa: BLE001 - keep the last known capacity while AWS is away
                 continue
             while total > self.capacity_total:
                 self.capacity.release()
@@ -280,7 +281,7 @@ class App:
             self.logs.create_log_stream(logGroupName=self.settings["log_group"], logStreamName=self.log_stream)
         except Exception as exc:  # noqa: BLE001
             print(f"log stream: {exc}", file=sys.stderr, flush=True)
-        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_service, self.worker)]
+        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_desired_count, self.worker)]
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware])
@@ -291,6 +292,7 @@ class App:
         app.router.add_get("/api/jobs/{id}", self.job)
         app.router.add_post("/_sandbox/faults", self.set_faults)
         app.router.add_post("/_sandbox/flush", self.flush_now)
+        app.router.add_post("/_sandbox/version", self.set_version)
         app.on_startup.append(self.startup)
         return app
 

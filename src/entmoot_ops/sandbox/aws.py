@@ -205,10 +205,11 @@ class Aws:
         put_metrics(self.client("cloudwatch"), "AWS/ElastiCache", cache)
 
     # ----------------------------------------------------------------------- state moto does not simulate
-    def settle_service(self, *, stuck: bool = False) -> bool:
+    def settle_service(self, *, stuck: bool = False, on_new_deployment: Any = None) -> bool:
         """One scheduler step, as ECS would take it: a new task definition starts a PRIMARY deployment that
         gains tasks while the old one drains, then completes; a new desired count is reached step by step.
-        ``stuck`` holds the PRIMARY rollout one task short. Returns True while something is still moving."""
+        ``stuck`` holds the PRIMARY rollout one task short; ``on_new_deployment(version)`` is told when a new
+        deployment starts. Returns True while something is still moving."""
         backend = _backend("ecs")
         service = backend.services[f"{CLUSTER}:{SERVICE}"]
         wanted = backend.describe_task_definition(service.task_definition).arn
@@ -221,6 +222,8 @@ class Aws:
                        "taskDefinition": wanted, "runningCount": 0, "failedTasks": 0, "createdAt": now,
                        "rolloutState": "IN_PROGRESS", "rolloutStateReason": "ECS deployment in progress."}
             deployments.insert(0, primary)
+            if on_new_deployment is not None:
+                on_new_deployment(self.version_of(wanted))
         desired = service.desired_count
         step = max(1, math.ceil(desired / 2))
         ceiling = desired - 1 if stuck else desired
@@ -240,6 +243,10 @@ class Aws:
         service.running_count = sum(d["runningCount"] for d in deployments)
         service.pending_count = primary["pendingCount"]
         return not done
+
+    def version_of(self, task_definition: str) -> str:
+        image = _backend("ecs").describe_task_definition(task_definition).container_definitions[0]["image"]
+        return image.rsplit(":", 1)[1]
 
     def service_task_definition(self) -> str:
         backend = _backend("ecs")

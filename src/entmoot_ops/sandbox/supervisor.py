@@ -79,7 +79,8 @@ class Sandbox:
     def start_api(self) -> None:
         if self.api_pid is not None:
             return
-        settings = {"port": self.api_port, "version": VERSION, "token": self.api_token,
+        settings = {"port": self.api_port, "version": self.aws.version_of(self.aws.service_task_definition()),
+                    "token": self.api_token,
                     "dsn": self.postgres.dsn("entmoot_app"), "redis_url": self.redis.url, "redis_password": self.redis.password,
                     "aws_endpoint": self.aws.endpoint, "aws_credentials": sandbox_aws.CREDENTIALS, "alb_dimension": self.aws.alb_dimension,
                     "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
