@@ -6,7 +6,9 @@ engineer or CI runs them; results are read back from the junit XML the suite wri
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import subprocess
 import sys
 import time
@@ -128,3 +130,28 @@ def api_traffic(sandbox: SandboxHandle, requests_count: int, path: str = "/api/p
     for _ in range(requests_count):
         session.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + path, timeout=5)
     sandbox.sync()
+
+
+@contextlib.contextmanager
+def background_traffic(sandbox: SandboxHandle, path: str = "/api/projects/3", pause: float = 0.02):
+    """Steady real traffic through the sandbox API while the block runs (as production has)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}"
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                session.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + path, timeout=5)
+            except requests.RequestException:
+                pass
+            time.sleep(pause)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+        sandbox.sync()

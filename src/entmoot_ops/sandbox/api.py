@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 import time
 import uuid
@@ -80,6 +79,7 @@ class App:
         self.version = settings["version"]
         self.faults = Faults()
         self.telemetry = Telemetry()
+        self.error_debt = 0.0
         self.capacity = asyncio.Semaphore(settings["desired_count"] * TASK_CONCURRENCY)
         self.capacity_total = settings["desired_count"] * TASK_CONCURRENCY
         # check= validates a pooled connection before use, so the API recovers when PostgreSQL restarts.
@@ -180,6 +180,14 @@ class App:
         await self.flush()
         return web.json_response({"flushed": True})
 
+    def _error_due(self, rate: float) -> bool:
+        """Exactly ``rate`` of requests fail (an accumulator, not a dice roll), so a test measures what it set."""
+        self.error_debt += rate
+        if self.error_debt >= 1:
+            self.error_debt -= 1
+            return True
+        return False
+
     # --------------------------------------------------------------------------------------- middleware
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -194,7 +202,7 @@ class App:
                 error_rate, latency_ms = self.faults.effective(self.version)
                 if latency_ms:
                     await asyncio.sleep(latency_ms / 1000)
-                if request.path.startswith("/api/") and random.random() < error_rate:
+                if request.path.startswith("/api/") and self._error_due(error_rate):
                     raise RuntimeError("DatabaseError: could not obtain connection from pool (injected)")
                 response = await handler(request)
                 status = response.status

@@ -286,7 +286,7 @@ def trail_event(name: str, source: str, principal: str, at: datetime, *, read_on
     if error_code:
         record.update(errorCode=error_code, errorMessage=f"User: {principal} is not authorized")
     return {"EventId": event_id, "EventName": name, "ReadOnly": "true" if read_only else "false", "EventTime": at,
-            "EventSource": source, "Username": principal.rsplit("/", 1)[-1], "Resources": [],
+            "EventSource": source, "Username": "root" if user_type == "Root" else principal.rsplit("/", 1)[-1], "Resources": [],
             "CloudTrailEvent": json.dumps(record)}
 
 

@@ -1,0 +1,100 @@
+"""The post-deploy gate: go on a good release, no-go with evidence on a bad one, rollback verified."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+from conftest import background_traffic
+from entmoot_ops.sandbox import aws as sandbox_aws
+
+GATE = {"deploy.version", "deploy.image", "deploy.rollout", "deploy.error-rate", "deploy.latency-p95"}
+
+
+def test_gate_passes_on_the_running_release(sandbox, run_checks):
+    with background_traffic(sandbox):
+        time.sleep(1.5)
+        run = run_checks("-m", "deploy", "--expected-version", "1.4.2")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.by_outcome() == {"pass": GATE}
+
+
+def test_gate_needs_the_expected_version(run_checks):
+    run = run_checks("-m", "deploy")
+    assert run.returncode == 4
+    assert "the deploy gate needs --expected-version" in run.output and "Traceback" not in run.output
+
+
+def test_gate_fails_when_the_expected_release_is_not_running(run_checks):
+    run = run_checks("-m", "deploy", "--expected-version", "9.9.9")
+    assert run.returncode == 1
+    assert "version in /health: measured 1.4.2, threshold == 9.9.9" in run.result("deploy.version").message
+    assert "measured 1.4.2, threshold == 9.9.9" in run.result("deploy.image").message
+
+
+def test_image_missing_from_ecr_fails(sandbox, run_checks):
+    ecr = boto3.client("ecr", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                       **sandbox_aws.CREDENTIALS)
+    with sandbox.fault("deploy", version="1.6.0"):
+        ecr.batch_delete_image(repositoryName=sandbox_aws.ECR_REPO, imageIds=[{"imageTag": "1.6.0"}])
+        run = run_checks("-m", "deploy", "-k", "image", "--expected-version", "1.6.0")
+    assert run.outcome("deploy.image") == "fail"
+    assert "entmoot-api:1.6.0 in ECR: measured False, threshold == True" in run.result("deploy.image").message
+
+
+def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previous(sandbox, run_checks):
+    with sandbox.fault("deploy", version="1.5.0", error_rate=0.6), background_traffic(sandbox):
+        time.sleep(2)
+        sandbox.sync()
+        nogo = run_checks("-m", "deploy", "--expected-version", "1.5.0")
+        remediated = run_checks("-m", "deploy", "--expected-version", "1.5.0", "--remediate")
+        time.sleep(1.5)
+        sandbox.sync()
+        previous = run_checks("-m", "deploy", "--expected-version", "1.4.2")
+    assert nogo.returncode == 1
+    failed = nogo.result("deploy.error-rate")
+    assert failed.outcome == "fail" and "-> remediation ecs.rollback" in failed.message
+    assert {"deploy.version", "deploy.image", "deploy.rollout"} <= nogo.by_outcome()["pass"]
+    assert "--task-definition entmoot-api:" in nogo.output
+
+    assert remediated.outcome("deploy.error-rate") == "fixed", remediated.output[-3000:]
+    audit = [json.loads(line) for line in (remediated.reports / "audit.jsonl").read_text().splitlines()]
+    acted = next(a for a in audit if a["event"] == "acted")
+    assert acted["remediation"] == "ecs.rollback" and "stable after" in acted["changes"][0]["after"]
+
+    assert previous.returncode == 0, previous.output[-3000:]
+    assert previous.by_outcome() == {"pass": GATE}
+
+
+def test_stuck_rollout_fails_at_the_deadline_with_the_deployment_state(sandbox, run_checks, environments):
+    directory = environments(replace={"rollout_timeout_seconds = 30": "rollout_timeout_seconds = 3"})
+    with sandbox.fault("ecs_stuck_rollout"):
+        started = time.monotonic()
+        run = run_checks("-m", "deploy", "-k", "rollout", "--expected-version", "1.4.2", "--environments-dir", str(directory))
+        elapsed = time.monotonic() - started
+    failed = run.result("deploy.rollout")
+    assert failed.outcome == "fail"
+    assert "(deadline 3 s): PRIMARY entmoot-api:" in failed.message
+    assert "IN_PROGRESS running 2/3 pending 1" in failed.message
+    assert 2 <= failed.seconds < 6 and elapsed < 30
+
+
+def test_gate_on_several_environments_in_parallel(sandbox, run_checks, environments):
+    directory = environments("second")
+    (directory / "sandbox.toml").write_text((directory / "second.toml").read_text())
+    with background_traffic(sandbox):
+        time.sleep(1.5)
+        run = run_checks("-m", "deploy", "--expected-version", "1.4.2", "--env", "sandbox", "--env", "second",
+                         "-n", "2", "--environments-dir", str(directory))
+    assert run.returncode == 0, run.output[-3000:]
+    assert len(run.results) == 10
+
+
+@pytest.mark.parametrize("marker", ["evening", "handoff"])
+def test_checklist_passes_on_the_healthy_sandbox(marker, sandbox, run_checks):
+    run = run_checks("-m", marker)
+    assert run.returncode == 0, run.output[-3000:]
+    assert set(run.by_outcome()) == {"pass"}

@@ -1,0 +1,72 @@
+"""Scaling never leaves ecs.min_count..max_count (runbook: 3..20), whatever it is asked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from entmoot_ops.actions import scaled_count
+from conftest import ROOT
+
+
+@pytest.mark.parametrize("current", range(0, 25))
+def test_every_request_lands_within_bounds(current):
+    for asked in range(-5, 40):
+        assert 3 <= scaled_count(current, minimum=3, maximum=20, to=asked) <= 20
+    for step in range(1, 30):
+        result = scaled_count(current, minimum=3, maximum=20, step=step)
+        assert 3 <= result <= 20
+        assert result == max(3, min(20, current + step))
+
+
+def test_exactly_one_of_step_or_to():
+    with pytest.raises(ValueError):
+        scaled_count(3, minimum=3, maximum=20)
+    with pytest.raises(ValueError):
+        scaled_count(3, minimum=3, maximum=20, step=2, to=5)
+
+
+def _scale(sandbox, tmp_path, *args):
+    environment = {"ENTMOOT_SANDBOX_STATE": str(sandbox.state_file), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "scale", *args, "--audit-log", str(tmp_path / "audit.jsonl")],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def test_scale_command_clamps_waits_and_audits(sandbox, tmp_path):
+    try:
+        up = _scale(sandbox, tmp_path, "--to", "50")
+        assert up.returncode == 0, up.stderr
+        assert "scaled entmoot-api from 3 to 20 (asked 50; bounds 3..20); running 20/20" in up.stdout
+        down = _scale(sandbox, tmp_path, "--to", "0")
+        assert "from 20 to 3 (asked 0; bounds 3..20); running 3/3" in down.stdout
+        out = _scale(sandbox, tmp_path, "--out")
+        assert "from 3 to 5; running 5/5" in out.stdout
+    finally:
+        _scale(sandbox, tmp_path, "--to", "3")
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(a["changes"][0]["before"], a["changes"][0]["after"]) for a in audit] == [(3, 20), (20, 3), (3, 5), (5, 3)]
+
+
+def test_scale_refuses_production_without_yes_in_one_line(sandbox, tmp_path):
+    result = _scale(sandbox, tmp_path, "--env", "prod", "--out")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "entmoot-ops: prod is production: scaling needs --yes"
+
+
+def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks):
+    """Injected latency does not depend on capacity: the scale-out acts (+2) but the re-check says not fixed."""
+    with sandbox.fault("api_latency", ms=700):
+        from conftest import api_traffic
+
+        api_traffic(sandbox, 20, path="/health")
+        run = run_checks("-m", "alerts", "-k", "latency", "--remediate")
+    try:
+        result = run.result("api.latency-p95")
+        assert result.outcome == "fail" and "ecs.scale-out (not fixed)" in run.output
+        acted = next(json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines() if '"acted"' in line)
+        assert acted["changes"][0]["before"] == 3 and acted["changes"][0]["after"].startswith("5 ")
+    finally:
+        _scale(sandbox, run.reports, "--to", "3")
