@@ -1,0 +1,58 @@
+"""Prints the deploy gate's wall time on the sandbox for an already-finished rollout, and its AWS calls.
+
+Usage: python bench/gate.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from entmoot_ops.sandbox.handle import start
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def gate(state_file: Path, reports: Path, *extra: str, env: dict | None = None) -> tuple[float, str]:
+    started = time.monotonic()
+    completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "deploy", "--expected-version", "1.4.2",
+                                "-q", "--reports-dir", str(reports), *extra], cwd=ROOT, capture_output=True, text=True,
+                               env={**os.environ, "ENTMOOT_SANDBOX_STATE": str(state_file), **(env or {})})
+    return time.monotonic() - started, completed.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    handle = start()
+    handle.users = 1
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            reports = Path(scratch)
+            walls = sorted(gate(handle.state_file, reports / f"run{i}") for i in range(runs))
+            session = re.search(r"in ([\d.]+)s", walls[len(walls) // 2][1])
+            print(f"deploy gate, finished rollout ({runs} runs): wall median {walls[len(walls) // 2][0]:.2f} s "
+                  f"(min {walls[0][0]:.2f}, max {walls[-1][0]:.2f}); pytest session {session.group(1) if session else '?'} s "
+                  f"[{walls[0][1]}]")
+            counts = reports / "aws-calls.json"
+            gate(handle.state_file, reports / "calls", "-p", "aws_calls",
+                 env={"BENCH_AWS_CALLS": str(counts), "PYTHONPATH": str(ROOT / "bench")})
+            calls = json.loads(counts.read_text())
+            print("AWS API calls per gate check:")
+            for check, operations in sorted(calls.items()):
+                print(f"  {check:22} {sum(operations.values()):3}  " + ", ".join(f"{op} x{n}" for op, n in sorted(operations.items())))
+            print(f"  {'total':22} {sum(sum(o.values()) for o in calls.values()):3}")
+    finally:
+        handle.release()
+
+
+if __name__ == "__main__":
+    main()
