@@ -31,6 +31,20 @@ def pytest_runtest_setup(item):
     current["check"] = marker.kwargs["id"] if marker else item.nodeid
 
 
+def print_counts(run, state_file, scratch, label: str) -> None:
+    """Run ``run(state_file, reports_dir, *pytest_args, env=...)`` with this plugin and print its AWS calls per check."""
+    from pathlib import Path
+
+    counts = Path(scratch) / "aws-calls.json"
+    run(state_file, Path(scratch) / "calls", "-p", "aws_calls",
+        env={"BENCH_AWS_CALLS": str(counts), "PYTHONPATH": os.path.dirname(__file__)})
+    calls = json.loads(counts.read_text())
+    print(f"AWS API calls per {label}:")
+    for check, operations in sorted(calls.items()):
+        print(f"  {check:26} {sum(operations.values()):3}  " + ", ".join(f"{op} x{n}" for op, n in sorted(operations.items())))
+    print(f"  {'total':26} {sum(sum(o.values()) for o in calls.values()):3}")
+
+
 def pytest_sessionfinish(session):
     with open(os.environ["BENCH_AWS_CALLS"], "w") as handle:
         json.dump({check: dict(counter) for check, counter in calls.items()}, handle)

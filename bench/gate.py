@@ -6,7 +6,6 @@ Usage: python bench/gate.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -15,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from aws_calls import print_counts
 from entmoot_ops.sandbox.handle import start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,14 +42,7 @@ def main() -> None:
             print(f"deploy gate, finished rollout ({runs} runs): wall median {walls[len(walls) // 2][0]:.2f} s "
                   f"(min {walls[0][0]:.2f}, max {walls[-1][0]:.2f}); pytest session {session.group(1) if session else '?'} s "
                   f"[{walls[0][1]}]")
-            counts = reports / "aws-calls.json"
-            gate(handle.state_file, reports / "calls", "-p", "aws_calls",
-                 env={"BENCH_AWS_CALLS": str(counts), "PYTHONPATH": str(ROOT / "bench")})
-            calls = json.loads(counts.read_text())
-            print("AWS API calls per gate check:")
-            for check, operations in sorted(calls.items()):
-                print(f"  {check:22} {sum(operations.values()):3}  " + ", ".join(f"{op} x{n}" for op, n in sorted(operations.items())))
-            print(f"  {'total':22} {sum(sum(o.values()) for o in calls.values()):3}")
+            print_counts(gate, handle.state_file, scratch, "gate check")
     finally:
         handle.release()
 

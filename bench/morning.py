@@ -7,7 +7,6 @@ Usage: python bench/morning.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -16,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from aws_calls import print_counts
 from entmoot_ops.sandbox.handle import start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,15 +50,7 @@ def main() -> None:
             sessions = sorted(s for _, s, _ in warm)
             print(f"morning, warm ({runs} runs): wall median {walls[len(walls) // 2]:.2f} s (min {walls[0]:.2f}, max {walls[-1]:.2f}); "
                   f"pytest session median {sessions[len(sessions) // 2]:.2f} s  target <= 5 s")
-            counts = reports / "aws-calls.json"
-            run_morning(handle.state_file, reports / "calls", "-p", "aws_calls",
-                        env={"BENCH_AWS_CALLS": str(counts), "PYTHONPATH": str(ROOT / "bench")})
-            calls = json.loads(counts.read_text())
-            print("AWS API calls per check:")
-            for check, operations in sorted(calls.items()):
-                detail = ", ".join(f"{op} x{n}" for op, n in sorted(operations.items()))
-                print(f"  {check:26} {sum(operations.values()):3}  {detail}")
-            print(f"  {'total':26} {sum(sum(o.values()) for o in calls.values()):3}")
+            print_counts(run_morning, handle.state_file, scratch, "check")
     finally:
         handle.release()
 

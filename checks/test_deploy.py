@@ -6,7 +6,7 @@ compares a quoted version string; here the version, the image, the rollout (poll
 health of the new version since its deployment started are each a check.
 """
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -50,7 +50,7 @@ def test_rollout_completed(env):
 
 def _since_deployment(env) -> cloudwatch.Window:
     state = ecs.service_state(env.clients)
-    started = state.primary[0].created_at or datetime.now(timezone.utc)
+    started = state.primary[0].created_at or datetime.now(UTC)
     return cloudwatch.Window.since(started, env.thresholds.metric_period_seconds)
 
 

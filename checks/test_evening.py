@@ -1,6 +1,6 @@
 """Runbook Evening Checklist: backups, unusual activity, the day's traffic. (Deployments: test_ecs.py.)"""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -21,7 +21,7 @@ def test_latest_snapshot(env):
     expect("automated snapshots", len(finished), ">", 0)
     newest = finished[-1]
     expect(f"status of {newest.identifier}", newest.status, "==", "available")
-    age = (datetime.now(timezone.utc) - newest.created).total_seconds() / 3600
+    age = (datetime.now(UTC) - newest.created).total_seconds() / 3600
     expect(f"age of newest automated snapshot {newest.identifier}", age, "<", env.thresholds.backup_max_age_hours, unit="h")
 
 
@@ -34,7 +34,7 @@ def test_point_in_time_recovery(env):
                                       "backup_retention_days": db.backup_retention_days})
     expect("backup retention", db.backup_retention_days, ">", 0, unit="days")
     lag = None if db.latest_restorable_time is None else (
-        datetime.now(timezone.utc) - db.latest_restorable_time).total_seconds() / 60
+        datetime.now(UTC) - db.latest_restorable_time).total_seconds() / 60
     expect("point-in-time recovery lag (now - LatestRestorableTime)", lag, "<", env.thresholds.pitr_max_lag_minutes, unit="min")
 
 
@@ -57,7 +57,7 @@ def test_no_unusual_activity(env):
 @check(id="traffic.daily-vs-last-week", title="Daily API requests in line with the same day last week", section=SECTION,
        severity="medium", remediation="traffic.investigate-change")
 def test_daily_traffic(env):
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     today = cloudwatch.Window(now - timedelta(hours=24), now, 3600)
     last_week = cloudwatch.Window(today.start - timedelta(days=7), today.end - timedelta(days=7), 3600)
     current, baseline = alb.request_stats(env.clients, today), alb.request_stats(env.clients, last_week)

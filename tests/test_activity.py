@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import datetime, time, UTC
 
 from entmoot_ops.activity import unusual
 from entmoot_ops.config import ChangeWindow, CloudTrailSettings
 from entmoot_ops.probes.cloudtrail import TrailEvent
 
-SUNDAY_0230 = datetime(2026, 11, 29, 2, 30, tzinfo=timezone.utc)
-MONDAY_1000 = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+SUNDAY_0230 = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)
+MONDAY_1000 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 MALLORY = "arn:aws:iam::123456789012:user/mallory"
 PIPELINE = "arn:aws:sts::123456789012:assumed-role/entmoot-deploy/run-42"
 

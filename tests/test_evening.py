@@ -26,10 +26,12 @@ def test_newest_snapshot_is_judged_not_the_first(run_checks):
 
 
 CASES = [
-    ("backup.latest-snapshot", "stale_backups", {"hours": 30}, r"age of newest automated snapshot .*: measured 3\d\.\d+ h, threshold < 24 h"),
+    ("backup.latest-snapshot", "stale_backups", {"hours": 30},
+     r"age of newest automated snapshot .*: measured 3\d\.\d+ h, threshold < 24 h"),
     ("backup.point-in-time", "pitr_lag", {"minutes": 45}, r"point-in-time recovery lag .*: measured 45(\.\d+)? min, threshold < 15 min"),
     ("traffic.daily-vs-last-week", "traffic_drop", {"factor": 0.2}, r"measured 0\.\d+ x, threshold > 0\.5 x"),
-    ("security.unusual-activity", "cloudtrail_event", {"kind": "root_usage"}, r"root-account-usage: .* GetAccountSummary by arn:aws:iam::123456789012:root"),
+    ("security.unusual-activity", "cloudtrail_event", {"kind": "root_usage"},
+     r"root-account-usage: .* GetAccountSummary by arn:aws:iam::123456789012:root"),
     ("security.unusual-activity", "cloudtrail_event", {"kind": "console_no_mfa"}, r"console-login-without-mfa: .* ConsoleLogin by .*user/mallory"),
     ("security.unusual-activity", "cloudtrail_event", {"kind": "iam_change"}, r"iam-change: .* CreateAccessKey"),
     ("security.unusual-activity", "cloudtrail_event", {"kind": "sg_open"}, r"security-group-open-to-world: .* AuthorizeSecurityGroupIngress"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import boto3
 import pytest
@@ -25,7 +25,7 @@ def test_nearest_rank_percentile():
 
 def test_extended_statistics_from_stored_values_and_counts(sandbox):
     cloudwatch = _client(sandbox, "cloudwatch")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     dims = [{"Name": "Probe", "Value": "percentiles"}]
     cloudwatch.put_metric_data(Namespace="Sandbox/Test", MetricData=[{
         "MetricName": "Latency", "Dimensions": dims, "Timestamp": now, "Values": [0.1, 0.2, 2.0], "Counts": [90, 5, 5]}])
@@ -54,7 +54,7 @@ def test_latest_restorable_time_can_lag(sandbox):
 
     def lag_minutes():
         restorable = rds.describe_db_instances(DBInstanceIdentifier=sandbox_aws.DB_INSTANCE)["DBInstances"][0]["LatestRestorableTime"]
-        return (datetime.now(timezone.utc) - restorable).total_seconds() / 60
+        return (datetime.now(UTC) - restorable).total_seconds() / 60
 
     assert lag_minutes() < 1
     with sandbox.fault("pitr_lag", minutes=40):

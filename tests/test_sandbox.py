@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import boto3
 import psycopg
@@ -71,13 +71,13 @@ def test_agent_publishes_cache_metrics_measured_from_real_redis(sandbox):
 
     client = redis.Redis.from_url(sandbox.env["ENTMOOT_SANDBOX_REDIS_URL"], password=sandbox.env["ENTMOOT_SANDBOX_REDIS_PASSWORD"])
     sandbox.sync()
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     for i in range(57):
         client.get(f"sandbox:test-miss:{i}")
     sandbox.sync()
     points = _aws(sandbox, "cloudwatch").get_metric_statistics(
         Namespace="AWS/ElastiCache", MetricName="CacheMisses", Dimensions=[{"Name": "CacheClusterId", "Value": sandbox_aws.REDIS_NODE}],
-        StartTime=start, EndTime=datetime.now(timezone.utc) + timedelta(seconds=2), Period=1, Statistics=["Sum"])["Datapoints"]
+        StartTime=start, EndTime=datetime.now(UTC) + timedelta(seconds=2), Period=1, Statistics=["Sum"])["Datapoints"]
     assert sum(p["Sum"] for p in points) >= 57
 
 
@@ -86,7 +86,7 @@ def test_agent_publishes_free_storage_from_real_database_size(sandbox):
         used = int(primary.execute("SELECT sum(pg_database_size(datname)) FROM pg_database").fetchone()[0])
     sandbox.sync()
     cloudwatch = _aws(sandbox, "cloudwatch")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     points = cloudwatch.get_metric_statistics(
         Namespace="AWS/RDS", MetricName="FreeStorageSpace", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "entmoot-sandbox"}],
         StartTime=now - timedelta(seconds=30), EndTime=now + timedelta(seconds=2), Period=60, Statistics=["Maximum"])["Datapoints"]
@@ -96,7 +96,7 @@ def test_agent_publishes_free_storage_from_real_database_size(sandbox):
 
 def test_api_writes_access_logs_and_alb_metrics(sandbox):
     token = sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"]
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     assert requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/7", timeout=5).status_code == 401
     assert requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/7", timeout=5,
                         headers={"Authorization": f"Bearer {token}"}).json()["id"] == 7
@@ -107,11 +107,11 @@ def test_api_writes_access_logs_and_alb_metrics(sandbox):
 
 
 def test_metric_history_exists_for_baselines(sandbox):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
+    arn = _aws(sandbox, "elbv2").describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"]
     points = _aws(sandbox, "cloudwatch").get_metric_statistics(
         Namespace="AWS/ApplicationELB", MetricName="RequestCount",
-        Dimensions=[{"Name": "LoadBalancer", "Value": sandbox.state["env"]["ENTMOOT_SANDBOX_API_URL"] and
-                     _aws(sandbox, "elbv2").describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"].split(":loadbalancer/")[1]}],
+        Dimensions=[{"Name": "LoadBalancer", "Value": arn.split(":loadbalancer/")[1]}],
         StartTime=now - timedelta(days=7), EndTime=now - timedelta(days=6), Period=3600, Statistics=["Sum"])["Datapoints"]
     assert len(points) >= 20
 

@@ -98,10 +98,10 @@ def write_summary(terminal: Any, results: list[CheckResult]) -> None:
         rows.append((r.check_id, r.env, _clip(measured, 60), _clip(r.threshold, 30), r.outcome.upper(), remediation))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     terminal.write_sep("=", "entmoot checks")
-    terminal.write_line("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    terminal.write_line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
         colour = {"PASS": "green", "FIXED": "green", "SKIP": "yellow"}.get(row[4], "red")
-        terminal.write_line("  ".join(c.ljust(w) for c, w in zip(row, widths)), **{colour: True})
+        terminal.write_line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), **{colour: True})
     plans = [r for r in results if r.plan and r.outcome in ("fail", "fixed")]
     for r in plans:
         terminal.write_line("")

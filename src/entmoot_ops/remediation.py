@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,7 +78,7 @@ class AuditLog:
 
     def write(self, *, env: str, check_id: str, remediation_id: str, event: str, **details: Any) -> None:
         record = {
-            "time": datetime.now(timezone.utc).isoformat(),
+            "time": datetime.now(UTC).isoformat(),
             "who": os.environ.get("ENTMOOT_OPERATOR") or getpass.getuser(),
             "env": env,
             "check": check_id,

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 
 import botocore.exceptions
@@ -27,8 +26,7 @@ def measuring(dependency: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         raise DependencyError(dependency, f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(),
                               reachable=True) from None
-    except (botocore.exceptions.BotoCoreError, psycopg.Error, redis_library.RedisError, requests.RequestException,
-            socket.timeout, OSError) as exc:
+    except (TimeoutError, botocore.exceptions.BotoCoreError, psycopg.Error, redis_library.RedisError, requests.RequestException, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         # It answered, but no: a permission, a statement timeout, a bad command. Otherwise it did not answer.
         answered = isinstance(exc, (psycopg.errors.DatabaseError, redis_library.ResponseError)) and not isinstance(

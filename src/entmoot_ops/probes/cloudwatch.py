@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.probes import measuring
@@ -52,7 +52,7 @@ class Window:
     @classmethod
     def last(cls, minutes: float, period_seconds: int) -> Window:
         # CloudWatch takes whole seconds: rounding the end down would drop a datapoint from this second.
-        end = (datetime.now(timezone.utc) + timedelta(seconds=1)).replace(microsecond=0)
+        end = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
         return cls(start=end - timedelta(minutes=minutes), end=end, period_seconds=period_seconds)
 
     @classmethod

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -60,7 +60,7 @@ class Agent:
                     self.errors[name] = f"{type(exc).__name__}: {exc}"
 
     def _put(self, namespace: str, metrics: list[tuple[str, dict[str, str], float, str]]) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
                  "Timestamp": now, "Value": value, "Unit": unit, "StorageResolution": 1}
                 for name, dims, value, unit in metrics]

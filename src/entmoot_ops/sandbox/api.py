@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import boto3
@@ -54,13 +54,13 @@ class Telemetry:
     started: datetime | None = None
 
     def record(self, method: str, path: str, status: int, seconds: float, error: str | None) -> None:
-        self.started = self.started or datetime.now(timezone.utc)
+        self.started = self.started or datetime.now(UTC)
         self.requests += 1
         self.by_class[f"{status // 100}XX"] = self.by_class.get(f"{status // 100}XX", 0) + 1
         rounded = round(seconds, 3)
         self.durations[rounded] = self.durations.get(rounded, 0) + 1
         level = "ERROR" if status >= 500 else "INFO"
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         message = f"{stamp} {level} request_id={uuid.uuid4()} method={method} path={path} status={status} duration_ms={seconds * 1000:.1f}"
         if error:
             message += f" error={error}"
@@ -111,7 +111,7 @@ class App:
 
         # Both dependencies at once, each bounded: /health must answer well within a caller's read timeout.
         results = await asyncio.gather(probe(database), probe(self.cache.ping))
-        checks = dict(zip(("database", "redis"), results))
+        checks = dict(zip(("database", "redis"), results, strict=True))
         healthy = all(v == "ok" for v in checks.values()) and not self.faults.degraded
         # Like many services, it answers 200 while degraded: only the body tells.
         return web.json_response({"status": "healthy" if healthy else "degraded", "version": self.version, "checks": checks})
@@ -223,7 +223,7 @@ class App:
         if not batch.requests and not batch.lines:
             return
         dims = [{"Name": "LoadBalancer", "Value": self.settings["alb_dimension"]}]
-        now = batch.started or datetime.now(timezone.utc)
+        now = batch.started or datetime.now(UTC)
         metrics = [
             {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": now, "Value": batch.requests, "Unit": "Count"},
             *({"MetricName": f"HTTPCode_Target_{k}_Count", "Dimensions": dims, "Timestamp": now, "Value": v, "Unit": "Count"}

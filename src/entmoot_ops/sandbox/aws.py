@@ -13,7 +13,7 @@ import math
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import boto3
@@ -138,7 +138,7 @@ class Aws:
     def seed_snapshots(self) -> None:
         """Automated snapshots inserted oldest first, so that ``DBSnapshots[0]`` (the runbook) is the oldest."""
         backend = _backend("rds")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         first = next(iter(backend.database_snapshots.values()))
         first.created = now - timedelta(days=3, hours=2)
         for hours in (50, 26, 2):
@@ -155,7 +155,7 @@ class Aws:
 
     def seed_trail(self) -> None:
         """A normal day: deploys by the pipeline role, reads by the on-call role."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         events = [trail_event("DescribeServices", "ecs.amazonaws.com", MONITOR_ROLE, now - timedelta(hours=h), read_only=True)
                   for h in range(1, 24)]
         for h in (20, 8):
@@ -179,7 +179,7 @@ class Aws:
 
     def seed_history(self, days: int = 8) -> None:
         """Traffic history: hourly for a week, per minute for the last hour, so windows and baselines exist."""
-        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
         rng = random.Random(7)
         alb: list[dict] = []
         cache: list[dict] = []
@@ -215,7 +215,7 @@ class Aws:
         wanted = backend.describe_task_definition(service.task_definition).arn
         deployments = service.deployments
         primary = next(d for d in deployments if d["status"] == "PRIMARY")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if primary["taskDefinition"] != wanted:
             primary["status"] = "ACTIVE"
             primary = {**primary, "id": f"ecs-svc/{random.randint(10**17, 10**18)}", "status": "PRIMARY",
@@ -271,7 +271,7 @@ class Aws:
 
 def _aware(moment: datetime) -> datetime:
     """moto keeps timestamps as it was given them, naive or not."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def trail_event(name: str, source: str, principal: str, at: datetime, *, read_only: bool = False,

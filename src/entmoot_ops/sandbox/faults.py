@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -272,5 +272,5 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
 def inject(sandbox: Sandbox, name: str, params: dict[str, Any]) -> Active:
     if name not in FAULTS:
         raise KeyError(f"unknown fault {name!r} (known: {', '.join(sorted(FAULTS))})")
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     return Active(name=name, params=params, since=since, undo=FAULTS[name](sandbox, since, **params))

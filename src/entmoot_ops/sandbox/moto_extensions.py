@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from moto.cloudtrail.responses import CloudTrailResponse
@@ -62,8 +62,8 @@ def _latest_restorable_time(self: DBInstance) -> datetime:
 
 def _lookup_events(self: CloudTrailResponse) -> str:
     body = json.loads(self.body or "{}")
-    start = _moment(body.get("StartTime"), datetime.min.replace(tzinfo=timezone.utc))
-    end = _moment(body.get("EndTime"), datetime.now(timezone.utc))
+    start = _moment(body.get("StartTime"), datetime.min.replace(tzinfo=UTC))
+    end = _moment(body.get("EndTime"), datetime.now(UTC))
     attributes = body.get("LookupAttributes") or []
     if len(attributes) > 1:
         return self._error("InvalidLookupAttributesException", "You can only specify one lookup attribute.")
@@ -93,7 +93,7 @@ def _moment(value: Any, default: datetime) -> datetime:
     if value is None:
         return default
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 

@@ -87,7 +87,9 @@ class PostgresPair:
         with psycopg.connect(self.dsn("postgres", database="postgres"), autocommit=True) as admin:
             admin.execute(f"CREATE ROLE entmoot_app LOGIN PASSWORD '{self.passwords['entmoot_app']}'")
             admin.execute(f"CREATE ROLE entmoot_monitor LOGIN PASSWORD '{self.passwords['entmoot_monitor']}' IN ROLE pg_monitor")
-            admin.execute(f"CREATE ROLE entmoot_remediator LOGIN PASSWORD '{self.passwords['entmoot_remediator']}' IN ROLE pg_signal_backend, pg_read_all_stats")
+            # pg_read_all_stats: without it, other roles' sessions show no state, and nothing would match.
+            admin.execute(f"CREATE ROLE entmoot_remediator LOGIN PASSWORD '{self.passwords['entmoot_remediator']}' "
+                          "IN ROLE pg_signal_backend, pg_read_all_stats")
             admin.execute("CREATE DATABASE entmoot OWNER entmoot_app")
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as admin:
             admin.execute("CREATE EXTENSION pg_stat_statements")

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,7 @@ class Sandbox:
         if self.api_pid is not None:
             self.api_admin("/_sandbox/flush", {})
         self.agent.tick()
-        return {"synced": datetime.now(timezone.utc).isoformat(), "agent_errors": self.agent.errors}
+        return {"synced": datetime.now(UTC).isoformat(), "agent_errors": self.agent.errors}
 
     # ------------------------------------------------------------------------------------------ state
     def state(self) -> dict:
