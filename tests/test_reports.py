@@ -54,3 +54,37 @@ def test_one_run_per_environment_named(run_checks, environments):
     run = run_checks("-m", "morning", "-k", "api_health", "--env", "sandbox", "--env", "second", "--environments-dir", str(directory))
     assert sorted(r.nodeid.split("[")[1] for r in run.results) == ["sandbox]", "second]"]
     assert run.returncode == 0
+
+
+def test_allure_html_is_generated_offline(sandbox, run_checks, tmp_path):
+    """The one command for the HTML report (npm allure-commandline on Java), on real results."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    from conftest import ROOT
+
+    if not (shutil.which("npm") and shutil.which("java")):
+        pytest.skip("npm and java are needed for the Allure 2 command line")
+    run = run_checks("-m", "morning", "-k", "api_health")
+    output = tmp_path / "html"
+    completed = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "report", "--results", str(run.reports / "allure-results"),
+                                "--output", str(output), "--tools", str(ROOT / "reports" / ".tools")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert (output / "index.html").exists()
+    assert (output / "widgets" / "categories.json").exists()
+
+
+def test_report_without_results_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    completed = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "report", "--results", str(tmp_path / "none")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [f"entmoot-ops: {tmp_path / 'none'}: no Allure results; run the checks first"]

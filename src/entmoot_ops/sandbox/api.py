@@ -197,7 +197,9 @@ class App:
         error = None
         async with self.capacity:
             try:
-                if request.headers.get("Authorization") != f"Bearer {self.settings['token']}":
+                # Bearer as in the runbook, or an API-key header, as the real service accepts both.
+                if (request.headers.get("Authorization") != f"Bearer {self.settings['token']}"
+                        and request.headers.get("X-Api-Key") != self.settings["token"]):
                     raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
                 error_rate, latency_ms = self.faults.effective(self.version)
                 if latency_ms:

@@ -1,0 +1,36 @@
+"""Credentials: an API-key header instead of Bearer, and secrets read from AWS Secrets Manager."""
+
+from __future__ import annotations
+
+import boto3
+
+from entmoot_ops.sandbox import aws as sandbox_aws
+
+TOKEN_REF = 'auth = { scheme = "bearer", secret = "env:ENTMOOT_SANDBOX_API_TOKEN" }'
+
+
+def test_api_key_header_auth(run_checks, environments):
+    directory = environments(replace={TOKEN_REF: 'auth = { scheme = "header", header = "X-Api-Key", secret = "env:ENTMOOT_SANDBOX_API_TOKEN" }'})
+    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory))
+    assert run.outcome("api.health") == "pass", run.output[-2000:]
+
+
+def test_wrong_api_key_is_a_failure_with_the_status(run_checks, environments):
+    directory = environments(replace={TOKEN_REF: 'auth = { scheme = "header", header = "X-Api-Key", secret = "env:WRONG_KEY" }'})
+    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory), env={"WRONG_KEY": "not-the-key"})
+    assert run.outcome("api.health") == "fail"
+    assert "HTTP status of /health: measured 401, threshold == 200" in run.result("api.health").message
+
+
+def test_secret_from_secrets_manager_is_used_and_masked(sandbox, run_checks, environments):
+    secrets = boto3.client("secretsmanager", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"],
+                           region_name="us-east-1", **sandbox_aws.CREDENTIALS)
+    name = "entmoot/sandbox/api-token"
+    try:
+        arn = secrets.describe_secret(SecretId=name)["ARN"]
+    except secrets.exceptions.ResourceNotFoundException:
+        arn = secrets.create_secret(Name=name, SecretString=sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"])["ARN"]
+    directory = environments(replace={TOKEN_REF: f'auth = {{ scheme = "bearer", secret = "{arn}" }}'})
+    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory), "-rA")
+    assert run.outcome("api.health") == "pass", run.output[-2000:]
+    assert sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"] not in run.output
