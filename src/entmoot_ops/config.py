@@ -123,7 +123,6 @@ class LogsSettings(Strict):
 
 class AlbSettings(Strict):
     load_balancer: str  # the ALB's name; the probe derives CloudWatch's LoadBalancer dimension from its ARN
-    target_group: str | None = None
 
 
 class Thresholds(Strict):

@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
@@ -95,5 +94,3 @@ class AuditLog:
 def describe_changes(changes: list[Change]) -> list[dict[str, Any]]:
     return [{"action": c.action, "before": c.before, "after": c.after} for c in changes]
 
-
-Verify = Callable[[], None]

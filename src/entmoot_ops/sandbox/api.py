@@ -291,6 +291,7 @@ class App:
             self.logs.create_log_stream(logGroupName=self.settings["log_group"], logStreamName=self.log_stream)
         except Exception as exc:  # noqa: BLE001
             print(f"log stream: {exc}", file=sys.stderr, flush=True)
+        # Kept on the app: the event loop holds only weak references to tasks.
         self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_desired_count, self.worker)]
 
     def build(self) -> web.Application:

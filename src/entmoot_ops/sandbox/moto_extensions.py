@@ -17,6 +17,8 @@ from typing import Any
 
 from moto.cloudtrail.responses import CloudTrailResponse
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.rds.models import DBInstance
 
@@ -51,8 +53,6 @@ def _get_metric_statistics(self: CloudWatchResponse) -> Any:
         for name in statistics:
             point[name] = bucket.get_statistics_for_type(name)
         datapoints.append(point)
-    from moto.core.responses import ActionResult
-
     return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": datapoints})
 
 
@@ -98,8 +98,6 @@ def _moment(value: Any, default: datetime) -> datetime:
 
 
 def _error(self: CloudTrailResponse, code: str, message: str) -> Any:
-    from moto.core.exceptions import JsonRESTError
-
     raise JsonRESTError(code, message)
 
 

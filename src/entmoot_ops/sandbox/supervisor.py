@@ -31,7 +31,6 @@ from entmoot_ops.sandbox.processes import free_port, spawn, stop, wait_until
 from entmoot_ops.sandbox.redis_server import RedisServer
 
 VERSION = "1.4.2"
-COMPONENTS = ("api", "primary", "replica", "redis", "aws")
 
 
 class Sandbox:
