@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import boto3
@@ -56,7 +57,9 @@ def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previou
         previous = run_checks("-m", "deploy", "--expected-version", "1.4.2")
     assert nogo.returncode == 1
     failed = nogo.result("deploy.error-rate")
-    assert failed.outcome == "fail" and "-> remediation ecs.rollback" in failed.message
+    assert failed.outcome == "fail"
+    assert re.search(r"5XX error rate since deployment \(\d+ of \d+ requests\): measured [3-6]\d\.\d+%, threshold < 1\.00% "
+                     r"over .* -> remediation ecs.rollback", failed.message), failed.message
     assert {"deploy.version", "deploy.image", "deploy.rollout"} <= nogo.by_outcome()["pass"]
     assert "--task-definition entmoot-api:" in nogo.output
 
@@ -67,6 +70,16 @@ def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previou
 
     assert previous.returncode == 0, previous.output[-3000:]
     assert previous.by_outcome() == {"pass": GATE}
+
+
+def test_slow_release_fails_the_latency_check(sandbox, run_checks):
+    with sandbox.fault("deploy", version="1.7.0", latency_ms=700), background_traffic(sandbox, path="/health", pause=0.2):
+        time.sleep(2)
+        run = run_checks("-m", "deploy", "-k", "latency", "--expected-version", "1.7.0")
+    failed = run.result("deploy.latency-p95")
+    assert failed.outcome == "fail"
+    assert re.search(r"black-box p95 of 20 requests to /health: measured 7\d\d(\.\d+)? ms, threshold < 500 ms "
+                     r"-> remediation ecs.rollback", failed.message), failed.message
 
 
 def test_stuck_rollout_fails_at_the_deadline_with_the_deployment_state(sandbox, run_checks, environments):

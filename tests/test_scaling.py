@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from conftest import ROOT, api_traffic
 from entmoot_ops.actions import scaled_count
-from conftest import ROOT
 
 
 @pytest.mark.parametrize("current", range(0, 25))
@@ -56,16 +59,19 @@ def test_scale_refuses_production_without_yes_in_one_line(sandbox, tmp_path):
     assert result.stderr.strip() == "entmoot-ops: prod is production: scaling needs --yes"
 
 
-def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks):
+def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, environments):
     """Injected latency does not depend on capacity: the scale-out acts (+2) but the re-check says not fixed."""
+    # A one-minute window that the slow requests dominate, whatever traffic earlier tests left in the last 15.
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nlatency_window_minutes = 1\n"})
     with sandbox.fault("api_latency", ms=700):
-        from conftest import api_traffic
-
-        api_traffic(sandbox, 20, path="/health")
-        run = run_checks("-m", "alerts", "-k", "latency", "--remediate")
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: api_traffic(sandbox, 25, path="/health"), range(8)))
+        run = run_checks("-m", "alerts", "-k", "latency", "--remediate", "--environments-dir", str(directory))
     try:
         result = run.result("api.latency-p95")
         assert result.outcome == "fail" and "ecs.scale-out (not fixed)" in run.output
+        assert re.search(r"TargetResponseTime p95: measured 7\d\d(\.\d+)? ms, threshold < 500 ms over .* "
+                         r"-> remediation ecs.scale-out", result.message), result.message
         acted = next(json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines() if '"acted"' in line)
         assert acted["changes"][0]["before"] == 3 and acted["changes"][0]["after"].startswith("5 ")
     finally:

@@ -37,9 +37,8 @@ def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
-def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5) -> Callable[[], None]:
-    undo_api = _api(sandbox, error_rate=rate)
-
+def _forgetting_alb_metrics(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None]) -> Callable[[], None]:
+    """The undo of an API fault whose requests reached CloudWatch: stop the fault, then forget its datapoints."""
     def undo() -> None:
         undo_api()
         sandbox.api_admin("/_sandbox/flush", {})
@@ -47,8 +46,12 @@ def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5) -> Callable
     return undo
 
 
+def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5) -> Callable[[], None]:
+    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, error_rate=rate))
+
+
 def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[[], None]:
-    return _api(sandbox, latency_ms=ms)
+    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, latency_ms=ms))
 
 
 def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -208,13 +211,11 @@ def deploy(sandbox: Sandbox, since: datetime, version: str = "1.5.0", error_rate
     if wait:
         _wait_for_version(sandbox, version)
 
-    def undo() -> None:
+    def restore() -> None:
         sandbox.aws.client("ecs").update_service(cluster=sandbox_aws.CLUSTER, service=sandbox_aws.SERVICE, taskDefinition=baseline)
         _wait_for_version(sandbox, baseline_version)
         sandbox.api_admin("/_sandbox/faults", {"versions": {}})
-        sandbox.api_admin("/_sandbox/flush", {})
-        sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
-    return undo
+    return _forgetting_alb_metrics(sandbox, since, restore)
 
 
 def stale_backups(sandbox: Sandbox, since: datetime, hours: float = 30) -> Callable[[], None]:
