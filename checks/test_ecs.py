@@ -14,8 +14,9 @@ from entmoot_ops.probes import ecs
 def test_ecs_service_steady(env):
     state = ecs.service_state(env.clients)
     evidence("ecs:DescribeServices", state)
-    expect("running tasks", state.running, "==", state.desired)
-    expect("running tasks of the PRIMARY deployment", state.primary[0].running if state.primary else 0, "==", state.desired)
+    expect("running tasks", state.running, "==", state.desired, against="desired")
+    expect("running tasks of the PRIMARY deployment", state.primary[0].running if state.primary else 0, "==", state.desired,
+           against="desired")
     expect("pending tasks", state.pending, "==", 0)
     expect("PRIMARY deployments", len(state.primary), "==", 1)
     expect("deployments in flight", len(state.deployments), "==", 1)

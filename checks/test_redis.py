@@ -14,7 +14,9 @@ SECTION = "cache-scaling-redis"
 def test_redis_reachable(env):
     info = redis.info(env.clients)
     evidence("INFO", info)
-    expect("connected clients", info.connected_clients, "<", info.maxclients * env.thresholds.connections_max_ratio)
+    ratio = env.thresholds.connections_max_ratio
+    expect("connected clients", info.connected_clients, "<", info.maxclients * ratio,
+           against=f"{ratio:.0%} of maxclients {info.maxclients} =")
 
 
 @pytest.mark.morning

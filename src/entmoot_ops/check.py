@@ -51,9 +51,15 @@ def check(*, id: str, title: str, section: str, severity: Severity, remediation:
 class Reading:
     label: str
     measured: str
-    threshold: str
+    threshold: str  # "op value"
     window: str | None
     ok: bool
+    against: str | None = None  # what the threshold is, when it is itself a measurement ("desired")
+
+    def describe(self) -> str:
+        """``running tasks 3 == desired 3``: the reading as a person says it."""
+        op, _, value = self.threshold.partition(" ")
+        return f"{self.label} {self.measured} {op} {self.against + ' ' if self.against else ''}{value}"
 
 
 @dataclass
@@ -82,19 +88,22 @@ def format_value(value: Any, unit: str) -> str:
     return f"{text} {unit}".rstrip() if unit and unit != "%" else text
 
 
-def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", window: str | None = None) -> None:
-    """Assert ``value op threshold``. ``value=None`` (nothing measured) is an error, never a pass."""
+def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", window: str | None = None,
+           against: str | None = None) -> None:
+    """Assert ``value op threshold``. ``value=None`` (nothing measured) is an error, never a pass. ``against``
+    names a threshold that is itself measured (``expect("running tasks", 2, "==", 3, against="desired")``)."""
     run = current_run.get()
     if value is None:
         raise LookupError(f"{label}: no data measured{f' in {window}' if window else ''}; cannot judge")
     ok = _COMPARE[op](value, threshold)
-    reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok)
+    reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok, against)
     if run is not None:
         run.readings.append(reading)
     if not ok:
         remediation = f" -> remediation {run.spec.remediation}" if run else ""
         where = f" over {window}" if window else ""
-        raise AssertionError(f"{label}: measured {reading.measured}, threshold {reading.threshold}{where}{remediation}")
+        threshold = f"{op} {against} {format_value(threshold, unit)}" if against else reading.threshold
+        raise AssertionError(f"{label}: measured {reading.measured}, threshold {threshold}{where}{remediation}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -18,10 +21,18 @@ import botocore.exceptions
 import psycopg
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.config import Environment
-from entmoot_ops.errors import DependencyError, ReadOnlyViolation
+from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
 from entmoot_ops.secrets import masker, resolve, resolve_secret
+
+if TYPE_CHECKING:
+    from entmoot_ops.preflight import Preflight
+
+T = TypeVar("T")
 
 READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet)")
 READ_ONLY_REDIS = frozenset(
@@ -36,12 +47,60 @@ def _refuse_writes(event_name: str, **_: Any) -> None:
         raise ReadOnlyViolation(f"check mode refused AWS {event_name.split('.')[1]}:{operation} (not a read)")
 
 
-class ReadOnlyRedis(redis.Redis):
+# Calls that got no answer open the endpoint's circuit; these are answers (a wrong password, a TLS mismatch).
+AWS_NO_ANSWER = (botocore.exceptions.ConnectionError, botocore.exceptions.ReadTimeoutError,
+                 botocore.exceptions.ConnectionClosedError)
+REDIS_ANSWERS = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+def _postgres_answered(error: BaseException) -> bool:
+    return "FATAL" in str(error) or "SSL" in str(error)
+
+
+class GuardedRedis(redis.Redis):
+    """Every command goes through the endpoint's circuit breaker."""
+
+    endpoint = "redis"
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        with breaker.call(self.endpoint, "Redis", (redis.ConnectionError, redis.TimeoutError),
+                          answered=lambda e: isinstance(e, REDIS_ANSWERS)):
+            return super().execute_command(*args, **options)
+
+
+class ReadOnlyRedis(GuardedRedis):
     def execute_command(self, *args: Any, **options: Any) -> Any:
         command = str(args[0]).upper()
         if command not in READ_ONLY_REDIS and f"{command} {str(args[1]).upper() if len(args) > 1 else ''}".strip() not in READ_ONLY_REDIS:
             raise ReadOnlyViolation(f"check mode refused Redis {command} (not a read)")
         return super().execute_command(*args, **options)
+
+
+class GuardedSession(requests.Session):
+    """HTTP through the API endpoint's circuit breaker."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        parts = urlsplit(url)
+        with breaker.call(f"{parts.scheme}://{parts.netloc}", "API", (requests.Timeout, requests.ConnectionError),
+                          answered=lambda e: isinstance(e, requests.exceptions.SSLError)):
+            return super().request(method, url, *args, **kwargs)
+
+
+def _guard_aws(client: Any, dependency: str) -> None:
+    endpoint = urlsplit(client.meta.endpoint_url).netloc
+
+    def before(context: dict, **_: Any) -> None:
+        breaker.guard(endpoint, dependency)
+        context["entmoot_started"] = time.monotonic()
+
+    def failed(exception: BaseException, context: dict, **_: Any) -> None:
+        if isinstance(exception, AWS_NO_ANSWER):
+            breaker.trip(endpoint, dependency, time.monotonic() - context.get("entmoot_started", time.monotonic()),
+                         type(exception).__name__)
+
+    client.meta.events.register("before-call.*.*", before)
+    client.meta.events.register("after-call-error.*.*", failed)
+    client.meta.events.register("after-call.*.*", lambda **_: breaker.close(endpoint))
 
 
 @dataclass
@@ -50,10 +109,22 @@ class Clients:
 
     env: Environment
     writable: bool = False
+    # What the run's preflight resolved and found wrong; without it, references are resolved on use.
+    preflight: Preflight | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
+    _readings: dict[Any, Any] = field(default_factory=dict)
+
+    def remember(self, key: Any, measure: Callable[[], T]) -> T:
+        """A reading several checks of one run share (one AWS call, not one per check); a re-check after a
+        remediation measures fresh."""
+        if measuring_fresh() or key not in self._readings:
+            self._readings[key] = measure()
+        return self._readings[key]
 
     @functools.cached_property
     def _session(self) -> boto3.session.Session:
+        if self.preflight is not None:
+            self.preflight.raise_for("aws.credentials")
         aws = self.env.aws
         keys = {}
         if aws.access_key_id and aws.secret_access_key:
@@ -62,7 +133,15 @@ class Clients:
         try:
             return boto3.session.Session(profile_name=aws.profile, region_name=aws.region, **keys)
         except botocore.exceptions.ProfileNotFound as exc:
-            raise DependencyError("AWS", str(exc)) from None
+            raise ConfigError(f"aws.profile: {exc}", fix="name a profile that exists in ~/.aws/config, or unset it") from None
+
+    def aws_credentials(self) -> str:
+        """Where boto3's chain finds credentials (env, sso, iam-role, ...); a ConfigError when it finds none."""
+        found = self._session.get_credentials()
+        if found is None:
+            raise ConfigError("AWS credentials: boto3 found none (no profile, SSO session, environment keys or instance role)",
+                              fix="set AWS_PROFILE or aws.profile, run `aws sso login`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        return found.method
 
     def aws(self, service: str) -> Any:
         key = f"aws:{service}"
@@ -73,71 +152,98 @@ class Clients:
                 read_timeout=timeouts.read_seconds,
                 retries={"max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
             )
-            endpoint = resolve(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
+            endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
             client = self._session.client(service, endpoint_url=endpoint, config=config)
+            _guard_aws(client, f"AWS {client.meta.service_model.service_id}")
             if not self.writable:
                 client.meta.events.register("before-call.*.*", _refuse_writes)
             self._cache[key] = client
         return self._cache[key]
 
+    def endpoint(self, reference: str, *, what: str) -> str:
+        """An endpoint written out or referenced (env:NAME): not secret, but resolved like a secret."""
+        if self.preflight is not None and reference in self.preflight.resolved:
+            return self.preflight.resolved[reference]
+        if self.preflight is not None:
+            self.preflight.raise_for(reference)
+        return resolve(reference, what=what)
+
     def secret(self, reference: str, *, what: str) -> str:
+        if self.preflight is not None and reference in self.preflight.resolved:
+            return self.preflight.resolved[reference]
+        if self.preflight is not None:
+            self.preflight.raise_for(reference)
+
         def fetch(arn: str) -> str:
             try:
                 return self.aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
             except botocore.exceptions.BotoCoreError as exc:
-                raise DependencyError("Secrets Manager", str(exc)) from None
+                raise DependencyError("AWS Secrets Manager", str(exc)) from None
             except botocore.exceptions.ClientError as exc:
-                raise DependencyError("Secrets Manager", exc.response["Error"]["Message"]) from None
+                raise DependencyError("AWS Secrets Manager", exc.response["Error"]["Message"], reachable=True) from None
 
         return resolve_secret(reference, what=what, fetch_secret=fetch)
 
     def postgres(self, dsn_reference: str, *, name: str, autocommit: bool = True) -> psycopg.Connection:
         """A new session; in check mode it is read-only with statement and lock timeouts."""
         dsn = self.secret(dsn_reference, what=f"postgres {name} dsn")
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"postgres {name} dsn: not a valid connection string ({masker(str(exc))})") from None
+        endpoint = f"{params.get('host') or params.get('hostaddr') or 'localhost'}:{params.get('port') or 5432}"
         timeouts = self.env.timeouts
         statement_ms = int(timeouts.read_seconds * 1000)
         options = f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} -c idle_in_transaction_session_timeout={statement_ms * 2}"
         if not self.writable:
             options += " -c default_transaction_read_only=on"
         try:
-            return psycopg.connect(
-                dsn,
-                connect_timeout=max(1, round(timeouts.connect_seconds)),
-                options=options,
-                autocommit=autocommit,
-                application_name="entmoot-ops" + ("-remediation" if self.writable else "-check"),
-                # TCP keepalives make a SIGSTOPped server an error within the read timeout, not a hang.
-                keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=max(1, round(timeouts.read_seconds)),
-                tcp_user_timeout=int(timeouts.read_seconds * 1000),
-            )
+            with breaker.call(endpoint, f"PostgreSQL {name}", (psycopg.OperationalError,), answered=_postgres_answered):
+                return psycopg.connect(
+                    dsn,
+                    connect_timeout=max(1, round(timeouts.connect_seconds)),
+                    options=options,
+                    autocommit=autocommit,
+                    application_name="entmoot-ops" + ("-remediation" if self.writable else "-check"),
+                    # TCP keepalives make a SIGSTOPped server an error within the read timeout, not a hang.
+                    keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=max(1, round(timeouts.read_seconds)),
+                    tcp_user_timeout=int(timeouts.read_seconds * 1000),
+                )
         except psycopg.OperationalError as exc:
-            raise DependencyError(f"PostgreSQL {name}", masker(str(exc).strip().splitlines()[0])) from None
+            raise DependencyError(f"PostgreSQL {name}", masker(str(exc).strip().splitlines()[0]),
+                                  reachable=_postgres_answered(exc)) from None
 
     def redis(self) -> redis.Redis:
         if "redis" not in self._cache:
             settings = self.env.redis
             url = self.secret(settings.url, what="redis.url")
             password = self.secret(settings.password, what="redis.password") if settings.password else None
-            factory = redis.Redis if self.writable else ReadOnlyRedis
+            # One attempt: redis-py's default of 3 retries would make a frozen Redis cost four read timeouts.
+            once = Retry(NoBackoff(), 0)
             pool = redis.ConnectionPool.from_url(
                 url,
                 password=password,
                 socket_connect_timeout=self.env.timeouts.connect_seconds,
                 socket_timeout=self.env.timeouts.read_seconds,
                 decode_responses=True,
+                retry=once,
             )
-            self._cache["redis"] = factory(connection_pool=pool)
+            client = (GuardedRedis if self.writable else ReadOnlyRedis)(connection_pool=pool, retry=once)
+            client.endpoint = f"{pool.connection_kwargs.get('host', 'localhost')}:{pool.connection_kwargs.get('port', 6379)}"
+            self._cache["redis"] = client
         return self._cache["redis"]
 
-    def http(self) -> requests.Session:
-        if "http" not in self._cache:
-            session = requests.Session()
+    def http(self, *, authenticated: bool = True) -> requests.Session:
+        """The API session; ``authenticated=False`` sends no credential (to prove the API demands one)."""
+        key = "http" if authenticated else "http-anonymous"
+        if key not in self._cache:
+            session = GuardedSession()
             auth = self.env.api.auth
-            if auth.scheme != "none" and auth.secret:
+            if authenticated and auth.scheme != "none" and auth.secret:
                 token = self.secret(auth.secret, what="api.auth.secret")
                 session.headers[auth.header] = f"Bearer {token}" if auth.scheme == "bearer" else token
-            self._cache["http"] = session
-        return self._cache["http"]
+            self._cache[key] = session
+        return self._cache[key]
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -145,7 +251,7 @@ class Clients:
 
     @property
     def api_url(self) -> str:
-        return resolve(self.env.api.url, what="api.url").rstrip("/")
+        return self.endpoint(self.env.api.url, what="api.url").rstrip("/")
 
     def close(self) -> None:
         for client in self._cache.values():

@@ -16,10 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from entmoot_ops.errors import ConfigError
 
-SecretRef = Annotated[
-    str,
-    StringConstraints(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+)$"),
-]
+SECRET_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+)$"
+SecretRef = Annotated[str, StringConstraints(pattern=SECRET_PATTERN)]
 # An endpoint is either written out (not secret: a hostname, a URL) or read from an environment variable.
 EndpointRef = Annotated[str, StringConstraints(min_length=1)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
@@ -63,6 +61,13 @@ class ApiSettings(Strict):
     health_path: str = "/health"
     auth: ApiAuth = ApiAuth(scheme="none")
     healthy_statuses: tuple[str, ...] = ("healthy", "ok")
+    # /health is public on the real API: auth is proven on a route that must demand it.
+    protected_path: Annotated[str, StringConstraints(pattern=r"^/")] = "/api/v1/projects"
+    # Dotted paths into the /health body and the value each must have, e.g. {"storage.backend" = "redis"}: the
+    # real API answers "healthy" after falling back from Redis to memory.
+    health_expect: dict[str, str] = {}
+    # Any value in the body (first word, any case) from this set fails, naming its path.
+    health_bad_values: tuple[str, ...] = ("failed", "unavailable", "down", "error", "degraded", "unhealthy")
 
 
 class EcsSettings(Strict):
@@ -138,6 +143,8 @@ class Thresholds(Strict):
     redis_memory_max_ratio: Ratio = 0.90  # Cache Scaling: "Memory near 90% utilization"
     redis_evictions_max: Annotated[int, Field(ge=0)] = 0  # Cache Scaling: "Eviction rate increasing"
     redis_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+    # A collapse in the last minutes is averaged away over an hour: the hit rate is judged over both windows.
+    redis_recent_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
     rds_free_storage_min_ratio: Ratio = 0.10  # Alert: Disk Space Low (<10%)
     metric_period_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
     metric_freshness_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
@@ -239,5 +246,13 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        got = f" (got {first['input']!r})" if first["type"] != "missing" and not isinstance(first["input"], dict) else ""
-        raise ConfigError(f"{path}: {key}: {first['msg']}{got}{more}") from None
+        raise ConfigError(f"{path}: {key}: {_explain(first)}{more}") from None
+
+
+def _explain(error: dict) -> str:
+    """Pydantic's message, with the value only where it cannot be a secret: a refused literal in a secret's
+    place would otherwise be printed, password and all, into a CI log."""
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == SECRET_PATTERN:
+        return "a literal value is not accepted here: write a reference, env:NAME or a Secrets Manager ARN"
+    shown = error["type"] != "missing" and not isinstance(error["input"], (dict, str, list))
+    return error["msg"] + (f" (got {error['input']!r})" if shown else "")

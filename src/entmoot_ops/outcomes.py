@@ -6,6 +6,8 @@ Results travel as junit ``user_properties`` so that, under xdist, the controller
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,10 +31,12 @@ class CheckResult:
     remediation_state: str
     message: str
     plan: list[str] = field(default_factory=list)
+    readings: list[str] = field(default_factory=list)  # "running tasks 3 == desired 3"
+    fix: str = ""  # for an error: what to fix in access, configuration or connectivity
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [
-            (PROPERTY, json.dumps(asdict(self))),
+            (PROPERTY, json.dumps(asdict(self), default=str)),
             ("check_id", self.check_id),
             ("outcome", self.outcome),
             ("measured", self.measured),
@@ -63,10 +67,12 @@ def first_line(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     if report.failed:
-        text = str(report.longrepr)
+        text = str(report.longrepr).strip()
+        if text.startswith(("FAIL ", "ERROR ")):  # the plugin's own one-line verdicts
+            return text.splitlines()[0].split(" ", 1)[1].removeprefix("AssertionError: ")
         lines = [line for line in text.splitlines() if line.startswith("E ")]
-        first = lines[0][1:].strip() if lines else text.strip().splitlines()[-1]
-        return first.removeprefix("FAIL ").removeprefix("AssertionError: ")
+        first = lines[0][1:].strip() if lines else text.splitlines()[-1]
+        return first.removeprefix("AssertionError: ")
     return ""
 
 
@@ -86,32 +92,43 @@ collector = Collector()
 ORDER = {"error": 0, "fail": 1, "fixed": 2, "skip": 3, "pass": 4}
 
 
-def write_summary(terminal: Any, results: list[CheckResult]) -> None:
+def write_summary(terminal: Any, results: list[CheckResult], preflight_problems: list[str] = ()) -> None:
+    """One block per check: outcome, id, environment, then what decided it, wrapped but never cut: the readings
+    (label, measured, threshold) or the reason; a FAIL names its remediation, an ERROR what to fix."""
     results = sorted(results, key=lambda r: (ORDER.get(r.outcome, 9), r.env, r.check_id, r.nodeid))
-    headers = ("check", "env", "measured", "threshold", "outcome", "remediation")
-    rows = []
-    for r in results:
-        remediation = r.remediation if r.outcome in ("fail", "error", "fixed") else ""
-        if remediation and r.remediation_state:
-            remediation += f" ({r.remediation_state})"
-        measured = r.measured or (r.message if r.outcome in ("error", "skip") else "")
-        rows.append((r.check_id, r.env, _clip(measured, 60), _clip(r.threshold, 30), r.outcome.upper(), remediation))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    id_width = max(len(r.check_id) for r in results)
+    env_width = max(len(r.env) for r in results)
+    indent = 7 + id_width + 2 + env_width + 2
+    width = max(60, shutil.get_terminal_size((140, 20)).columns - indent)
     terminal.write_sep("=", "entmoot checks")
-    terminal.write_line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    for row in rows:
-        colour = {"PASS": "green", "FIXED": "green", "SKIP": "yellow"}.get(row[4], "red")
-        terminal.write_line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), **{colour: True})
+    for r in results:
+        colour = {"pass": "green", "fixed": "green", "skip": "yellow"}.get(r.outcome, "red")
+        lines = textwrap.wrap(_detail(r), width, break_on_hyphens=False) or [""]
+        if r.outcome in ("fail", "fixed"):
+            lines.append(f"-> remediation {r.remediation} ({r.remediation_state or 'planned'})")
+        elif r.outcome == "error" and r.fix:
+            lines += textwrap.wrap(f"-> fix: {r.fix}", width, break_on_hyphens=False)
+        head = f"{r.outcome.upper():<6} {r.check_id:<{id_width}}  {r.env:<{env_width}}  "
+        terminal.write_line(head + lines[0], **{colour: True})
+        for line in lines[1:]:
+            terminal.write_line(" " * indent + line, **{colour: True})
     plans = [r for r in results if r.plan and r.outcome in ("fail", "fixed")]
     for r in plans:
         terminal.write_line("")
         terminal.write_line(f"Remediation plan for {r.check_id} [{r.env}] ({r.remediation}, {r.remediation_state or 'planned'}):")
         for step in r.plan:
             terminal.write_line(f"  - {step}")
+    for line in preflight_problems:
+        terminal.write_line("")
+        terminal.write_line(line, red=True)
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ORDER}
     terminal.write_line("")
     terminal.write_line("checks: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _detail(r: CheckResult) -> str:
+    if r.outcome in ("error", "skip") or not r.readings:
+        return r.message or "; ".join(r.readings)
+    if r.outcome == "fail":  # the breached reading first: it is the verdict
+        return r.message.split(" -> remediation")[0]
+    return "; ".join(r.readings)

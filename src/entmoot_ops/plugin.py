@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from entmoot_ops import outcomes, reports
+from entmoot_ops import outcomes, preflight, progress, reports
+from entmoot_ops.breaker import fresh
 from entmoot_ops.check import SEVERITIES, CheckRun, CheckSpec, current_run
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment, environments_dir, load_environment
@@ -52,6 +55,8 @@ class Suite:
     confirmed: bool
     reports_dir: Path | None
     audit: AuditLog
+    preflights: dict[str, preflight.Preflight] = field(default_factory=dict)
+    sandboxes: list[Any] = field(default_factory=list)  # handles this process holds, released at the end
 
 
 SUITE_KEY = pytest.StashKey[Suite]()
@@ -73,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
     except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(masker(str(exc))) from None
     if config.getoption("entmoot_yes") and not config.getoption("entmoot_remediate"):
         raise pytest.UsageError("--yes confirms remediation: it needs --remediate")
 
@@ -84,15 +89,77 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.xmlpath:
             config.option.xmlpath = str(reports_dir / "junit.xml")
         if getattr(config.option, "allure_report_dir", None) is None:
-            config.option.allure_report_dir = str(reports_dir / "allure-results")
+            results = reports_dir / "allure-results"
+            # Each run's results alone: a report must not mix runs or environments. The trend is carried by
+            # the report's history (entmoot-ops report), not by old results. Here, not by allure's own
+            # --clean-alluredir, which every xdist worker would also apply while another is writing.
+            if not config.option.collectonly:
+                shutil.rmtree(results, ignore_errors=True)
+            config.option.allure_report_dir = str(results)
     audit_path = config.getoption("entmoot_audit") or str((reports_dir or Path("reports")) / "audit.jsonl")
-    config.stash[SUITE_KEY] = Suite(
+    suite = Suite(
         environments=environments,
         remediate=config.getoption("entmoot_remediate"),
         confirmed=config.getoption("entmoot_yes"),
         reports_dir=reports_dir,
         audit=AuditLog(Path(audit_path)),
     )
+    config.stash[SUITE_KEY] = suite
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "entmoot_preflight" in workerinput:
+        suite.preflights = {name: preflight.Preflight.from_json(data) for name, data in workerinput["entmoot_preflight"].items()}
+    progress.write = lambda line: _say(config, line)
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal now, even while a check runs and pytest captures its output."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture else _nothing():
+        if reporter is not None:
+            reporter.write_line(masker(line))
+        else:  # an xdist worker: its stderr is the controller's
+            print(masker(line), file=sys.stderr, flush=True)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: Any) -> None:
+        return None
+
+
+def _preflight(suite: Suite, name: str) -> preflight.Preflight:
+    """Start or attach the sandbox of a sandbox environment, then resolve the environment's references."""
+    environment = suite.environments[name]
+    if environment.kind == "sandbox":
+        from entmoot_ops.sandbox.handle import attach_or_start
+
+        try:
+            suite.sandboxes.append(attach_or_start())
+        except OpsError as exc:
+            problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
+            return preflight.Preflight(name, fatal=problem)
+    return preflight.run(environment, remediate=suite.remediate)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any check, and before xdist starts its workers (which receive the result): the preflight."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.collectonly or not _runs_checks(config):
+        return
+    suite = config.stash[SUITE_KEY]
+    for name in suite.environments:
+        suite.preflights[name] = _preflight(suite, name)
+        _say(config, suite.preflights[name].line())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    suite = node.config.stash[SUITE_KEY]
+    node.workerinput["entmoot_preflight"] = {name: p.to_json() for name, p in suite.preflights.items()}
 
 
 def _resources(env: Environment, fixture: str) -> list[str]:
@@ -109,8 +176,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite = metafunc.config.stash[SUITE_KEY]
     fixture = next((f for f in ("replica", "lag_target") if f in metafunc.fixturenames), None)
     if fixture:
-        pairs = [(name, r) for name, env in suite.environments.items() for r in _resources(env, fixture)]
-        metafunc.parametrize(("env", fixture), pairs, indirect=True, ids=[f"{e}-{r.split(':')[-1]}" for e, r in pairs])
+        params = []
+        for name, env in suite.environments.items():
+            resources = _resources(env, fixture)
+            params += [pytest.param(name, r, id=f"{name}-{r.split(':')[-1]}") for r in resources]
+            if not resources:  # said once, as a skip; an empty parameter set would be pytest's NOTSET
+                reason = (f"no {'replica' if fixture == 'replica' else 'replica lag source'} configured in {name} "
+                          f"(postgres.replicas{'' if fixture == 'replica' else ' / postgres.replica_instances'} is empty)")
+                params.append(pytest.param(name, None, id=f"{name}-none", marks=pytest.mark.skip(reason=reason)))
+        metafunc.parametrize(("env", fixture), params, indirect=True)
     elif "env" in metafunc.fixturenames:
         metafunc.parametrize("env", list(suite.environments), indirect=True, ids=list(suite.environments))
 
@@ -137,22 +211,6 @@ def _validate(item: pytest.Item) -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    checks_dir = config.rootpath / "checks"
-    problems = []
-    for item in items:
-        in_checks = checks_dir in Path(item.path).parents
-        if item.get_closest_marker("check") is None:
-            if in_checks:
-                problems.append(f"{item.nodeid}: not declared with entmoot_ops.check.check(...)")
-            continue
-        problem = _validate(item)
-        if problem:
-            problems.append(f"{item.nodeid}: {problem}")
-    if problems:
-        raise pytest.UsageError("invalid check metadata:\n  " + "\n  ".join(dict.fromkeys(problems)))
-
-
 @dataclass
 class Target:
     """What a check receives as ``env``: the configuration and read-only clients of one environment."""
@@ -175,15 +233,12 @@ class Target:
 @pytest.fixture(scope="session")
 def env(request: pytest.FixtureRequest) -> Any:
     suite = request.config.stash[SUITE_KEY]
-    environment = suite.environments[request.param]
-    if environment.kind == "sandbox":
-        from entmoot_ops.sandbox.handle import attach_or_start
-
-        handle = attach_or_start()
-        request.addfinalizer(handle.release)
-    clients = Clients(environment)
+    name = request.param
+    if name not in suite.preflights:  # checks run from a path pytest_sessionstart did not recognise
+        suite.preflights[name] = _preflight(suite, name)
+    clients = Clients(suite.environments[name], preflight=suite.preflights[name])
     request.addfinalizer(clients.close)
-    return Target(environment, clients)
+    return Target(suite.environments[name], clients)
 
 
 @pytest.fixture
@@ -196,10 +251,32 @@ def expected_version(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("entmoot_expected_version")
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    needs = [item.nodeid for item in session.items if "expected_version" in getattr(item, "fixturenames", ())]
-    if needs and not session.config.getoption("entmoot_expected_version"):
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """After pytest's own selection (-m, -k): its usage errors, such as an unknown marker, come first. A check
+    of the deploy gate that is still selected needs the version it verifies."""
+    needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
+    if needs and not config.getoption("entmoot_expected_version"):
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
+    _validate_metadata(config, items)
+
+
+def _validate_metadata(config: pytest.Config, items: list[pytest.Item]) -> None:
+    checks_dir = config.rootpath / "checks"
+    problems = []
+    for item in items:
+        in_checks = checks_dir in Path(item.path).parents
+        if item.get_closest_marker("check") is None:
+            if in_checks:
+                problems.append(f"{item.nodeid}: not declared with entmoot_ops.check.check(...)")
+            continue
+        problem = _validate(item)
+        if problem:
+            problems.append(f"{item.nodeid}: {problem}")
+    if problems:
+        raise pytest.UsageError("invalid check metadata:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
 
 
 @pytest.fixture
@@ -216,10 +293,13 @@ def _env_name(item: pytest.Item) -> str:
 def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float) -> tuple[bool, str]:
     """Run the check body again until it passes or the deadline passes; the last failure is returned."""
     last = ""
+    check_progress = progress.Progress(f"verifying {run.spec.id} after the remediation (deadline "
+                                       f"{deadline - time.monotonic():.0f} s)")
     while True:
         run.readings.clear()
         try:
-            item.runtest()
+            with fresh():  # after a fix, nothing remembered from before it counts: readings and open circuits
+                item.runtest()
             return True, ""
         except AssertionError as exc:
             last = str(exc)
@@ -229,6 +309,7 @@ def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float)
             last = f"could not measure: {exc}"
         if time.monotonic() + interval > deadline:
             return False, last
+        check_progress(last)
         time.sleep(interval)
 
 
@@ -237,7 +318,8 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> boo
     suite = item.config.stash[SUITE_KEY]
     target: Target = item.funcargs["env"]
     remediation = REGISTRY[run.spec.remediation]
-    context = RemediationContext(env=target.config, readonly=target.clients, writable=Clients(target.config, writable=True),
+    writable = Clients(target.config, writable=True, preflight=target.clients.preflight)
+    context = RemediationContext(env=target.config, readonly=target.clients, writable=writable,
                                  check_id=run.spec.id, failure=str(failure))
     try:
         plan = remediation.plan(context)
@@ -298,13 +380,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     spec = spec_of(item)
     if spec is None:
         return report
-    if call.excinfo is not None and item.config.option.tbstyle == "auto":
+    error = call.excinfo.value if call.excinfo is not None else None
+    if report.when == "call" and report.failed and not isinstance(error, AssertionError):
+        # Could not measure is not a breached threshold: pytest counts a failure outside the call phase as an
+        # error, in its progress, its closing line and junit (<error>, not <failure>).
+        report.when = "setup"
+    if error is not None and item.config.option.tbstyle == "auto":
         # An on-call engineer reads a verdict, not test source: one line unless --tb asks for more.
-        error = call.excinfo.value
         if isinstance(error, AssertionError):
             report.longrepr = f"FAIL {error}"
-        elif isinstance(error, (OpsError, LookupError)):
-            report.longrepr = f"ERROR {type(error).__name__}: {error}"
+        elif isinstance(error, OpsError):
+            report.longrepr = f"ERROR {error}\n  fix: {error.fix}"
+        elif isinstance(error, LookupError):
+            report.longrepr = f"ERROR {error}"
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
         report.longrepr = masker(str(report.longrepr))
     report.sections = [(title, masker(text)) for title, text in report.sections]
@@ -324,6 +412,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             section=link(environment.runbook_url, spec.section) if environment else spec.section,
             measured="; ".join(r.measured for r in run.readings) if run else "",
             threshold="; ".join(r.threshold for r in run.readings) if run else "",
+            readings=[r.describe() for r in run.readings] if run else [],
+            fix=error.fix if isinstance(error, OpsError) else "",
             remediation=spec.remediation,
             remediation_state=item.stash.get(REMEDIATION_KEY, ""),
             message=outcomes.first_line(report),
@@ -349,9 +439,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     results = outcomes.collector.drain()
     if not results:
         return
-    outcomes.write_summary(terminalreporter, results)
+    outcomes.write_summary(terminalreporter, results, [p.line() for p in suite.preflights.values() if not p.ok])
     if suite.reports_dir is not None:
         reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    suite = config.stash.get(SUITE_KEY, None)
+    for handle in suite.sandboxes if suite else ():
+        handle.release()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -15,6 +15,20 @@ from urllib.parse import urlsplit
 from entmoot_ops.errors import ConfigError
 
 MASK = "****"
+# Credentials written inline are masked even when nobody told the masker: a URL's password, password=... pairs.
+_INLINE = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@'\"]+@|(?P<kv>\bpassword\s*=\s*'?)[^\s']+", re.IGNORECASE)
+
+
+def password_of(value: str) -> str | None:
+    """The password inside a DSN or URL (key=value and URL forms), if any."""
+    match = re.search(r"password\s*=\s*'?([^\s']+)", value)
+    if match:
+        return match.group(1)
+    return urlsplit(value).password if "://" in value else None
+
+
+def _mask_inline(match: re.Match[str]) -> str:
+    return f"{match.group('url')}{MASK}@" if match.group("url") else f"{match.group('kv')}{MASK}"
 
 
 class Masker:
@@ -35,14 +49,14 @@ class Masker:
     def add_connection_string(self, value: str) -> None:
         """Remember a DSN or URL and the password inside it (both key=value and URL forms)."""
         self.add(value)
-        for match in re.finditer(r"password\s*=\s*'?([^\s']+)", value):
-            self.add(match.group(1))
-        if "://" in value:
-            self.add(urlsplit(value).password)
+        self.add(password_of(value))
 
     def __call__(self, text: str) -> str:
+        if not text:
+            return text
         pattern = self._pattern
-        return pattern.sub(MASK, text) if pattern and text else text
+        text = pattern.sub(MASK, text) if pattern else text
+        return _INLINE.sub(_mask_inline, text)
 
 
 masker = Masker()

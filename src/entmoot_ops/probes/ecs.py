@@ -9,6 +9,7 @@ from datetime import datetime
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import measuring
+from entmoot_ops.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,13 @@ class Wait:
 def wait_until_stable(clients: Clients, timeout_seconds: float, poll_seconds: float) -> Wait:
     """Poll the service until it is stable or the deadline passes; the last state is returned either way."""
     started = time.monotonic()
+    progress = Progress(f"waiting for {clients.env.ecs.service} to be stable (deadline {timeout_seconds:g} s)")
     while True:
         state = service_state(clients)
         waited = time.monotonic() - started
         if state.stable or waited + poll_seconds > timeout_seconds:
             return Wait(state, round(waited, 1))
+        progress(state.describe())
         time.sleep(poll_seconds)
 
 

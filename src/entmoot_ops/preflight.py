@@ -1,0 +1,139 @@
+"""Preflight: before any check, each environment's references and AWS credentials are resolved once.
+
+A missing variable, a Secrets Manager secret that cannot be read, or no AWS credentials is said once, in one
+line per environment naming each key and what to set. The checks that need it then fail at once as ERROR
+with a short pointer to that line, instead of repeating the same message (or worse, a traceback) per check.
+Secrets Manager ARNs are read here once per run; pytest-xdist workers receive the result, not a task to redo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from entmoot_ops.config import Environment
+from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.secrets import masker, password_of
+
+CREDENTIALS = "aws.credentials"
+REFERENCE_PREFIXES = ("env:", "arn:aws:secretsmanager:")
+# Keys whose value is an address, not a secret: only a password inside them is masked, so messages stay readable.
+ENDPOINT_KEYS = ("url", "endpoint_url")
+REMEDIATION_ONLY = ("postgres.admin_dsn",)
+
+
+class PreflightFailed(ConfigError):
+    def __init__(self, message: str):
+        super().__init__(message, fix="")
+        self.fix = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    detail: str
+    fix: str
+
+    def describe(self) -> str:
+        return f"{self.key}: {self.detail} -> {self.fix}"
+
+
+@dataclass
+class Preflight:
+    env: str
+    resolved: dict[str, str] = field(default_factory=dict)  # reference -> value
+    problems: dict[str, Problem] = field(default_factory=dict)  # reference (or CREDENTIALS) -> problem
+    fatal: Problem | None = None  # nothing in this environment can be measured
+    credentials: str | None = None  # where boto3's chain found them
+    masked: list[str] = field(default_factory=list)  # what every output must mask, in every process of the run
+
+    @property
+    def ok(self) -> bool:
+        return self.fatal is None and not self.problems
+
+    def raise_for(self, reference: str) -> None:
+        """An ERROR pointing at the preflight line, when ``reference`` (or the whole environment) failed there."""
+        problem = self.fatal or self.problems.get(reference)
+        if problem is not None:  # the fix is on the preflight line: not repeated on every check
+            raise PreflightFailed(f"preflight [{self.env}] failed for {problem.key}: see that line")
+
+    def line(self) -> str:
+        if self.fatal is not None:
+            return f"preflight [{self.env}] FAILED: {self.fatal.describe()}"
+        if self.problems:
+            return f"preflight [{self.env}] FAILED: " + "; ".join(p.describe() for p in self.problems.values())
+        return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preflight:
+        problems = {ref: Problem(**p) for ref, p in data["problems"].items()}
+        fatal = Problem(**data["fatal"]) if data["fatal"] else None
+        found = cls(data["env"], dict(data["resolved"]), problems, fatal, data["credentials"], list(data["masked"]))
+        found.remember_secrets()
+        return found
+
+    def remember_secrets(self) -> None:
+        for value in self.masked:
+            masker.add(value)
+
+
+def references(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """Every (key, reference) in a configuration: values written as env:NAME or a Secrets Manager ARN."""
+    found = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            found += references(value, key + ".")
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    found += references(item, f"{key}.{getattr(item, 'name', '')}.")
+        elif isinstance(value, str) and value.startswith(REFERENCE_PREFIXES):
+            found.append((key, value))
+    return found
+
+
+def run(env: Environment, *, remediate: bool) -> Preflight:
+    from entmoot_ops.clients import Clients  # clients import config; preflight is imported by both
+
+    result = Preflight(env.name)
+    clients = Clients(env)
+    wanted = [(k, r) for k, r in references(env) if remediate or k not in REMEDIATION_ONLY]
+    variables = [(k, r) for k, r in wanted if r.startswith("env:")]
+    _resolve(clients, variables, result)
+    # After the variables, which may hold the keys; before the Secrets Manager reads, which need them.
+    try:
+        result.credentials = clients.aws_credentials()
+    except OpsError as exc:
+        result.problems[CREDENTIALS] = Problem(CREDENTIALS, str(exc).split(": ", 1)[-1], exc.fix)
+    arns = [(k, r) for k, r in wanted if not r.startswith("env:")]
+    if CREDENTIALS in result.problems:
+        for key, reference in arns:
+            result.problems[reference] = Problem(key, "a Secrets Manager reference needs AWS credentials", f"see {CREDENTIALS}")
+    else:
+        _resolve(clients, arns, result)
+    return result
+
+
+def _resolve(clients: Any, wanted: list[tuple[str, str]], result: Preflight) -> None:
+    for key, reference in wanted:
+        if reference in result.resolved or reference in result.problems:
+            continue
+        try:
+            endpoint = key.rsplit(".", 1)[-1] in ENDPOINT_KEYS
+            value = (clients.endpoint if endpoint else clients.secret)(reference, what=key)
+        except OpsError as exc:
+            variable = reference[4:] if reference.startswith("env:") else None
+            result.problems[reference] = Problem(key, f"{variable} is not set" if variable else masker(str(exc)),
+                                                 f"export {variable}" if variable else exc.fix)
+            continue
+        result.resolved[reference] = value
+        result.masked += [password_of(value)] if endpoint else [value, password_of(value)]
+    result.masked = [m for m in dict.fromkeys(result.masked) if m]
+    result.remember_secrets()
