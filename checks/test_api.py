@@ -1,19 +1,50 @@
-"""Runbook Morning Checklist [1] and Quick Reference: API health."""
+"""Runbook Morning Checklist [1] and Quick Reference: API health, its components, and auth where it belongs."""
 
 import pytest
 
 from entmoot_ops.check import check, evidence, expect
+from entmoot_ops.errors import ConfigError, DependencyError
 from entmoot_ops.probes import api
 
 
 @pytest.mark.morning
 @pytest.mark.handoff
-@check(id="api.health", title="API reports healthy", section="morning-checklist-start-of-business-day",
+@check(id="api.health", title="API reports healthy, and so does each of its components", section="morning-checklist-start-of-business-day",
        severity="critical", remediation="api.investigate-health")
 def test_api_health(env):
+    settings = env.config.api
     health = api.health(env.clients)
     evidence("GET /health", health)
     expect("HTTP status of /health", health.http_status, "==", 200)
     # A degraded body with HTTP 200 is the case the runbook's `curl | jq` lets through.
-    expect("health status", health.status or "(missing)", "in", env.config.api.healthy_statuses)
+    expect("health status", health.status or "(missing)", "in", settings.healthy_statuses)
     expect("version in /health", health.version or "(missing)", "!=", "(missing)")
+    found = api.components(health.body or {})
+    for path, wanted in settings.health_expect.items():
+        expect(f"{path} in /health", found.get(path, "(missing)"), "==", wanted)
+    # The top-level status was judged above against healthy_statuses; every other value is a component's.
+    failing = [f"{path}={value}" for path, value in found.items() if path != "status"
+               and api.reports_failure(value, settings.health_bad_values)]
+    expect("components reporting failure" + (f": {', '.join(failing)}" if failing else ""), len(failing), "==", 0)
+
+
+@pytest.mark.morning
+@pytest.mark.handoff
+@pytest.mark.deploy
+@check(id="api.auth-enforced", title="Protected routes refuse a request without credential and accept ours",
+       section="quick-reference", severity="critical", remediation="api.restore-auth")
+def test_auth_enforced(env):
+    auth = api.auth_enforcement(env.clients)
+    evidence("protected path with and without credential", auth)
+    if auth.without_credential == 404:
+        raise ConfigError(f"api.protected_path: {auth.url} answered 404", fix="set api.protected_path to a route that exists")
+    if auth.without_credential >= 500:
+        raise DependencyError("API", f"{auth.url} answered HTTP {auth.without_credential} without credential", reachable=True,
+                              fix="the API fails on that route: see api.health and api.error-rate")
+    # A 2xx here means anyone can read the API: a security failure, not a configuration detail.
+    expect(f"HTTP status of {env.config.api.protected_path} without credential", auth.without_credential, "in", (401, 403))
+    if auth.with_credential in (401, 403):
+        raise ConfigError(f"api.auth: the API refused the configured credential (HTTP {auth.with_credential} on {auth.url})",
+                          fix="check api.auth.secret, and api.auth.scheme/header against what the API expects")
+    if auth.with_credential is not None:
+        expect(f"HTTP status of {env.config.api.protected_path} with our credential", f"{auth.with_credential // 100}XX", "==", "2XX")

@@ -33,3 +33,10 @@ procedure("alarms.restore-metric-source", title="Restore the metric an INSUFFICI
     "aws cloudwatch list-metrics --namespace <ns> --metric-name <metric>: a renamed resource changes dimensions",
     "set TreatMissingData deliberately (breaching for heartbeat-style metrics)",
 ])
+procedure("api.restore-auth", title="An API route answers without a credential: restore authentication",
+          section="quick-reference", steps=[
+    "treat it as a security incident: the API's data is readable by anyone who can reach it",
+    "find the release that disabled auth (aws ecs describe-services ... deployments; its task definition's environment)",
+    "roll back to the previous task-definition revision (runbook Rolling Back), or restore the auth setting and redeploy",
+    "review the ALB access logs for requests without Authorization while auth was off",
+])

@@ -322,7 +322,8 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> boo
     context = RemediationContext(env=target.config, readonly=target.clients, writable=writable,
                                  check_id=run.spec.id, failure=str(failure))
     try:
-        plan = remediation.plan(context)
+        with fresh():
+            plan = remediation.plan(context)
     except OpsError as exc:
         plan = [f"(could not prepare the plan: {exc})"]
     item.stash[PLAN_KEY] = plan
@@ -339,7 +340,8 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> boo
         suite.audit.write(event="refused", reason="production environment without --yes", plan=plan, **audit)
         return False
     try:
-        changes = remediation.act(context)
+        with fresh():
+            changes = remediation.act(context)
     except OpsError as exc:
         item.stash[REMEDIATION_KEY] = f"action failed: {exc}"
         suite.audit.write(event="action-failed", error=str(exc), plan=plan, **audit)

@@ -1,4 +1,4 @@
-"""The Entmoot API's /health endpoint, as the runbook's first morning command reads it."""
+"""The Entmoot API: its /health (public on the real service), its components, and whether it demands auth."""
 
 from __future__ import annotations
 
@@ -36,6 +36,41 @@ def health(clients: Clients) -> Health:
         elapsed_ms=round(response.elapsed.total_seconds() * 1000, 1),
         body=body,
     )
+
+
+def components(body: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Every scalar in the /health body by dotted path (``storage.backend``, ``checks.redis``)."""
+    found: dict[str, str] = {}
+    for key, value in body.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found.update(components(value, path + "."))
+        elif value is not None and not isinstance(value, list):
+            found[path] = str(value)
+    return found
+
+
+def reports_failure(value: str, bad_values: tuple[str, ...]) -> bool:
+    """``error: TimeoutError``, ``FAILED`` and ``down`` all report a failure: the first word decides."""
+    words = value.strip().lower().replace(":", " ").split()
+    return bool(words) and words[0] in {b.lower() for b in bad_values}
+
+
+@dataclass(frozen=True)
+class AuthEnforcement:
+    url: str
+    with_credential: int | None  # HTTP status; None when the environment configures no credential
+    without_credential: int
+
+
+def auth_enforcement(clients: Clients) -> AuthEnforcement:
+    """The protected path asked twice: with the configured credential, and with none."""
+    url = clients.api_url + clients.env.api.protected_path
+    with measuring("API"):
+        anonymous = clients.http(authenticated=False).get(url, timeout=clients.http_timeout).status_code
+        configured = clients.env.api.auth.scheme != "none"
+        authenticated = clients.http().get(url, timeout=clients.http_timeout).status_code if configured else None
+    return AuthEnforcement(url=url, with_credential=authenticated, without_credential=anonymous)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,11 @@ class Alarm:
 
 
 def alarms(clients: Clients) -> tuple[Alarm, ...]:
-    """Every alarm in the account and region, metric and composite, all pages."""
+    """Every alarm in the account and region, metric and composite, all pages; read once per run."""
+    return clients.remember("cloudwatch.alarms", lambda: _alarms(clients))
+
+
+def _alarms(clients: Clients) -> tuple[Alarm, ...]:
     found: list[Alarm] = []
     with measuring("AWS CloudWatch"):
         paginator = clients.aws("cloudwatch").get_paginator("describe_alarms")
@@ -96,6 +100,22 @@ def series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, 
         )
     points = sorted((p["Timestamp"], float(p[statistic])) for p in answer.get("Datapoints", []))
     return Series(namespace=namespace, metric=metric, statistic=statistic, points=tuple(points))
+
+
+def many_series(clients: Clients, namespace: str, metrics: list[tuple[str, dict[str, str]]], statistic: str,
+                window: Window) -> list[Series]:
+    """Several series of one window in one GetMetricData call (paged), in the order asked."""
+    queries = [{"Id": f"m{i}", "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]},
+        "Period": window.period_seconds, "Stat": statistic}} for i, (metric, dims) in enumerate(metrics)]
+    points: dict[str, list[tuple[datetime, float]]] = {q["Id"]: [] for q in queries}
+    with measuring("AWS CloudWatch"):
+        paginator = clients.aws("cloudwatch").get_paginator("get_metric_data")
+        for page in paginator.paginate(MetricDataQueries=queries, StartTime=window.start, EndTime=window.end):
+            for result in page.get("MetricDataResults", []):
+                points[result["Id"]] += zip(result.get("Timestamps", []), (float(v) for v in result.get("Values", [])), strict=True)
+    return [Series(namespace=namespace, metric=metric, statistic=statistic, points=tuple(sorted(points[f"m{i}"])))
+            for i, (metric, _) in enumerate(metrics)]
 
 
 def percentile(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], percent: float,

@@ -26,7 +26,12 @@ class DbInstance:
 
 
 def instance(clients: Clients) -> DbInstance:
+    """The instance as DescribeDBInstances says; read once per run (a remediation reads it fresh)."""
     identifier = clients.env.rds.instance
+    return clients.remember(("rds.instance", identifier), lambda: _instance(clients, identifier))
+
+
+def _instance(clients: Clients, identifier: str) -> DbInstance:
     with measuring("AWS RDS"):
         answer = clients.aws("rds").describe_db_instances(DBInstanceIdentifier=identifier)
     if not answer.get("DBInstances"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
@@ -46,8 +47,7 @@ def info(clients: Clients) -> RedisInfo:
 
 
 @dataclass(frozen=True)
-class CacheTraffic:
-    nodes: tuple[str, ...]
+class CacheCounts:
     hits: float
     misses: float
     evictions: float
@@ -62,6 +62,13 @@ class CacheTraffic:
         return self.hits / self.lookups if self.lookups else None
 
 
+@dataclass(frozen=True)
+class CacheTraffic:
+    nodes: tuple[str, ...]
+    whole: CacheCounts  # the configured window
+    recent: CacheCounts  # its last minutes, where a collapse shows before an hour's average hides it
+
+
 def cache_nodes(clients: Clients) -> tuple[str, ...]:
     group = clients.env.redis.replication_group
     if not group:
@@ -74,16 +81,21 @@ def cache_nodes(clients: Clients) -> tuple[str, ...]:
     return members
 
 
-def cache_traffic(clients: Clients) -> CacheTraffic:
-    """Hits, misses and evictions summed over every node of the replication group for the window."""
-    thresholds = clients.env.thresholds
-    window = cloudwatch.Window.last(thresholds.redis_window_minutes, thresholds.metric_period_seconds)
+METRICS = ("CacheHits", "CacheMisses", "Evictions")
+
+
+def cache_traffic(clients: Clients, window: cloudwatch.Window, recent_minutes: float) -> CacheTraffic:
+    """Hits, misses and evictions summed over every node of the replication group, over ``window`` and over
+    its last ``recent_minutes``: one GetMetricData call for all of them."""
     nodes = cache_nodes(clients)
-    totals = {}
-    for metric in ("CacheHits", "CacheMisses", "Evictions"):
-        totals[metric] = sum(
-            cloudwatch.series(clients, "AWS/ElastiCache", metric, {"CacheClusterId": node}, "Sum", window).total or 0.0
-            for node in nodes
-        )
-    return CacheTraffic(nodes=nodes, hits=totals["CacheHits"], misses=totals["CacheMisses"],
-                        evictions=totals["Evictions"], window=window.describe())
+    asked = [(metric, {"CacheClusterId": node}) for node in nodes for metric in METRICS]
+    found = cloudwatch.many_series(clients, "AWS/ElastiCache", asked, "Sum", window)
+    recent = cloudwatch.Window(max(window.start, window.end - timedelta(minutes=recent_minutes)), window.end, window.period_seconds)
+
+    def counts(since: cloudwatch.Window) -> CacheCounts:
+        sums = dict.fromkeys(METRICS, 0.0)
+        for (metric, _), series in zip(asked, found, strict=True):
+            sums[metric] += sum(value for moment, value in series.points if moment >= since.start)
+        return CacheCounts(hits=sums["CacheHits"], misses=sums["CacheMisses"], evictions=sums["Evictions"], window=since.describe())
+
+    return CacheTraffic(nodes=nodes, whole=counts(window), recent=counts(recent))

@@ -1,6 +1,7 @@
 """An Entmoot-like API (own process): health, projects, buildings, optimisation jobs and a job worker.
 
-It behaves like the real service where the checks look: Bearer auth, /health with dependency checks,
+It behaves like the real service where the checks look: a public /health with dependency checks and a storage
+component, Bearer or API-key auth on /api/*,
 PostgreSQL through a pool, a Redis cache with the runbook's TTLs, access logs shipped to CloudWatch Logs
 and ALB-style metrics to CloudWatch. Its concurrency follows the ECS service's desired count, so that
 scaling has an observable effect under load. Faults arrive on a loopback admin path.
@@ -35,6 +36,8 @@ class Faults:
     latency_ms: float = 0.0
     degraded: bool = False
     worker_paused: bool = False
+    auth_disabled: bool = False  # a release that shipped with authentication switched off
+    storage_fallback: bool = False  # started while Redis was away and fell back to in-memory storage, "healthy"
     # A bad release: {version: {"error_rate": .., "latency_ms": ..}}, in force while that version runs.
     versions: dict = field(default_factory=dict)
 
@@ -113,8 +116,17 @@ class App:
         results = await asyncio.gather(probe(database), probe(self.cache.ping))
         checks = dict(zip(("database", "redis"), results, strict=True))
         healthy = all(v == "ok" for v in checks.values()) and not self.faults.degraded
+        # The real API's storage component: after a fallback to memory it still says "healthy" at the top.
+        storage = ({"backend": "in-memory", "redis_ping": "skipped"} if self.faults.storage_fallback else
+                   {"backend": "redis", "redis_ping": "ok" if checks["redis"] == "ok" else "failed"})
         # Like many services, it answers 200 while degraded: only the body tells.
-        return web.json_response({"status": "healthy" if healthy else "degraded", "version": self.version, "checks": checks})
+        return web.json_response({"status": "healthy" if healthy else "degraded", "version": self.version, "checks": checks,
+                                  "storage": storage})
+
+    async def projects(self, request: web.Request) -> web.Response:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT id, name FROM projects ORDER BY id LIMIT 50")).fetchall()
+        return web.json_response([{"id": r[0], "name": r[1]} for r in rows])
 
     async def project(self, request: web.Request) -> web.Response:
         project_id = int(request.match_info["id"])
@@ -197,8 +209,9 @@ class App:
         error = None
         async with self.capacity:
             try:
-                # Bearer as in the runbook, or an API-key header, as the real service accepts both.
-                if (request.headers.get("Authorization") != f"Bearer {self.settings['token']}"
+                # As the real service: /health is public, /api/* demands Bearer (the runbook's) or an API-key header.
+                if (request.path.startswith("/api/") and not self.faults.auth_disabled
+                        and request.headers.get("Authorization") != f"Bearer {self.settings['token']}"
                         and request.headers.get("X-Api-Key") != self.settings["token"]):
                     raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
                 error_rate, latency_ms = self.faults.effective(self.version)
@@ -297,6 +310,7 @@ class App:
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware])
         app.router.add_get("/health", self.health)
+        app.router.add_get("/api/projects", self.projects)
         app.router.add_get("/api/projects/{id}", self.project)
         app.router.add_get("/api/buildings", self.buildings)
         app.router.add_post("/api/optimize", self.optimize)

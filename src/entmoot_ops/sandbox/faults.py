@@ -33,7 +33,8 @@ class Active:
 
 def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
-    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {}}
+    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {},
+                "auth_disabled": False, "storage_fallback": False}
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
@@ -56,6 +57,14 @@ def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[
 
 def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     return _api(sandbox, degraded=True)
+
+
+def api_auth_disabled(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    return _api(sandbox, auth_disabled=True)
+
+
+def api_storage_fallback(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    return _api(sandbox, storage_fallback=True)
 
 
 def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -264,7 +273,7 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
 
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
-    f.__name__: f for f in (api_errors, api_latency, api_degraded, ecs_stuck_rollout, alarm, replica_paused,
+    f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, ecs_stuck_rollout, alarm, replica_paused,
                             slot_inactive, redis_memory_pressure, redis_client_pressure, redis_cold_cache, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }
@@ -274,4 +283,8 @@ def inject(sandbox: Sandbox, name: str, params: dict[str, Any]) -> Active:
     if name not in FAULTS:
         raise KeyError(f"unknown fault {name!r} (known: {', '.join(sorted(FAULTS))})")
     since = datetime.now(UTC)
+    if sandbox.api_pid is not None:
+        # The API's metrics carry the time of their batch's first request: without a fresh batch here, requests
+        # served under the fault would join one that started before ``since`` and outlive the fault's undo.
+        sandbox.api_admin("/_sandbox/flush", {})
     return Active(name=name, params=params, since=since, undo=FAULTS[name](sandbox, since, **params))
