@@ -11,9 +11,11 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from entmoot_ops.errors import OpsError
+from entmoot_ops.secrets import masker
 
 
 def _exports(state: dict, state_file: Path) -> list[str]:
@@ -35,18 +37,40 @@ def _exports(state: dict, state_file: Path) -> list[str]:
     return [f"export {name}={shlex.quote(value)}" for name, value in {**env, **standard}.items()]
 
 
-def sandbox_up(arguments: argparse.Namespace) -> int:
-    from entmoot_ops.sandbox.handle import start
+def _state_file(arguments: argparse.Namespace) -> Path:
+    from entmoot_ops.sandbox.handle import default_state_file
 
-    handle = start(arguments.state_file)
+    return arguments.state_file or default_state_file()
+
+
+def sandbox_up(arguments: argparse.Namespace) -> int:
+    from entmoot_ops.sandbox.handle import running, start
+
+    state_file = _state_file(arguments)
+    if arguments.foreground:
+        return _foreground(start(state_file))
+    handle = running(state_file)
+    if handle is not None:
+        print(f"sandbox already running (pid {handle.state['pids']['supervisor']}); "
+              f'use it with: eval "$(entmoot-ops sandbox env{_state_option(arguments)})"')
+        return 0
+    print("starting the sandbox (PostgreSQL primary and replica, Redis, moto, the API) ...", file=sys.stderr, flush=True)
+    handle = start(state_file, detached=True)
+    print(f"sandbox ready in {sum(handle.state['timings'].values()):.1f} s (pid {handle.state['pids']['supervisor']}); "
+          f'use it with: eval "$(entmoot-ops sandbox env{_state_option(arguments)})"; '
+          f"stop it with: entmoot-ops sandbox down{_state_option(arguments)}")
+    return 0
+
+
+def _state_option(arguments: argparse.Namespace) -> str:
+    return f" --state-file {shlex.quote(str(arguments.state_file))}" if arguments.state_file else ""
+
+
+def _foreground(handle: object) -> int:
     handle.users = 1
     for line in _exports(handle.state, handle.state_file):
         print(line)
-    print(f"# sandbox ready in {sum(handle.state['timings'].values()):.1f} s (pid {handle.state['pids']['supervisor']}); "
-          "eval these lines in another shell, e.g.:", flush=True)
-    print('#   psql "$DATABASE_URL"; redis-cli -u "$REDIS_URL" INFO stats; aws ecs list-clusters; '
-          'curl -H "Authorization: Bearer $API_TOKEN" "$API_URL/health"', flush=True)
-    print("# Ctrl-C stops it.", flush=True)
+    print("# sandbox ready; eval these lines in another shell. Ctrl-C stops it.", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
@@ -60,6 +84,60 @@ def sandbox_up(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def sandbox_env(arguments: argparse.Namespace) -> int:
+    from entmoot_ops.sandbox.handle import attach
+
+    handle = attach(_state_file(arguments), what="sandbox")
+    for line in _exports(handle.state, handle.state_file):
+        print(line)
+    print('# then: psql "$DATABASE_URL"; redis-cli -u "$REDIS_URL" INFO stats; aws ecs list-clusters; '
+          'curl -H "Authorization: Bearer $API_TOKEN" "$API_URL/api/projects"')
+    return 0
+
+
+def sandbox_status(arguments: argparse.Namespace) -> int:
+    from entmoot_ops.sandbox.handle import running
+
+    handle = running(_state_file(arguments))
+    if handle is None:
+        print("sandbox: not running")
+        return 1
+    state = handle.control("GET", "state", timeout=5)
+    print(f"sandbox: running (pid {state['pids']['supervisor']}, state {handle.state_file})")
+    for name, port in state["ports"].items():
+        pid = state["pids"].get(name)
+        print(f"  {name:8} 127.0.0.1:{port}" + (f"  pid {pid}" if pid else ("  (stopped)" if name in state["pids"] else "")))
+    print(f"  faults  {', '.join(state['faults']) or 'none'}")
+    return 0
+
+
+def sandbox_down(arguments: argparse.Namespace) -> int:
+    from entmoot_ops.sandbox.handle import running
+
+    handle = running(_state_file(arguments))
+    if handle is None:
+        print("sandbox: not running; nothing to stop")
+        return 0
+    pid = handle.state["pids"]["supervisor"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    handle.state_file.unlink(missing_ok=True)
+    print(f"sandbox stopped (pid {pid})")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def scale(arguments: argparse.Namespace) -> int:
     """Runbook Scaling API Servers / Scaling Out, bounded to ecs.min_count..max_count, audited, verified."""
     from entmoot_ops import actions
@@ -70,9 +148,10 @@ def scale(arguments: argparse.Namespace) -> int:
 
     env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
     if env.kind == "sandbox":
-        from entmoot_ops.sandbox.handle import attach_or_start
+        from entmoot_ops.sandbox.handle import attach_running
 
-        attach_or_start()
+        # Scaling a throwaway sandbox would prove nothing and leave an audit entry that looks real.
+        attach_running()
     if env.production and not arguments.yes:
         raise OpsError(f"{env.name} is production: scaling needs --yes")
     readonly, writable = Clients(env), Clients(env, writable=True)
@@ -98,18 +177,21 @@ def scale(arguments: argparse.Namespace) -> int:
 def report(arguments: argparse.Namespace) -> int:
     from entmoot_ops.reports import generate_html
 
-    index = generate_html(arguments.results, arguments.output, arguments.tools)
-    print(f"Allure report: {index} (open it in a browser; it works offline)")
+    index = generate_html(arguments.results, arguments.output, arguments.tools, arguments.history)
+    print(f"Allure report: {index.resolve()} (one file; open it in a browser, no network needed)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="entmoot-ops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("sandbox", help="start the embedded sandbox and print its endpoints")
-    up.add_argument("action", choices=["up"])
-    up.add_argument("--state-file", type=Path, help="where to write the sandbox state (default: a temporary file)")
-    up.set_defaults(run=sandbox_up)
+    sandbox = commands.add_parser("sandbox", help="the embedded sandbox on its own: up, env, status, down")
+    actions = {"up": sandbox_up, "env": sandbox_env, "status": sandbox_status, "down": sandbox_down}
+    sandbox.add_argument("action", choices=list(actions),
+                         help="up: start it and return once ready; env: print eval-able exports; status; down: stop it")
+    sandbox.add_argument("--state-file", type=Path, help="the sandbox's state file (default: ~/.local/state/entmoot-ops/sandbox.json)")
+    sandbox.add_argument("--foreground", action="store_true", help="with up: print the exports and run until Ctrl-C")
+    sandbox.set_defaults(run=lambda arguments: actions[arguments.action](arguments))
     scaler = commands.add_parser("scale", help="scale the API service out by +2 or to a count, within its bounds")
     scaler.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
     scaler.add_argument("--environments-dir", type=Path)
@@ -123,12 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     html.add_argument("--results", type=Path, default=Path("reports/allure-results"))
     html.add_argument("--output", type=Path, default=Path("reports/allure-report"))
     html.add_argument("--tools", type=Path, default=Path("reports/.tools"), help="where allure-commandline is installed")
+    html.add_argument("--history", type=Path, default=Path("reports/allure-history"),
+                      help="the trend across runs: kept here between reports")
     html.set_defaults(run=report)
     arguments = parser.parse_args(argv)
     try:
         return arguments.run(arguments)
+    except BrokenPipeError:  # `entmoot-ops sandbox env | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
     except OpsError as exc:
-        print(f"entmoot-ops: {exc}", file=sys.stderr)
+        fix = f" ({exc.fix})" if exc.fix and exc.fix != "see the message" else ""
+        print(masker(f"entmoot-ops: {exc}{fix}"), file=sys.stderr)
         return 2
 
 

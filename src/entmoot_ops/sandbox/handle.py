@@ -27,6 +27,12 @@ from entmoot_ops.secrets import masker
 START_TIMEOUT = 90
 
 
+def default_state_file() -> Path:
+    """Where ``entmoot-ops sandbox up`` keeps the state of the sandbox it leaves running."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "entmoot-ops" / "sandbox.json"
+
+
 @dataclass
 class SandboxHandle:
     state_file: Path
@@ -84,16 +90,20 @@ class SandboxHandle:
 _handles: dict[Path, SandboxHandle] = {}
 
 
-def start(state_file: Path | None = None) -> SandboxHandle:
+def start(state_file: Path | None = None, *, detached: bool = False) -> SandboxHandle:
+    """Start a sandbox. It dies with this process unless ``detached`` (then it runs until ``sandbox down``)."""
     try:
         import entmoot_ops.sandbox.supervisor  # noqa: F401 - fails fast when the sandbox extra is missing
     except ImportError as exc:
         raise ConfigError(f"the sandbox needs the 'sandbox' extra (pip install -e '.[sandbox]'): {exc}") from None
     state_file = state_file or Path(tempfile.mkdtemp(prefix="entmoot-sandbox-state-")) / "state.json"
+    state_file.parent.mkdir(parents=True, exist_ok=True)
     error_file = state_file.with_suffix(".error")
+    error_file.unlink(missing_ok=True)
     log = state_file.with_suffix(".log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.sandbox", "serve", "--state-file", str(state_file),
-                                "--parent-pid", str(os.getpid())], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    lifetime = [] if detached else ["--parent-pid", str(os.getpid())]
+    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.sandbox", "serve", "--state-file", str(state_file), *lifetime],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detached)
     deadline = time.monotonic() + START_TIMEOUT
     while not state_file.exists():
         if error_file.exists() or process.poll() is not None:
@@ -107,22 +117,61 @@ def start(state_file: Path | None = None) -> SandboxHandle:
     return SandboxHandle(state_file, json.loads(state_file.read_text()), process)
 
 
-def attach(state_file: Path) -> SandboxHandle:
+NOT_RUNNING_FIX = "start one with `entmoot-ops sandbox up`, or unset ENTMOOT_SANDBOX_STATE to let the run start its own"
+
+
+def running(state_file: Path) -> SandboxHandle | None:
+    """The sandbox a state file describes, if it answers; a state file whose sandbox is gone is removed."""
+    try:
+        handle = SandboxHandle(state_file, json.loads(state_file.read_text()))
+    except (OSError, ValueError):
+        return None
+    try:
+        handle.control("GET", "state", timeout=3)
+    except (requests.RequestException, OpsError, ValueError):
+        state_file.unlink(missing_ok=True)
+        return None
+    return handle
+
+
+def attach(state_file: Path, *, what: str = "ENTMOOT_SANDBOX_STATE") -> SandboxHandle:
     if not state_file.is_file():
-        raise ConfigError(f"ENTMOOT_SANDBOX_STATE: {state_file} does not exist (is the sandbox running?)")
-    return SandboxHandle(state_file, json.loads(state_file.read_text()))
+        raise ConfigError(f"{what}: {state_file} does not exist (no sandbox running there)", fix=NOT_RUNNING_FIX)
+    handle = running(state_file)
+    if handle is None:
+        raise ConfigError(f"{what}: the sandbox of {state_file} does not answer (stopped?)", fix=NOT_RUNNING_FIX)
+    return handle
+
+
+def attach_running() -> SandboxHandle:
+    """The sandbox a person left running (ENTMOOT_SANDBOX_STATE, else ``sandbox up``'s); never starts one."""
+    named = os.environ.get("ENTMOOT_SANDBOX_STATE")
+    if named:
+        return _exported(attach(Path(named)))
+    handle = running(default_state_file())
+    if handle is None:
+        raise ConfigError("no sandbox is running", fix="start one with `entmoot-ops sandbox up`")
+    return _exported(handle)
+
+
+def _exported(handle: SandboxHandle) -> SandboxHandle:
+    for secret in handle.state.get("secrets", []):
+        masker.add(secret)
+    os.environ.update(handle.env)
+    return handle
 
 
 def attach_or_start() -> SandboxHandle:
-    """The sandbox for this process, exported as ENTMOOT_SANDBOX_* variables for the configuration to read."""
+    """The sandbox for this process, exported as ENTMOOT_SANDBOX_* variables for the configuration to read:
+    the one ENTMOOT_SANDBOX_STATE names, else the one ``sandbox up`` left running, else one of its own."""
     named = os.environ.get("ENTMOOT_SANDBOX_STATE")
     key = Path(named) if named else Path("<own>")
     handle = _handles.get(key)
     if handle is None:
-        handle = attach(key) if named else start()
-        _handles[key] = handle
-        for secret in handle.state.get("secrets", []):
-            masker.add(secret)
-        os.environ.update(handle.env)
+        if named:
+            handle = attach(key)
+        else:
+            handle = running(default_state_file()) or start()
+        _handles[key] = _exported(handle)
     handle.users += 1
     return handle
