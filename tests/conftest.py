@@ -7,6 +7,7 @@ engineer or CI runs them; results are read back from the junit XML the suite wri
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import subprocess
@@ -34,6 +35,8 @@ class Result:
     remediation: str
     message: str
     seconds: float
+    fix: str = ""
+    junit: str = ""  # the junit element: failure (threshold breached) or error (could not measure)
 
 
 @dataclass
@@ -65,15 +68,11 @@ def parse_junit(path: Path) -> list[Result]:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         if "check_id" not in props:
             continue
-        problem = case.find("failure")
-        if problem is None:
-            problem = case.find("error")
-        if problem is None:
-            problem = case.find("skipped")
-        message = (problem.get("message") or "") if problem is not None else ""
+        check = json.loads(props["entmoot.check"])
         results.append(Result(props["check_id"], f"{case.get('classname')}::{case.get('name')}", props["outcome"],
-                              props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""), message,
-                              float(case.get("time") or 0)))
+                              props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""),
+                              check["message"], float(case.get("time") or 0), check["fix"],
+                              "failure" if case.find("failure") is not None else "error" if case.find("error") is not None else ""))
     return results
 
 

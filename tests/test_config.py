@@ -59,11 +59,16 @@ def test_unknown_environment_names_the_known_ones():
     assert "no such environment 'production' (known: prod, sandbox, staging)" in completed.stderr
 
 
-def test_missing_secret_variable_is_an_error_outcome_naming_it(run_checks, environments):
+def test_missing_secret_variable_is_said_once_and_its_checks_point_there(run_checks, environments):
     directory = environments(replace={'secret = "env:ENTMOOT_SANDBOX_API_TOKEN"': 'secret = "env:ENTMOOT_NO_SUCH_TOKEN"'})
-    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory))
+    run = run_checks("-m", "morning", "-k", "api_health or auth_enforced or ecs", "--environments-dir", str(directory))
     assert run.outcome("api.health") == "error"
-    assert "api.auth.secret: environment variable ENTMOOT_NO_SUCH_TOKEN is not set" in run.result("api.health").message
+    assert run.result("api.health").message == "preflight [sandbox] failed for api.auth.secret: see that line"
+    preflight = [line for line in run.output.splitlines() if line.startswith("preflight [sandbox]")]
+    assert preflight and set(preflight) == {
+        "preflight [sandbox] FAILED: api.auth.secret: ENTMOOT_NO_SUCH_TOKEN is not set -> export ENTMOOT_NO_SUCH_TOKEN"}
+    assert len(preflight) <= 2  # at the start of the run and above the closing line; not once per check
+    assert run.outcome("ecs.service-steady") == "pass"  # what does not need the token is still measured
 
 
 def test_wrong_redis_password_is_an_error_not_a_pass(run_checks, environments, monkeypatch):

@@ -14,7 +14,7 @@ MORNING_CHECKS = {
     "api.health", "ecs.service-steady", "alarms.none-firing", "alarms.insufficient-data", "replication.streaming",
     "replication.slots-active", "replication.lag", "redis.reachable", "redis.hit-rate", "redis.evictions",
     "redis.memory", "rds.available", "rds.free-storage", "api.error-rate", "jobs.pending-age", "jobs.stuck-running",
-    "postgres.connections",
+    "postgres.connections", "api.auth-enforced",
 }
 
 
@@ -23,7 +23,7 @@ def test_healthy_sandbox_passes_every_morning_check(run_checks):
     assert run.returncode == 0, run.output[-4000:]
     assert {r.check_id for r in run.results} == MORNING_CHECKS
     assert run.by_outcome() == {"pass": MORNING_CHECKS}
-    assert "entmoot checks" in run.output and "checks: 17 pass" in run.output
+    assert "entmoot checks" in run.output and "checks: 18 pass" in run.output
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,11 @@ class Fault:
 FAULTS = [
     Fault("api.health", "api_degraded", measured="measured degraded", threshold=r"in \{healthy, ok\}",
           remediation="api.investigate-health"),
-    Fault("ecs.service-steady", "ecs_stuck_rollout", measured="running tasks: measured 2", threshold="== 3",
+    Fault("api.health", "api_storage_fallback", measured="storage.backend in /health: measured in-memory", threshold="== redis",
+          remediation="api.investigate-health"),
+    Fault("api.auth-enforced", "api_auth_disabled", measured="/api/projects without credential: measured 200",
+          threshold=r"in \{401, 403\}", remediation="api.restore-auth"),
+    Fault("ecs.service-steady", "ecs_stuck_rollout", measured="running tasks: measured 2", threshold="== desired 3",
           remediation="ecs.stabilise-service"),
     Fault("alarms.none-firing", "alarm", {"name": "entmoot-rds-cpu", "reason": "CPU 93% > 80%"},
           measured=r"entmoot-rds-cpu \(CPU 93% > 80%\): measured 1", threshold="== 0",
@@ -54,7 +58,7 @@ FAULTS = [
           threshold="== 0", remediation="replication.drop-or-reattach-slot"),
     Fault("replication.lag", "replica_paused", measured=r"WAL replay paused on replica1: measured True",
           threshold="== False", remediation="replication.reduce-lag"),
-    Fault("redis.reachable", "redis_client_pressure", measured=r"connected clients: measured \d+", threshold=r"< \d+(\.\d+)?",
+    Fault("redis.reachable", "redis_client_pressure", measured=r"connected clients: measured \d+", threshold=r"< 80% of maxclients \d+ = \d+",
           remediation="redis.check-auth-and-clients"),
     Fault("redis.hit-rate", "redis_cold_cache", measured=r"hit rate .*measured \d+\.\d+%", threshold=r"> 70\.00%",
           remediation="redis.scale-cache"),

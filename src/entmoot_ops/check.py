@@ -21,7 +21,7 @@ from entmoot_ops.secrets import masker
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES = ("critical", "high", "medium", "low")
-Op = Literal["<", "<=", ">", ">=", "==", "!=", "in"]
+Op = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not in"]
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda v, t: v < t,
     "<=": lambda v, t: v <= t,
@@ -30,6 +30,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda v, t: v == t,
     "!=": lambda v, t: v != t,
     "in": lambda v, t: v in t,
+    "not in": lambda v, t: v not in t,
 }
 
 
@@ -58,7 +59,8 @@ class Reading:
 
     def describe(self) -> str:
         """``running tasks 3 == desired 3``: the reading as a person says it."""
-        op, _, value = self.threshold.partition(" ")
+        op = "not in" if self.threshold.startswith("not in ") else self.threshold.split(" ", 1)[0]
+        value = self.threshold[len(op) + 1:]
         return f"{self.label} {self.measured} {op} {self.against + ' ' if self.against else ''}{value}"
 
 

@@ -27,8 +27,16 @@ def measuring(dependency: str) -> Iterator[None]:
         raise DependencyError(dependency, f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(),
                               reachable=True) from None
     except (TimeoutError, botocore.exceptions.BotoCoreError, psycopg.Error, redis_library.RedisError, requests.RequestException, OSError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = _cause(exc)
         # It answered, but no: a permission, a statement timeout, a bad command. Otherwise it did not answer.
         answered = isinstance(exc, (psycopg.errors.DatabaseError, redis_library.ResponseError)) and not isinstance(
             exc, psycopg.OperationalError)
         raise DependencyError(dependency, masker(f"{type(exc).__name__}: {detail}"), reachable=answered) from None
+
+
+def _cause(error: BaseException) -> str:
+    """The first line of an error, and for an HTTP connection error its root cause rather than urllib3's wrapping
+    ("Failed to resolve 'api.example.com'", "Connection refused")."""
+    reason = getattr(error.args[0], "reason", None) if isinstance(error, requests.ConnectionError) and error.args else None
+    text = str(reason).split("): ", 1)[-1] if reason is not None else str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
