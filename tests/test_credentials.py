@@ -11,15 +11,21 @@ TOKEN_REF = 'auth = { scheme = "bearer", secret = "env:ENTMOOT_SANDBOX_API_TOKEN
 
 def test_api_key_header_auth(run_checks, environments):
     directory = environments(replace={TOKEN_REF: 'auth = { scheme = "header", header = "X-Api-Key", secret = "env:ENTMOOT_SANDBOX_API_TOKEN" }'})
-    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory))
-    assert run.outcome("api.health") == "pass", run.output[-2000:]
+    run = run_checks("-m", "morning", "-k", "api_health or auth_enforced", "--environments-dir", str(directory))
+    assert run.by_outcome() == {"pass": {"api.health", "api.auth-enforced"}}, run.output[-2000:]
 
 
-def test_wrong_api_key_is_a_failure_with_the_status(run_checks, environments):
+def test_wrong_api_key_is_caught_although_health_is_public(run_checks, environments):
+    """/health answers anyone, as on the real API: only a protected route shows that the key is wrong."""
     directory = environments(replace={TOKEN_REF: 'auth = { scheme = "header", header = "X-Api-Key", secret = "env:WRONG_KEY" }'})
-    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory), env={"WRONG_KEY": "not-the-key"})
-    assert run.outcome("api.health") == "fail"
-    assert "HTTP status of /health: measured 401, threshold == 200" in run.result("api.health").message
+    run = run_checks("-m", "morning", "-k", "api_health or auth_enforced", "--environments-dir", str(directory),
+                     env={"WRONG_KEY": "not-the-key"})
+    assert run.outcome("api.health") == "pass"
+    refused = run.result("api.auth-enforced")
+    assert refused.outcome == "error" and refused.junit == "error"
+    assert "the API refused the configured credential (HTTP 401 on " in refused.message
+    assert "api.auth.secret" in refused.fix
+    assert "not-the-key" not in run.output
 
 
 def test_secret_from_secrets_manager_is_used_and_masked(sandbox, run_checks, environments):
@@ -31,6 +37,6 @@ def test_secret_from_secrets_manager_is_used_and_masked(sandbox, run_checks, env
     except secrets.exceptions.ResourceNotFoundException:
         arn = secrets.create_secret(Name=name, SecretString=sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"])["ARN"]
     directory = environments(replace={TOKEN_REF: f'auth = {{ scheme = "bearer", secret = "{arn}" }}'})
-    run = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory), "-rA")
-    assert run.outcome("api.health") == "pass", run.output[-2000:]
+    run = run_checks("-m", "morning", "-k", "api_health or auth_enforced", "--environments-dir", str(directory), "-rA")
+    assert run.by_outcome() == {"pass": {"api.health", "api.auth-enforced"}}, run.output[-2000:]
     assert sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"] not in run.output

@@ -7,6 +7,7 @@ sandbox environment's timeouts are connect 1 s / read 2 s with one AWS attempt.
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -54,16 +55,32 @@ def test_stopped_dependency_is_an_error_and_the_run_goes_on(dependency, sandbox,
     _verify(run, dependency)
 
 
+# Timeouts with room for attempts: a frozen endpoint's whole budget is attempts x read for AWS, one read elsewhere.
+BUDGET_TIMEOUTS = "connect_seconds = 1\nread_seconds = 3\naws_max_attempts = 2"
+
+
 @pytest.mark.parametrize("dependency", sorted(EXPECTED))
-def test_hung_dependency_is_an_error_within_its_timeout(dependency, sandbox, run_checks):
-    pids = sandbox.pids
-    pid = pids["supervisor" if dependency == "aws" else dependency]
+def test_hung_dependency_costs_one_timeout_budget_per_run(dependency, sandbox, run_checks, environments):
+    """Before the circuit breaker, each check paid the budget again: a frozen AWS endpoint cost 8 x 3 x 10 s."""
+    directory = environments(replace={"connect_seconds = 1\nread_seconds = 2\naws_max_attempts = 1": BUDGET_TIMEOUTS})
+    healthy = run_checks("-m", "morning", "--environments-dir", str(directory))
+    assert healthy.returncode == 0, healthy.output[-3000:]
+    budget = 2 * 3 if dependency == "aws" else 3
+    pid = sandbox.pids["supervisor" if dependency == "aws" else dependency]
     os.kill(pid, signal.SIGSTOP)
     try:
-        run = run_checks("-m", "morning")
+        run = run_checks("-m", "morning", "--environments-dir", str(directory))
     finally:
         os.kill(pid, signal.SIGCONT)
     _verify(run, dependency)
+    assert run.seconds <= healthy.seconds + budget + 5, (run.seconds, healthy.seconds, budget)
+    errors = [run.result(c) for c in EXPECTED[dependency][0]]
+    waited = [r for r in errors if "not asked again in this run" not in r.message]
+    assert len(waited) <= 1, [r.message for r in errors]  # one check paid the budget; the others were refused at once
+    if len(errors) > 1:
+        refused = next(r for r in errors if r not in waited)
+        assert re.search(r"no answer from \S+ at \d\d:\d\d:\d\d after \d+\.\d s", refused.message), refused.message
+        assert refused.seconds < 1, refused
 
 
 def test_sandbox_recovers_after_the_dependency_tests(sandbox, run_checks):

@@ -102,7 +102,12 @@ def sandbox_status(arguments: argparse.Namespace) -> int:
     if handle is None:
         print("sandbox: not running")
         return 1
-    state = handle.control("GET", "state", timeout=5)
+    try:
+        state = handle.control("GET", "state", timeout=5)
+    except (OpsError, OSError) as exc:  # requests' errors are OSErrors
+        print(f"sandbox: process {handle.state['pids']['supervisor']} is there but its control interface does not answer "
+              f"(frozen?): {type(exc).__name__}")
+        return 1
     print(f"sandbox: running (pid {state['pids']['supervisor']}, state {handle.state_file})")
     for name, port in state["ports"].items():
         pid = state["pids"].get(name)

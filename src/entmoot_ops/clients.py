@@ -150,7 +150,8 @@ class Clients:
             config = botocore.config.Config(
                 connect_timeout=timeouts.connect_seconds,
                 read_timeout=timeouts.read_seconds,
-                retries={"max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
+                # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
+                retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
             )
             endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
             client = self._session.client(service, endpoint_url=endpoint, config=config)

@@ -124,12 +124,12 @@ def running(state_file: Path) -> SandboxHandle | None:
     """The sandbox a state file describes, if it answers; a state file whose sandbox is gone is removed."""
     try:
         handle = SandboxHandle(state_file, json.loads(state_file.read_text()))
-    except (OSError, ValueError):
-        return None
-    try:
-        handle.control("GET", "state", timeout=3)
-    except (requests.RequestException, OpsError, ValueError):
+        # Its process, not its control interface: a sandbox frozen on purpose (SIGSTOP) is still there.
+        os.kill(handle.state["pids"]["supervisor"], 0)
+    except ProcessLookupError:
         state_file.unlink(missing_ok=True)
+        return None
+    except (OSError, ValueError, KeyError):
         return None
     return handle
 
@@ -139,7 +139,7 @@ def attach(state_file: Path, *, what: str = "ENTMOOT_SANDBOX_STATE") -> SandboxH
         raise ConfigError(f"{what}: {state_file} does not exist (no sandbox running there)", fix=NOT_RUNNING_FIX)
     handle = running(state_file)
     if handle is None:
-        raise ConfigError(f"{what}: the sandbox of {state_file} does not answer (stopped?)", fix=NOT_RUNNING_FIX)
+        raise ConfigError(f"{what}: the sandbox of {state_file} is not running", fix=NOT_RUNNING_FIX)
     return handle
 
 
