@@ -35,7 +35,7 @@ def test_redis_hit_rate(env):
     minimum, recent_minutes = env.thresholds.redis_min_lookups, env.thresholds.redis_recent_window_minutes
     if traffic.whole.lookups < minimum:
         pytest.skip(f"too little traffic to judge: {traffic.whole.lookups:.0f} lookups < {minimum} in {traffic.whole.window}")
-    for name, counts in (("over the window", traffic.whole), (f"in the last {recent_minutes} min", traffic.recent)):
+    for name, counts in (("over the window", traffic.whole), (f"in the last {recent_minutes:g} min", traffic.recent)):
         if counts.lookups >= minimum:  # too few recent lookups say nothing either way: the whole window still judged
             expect(f"hit rate {name} ({counts.hits:.0f} hits, {counts.misses:.0f} misses)", counts.hit_rate, ">",
                    env.thresholds.redis_hit_rate_min, unit="%", window=counts.window)

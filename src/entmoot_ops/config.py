@@ -144,7 +144,7 @@ class Thresholds(Strict):
     redis_evictions_max: Annotated[int, Field(ge=0)] = 0  # Cache Scaling: "Eviction rate increasing"
     redis_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
     # A collapse in the last minutes is averaged away over an hour: the hit rate is judged over both windows.
-    redis_recent_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
+    redis_recent_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 10
     rds_free_storage_min_ratio: Ratio = 0.10  # Alert: Disk Space Low (<10%)
     metric_period_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
     metric_freshness_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
