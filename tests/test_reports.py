@@ -56,8 +56,11 @@ def test_one_run_per_environment_named(run_checks, environments):
     assert run.returncode == 0
 
 
-def test_allure_html_is_generated_offline(sandbox, run_checks, tmp_path):
-    """The one command for the HTML report (npm allure-commandline on Java), on real results."""
+def test_allure_report_is_one_offline_file_with_a_trend_across_runs(sandbox, run_checks, tmp_path):
+    """The page opens from file:// (no data fetched beside it), sends nothing to the internet (no analytics), and
+    each run's report carries the trend of the runs before it."""
+    import base64
+    import re
     import shutil
     import subprocess
     import sys
@@ -68,14 +71,23 @@ def test_allure_html_is_generated_offline(sandbox, run_checks, tmp_path):
 
     if not (shutil.which("npm") and shutil.which("java")):
         pytest.skip("npm and java are needed for the Allure 2 command line")
-    run = run_checks("-m", "morning", "-k", "api_health")
-    output = tmp_path / "html"
-    completed = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "report", "--results", str(run.reports / "allure-results"),
-                                "--output", str(output), "--tools", str(ROOT / "reports" / ".tools")],
-                               cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr
-    assert (output / "index.html").exists()
-    assert (output / "widgets" / "categories.json").exists()
+    output, history = tmp_path / "html", tmp_path / "history"
+    for run_number in (1, 2):
+        run = run_checks("-m", "morning", "-k", "api_health")
+        results = run.reports / "allure-results"
+        assert len(list(results.glob("*-result.json"))) == 1  # each run starts from clean results
+        completed = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "report", "--results", str(results),
+                                    "--output", str(output), "--tools", str(ROOT / "reports" / ".tools"), "--history", str(history)],
+                                   cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert completed.returncode == 0, completed.stderr
+        assert "generating the single-file report ..." in completed.stderr  # long steps say what they are doing
+    assert [p.name for p in output.iterdir()] == ["index.html"]
+    page = (output / "index.html").read_text()
+    assert not re.findall(r"""(?:src|href)=["']https?:""", page) and "googletagmanager" not in page
+    embedded = dict(re.findall(r"d\('([^']+)','([^']*)'\)", page))
+    assert "data/categories.json" in embedded or any(name.startswith("widgets/") for name in embedded)
+    trend = json.loads(base64.b64decode(embedded["widgets/history-trend.json"]))
+    assert len(trend) == 2 and all(point["data"]["passed"] == 1 for point in trend), trend
 
 
 def test_report_without_results_is_one_line(tmp_path):

@@ -127,13 +127,13 @@ def test_control_interface_says_what_is_wrong(sandbox):
     assert sandbox.control("GET", "state")["faults"] == []
 
 
-def test_sandbox_up_prints_endpoints_and_stops_cleanly(tmp_path):
+def test_sandbox_up_in_the_foreground_prints_endpoints_and_stops_cleanly(tmp_path):
     state_file = tmp_path / "state.json"
-    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.cli", "sandbox", "up", "--state-file", str(state_file)],
+    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.cli", "sandbox", "up", "--foreground", "--state-file", str(state_file)],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
-        while not lines or not lines[-1].startswith("# Ctrl-C"):
+        while not lines or not lines[-1].startswith("# sandbox ready"):
             lines.append(process.stdout.readline().strip())
             assert process.poll() is None, process.stderr.read()
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))

@@ -17,7 +17,7 @@ import pytest
 
 from entmoot_ops.check import CheckSpec
 from entmoot_ops.config import Environment
-from entmoot_ops.errors import ConfigError
+from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops import progress
 from entmoot_ops.remediation import Change, Remediation, describe_changes
 from entmoot_ops.runbook import SECTIONS, link
@@ -76,7 +76,7 @@ def generate_html(results_dir: Path, output_dir: Path, tools_dir: Path, history_
     self-contained file that opens from disk (``file://``) with no request leaving the machine, whose trend
     covers the earlier runs kept in ``history_dir``."""
     if not results_dir.is_dir() or not any(results_dir.glob("*-result.json")):
-        raise ConfigError(f"{results_dir}: no Allure results; run the checks first")
+        raise OpsError(f"{results_dir}: no Allure results; run the checks first")
     allure_bin = _allure(tools_dir)
     environment = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}  # the page would load an analytics script
     if history_dir.is_dir():
