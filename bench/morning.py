@@ -1,6 +1,8 @@
-"""Prints the sandbox's start-up time, the morning checklist's warm wall time, and the AWS calls of each check.
+"""Prints the sandbox's start-up time, the morning checklist's warm wall time (the whole process, interpreter
+start included), and the AWS calls of each check.
 
-Targets on the 2-core machine: sandbox up <= 10 s, warm morning checklist <= 5 s.
+Targets on the 2-core machine: sandbox up <= 10 s; warm morning checklist, whole process <= 0.6 s; AWS calls of
+the morning checklist <= 10. Bytecode caching is on for the runs (PYTHONDONTWRITEBYTECODE unset), as for a user.
 Usage: python bench/morning.py [--runs N]
 """
 
@@ -23,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_morning(state_file: Path, reports: Path, *extra: str, env: dict | None = None) -> tuple[float, float, str]:
     started = time.monotonic()
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "-q", "--reports-dir", str(reports), *extra],
                                cwd=ROOT, capture_output=True, text=True,
-                               env={**os.environ, "ENTMOOT_SANDBOX_STATE": str(state_file), **(env or {})})
+                               env={**environment, "ENTMOOT_SANDBOX_STATE": str(state_file), **(env or {})})
     wall = time.monotonic() - started
     session = re.search(r"in ([\d.]+)s", completed.stdout.splitlines()[-1])
     return wall, float(session.group(1)) if session else float("nan"), completed.stdout.splitlines()[-1]
@@ -49,7 +52,7 @@ def main() -> None:
             walls = sorted(w for w, _, _ in warm)
             sessions = sorted(s for _, s, _ in warm)
             print(f"morning, warm ({runs} runs): wall median {walls[len(walls) // 2]:.2f} s (min {walls[0]:.2f}, max {walls[-1]:.2f}); "
-                  f"pytest session median {sessions[len(sessions) // 2]:.2f} s  target <= 5 s")
+                  f"pytest session median {sessions[len(sessions) // 2]:.2f} s  target: whole process <= 0.6 s")
             print_counts(run_morning, handle.state_file, scratch, "check")
     finally:
         handle.release()

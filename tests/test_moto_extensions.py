@@ -59,3 +59,23 @@ def test_latest_restorable_time_can_lag(sandbox):
     assert lag_minutes() < 1
     with sandbox.fault("pitr_lag", minutes=40):
         assert 39 < lag_minutes() < 41
+
+
+def test_get_metric_data_answers_like_get_metric_statistics(sandbox):
+    """The sandbox answers GetMetricData per metric (moto scans everything once per period); same numbers."""
+    cloudwatch = _client(sandbox, "cloudwatch")
+    now = datetime.now(UTC).replace(microsecond=0)
+    dims = [{"Name": "Probe", "Value": "metric-data"}]
+    for i, (hits, misses) in enumerate([(5, 1), (7, 2), (11, 3)]):
+        cloudwatch.put_metric_data(Namespace="Sandbox/Test", MetricData=[
+            {"MetricName": "Hits", "Dimensions": dims, "Timestamp": now - timedelta(seconds=30 * i), "Value": hits},
+            {"MetricName": "Misses", "Dimensions": dims, "Timestamp": now - timedelta(seconds=30 * i), "Value": misses}])
+    window = {"StartTime": now - timedelta(minutes=5), "EndTime": now + timedelta(minutes=1)}
+    answer = cloudwatch.get_metric_data(MetricDataQueries=[
+        {"Id": f"m{i}", "MetricStat": {"Metric": {"Namespace": "Sandbox/Test", "MetricName": name, "Dimensions": dims},
+                                       "Period": 60, "Stat": "Sum"}} for i, name in enumerate(("Hits", "Misses"))], **window)
+    by_id = {r["Id"]: sum(r["Values"]) for r in answer["MetricDataResults"]}
+    for query_id, name in (("m0", "Hits"), ("m1", "Misses")):
+        points = cloudwatch.get_metric_statistics(Namespace="Sandbox/Test", MetricName=name, Dimensions=dims, Period=60,
+                                                  Statistics=["Sum"], **window)["Datapoints"]
+        assert by_id[query_id] == sum(p["Sum"] for p in points) == {"Hits": 23, "Misses": 6}[name]

@@ -46,6 +46,7 @@ def test_several_workers_and_the_summary_table(run_checks):
     rows = [line for line in run.output.splitlines() if line.startswith("PASS ")]
     assert len(rows) == 18 and any("running tasks 3 == desired 3" in row for row in rows), rows
     assert "checks: 18 pass" in run.output
+    assert "…" not in run.output  # wrapped, never cut
 
 
 def test_one_run_per_environment_named(run_checks, environments):

@@ -70,6 +70,9 @@ def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, enviro
     try:
         result = run.result("api.latency-p95")
         assert result.outcome == "fail" and "ecs.scale-out (not fixed)" in run.output
+        # The verification waits up to 30 s: it says so every few seconds, with the last reading.
+        ticks = re.findall(r"^\.\.\. verifying api.latency-p95 after the remediation \(deadline \d+ s\): .*TargetResponseTime p95", run.output, re.M)
+        assert len(ticks) >= 4, run.output[-3000:]
         assert re.search(r"TargetResponseTime p95: measured 7\d\d(\.\d+)? ms, threshold < 500 ms over .* "
                          r"-> remediation ecs.scale-out", result.message), result.message
         acted = next(json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines() if '"acted"' in line)

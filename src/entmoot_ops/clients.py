@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 import psycopg
 import redis
 import requests
@@ -122,18 +122,20 @@ class Clients:
         return self._readings[key]
 
     @functools.cached_property
-    def _session(self) -> boto3.session.Session:
+    def _session(self) -> botocore.session.Session:
+        """botocore's session, not boto3's: boto3 would add its S3 transfer machinery to every run's start-up."""
         if self.preflight is not None:
             self.preflight.raise_for("aws.credentials")
         aws = self.env.aws
-        keys = {}
+        session = botocore.session.Session(profile=aws.profile)
         if aws.access_key_id and aws.secret_access_key:
-            keys = {"aws_access_key_id": self.secret(aws.access_key_id, what="aws.access_key_id"),
-                    "aws_secret_access_key": self.secret(aws.secret_access_key, what="aws.secret_access_key")}
+            session.set_credentials(self.secret(aws.access_key_id, what="aws.access_key_id"),
+                                    self.secret(aws.secret_access_key, what="aws.secret_access_key"))
         try:
-            return boto3.session.Session(profile_name=aws.profile, region_name=aws.region, **keys)
+            session.get_scoped_config()  # an unknown profile is said here, once, not by the first call
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(f"aws.profile: {exc}", fix="name a profile that exists in ~/.aws/config, or unset it") from None
+        return session
 
     def aws_credentials(self) -> str:
         """Where boto3's chain finds credentials (env, sso, iam-role, ...); a ConfigError when it finds none."""
@@ -154,7 +156,7 @@ class Clients:
                 retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
             )
             endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
-            client = self._session.client(service, endpoint_url=endpoint, config=config)
+            client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
             _guard_aws(client, f"AWS {client.meta.service_model.service_id}")
             if not self.writable:
                 client.meta.events.register("before-call.*.*", _refuse_writes)

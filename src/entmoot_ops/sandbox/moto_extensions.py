@@ -5,6 +5,9 @@
 - RDS ``LatestRestorableTime``: moto always answers "now"; the sandbox can hold it back (a PITR lag fault).
 - CloudTrail ``LookupEvents``: not implemented; served from the sandbox's event store, newest first, with
   ``LookupAttributes`` (one attribute, as AWS allows), ``StartTime``/``EndTime`` and ``MaxResults``/``NextToken``.
+- CloudWatch ``GetMetricData``: moto's answer is right but scans every stored datapoint once per period (0.75 s
+  for three series over an hour of 10 s periods beside eight days of history). Each query is answered by moto's
+  own code over the datapoints of its metric alone: the same answer, thirty times faster.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import json
 import math
 import threading
+from types import SimpleNamespace
 from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from moto.cloudtrail.responses import CloudTrailResponse
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -54,6 +59,20 @@ def _get_metric_statistics(self: CloudWatchResponse) -> Any:
             point[name] = bucket.get_statistics_for_type(name)
         datapoints.append(point)
     return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": datapoints})
+
+
+def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], start_time: datetime, end_time: datetime,
+                     scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
+    if not queries or not all("MetricStat" in q for q in queries):  # metric math reads other queries' results
+        return _original_get_metric_data(self, queries, start_time, end_time, scan_by)
+    stored = self.get_all_metrics()
+    answers = []
+    for query in queries:
+        metric = query["MetricStat"]["Metric"]
+        own = [d for d in stored if d.name == metric["MetricName"] and d.namespace == metric["Namespace"]]
+        view = SimpleNamespace(get_all_metrics=lambda own=own: own)
+        answers += _original_get_metric_data(view, [query], start_time, end_time, scan_by)
+    return answers
 
 
 def _latest_restorable_time(self: DBInstance) -> datetime:
@@ -102,6 +121,7 @@ def _error(self: CloudTrailResponse, code: str, message: str) -> Any:
 
 
 _original_get_metric_statistics = CloudWatchResponse.get_metric_statistics
+_original_get_metric_data = CloudWatchBackend.get_metric_data
 
 
 def install() -> None:
@@ -110,6 +130,7 @@ def install() -> None:
         if _installed:
             return
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
+        CloudWatchBackend.get_metric_data = _get_metric_data
         DBInstance.latest_restorable_time = property(_latest_restorable_time)
         CloudTrailResponse.lookup_events = _lookup_events
         CloudTrailResponse._error = _error
