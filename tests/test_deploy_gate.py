@@ -12,7 +12,7 @@ import pytest
 from conftest import background_traffic
 from entmoot_ops.sandbox import aws as sandbox_aws
 
-GATE = {"deploy.version", "deploy.image", "deploy.rollout", "deploy.error-rate", "deploy.latency-p95"}
+GATE = {"deploy.version", "deploy.image", "deploy.rollout", "deploy.error-rate", "deploy.latency-p95", "api.auth-enforced"}
 
 
 def test_gate_passes_on_the_running_release(sandbox, run_checks):
@@ -103,7 +103,7 @@ def test_gate_on_several_environments_in_parallel(sandbox, run_checks, environme
         run = run_checks("-m", "deploy", "--expected-version", "1.4.2", "--env", "sandbox", "--env", "second",
                          "-n", "2", "--environments-dir", str(directory))
     assert run.returncode == 0, run.output[-3000:]
-    assert len(run.results) == 10
+    assert len(run.results) == 2 * len(GATE)
 
 
 @pytest.mark.parametrize("marker", ["evening", "handoff"])

@@ -73,7 +73,7 @@ def test_allure_report_is_one_offline_file_with_a_trend_across_runs(sandbox, run
     if not (shutil.which("npm") and shutil.which("java")):
         pytest.skip("npm and java are needed for the Allure 2 command line")
     output, history = tmp_path / "html", tmp_path / "history"
-    for run_number in (1, 2):
+    for _ in range(2):
         run = run_checks("-m", "morning", "-k", "api_health")
         results = run.reports / "allure-results"
         assert len(list(results.glob("*-result.json"))) == 1  # each run starts from clean results
