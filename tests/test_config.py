@@ -21,6 +21,13 @@ def test_shipped_environments_are_valid(name):
     assert env.thresholds.error_rate_max == 0.01 and env.thresholds.replication_lag_max_seconds == 60
 
 
+def test_staging_names_staging_resources_only():
+    text = (ROOT / "environments" / "staging.toml").read_text()
+    assert "prod" not in text.replace("production = false", "")
+    env = load_environment("staging", ROOT / "environments")
+    assert env.redis.replication_group == "entmoot-redis-staging" and "entmoot-redis-staging." in env.redis.url
+
+
 def test_prod_carries_the_runbook_names():
     env = load_environment("prod", ROOT / "environments")
     assert (env.ecs.cluster, env.ecs.service, env.rds.instance, env.logs.group) == (

@@ -83,16 +83,19 @@ def test_slow_release_fails_the_latency_check(sandbox, run_checks):
 
 
 def test_stuck_rollout_fails_at_the_deadline_with_the_deployment_state(sandbox, run_checks, environments):
-    directory = environments(replace={"rollout_timeout_seconds = 30": "rollout_timeout_seconds = 3"})
+    directory = environments(replace={"rollout_timeout_seconds = 30": "rollout_timeout_seconds = 12"})
     with sandbox.fault("ecs_stuck_rollout"):
         started = time.monotonic()
         run = run_checks("-m", "deploy", "-k", "rollout", "--expected-version", "1.4.2", "--environments-dir", str(directory))
         elapsed = time.monotonic() - started
     failed = run.result("deploy.rollout")
     assert failed.outcome == "fail"
-    assert "(deadline 3 s): PRIMARY entmoot-api:" in failed.message
+    assert "(deadline 12 s): PRIMARY entmoot-api:" in failed.message
     assert "IN_PROGRESS running 2/3 pending 1" in failed.message
-    assert 2 <= failed.seconds < 6 and elapsed < 30
+    assert 11 <= failed.seconds < 15 and elapsed < 40
+    # Not silent while it waits: the deployment state every 5 s.
+    ticks = re.findall(r"^\.\.\. waiting for entmoot-api to be stable \(deadline 12 s\): PRIMARY .* IN_PROGRESS", run.output, re.M)
+    assert len(ticks) >= 2, run.output[-2000:]
 
 
 def test_gate_on_several_environments_in_parallel(sandbox, run_checks, environments):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -113,21 +114,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _say(config: pytest.Config, line: str) -> None:
     """A line on the terminal now, even while a check runs and pytest captures its output."""
+    if hasattr(config, "workerinput"):  # an xdist worker has no terminal of its own; its stderr is the controller's
+        print(masker(line), file=sys.__stderr__, flush=True)
+        return
     capture = config.pluginmanager.getplugin("capturemanager")
     reporter = config.pluginmanager.getplugin("terminalreporter")
-    with capture.global_and_fixture_disabled() if capture else _nothing():
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         if reporter is not None:
             reporter.write_line(masker(line))
-        else:  # an xdist worker: its stderr is the controller's
-            print(masker(line), file=sys.stderr, flush=True)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: Any) -> None:
-        return None
+        else:
+            print(masker(line), file=sys.__stderr__, flush=True)
 
 
 def _preflight(suite: Suite, name: str) -> preflight.Preflight:
