@@ -157,6 +157,10 @@ class Thresholds(Strict):
     traffic_change_max_ratio: Annotated[float, Field(gt=1)] = 2.0  # 24 h vs the same 24 h a week earlier
     latency_p95_max_ms: Annotated[float, Field(gt=0)] = 500  # Scaling: "Request latency p95 > 500ms"
     latency_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    # Scaling > Horizontal Scaling, "When to scale out": CPU > 70%, memory > 80%, p95 > 500 ms, error rate > 0.5%.
+    scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70
+    scale_out_memory_percent: Annotated[float, Field(gt=0, le=100)] = 80
+    scale_out_error_rate: Ratio = 0.005
 
 
 ACTIVITY_RULES = ("root-account-usage", "console-login-without-mfa", "iam-change", "security-group-open-to-world",
@@ -198,6 +202,40 @@ class DeploySettings(Strict):
     sample_path: str = "/health"
 
 
+LOAD_TASKS = ("health", "projects", "project", "optimize")
+
+
+class LoadSettings(Strict):
+    """A load run is an action: off on AWS environments unless allowed here, and bounded whatever it asks."""
+
+    allowed: bool = False  # the sandbox is always allowed; any other environment must say so
+    shape: Literal["baseline", "ramp", "spike", "soak"] = "baseline"
+    users: Annotated[int, Field(ge=1)] = 10
+    spawn_rate: Annotated[float, Field(gt=0)] = 5
+    duration_seconds: Annotated[float, Field(gt=0)] = 30
+    processes: Annotated[int, Field(ge=1, le=64)] = 1  # locust processes on this machine (its --processes)
+    max_users: Annotated[int, Field(ge=1, le=10000)] = 50
+    max_spawn_rate: Annotated[float, Field(gt=0, le=1000)] = 20
+    max_duration_seconds: Annotated[float, Field(gt=0, le=7200)] = 600
+    weights: dict[Literal[LOAD_TASKS], Annotated[int, Field(ge=0)]] = {  # type: ignore[valid-type]
+        "health": 1, "projects": 3, "project": 6, "optimize": 1}
+    # The API's routes; {id} is filled in. The defaults are the sandbox's.
+    paths: dict[Literal["health", "projects", "project", "optimize", "job"], str] = {  # type: ignore[valid-type]
+        "health": "/health", "projects": "/api/projects", "project": "/api/projects/{id}", "optimize": "/api/optimize",
+        "job": "/api/jobs/{id}"}
+    project_ids: tuple[int, int] = (1, 50)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LoadSettings:
+        for name, value, bound in (("users", self.users, self.max_users), ("spawn_rate", self.spawn_rate, self.max_spawn_rate),
+                                   ("duration_seconds", self.duration_seconds, self.max_duration_seconds)):
+            if value > bound:
+                raise ValueError(f"{name} {value:g} exceeds max_{name} {bound:g}")
+        if not any(self.weights.values()):
+            raise ValueError("weights: at least one task needs a weight above 0")
+        return self
+
+
 class Remediation(Strict):
     verify_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
     verify_interval_seconds: Annotated[float, Field(gt=0, le=300)] = 15
@@ -221,6 +259,7 @@ class Environment(Strict):
     cloudtrail: CloudTrailSettings = CloudTrailSettings()
     deploy: DeploySettings = DeploySettings()
     remediation: Remediation = Remediation()
+    load: LoadSettings = LoadSettings()
 
 
 def environments_dir() -> Path:

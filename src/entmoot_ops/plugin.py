@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from entmoot_ops import outcomes, preflight, progress, reports
+from entmoot_ops import load, outcomes, preflight, progress, reports
 from entmoot_ops.breaker import fresh
-from entmoot_ops.check import SEVERITIES, CheckRun, CheckSpec, current_run
+from entmoot_ops.check import CHECKLISTS, SEVERITIES, CheckRun, CheckSpec, current_run
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment, environments_dir, load_environment
 from entmoot_ops.errors import ConfigError, OpsError
@@ -23,7 +23,6 @@ from entmoot_ops.remediation import REGISTRY, AuditLog, RemediationContext, desc
 from entmoot_ops.runbook import SECTIONS, link
 from entmoot_ops.secrets import masker
 
-CHECKLISTS = ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly")
 RUN_KEY = pytest.StashKey[CheckRun]()
 PLAN_KEY = pytest.StashKey[list[str]]()
 REMEDIATION_KEY = pytest.StashKey[str]()
@@ -38,7 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--remediate", action="store_true", dest="entmoot_remediate",
                     help="execute the remediation of a failing check, then re-run the check")
     group.addoption("--yes", action="store_true", dest="entmoot_yes",
-                    help="confirm remediation on a production environment")
+                    help="confirm an action on a production environment: remediation, or a load run")
+    group.addoption("--load-shape", dest="entmoot_load_shape", default=None, choices=("baseline", "ramp", "spike", "soak"),
+                    help="the load shape of -m load (default: load.shape of the environment)")
     group.addoption("--reports-dir", dest="entmoot_reports", default=None, metavar="DIR",
                     help="junit XML, Allure results and audit log go here (default ./reports when running checks/)")
     group.addoption("--audit-log", dest="entmoot_audit", default=None, metavar="FILE",
@@ -80,8 +81,12 @@ def pytest_configure(config: pytest.Config) -> None:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
     except ConfigError as exc:
         raise pytest.UsageError(masker(str(exc))) from None
-    if config.getoption("entmoot_yes") and not config.getoption("entmoot_remediate"):
-        raise pytest.UsageError("--yes confirms remediation: it needs --remediate")
+    selects_load = _selects_load(config)
+    if config.getoption("entmoot_yes") and not config.getoption("entmoot_remediate") and not selects_load:
+        raise pytest.UsageError("--yes confirms an action: it needs --remediate, or a load run (-m load)")
+    # A load run is an action: refused before anything runs (the preflight included), in one line, where not allowed.
+    for environment in environments.values() if selects_load else ():
+        _refuse_load_unless_allowed(environment, confirmed=config.getoption("entmoot_yes"))
 
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
@@ -110,6 +115,25 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None and "entmoot_preflight" in workerinput:
         suite.preflights = {name: preflight.Preflight.from_json(data) for name, data in workerinput["entmoot_preflight"].items()}
     progress.write = lambda line: _say(config, line)
+
+
+def _refuse_load_unless_allowed(environment: Environment, *, confirmed: bool) -> None:
+    try:
+        load.refuse_unless_allowed(environment, confirmed=confirmed)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"{exc} ({exc.fix})") from None
+
+
+def _selects_load(config: pytest.Config) -> bool:
+    """Whether -m selects the load checks, by pytest's own -m grammar ("load", "load and not x", not "not load")."""
+    expression = config.option.markexpr
+    if not expression:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:  # pytest moved its private grammar: judge by the word
+        return "load" in expression.split()
+    return Expression.compile(expression).evaluate(lambda name, **_: name == "load")
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -243,6 +267,12 @@ def replica(request: pytest.FixtureRequest, env: Target) -> Any:
 
 
 @pytest.fixture(scope="session")
+def reports_dir(request: pytest.FixtureRequest) -> Path:
+    """Where this run's reports go: what a check run leaves beside junit and Allure (locust's files, say)."""
+    return request.config.stash[SUITE_KEY].reports_dir or Path("reports")
+
+
+@pytest.fixture(scope="session")
 def expected_version(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("entmoot_expected_version")
 
@@ -254,6 +284,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version"):
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
+    suite = config.stash[SUITE_KEY]
+    # Load checks selected otherwise than by -m (-k, node ids): refused here, before any runs.
+    for name in dict.fromkeys(_env_name(item) for item in items if "load_run" in getattr(item, "fixturenames", ())):
+        _refuse_load_unless_allowed(suite.environments[name], confirmed=suite.confirmed)
     _validate_metadata(config, items)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import allure
 import pytest
 
-from entmoot_ops.check import CheckSpec
+from entmoot_ops.check import CHECKLISTS, CheckSpec
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops import progress
@@ -41,7 +41,7 @@ def label(item: pytest.Item, spec: CheckSpec, environment: Environment | None) -
     if environment is not None:
         allure.dynamic.parent_suite(environment.name)
         allure.dynamic.link(link(environment.runbook_url, spec.section), name=f"runbook: {SECTIONS[spec.section]}")
-    for name in ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly"):
+    for name in CHECKLISTS:
         if item.get_closest_marker(name):
             allure.dynamic.tag(name)
 

@@ -1,0 +1,177 @@
+"""Load runs: locust as a subprocess, judged as checks; stopped early on a breach, by Ctrl-C, and never started
+where it is not allowed; distributed with locust's own master and workers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, UTC
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+SHORT = "[load]\nusers = 5\nspawn_rate = 5\nduration_seconds = 8\n\n[remediation]\n"
+LOAD_CHECKS = {"load.latency-p95", "load.failure-ratio", "load.scaling-triggers"}
+
+
+def _short(environments, extra: str = "") -> Path:
+    return environments(replace={"[remediation]\n": SHORT.replace("[remediation]\n", extra + "[remediation]\n")})
+
+
+def test_a_load_run_is_judged_by_checks_with_locusts_own_files(sandbox, run_checks, environments):
+    run = run_checks("-m", "load", "--environments-dir", str(_short(environments)))
+    assert run.by_outcome() == {"pass": LOAD_CHECKS}, run.output[-3000:]
+    assert run.result("load.latency-p95").measured.endswith(" ms")
+    directory = run.reports / "load" / "sandbox"
+    rows = list(csv.DictReader((directory / "locust_stats.csv").open()))
+    names = {r["Name"] for r in rows}
+    # Every route of the traffic model was exercised, with the credential (no 401 failures).
+    assert {"GET health", "GET projects", "GET project", "POST optimize", "GET job", "Aggregated"} <= names, names
+    assert next(r for r in rows if r["Name"] == "Aggregated")["Failure Count"] == "0"
+    attachments = {a["name"] for r in _allure(run) for a in r.get("attachments", [])} | {
+        a["name"] for c in _containers(run) for part in c.get("befores", []) for a in part.get("attachments", [])}
+    assert {"locust.html", "locust_stats.csv"} <= attachments, attachments
+
+
+def _allure(run) -> list[dict]:
+    import json
+
+    return [json.loads(p.read_text()) for p in (run.reports / "allure-results").glob("*-result.json")]
+
+
+def _containers(run) -> list[dict]:
+    import json
+
+    return [json.loads(p.read_text()) for p in (run.reports / "allure-results").glob("*-container.json")]
+
+
+def test_a_breach_stops_the_run_early_and_fails_with_the_remediation(sandbox, run_checks, environments):
+    directory = environments(replace={"[remediation]\n": SHORT.replace("duration_seconds = 8", "duration_seconds = 60")})
+    with sandbox.fault("api_latency", ms=700):
+        started = time.monotonic()
+        run = run_checks("-m", "load", "-k", "latency", "--environments-dir", str(directory))
+        elapsed = time.monotonic() - started
+    failed = run.result("load.latency-p95")
+    assert failed.outcome == "fail", run.output[-3000:]
+    assert "stopped early: p95 of the last 10 s" in failed.message and "-> remediation ecs.scale-out" in failed.message
+    assert elapsed < 40, elapsed  # far from the 60 s planned
+
+
+def test_load_is_refused_in_one_line_where_not_allowed(tmp_path):
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    (directory / "staging.toml").write_text((ROOT / "environments" / "staging.toml").read_text())
+    (directory / "prod.toml").write_text((ROOT / "environments" / "prod.toml").read_text() + "\n[load]\nallowed = true\n")
+    for env, expected in (("staging", "load.allowed is not true for staging"), ("prod", "prod is production: a load run needs --yes")):
+        completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "load", "--env", env, "--environments-dir",
+                                    str(directory), "--reports-dir", str(tmp_path / "reports")],
+                                   cwd=ROOT, capture_output=True, text=True, timeout=60)
+        lines = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
+        assert completed.returncode == 4 and len(lines) == 1 and expected in lines[0], lines
+
+
+@pytest.mark.parametrize("old,new", [("users = 5\n", "users = 500\n"), ("users = 5\n", 'users = 5\nshape = "burst"\n')],
+                         ids=["above-max-users", "unknown-shape"])
+def test_unbounded_or_unknown_load_is_one_line(old, new, environments):
+    directory = _short(environments)
+    path = directory / "sandbox.toml"
+    path.write_text(path.read_text().replace(old, new))
+    completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "load", "--environments-dir", str(directory)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    lines = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
+    assert completed.returncode == 4 and len(lines) == 1 and "sandbox.toml: load" in lines[0], lines
+
+
+def test_ctrl_c_stops_locust_and_leaves_nothing_running(sandbox, environments, tmp_path):
+    directory = environments(replace={"[remediation]\n": SHORT.replace("duration_seconds = 8", "duration_seconds = 120")})
+    environment = {**os.environ, "ENTMOOT_SANDBOX_STATE": str(sandbox.state_file)}
+    pytest_run = subprocess.Popen([sys.executable, "-m", "pytest", "checks/", "-m", "load", "--environments-dir", str(directory),
+                                   "--reports-dir", str(tmp_path)], cwd=ROOT, env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _locusts(directory):
+        time.sleep(0.5)
+    assert _locusts(directory), "locust never started"
+    time.sleep(2)
+    pytest_run.send_signal(signal.SIGINT)
+    pytest_run.wait(30)
+    time.sleep(1)
+    assert not _locusts(directory)
+
+
+def _locusts(marker: Path) -> list[str]:
+    """locust processes started for this test (their environment names its environments directory)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "-m locust" in command and "load/entmoot.py" in command:
+            found.append(pid)
+    return found
+
+
+def test_master_and_two_workers_add_up_to_what_the_api_served(sandbox, tmp_path):
+    """locust's own distributed mode on loopback: the master's totals are what the API served, through both workers."""
+    import boto3
+
+    from entmoot_ops.sandbox import aws as sandbox_aws
+
+    locustfile, host = str(ROOT / "load" / "entmoot.py"), sandbox.env["ENTMOOT_SANDBOX_API_URL"]
+    environment = {**os.environ, "ENTMOOT_LOAD_AUTH_HEADER": "Authorization",
+                   "ENTMOOT_LOAD_AUTH_VALUE": f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}",
+                   "ENTMOOT_LOAD_PLAN": '{"users": 6, "spawn_rate": 6, "duration_seconds": 8, "weights": {"project": 1}}'}
+    port = _free_port()
+    sandbox.sync()
+    time.sleep(1.1)  # the API's metrics carry whole seconds: nothing of before in the window
+    started = datetime.now(UTC)
+    master = subprocess.Popen([sys.executable, "-m", "locust", "-f", locustfile, "--master", "--master-bind-host", "127.0.0.1",
+                               "--master-bind-port", str(port), "--expect-workers", "2", "--expect-workers-max-wait", "30",
+                               "--headless", "--host", host, "--csv", str(tmp_path / "m"), "--only-summary"],
+                              env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers = [subprocess.Popen([sys.executable, "-m", "locust", "-f", locustfile, "--worker", "--master-host", "127.0.0.1",
+                                 "--master-port", str(port)], env=environment, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        output, _ = master.communicate(timeout=90)
+    finally:
+        for worker in workers:
+            worker.wait(30)
+    assert master.returncode == 0, output[-2000:]
+    total = next(r for r in csv.DictReader((tmp_path / "m_stats.csv").open()) if r["Name"] == "Aggregated")
+    requests = int(total["Request Count"])
+    assert requests > 100 and total["Failure Count"] == "0", total
+    sandbox.sync()
+    aws = {"endpoint_url": sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], "region_name": "us-east-1", **sandbox_aws.CREDENTIALS}
+    arn = boto3.client("elbv2", **aws).describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"]
+    points = boto3.client("cloudwatch", **aws).get_metric_statistics(
+        Namespace="AWS/ApplicationELB", MetricName="RequestCount", Statistics=["Sum"], Period=60,
+        Dimensions=[{"Name": "LoadBalancer", "Value": arn.split(":loadbalancer/", 1)[1]}],
+        StartTime=started, EndTime=datetime.now(UTC) + timedelta(seconds=1))["Datapoints"]
+    served = sum(p["Sum"] for p in points)
+    assert abs(served - requests) <= max(3, requests * 0.01), (served, requests)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gevent_never_enters_the_pytest_process():
+    """locust patches the standard library with gevent on import: the checks' process only starts it."""
+    code = ("import sys, importlib; sys.path.insert(0, 'checks'); import entmoot_ops.plugin, entmoot_ops.load; "
+            "importlib.import_module('test_load'); print(sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust')))")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert completed.stdout.strip() == "[]", completed.stdout + completed.stderr
