@@ -35,6 +35,7 @@ DEFAULT_PLAN = {
               "optimize": "/api/optimize", "job": "/api/jobs/{id}"},
     "project_ids": [1, 50],
     "think_seconds": [0.05, 0.2],
+    "stop_on_breach": True,
     "p95_max_ms": 500.0,  # runbook Monitoring and Alerting / Scaling: p95 > 500 ms
     "failure_ratio_max": 0.01,  # runbook: error rate > 1%
     "warmup_requests": 50,  # fewer requests than this judge nothing
@@ -126,7 +127,7 @@ def _watch(environment) -> None:
 @events.init.add_listener
 def _start_watch(environment, **_) -> None:
     environment.entmoot_started = time.time()
-    if not isinstance(environment.runner, WorkerRunner):
+    if not isinstance(environment.runner, WorkerRunner) and PLAN["stop_on_breach"]:
         gevent.spawn(_watch, environment)
 
 

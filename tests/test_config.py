@@ -40,7 +40,7 @@ MISTAKES = [
     ("read_seconds = 2", 'read_seconds = "fast"', r"timeouts.read_seconds: Input should be a valid number"),
     ("[thresholds]\n", "[thresholds]\nerror_rate_max = 5\n", r"thresholds.error_rate_max: Input should be less than or equal to 1 \(got 5\)"),
     ('service = "entmoot-api"', 'service = "entmoot-api"\nmin_count = 9\nmax_count = 4', r"ecs: Value error, min_count 9 exceeds max_count 4"),
-    ('secret = "env:ENTMOOT_SANDBOX_API_TOKEN"', 'secret = "hunter2-literal-token"', r"api.auth.secret: a literal value is not accepted here: write a reference"),
+    ('secret = "env:ENTMOOT_SANDBOX_API_TOKEN"', 'secret = "hunter2-literal-token"', r"api.auth.secret: a literal value is not accepted here"),
     ("[rds]\n", "[rds\n", r"not valid TOML"),
 ]
 

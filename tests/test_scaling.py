@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import ROOT, api_traffic
+from conftest import api_traffic, scale_command
 from entmoot_ops.actions import scaled_count
 
 
@@ -32,29 +30,23 @@ def test_exactly_one_of_step_or_to():
         scaled_count(3, minimum=3, maximum=20, step=2, to=5)
 
 
-def _scale(sandbox, tmp_path, *args):
-    environment = {"ENTMOOT_SANDBOX_STATE": str(sandbox.state_file), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "scale", *args, "--audit-log", str(tmp_path / "audit.jsonl")],
-                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
-
-
 def test_scale_command_clamps_waits_and_audits(sandbox, tmp_path):
     try:
-        up = _scale(sandbox, tmp_path, "--to", "50")
+        up = scale_command(sandbox, tmp_path, "--to", "50")
         assert up.returncode == 0, up.stderr
         assert "scaled entmoot-api from 3 to 20 (asked 50; bounds 3..20); running 20/20" in up.stdout
-        down = _scale(sandbox, tmp_path, "--to", "0")
+        down = scale_command(sandbox, tmp_path, "--to", "0")
         assert "from 20 to 3 (asked 0; bounds 3..20); running 3/3" in down.stdout
-        out = _scale(sandbox, tmp_path, "--out")
+        out = scale_command(sandbox, tmp_path, "--out")
         assert "from 3 to 5; running 5/5" in out.stdout
     finally:
-        _scale(sandbox, tmp_path, "--to", "3")
+        scale_command(sandbox, tmp_path, "--to", "3")
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(a["changes"][0]["before"], a["changes"][0]["after"]) for a in audit] == [(3, 20), (20, 3), (3, 5), (5, 3)]
 
 
 def test_scale_refuses_production_without_yes_in_one_line(sandbox, tmp_path):
-    result = _scale(sandbox, tmp_path, "--env", "prod", "--out")
+    result = scale_command(sandbox, tmp_path, "--env", "prod", "--out")
     assert result.returncode == 2
     assert result.stderr.strip() == "entmoot-ops: prod is production: scaling needs --yes"
 
@@ -78,4 +70,4 @@ def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, enviro
         acted = next(json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines() if '"acted"' in line)
         assert acted["changes"][0]["before"] == 3 and acted["changes"][0]["after"].startswith("5 ")
     finally:
-        _scale(sandbox, run.reports, "--to", "3")
+        scale_command(sandbox, run.reports, "--to", "3")

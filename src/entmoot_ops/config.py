@@ -156,7 +156,7 @@ class Thresholds(Strict):
     pitr_max_lag_minutes: Annotated[float, Field(gt=0)] = 15  # RDS ships transaction logs every 5 min
     traffic_change_max_ratio: Annotated[float, Field(gt=1)] = 2.0  # 24 h vs the same 24 h a week earlier
     latency_p95_max_ms: Annotated[float, Field(gt=0)] = 500  # Scaling: "Request latency p95 > 500ms"
-    latency_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    latency_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
     # Scaling > Horizontal Scaling, "When to scale out": CPU > 70%, memory > 80%, p95 > 500 ms, error rate > 0.5%.
     scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70
     scale_out_memory_percent: Annotated[float, Field(gt=0, le=100)] = 80
@@ -224,6 +224,9 @@ class LoadSettings(Strict):
         "health": "/health", "projects": "/api/projects", "project": "/api/projects/{id}", "optimize": "/api/optimize",
         "job": "/api/jobs/{id}"}
     project_ids: tuple[int, int] = (1, 50)
+    think_seconds: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] = (0.05, 0.2)  # per user, between requests
+    # A breach stops the run early; an experiment that wants the breach to go on (to watch a fix work) says False.
+    stop_on_breach: bool = True
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadSettings:

@@ -66,7 +66,8 @@ def plan(env: Environment, shape: str | None = None) -> dict:
     settings, thresholds = env.load, env.thresholds
     return {"shape": shape or settings.shape, "users": settings.users, "spawn_rate": settings.spawn_rate,
             "duration_seconds": settings.duration_seconds, "weights": dict(settings.weights), "paths": dict(settings.paths),
-            "project_ids": list(settings.project_ids), "p95_max_ms": thresholds.latency_p95_max_ms,
+            "project_ids": list(settings.project_ids), "think_seconds": list(settings.think_seconds),
+            "stop_on_breach": settings.stop_on_breach, "p95_max_ms": thresholds.latency_p95_max_ms,
             "failure_ratio_max": thresholds.error_rate_max}
 
 
@@ -85,7 +86,7 @@ def run(env: Environment, clients: Clients, directory: Path, *, shape: str | Non
         environment |= {"ENTMOOT_LOAD_AUTH_HEADER": auth.header,
                         "ENTMOOT_LOAD_AUTH_VALUE": f"Bearer {token}" if auth.scheme == "bearer" else token}
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", clients.api_url,
-            "--csv", str(prefix), "--html", str(prefix) + ".html", "--json-file", str(prefix), "--only-summary",
+            "--csv", str(prefix), "--csv-full-history", "--html", str(prefix) + ".html", "--json-file", str(prefix), "--only-summary",
             "--loglevel", "WARNING", "--stop-timeout", "2"]
     if env.load.processes > 1:
         argv += ["--processes", str(env.load.processes)]

@@ -68,7 +68,9 @@ class Window:
         return cls(start=start, end=end, period_seconds=period_seconds)
 
     def describe(self) -> str:
-        return f"{self.start:%Y-%m-%dT%H:%M:%SZ}..{self.end:%H:%M:%SZ} ({round((self.end - self.start).total_seconds() / 60)} min)"
+        seconds = (self.end - self.start).total_seconds()
+        span = f"{seconds:.0f} s" if seconds < 120 else f"{round(seconds / 60)} min"
+        return f"{self.start:%Y-%m-%dT%H:%M:%SZ}..{self.end:%H:%M:%SZ} ({span})"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from entmoot_ops.sandbox.supervisor import Sandbox
 
 GIB = 1024**3
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -33,7 +31,6 @@ class Agent:
     stuck_rollout: bool = False
     rollout_moving: bool = False
     _last_redis: dict[str, int] = field(default_factory=dict)
-    _last_cpu: tuple[float, float] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     errors: dict[str, str] = field(default_factory=dict)
@@ -114,18 +111,13 @@ class Agent:
         self._put("AWS/ElastiCache", metrics)
 
     def _ecs_metrics(self) -> None:
+        """The service's memory, from the API process. Its CPUUtilization is the API's own report of how much of
+        the fleet's capacity the traffic used (sandbox.api.Fleet), so that it follows load and task count."""
         pid = self.sandbox.api_pid
         if pid is None:
             return
         with open(f"/proc/{pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
-        cpu_seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         rss_bytes = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        now = time.monotonic()
-        previous, self._last_cpu = self._last_cpu, (now, cpu_seconds)
-        if previous is None:
-            return
-        cpu = 100.0 * (cpu_seconds - previous[1]) / max(now - previous[0], 1e-6)
         dims = {"ClusterName": sandbox_aws.CLUSTER, "ServiceName": sandbox_aws.SERVICE}
-        self._put("AWS/ECS", [("CPUUtilization", dims, cpu, "Percent"),
-                              ("MemoryUtilization", dims, 100.0 * rss_bytes / GIB, "Percent")])
+        self._put("AWS/ECS", [("MemoryUtilization", dims, 100.0 * rss_bytes / GIB, "Percent")])

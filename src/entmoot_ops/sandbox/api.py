@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-TASK_CONCURRENCY = 16  # requests one ECS task serves at once
+TASK_RATE = 100  # requests per second one ECS task serves; beyond that, requests queue in arrival order
 PROJECT_TTL = 300  # runbook Caching Strategy: API responses 300 s
 CONSTRAINTS_TTL = 86400  # constraint data (boundaries): 24 h
 HEALTH_TIMEOUT = 0.5  # seconds per dependency in /health
@@ -44,6 +44,32 @@ class Faults:
     def effective(self, version: str) -> tuple[float, float]:
         bad = self.versions.get(version, {})
         return max(self.error_rate, bad.get("error_rate", 0.0)), max(self.latency_ms, bad.get("latency_ms", 0.0))
+
+
+class Fleet:
+    """The tasks behind the load balancer: ``tasks x TASK_RATE`` requests a second, served in arrival order. A
+    request waits for its turn; under more load than that, the queue (and the latency) grows."""
+
+    def __init__(self, tasks: int):
+        self.tasks = tasks
+        self._next_turn = 0.0
+        self._reserved = 0.0  # seconds of the fleet's time taken since the last utilisation reading
+        self._read_at = time.monotonic()
+
+    async def turn(self) -> None:
+        now = time.monotonic()
+        start = max(now, self._next_turn)
+        self._next_turn = start + 1 / (self.tasks * TASK_RATE)
+        self._reserved += 1 / TASK_RATE / self.tasks
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    def utilisation(self) -> float:
+        """Percent of the fleet's capacity used since the last reading: ECS's CPUUtilization of the service."""
+        now = time.monotonic()
+        used = min(1.0, self._reserved / max(now - self._read_at, 1e-3))
+        self._reserved, self._read_at = 0.0, now
+        return 100 * used
 
 
 @dataclass
@@ -83,8 +109,7 @@ class App:
         self.faults = Faults()
         self.telemetry = Telemetry()
         self.error_debt = 0.0
-        self.capacity = asyncio.Semaphore(settings["desired_count"] * TASK_CONCURRENCY)
-        self.capacity_total = settings["desired_count"] * TASK_CONCURRENCY
+        self.fleet = Fleet(settings["desired_count"])
         # check= validates a pooled connection before use, so the API recovers when PostgreSQL restarts.
         self.pool = AsyncConnectionPool(settings["dsn"], min_size=2, max_size=10, open=False, timeout=5,
                                         check=AsyncConnectionPool.check_connection,
@@ -207,26 +232,26 @@ class App:
             return await handler(request)
         started = time.perf_counter()
         error = None
-        async with self.capacity:
-            try:
-                # As the real service: /health is public, /api/* demands Bearer (the runbook's) or an API-key header.
-                if (request.path.startswith("/api/") and not self.faults.auth_disabled
-                        and request.headers.get("Authorization") != f"Bearer {self.settings['token']}"
-                        and request.headers.get("X-Api-Key") != self.settings["token"]):
-                    raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
-                error_rate, latency_ms = self.faults.effective(self.version)
-                if latency_ms:
-                    await asyncio.sleep(latency_ms / 1000)
-                if request.path.startswith("/api/") and self._error_due(error_rate):
-                    raise RuntimeError("DatabaseError: could not obtain connection from pool (injected)")
-                response = await handler(request)
-                status = response.status
-            except web.HTTPException as exc:
-                response, status = exc, exc.status
-            except Exception as exc:  # noqa: BLE001 - a 500 with the error in the access log, like the real app
-                error = f'"{type(exc).__name__}: {exc}"' if not str(exc).startswith("DatabaseError") else f'"{exc}"'
-                response = web.json_response({"error": "internal error"}, status=500)
-                status = 500
+        await self.fleet.turn()
+        try:
+            # As the real service: /health is public, /api/* demands Bearer (the runbook's) or an API-key header.
+            if (request.path.startswith("/api/") and not self.faults.auth_disabled
+                    and request.headers.get("Authorization") != f"Bearer {self.settings['token']}"
+                    and request.headers.get("X-Api-Key") != self.settings["token"]):
+                raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
+            error_rate, latency_ms = self.faults.effective(self.version)
+            if latency_ms:
+                await asyncio.sleep(latency_ms / 1000)
+            if request.path.startswith("/api/") and self._error_due(error_rate):
+                raise RuntimeError("DatabaseError: could not obtain connection from pool (injected)")
+            response = await handler(request)
+            status = response.status
+        except web.HTTPException as exc:
+            response, status = exc, exc.status
+        except Exception as exc:  # noqa: BLE001 - a 500 with the error in the access log, like the real app
+            error = f'"{type(exc).__name__}: {exc}"' if not str(exc).startswith("DatabaseError") else f'"{exc}"'
+            response = web.json_response({"error": "internal error"}, status=500)
+            status = 500
         self.telemetry.record(request.method, request.path, status, time.perf_counter() - started, error)
         if isinstance(response, web.HTTPException):
             raise response
@@ -234,6 +259,11 @@ class App:
 
     # ------------------------------------------------------------------------------------ background
     async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        service = [{"Name": "ClusterName", "Value": self.settings["cluster"]}, {"Name": "ServiceName", "Value": self.settings["service"]}]
+        utilisation = self.fleet.utilisation()
+        await loop.run_in_executor(None, lambda: self.cloudwatch.put_metric_data(Namespace="AWS/ECS", MetricData=[
+            {"MetricName": "CPUUtilization", "Dimensions": service, "Value": utilisation, "Unit": "Percent", "StorageResolution": 1}]))
         batch = self.telemetry.drain()
         if not batch.requests and not batch.lines:
             return
@@ -248,7 +278,6 @@ class App:
             values = list(batch.durations.items())[:150]
             metrics.append({"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": now, "Unit": "Seconds",
                             "Values": [v for v, _ in values], "Counts": [float(c) for _, c in values]})
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, lambda: self.cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=metrics))
         for start in range(0, len(batch.lines), 5000):
             events = batch.lines[start:start + 5000]
@@ -263,23 +292,18 @@ class App:
             except Exception as exc:  # noqa: BLE001 - the AWS endpoint may be stopped by a test
                 print(f"flush failed: {exc}", file=sys.stderr, flush=True)
 
-    async def follow_desired_count(self) -> None:
-        """Capacity follows the ECS service's desired count, like the fleet behind the ALB."""
+    async def follow_running_count(self) -> None:
+        """Capacity follows the ECS service's *running* count, like the fleet behind the ALB: a scale-out helps
+        once its tasks run, not when it is asked for."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(1)
             try:
                 answer = await loop.run_in_executor(None, lambda: self.ecs.describe_services(
                     cluster=self.settings["cluster"], services=[self.settings["service"]]))
-                total = answer["services"][0]["desiredCount"] * TASK_CONCURRENCY
+                self.fleet.tasks = max(1, answer["services"][0]["runningCount"])
             except Exception:  # noqa: BLE001 - keep the last known capacity while AWS is away
                 continue
-            while total > self.capacity_total:
-                self.capacity.release()
-                self.capacity_total += 1
-            while total < self.capacity_total:
-                await self.capacity.acquire()
-                self.capacity_total -= 1
 
     async def worker(self) -> None:
         while True:
@@ -305,7 +329,7 @@ class App:
         except Exception as exc:  # noqa: BLE001
             print(f"log stream: {exc}", file=sys.stderr, flush=True)
         # Kept on the app: the event loop holds only weak references to tasks.
-        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_desired_count, self.worker)]
+        self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_running_count, self.worker)]
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware])
