@@ -1,15 +1,84 @@
-"""Redis procedures (runbook Redis Connection Issues, Cache Scaling). FLUSHALL is never automated."""
+"""Redis procedures (runbook Redis Connection Issues) and Cache Scaling, which acts where it is allowed.
 
-from entmoot_ops.remediation import procedure
+FLUSHALL is never automated: it turns every request into a database query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entmoot_ops.errors import OpsError
+from entmoot_ops.probes import measuring
+from entmoot_ops.remediation import Change, RemediationContext, procedure, remediation
 
 procedure("redis.check-auth-and-clients", title="Restore Redis connectivity", section="redis-connection-issues", steps=[
     "NOAUTH/WRONGPASS: verify the AUTH token in the secret store matches the replication group's",
     "too many clients: redis-cli INFO clients; CLIENT LIST to find the leaking service; restart it",
     "timeouts: aws elasticache describe-replication-groups (status, failover in progress?)",
 ])
-procedure("redis.scale-cache", title="Relieve cache pressure", section="cache-scaling-redis", steps=[
-    "memory near maxmemory or evictions: scale the node type up (aws elasticache modify-replication-group "
-    "--cache-node-type <larger> --apply-immediately) in a change window",
-    "low hit rate: check TTLs against the runbook's Caching Strategy; a cold cache after a flush recovers by itself",
-    "never FLUSHALL in production to 'free memory': it turns every request into a database query",
-])
+
+
+@dataclass(frozen=True)
+class Step:
+    """What Cache Scaling does for the check that failed: memory and evictions want a larger node, a low hit
+    rate wants more replicas to spread the reads (the runbook's increase-replica-count)."""
+
+    group: str
+    node_type: str
+    replicas: int
+    larger_node: str | None  # None: at the top of redis.node_types
+    more_replicas: int | None  # None: at redis.max_replicas
+
+    @property
+    def grows_node(self) -> bool:
+        return self.larger_node is not None
+
+
+def _step(ctx: RemediationContext) -> tuple[Step, bool]:
+    settings = ctx.env.redis
+    if not settings.replication_group:
+        raise OpsError("redis.replication_group is not configured: nothing to scale")
+    with measuring("AWS ElastiCache"):
+        group = ctx.readonly.aws("elasticache").describe_replication_groups(ReplicationGroupId=settings.replication_group)[
+            "ReplicationGroups"][0]
+    node_type, replicas = group.get("CacheNodeType", "?"), len(group.get("MemberClusters", ())) - 1
+    ladder = settings.node_types
+    larger = ladder[ladder.index(node_type) + 1] if node_type in ladder[:-1] else None
+    more = replicas + 1 if replicas < settings.max_replicas else None
+    return Step(settings.replication_group, node_type, replicas, larger, more), ctx.check_id == "redis.hit-rate"
+
+
+def _plan(ctx: RemediationContext) -> list[str]:
+    step, for_reads = _step(ctx)
+    if for_reads:
+        action = (f"aws elasticache increase-replica-count --replication-group-id {step.group} --new-replica-count "
+                  f"{step.more_replicas} --apply-immediately  (from {step.replicas}; bound redis.max_replicas)"
+                  if step.more_replicas else f"{step.group} has {step.replicas} replicas, the bound: check TTLs against "
+                  "the runbook's Caching Strategy instead")
+    else:
+        action = (f"aws elasticache modify-replication-group --replication-group-id {step.group} --cache-node-type "
+                  f"{step.larger_node} --apply-immediately  (from {step.node_type}, the next of redis.node_types)"
+                  if step.grows_node else f"{step.group} is on {step.node_type}, the top of redis.node_types: shard, or "
+                  "shorten TTLs")
+    allowed = "" if ctx.env.redis.scaling_allowed else "  [a plan only here: acting needs redis.scaling_allowed = true]"
+    return [action + allowed, "then re-check until the cache check passes",
+            "never FLUSHALL to 'free memory': it turns every request into a database query"]
+
+
+def _act(ctx: RemediationContext) -> list[Change]:
+    if not ctx.env.redis.scaling_allowed:
+        raise OpsError(f"redis.scaling_allowed is not true for {ctx.env.name}: cache scaling stays a plan")
+    step, for_reads = _step(ctx)
+    client = ctx.writable.aws("elasticache")
+    with measuring("AWS ElastiCache"):
+        if for_reads and step.more_replicas:
+            client.increase_replica_count(ReplicationGroupId=step.group, NewReplicaCount=step.more_replicas, ApplyImmediately=True)
+            return [Change("elasticache:IncreaseReplicaCount", f"{step.replicas} replicas", f"{step.more_replicas} replicas")]
+        if not for_reads and step.grows_node:
+            client.modify_replication_group(ReplicationGroupId=step.group, CacheNodeType=step.larger_node, ApplyImmediately=True)
+            return [Change("elasticache:ModifyReplicationGroup CacheNodeType", step.node_type, step.larger_node)]
+    raise OpsError(f"{step.group} is at its bound ({step.node_type}, {step.replicas} replicas): not scaling further")
+
+
+remediation("redis.scale-cache", title="Cache Scaling: a larger node, or one more replica", section="cache-scaling-redis",
+            plan=_plan, act=_act)

@@ -79,3 +79,14 @@ def test_get_metric_data_answers_like_get_metric_statistics(sandbox):
         points = cloudwatch.get_metric_statistics(Namespace="Sandbox/Test", MetricName=name, Dimensions=dims, Period=60,
                                                   Statistics=["Sum"], **window)["Datapoints"]
         assert by_id[query_id] == sum(p["Sum"] for p in points) == {"Hits": 23, "Misses": 6}[name]
+
+
+def test_increase_replica_count_adds_member_clusters(sandbox):
+    elasticache = _client(sandbox, "elasticache")
+    group = sandbox_aws.REDIS_GROUP
+    before = elasticache.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["MemberClusters"]
+    after = elasticache.increase_replica_count(ReplicationGroupId=group, NewReplicaCount=len(before), ApplyImmediately=True)
+    assert after["ReplicationGroup"]["MemberClusters"] == [*before, f"{group}-{len(before) + 1:03d}"]
+    with pytest.raises(ClientError, match="NewReplicaCount"):
+        elasticache.increase_replica_count(ReplicationGroupId=group, NewReplicaCount=6, ApplyImmediately=True)
+    # Left with one more replica: harmless, the checks sum CacheHits/CacheMisses over every member and it has none.

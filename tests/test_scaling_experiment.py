@@ -1,7 +1,7 @@
 """The runbook's Horizontal Scaling procedure, proven end to end on the sandbox under locust load.
 
-The sandbox's fleet serves 100 requests a second per *running* task, in arrival order. 180 users that never
-pause therefore see about 600 ms at 3 tasks (180 / 300 per second) and 360 ms at 5. The experiment:
+The sandbox's fleet serves 50 requests a second per *running* task, in arrival order. 90 users that never
+pause therefore see about 600 ms at 3 tasks (90 / 150 per second) and 360 ms at 5. The experiment:
 1. at 3 tasks, the load breaches p95 > 500 ms, and the runbook's triggers fire (p95 and CPU);
 2. the alert check fails and the `ecs.scale-out` remediation runs (+2, bounded 3..20, audited) while the load
    goes on;
@@ -28,10 +28,10 @@ from entmoot_ops.config import load_environment
 from conftest import scale_command
 
 EXPERIMENT = """[load]
-users = 180
-spawn_rate = 180
-max_spawn_rate = 200
-max_users = 200
+users = 90
+spawn_rate = 90
+max_spawn_rate = 100
+max_users = 100
 duration_seconds = 60
 think_seconds = [0, 0]
 weights = { project = 1 }

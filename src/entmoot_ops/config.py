@@ -117,6 +117,11 @@ class RedisSettings(Strict):
     url: EndpointRef
     password: SecretRef | None = None
     replication_group: str | None = None  # ElastiCache id, for CloudWatch hit/eviction metrics
+    # Cache Scaling (runbook): acting needs this allow, and --yes on production; otherwise it stays a plan.
+    scaling_allowed: bool = False
+    node_types: tuple[str, ...] = ("cache.t3.medium", "cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge",
+                                   "cache.r6g.4xlarge")  # the ladder a scale-up climbs, one step at a time
+    max_replicas: Annotated[int, Field(ge=0, le=5)] = 5  # runbook: --new-replica-count 5; ElastiCache allows 5
 
 
 class LogsSettings(Strict):

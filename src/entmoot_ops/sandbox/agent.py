@@ -31,6 +31,7 @@ class Agent:
     stuck_rollout: bool = False
     rollout_moving: bool = False
     _last_redis: dict[str, int] = field(default_factory=dict)
+    _node_type: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     errors: dict[str, str] = field(default_factory=dict)
@@ -49,7 +50,8 @@ class Agent:
     def tick(self) -> None:
         with self._lock:
             for name, step in (("ecs", self._settle), ("heartbeat", self._heartbeat), ("rds", self._rds),
-                               ("redis", self._redis), ("ecs-metrics", self._ecs_metrics)):
+                               ("cache-node-type", self._cache_node_type), ("redis", self._redis),
+                               ("ecs-metrics", self._ecs_metrics)):
                 try:
                     step()
                     self.errors.pop(name, None)
@@ -92,6 +94,17 @@ class Agent:
             metrics.append(("ReplicaLag", {"DBInstanceIdentifier": sandbox_aws.DB_REPLICA}, float(lag), "Seconds"))
         finally:
             self._put("AWS/RDS", metrics)
+
+    def _cache_node_type(self) -> None:
+        """A node type change of the replication group (Cache Scaling) resizes the real Redis: each step of
+        NODE_TYPES doubles (or halves) its maxmemory, as a larger node has twice the memory."""
+        now = self.sandbox.aws.cache_node_type()
+        before, self._node_type = self._node_type, now
+        if before is None or before == now or not {before, now} <= set(sandbox_aws.NODE_TYPES):
+            return
+        steps = sandbox_aws.NODE_TYPES.index(now) - sandbox_aws.NODE_TYPES.index(before)
+        client = self.sandbox.redis.client()
+        client.config_set("maxmemory", int(int(client.config_get("maxmemory")["maxmemory"]) * 2 ** steps))
 
     def _redis(self) -> None:
         info = self.sandbox.redis.client().info()

@@ -35,6 +35,8 @@ ALB = "entmoot-sandbox"
 REDIS_GROUP = "entmoot-redis-sandbox"
 REDIS_NODE = "entmoot-redis-sandbox-001"
 ECR_REPO = "entmoot-api"
+# ElastiCache node types by memory, each twice the one before: the real Redis's maxmemory follows the group's type.
+NODE_TYPES = ("cache.t3.medium", "cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge", "cache.r6g.4xlarge")
 ALARMS = ("entmoot-api-error-rate", "entmoot-api-p95-latency", "entmoot-rds-cpu", "entmoot-rds-free-storage",
           "entmoot-rds-replica-lag", "entmoot-redis-memory")
 DESIRED = 3
@@ -254,6 +256,9 @@ class Aws:
 
     def desired_count(self) -> int:
         return _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].desired_count
+
+    def cache_node_type(self) -> str:
+        return _backend("elasticache").replication_groups[REDIS_GROUP].cache_node_type
 
     def allocated_gib(self) -> int:
         return int(_backend("rds").databases[DB_INSTANCE].allocated_storage)

@@ -34,7 +34,7 @@ class Active:
 def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
     defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {},
-                "auth_disabled": False, "storage_fallback": False}
+                "auth_disabled": False, "storage_fallback": False, "task_rate": 0.0}
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
@@ -65,6 +65,11 @@ def api_auth_disabled(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 def api_storage_fallback(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     return _api(sandbox, storage_fallback=True)
+
+
+def api_task_rate(sandbox: Sandbox, since: datetime, rate: float = 1000.0) -> Callable[[], None]:
+    """Another capacity per ECS task (requests a second): a benchmark lifts the ceiling to measure the load side."""
+    return _api(sandbox, task_rate=rate)
 
 
 def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -273,8 +278,9 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
 
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
-    f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, ecs_stuck_rollout, alarm, replica_paused,
-                            slot_inactive, redis_memory_pressure, redis_client_pressure, redis_cold_cache, rds_low_storage, rds_unavailable,
+    f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, api_task_rate,
+                            ecs_stuck_rollout, alarm, replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
+                            redis_cold_cache, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }
 

@@ -5,6 +5,8 @@
 - RDS ``LatestRestorableTime``: moto always answers "now"; the sandbox can hold it back (a PITR lag fault).
 - CloudTrail ``LookupEvents``: not implemented; served from the sandbox's event store, newest first, with
   ``LookupAttributes`` (one attribute, as AWS allows), ``StartTime``/``EndTime`` and ``MaxResults``/``NextToken``.
+- ElastiCache ``IncreaseReplicaCount``: not implemented; adds member clusters to the replication group (the
+  sandbox's one real Redis stands for all of them).
 - CloudWatch ``GetMetricData``: moto's answer is right but scans every stored datapoint once per period (0.75 s
   for three series over an hour of 10 s periods beside eight days of history). Each query is answered by moto's
   own code over the datapoints of its metric alone: the same answer, thirty times faster.
@@ -22,6 +24,8 @@ from typing import Any
 from moto.cloudtrail.responses import CloudTrailResponse
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.elasticache.exceptions import InvalidParameterValueException, ReplicationGroupNotFound
+from moto.elasticache.responses import ElastiCacheResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
@@ -73,6 +77,19 @@ def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], sta
         view = SimpleNamespace(get_all_metrics=lambda own=own: own)
         answers += _original_get_metric_data(view, [query], start_time, end_time, scan_by)
     return answers
+
+
+def _increase_replica_count(self: ElastiCacheResponse) -> Any:
+    group_id = self._get_param("ReplicationGroupId")
+    wanted = self._get_int_param("NewReplicaCount")
+    group = self.elasticache_backend.replication_groups.get(group_id)
+    if group is None:
+        raise ReplicationGroupNotFound(group_id)
+    if wanted is None or not len(group.member_clusters) - 1 < wanted <= 5:
+        raise InvalidParameterValueException(f"NewReplicaCount must be above the current {len(group.member_clusters) - 1} and at most 5")
+    while len(group.member_clusters) < wanted + 1:
+        group.member_clusters.append(f"{group_id}-{len(group.member_clusters) + 1:03d}")
+    return ActionResult({"ReplicationGroup": self.elasticache_backend.describe_replication_groups(group_id)[0]})
 
 
 def _latest_restorable_time(self: DBInstance) -> datetime:
@@ -131,6 +148,7 @@ def install() -> None:
             return
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
         CloudWatchBackend.get_metric_data = _get_metric_data
+        ElastiCacheResponse.increase_replica_count = _increase_replica_count
         DBInstance.latest_restorable_time = property(_latest_restorable_time)
         CloudTrailResponse.lookup_events = _lookup_events
         CloudTrailResponse._error = _error
