@@ -23,7 +23,7 @@ import time
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, between, events
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 DEFAULT_PLAN = {
     "shape": "baseline",  # baseline, ramp, spike, soak
@@ -114,10 +114,13 @@ def _breach(environment) -> str | None:
 
 
 def _watch(environment) -> None:
-    """A breach stops the run at once: there is no point in loading a service that already fails its thresholds."""
+    """Counts the workers that report (a master's), and stops the run at once on a breach: there is no point in
+    loading a service that already fails its thresholds (unless the plan says to go on)."""
     while True:
         gevent.sleep(1)
-        reason = _breach(environment)
+        if isinstance(environment.runner, MasterRunner):
+            environment.entmoot_workers = max(environment.entmoot_workers, len(environment.runner.clients))
+        reason = _breach(environment) if PLAN["stop_on_breach"] else None
         if reason:
             environment.entmoot_breach = reason
             environment.runner.quit()
@@ -126,8 +129,8 @@ def _watch(environment) -> None:
 
 @events.init.add_listener
 def _start_watch(environment, **_) -> None:
-    environment.entmoot_started = time.time()
-    if not isinstance(environment.runner, WorkerRunner) and PLAN["stop_on_breach"]:
+    environment.entmoot_started, environment.entmoot_workers = time.time(), 0
+    if not isinstance(environment.runner, WorkerRunner):
         gevent.spawn(_watch, environment)
 
 
@@ -143,5 +146,6 @@ def _verdict(environment, **_) -> None:
     if path:
         with open(path, "w") as handle:
             json.dump({"started": environment.entmoot_started, "ended": time.time(), "stopped_early": breach,
+                       "workers": environment.entmoot_workers,
                        "requests": total.num_requests, "failures": total.num_failures,
                        "p95_ms": total.get_response_time_percentile(0.95) or 0, "failure_ratio": total.fail_ratio}, handle)

@@ -4,6 +4,7 @@ where it is not allowed; distributed with locust's own master and workers."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -95,27 +96,28 @@ def test_ctrl_c_stops_locust_and_leaves_nothing_running(sandbox, environments, t
                                    "--reports-dir", str(tmp_path)], cwd=ROOT, env=environment,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _locusts(directory):
+    while time.monotonic() < deadline and not _locusts(tmp_path):
         time.sleep(0.5)
-    assert _locusts(directory), "locust never started"
+    assert _locusts(tmp_path), "locust never started"
     time.sleep(2)
     pytest_run.send_signal(signal.SIGINT)
     pytest_run.wait(30)
     time.sleep(1)
-    assert not _locusts(directory)
+    assert not _locusts(tmp_path)
 
 
-def _locusts(marker: Path) -> list[str]:
-    """locust processes started for this test (their environment names its environments directory)."""
+def _locusts(reports: Path) -> list[str]:
+    """The locust processes of this test's run: their environment points their verdict into its reports."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environment = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             continue
-        if "-m locust" in command and "load/entmoot.py" in command:
+        if b"locust" in command and f"ENTMOOT_LOAD_VERDICT={reports}".encode() in environment:
             found.append(pid)
     return found
 
@@ -158,7 +160,9 @@ def test_master_and_two_workers_add_up_to_what_the_api_served(sandbox, tmp_path)
         Dimensions=[{"Name": "LoadBalancer", "Value": arn.split(":loadbalancer/", 1)[1]}],
         StartTime=started, EndTime=datetime.now(UTC) + timedelta(seconds=1))["Datapoints"]
     served = sum(p["Sum"] for p in points)
-    assert abs(served - requests) <= max(3, requests * 0.01), (served, requests)
+    # The only gap allowed: a request in flight when a worker stopped its user (6 users: at most 6), served
+    # by the API but never reported to the master.
+    assert requests <= served <= requests + 6, (served, requests)
 
 
 def _free_port() -> int:
@@ -175,3 +179,27 @@ def test_gevent_never_enters_the_pytest_process():
             "importlib.import_module('test_load'); print(sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust')))")
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.stdout.strip() == "[]", completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("shape,expected", [
+    ("baseline", [10, 10, 10, 10, None]), ("soak", [10, 10, 10, 10, None]),
+    ("ramp", [1, 4, 7, 10, None]), ("spike", [2, 10, 2, 2, None])])
+def test_every_shape_is_bounded_in_users_and_time(shape, expected):
+    """Users at 0, 10, 20, 29 and 30 s of a 30 s plan of 10 users: never above 10, nothing after the duration.
+    (In a subprocess: importing locust patches this process with gevent.)"""
+    code = ("import json, entmoot; shape = entmoot.EntmootShape(); ticks = []\n"
+            "for t in (0, 10, 20, 29, 30):\n"
+            "    shape.get_run_time = lambda t=t: t\n"
+            "    tick = shape.tick(); ticks.append(tick[0] if tick else None)\n"
+            "print(json.dumps(ticks))")
+    plan = json.dumps({"shape": shape, "users": 10, "spawn_rate": 5, "duration_seconds": 30})
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "load", capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "ENTMOOT_LOAD_PLAN": plan})
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == expected, completed.stderr[-2000:]
+
+
+def test_several_local_processes_with_locusts_own_processes_option(sandbox, run_checks, environments):
+    run = run_checks("-m", "load", "-k", "failures", "--environments-dir", str(_short(environments, "processes = 2\n")))
+    assert run.outcome("load.failure-ratio") == "pass", run.output[-2000:]
+    verdict = json.loads((run.reports / "load" / "sandbox" / "verdict.json").read_text())
+    assert verdict["workers"] == 2 and verdict["requests"] > 100, verdict

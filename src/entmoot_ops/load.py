@@ -42,6 +42,7 @@ class LoadResult:
     p95_ms: float | None  # None: no request completed
     stopped_early: str | None  # the breach that stopped it, or the hard limit
     exit_code: int
+    workers: int  # locust worker processes that reported to a master; 0 when one process generated the load
     files: tuple[Path, ...]  # locust's HTML report and CSVs
     endpoints: tuple[dict, ...]  # locust's own per-request-name rows
 
@@ -144,7 +145,8 @@ def _read(the_plan: dict, prefix: Path, verdict: Path, exit_code: int, started: 
     return LoadResult(shape=the_plan["shape"], users=the_plan["users"], planned_seconds=the_plan["duration_seconds"],
                       started=judged.get("started", started), ended=judged.get("ended", time.time()),
                       requests=int(total["Request Count"]), failures=int(total["Failure Count"]), p95_ms=_number(total["95%"]),
-                      stopped_early=hard_stop or judged.get("stopped_early"), exit_code=exit_code, files=files, endpoints=endpoints)
+                      stopped_early=hard_stop or judged.get("stopped_early"), exit_code=exit_code,
+                      workers=judged.get("workers", 0), files=files, endpoints=endpoints)
 
 
 def _number(text: str) -> float | None:
