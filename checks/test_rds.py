@@ -3,7 +3,7 @@
 import pytest
 
 from entmoot_ops.check import check, evidence, expect
-from entmoot_ops.probes import rds
+from entmoot_ops.probes import cloudwatch, rds
 
 
 @pytest.mark.morning
@@ -26,3 +26,18 @@ def test_rds_free_storage(env):
     expect("free storage (FreeStorageSpace / AllocatedStorage)", storage.free_ratio, ">",
            env.thresholds.rds_free_storage_min_ratio, unit="%",
            window=f"latest datapoint {storage.measured_at or 'none'} of {db.allocated_gib} GiB")
+
+
+@pytest.mark.alerts
+@check(id="rds.cpu-sustained", title="RDS CPU not consistently at 90%+ (Vertical Scaling trigger)",
+       section="vertical-scaling-larger-instances", severity="high", remediation="rds.scale-up")
+def test_rds_cpu_sustained(env):
+    t = env.thresholds
+    window = cloudwatch.Window.last(t.rds_cpu_window_minutes, t.metric_period_seconds)
+    series = cloudwatch.series(env.clients, "AWS/RDS", "CPUUtilization", {"DBInstanceIdentifier": env.config.rds.instance},
+                               "Average", window)
+    evidence("RDS CPUUtilization", series)
+    # "Consistently at 90%+": every period of the window at or above it, so the lowest period decides.
+    lowest = min((value for _, value in series.points), default=None)
+    expect(f"lowest CPU of any period of {env.config.rds.instance}", None if lowest is None else lowest / 100, "<",
+           t.rds_cpu_sustained_max_percent / 100, unit="%", window=window.describe())

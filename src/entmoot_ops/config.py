@@ -89,6 +89,13 @@ class RdsSettings(Strict):
     # Upper bound for the storage remediation: it never asks AWS for more than this.
     max_allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)] = 500
     storage_increase_ratio: Annotated[float, Field(ge=1.1, le=2.0)] = 1.25
+    # Vertical Scaling (runbook): acting needs this allow, and --yes on production; otherwise it stays a plan.
+    scaling_allowed: bool = False
+    instance_classes: tuple[str, ...] = ("db.r6i.large", "db.r6i.xlarge", "db.r6i.2xlarge", "db.r6i.4xlarge", "db.r6i.8xlarge")
+    # The runbook warns that --apply-immediately "causes brief outage": by default the change waits for the
+    # maintenance window.
+    apply_immediately: bool = False
+    scale_up_timeout_seconds: Annotated[float, Field(gt=0, le=7200)] = 1800
 
 
 class Replica(Strict):
@@ -166,6 +173,9 @@ class Thresholds(Strict):
     scale_out_cpu_percent: Annotated[float, Field(gt=0, le=100)] = 70
     scale_out_memory_percent: Annotated[float, Field(gt=0, le=100)] = 80
     scale_out_error_rate: Ratio = 0.005
+    # Scaling > Vertical Scaling, "When to scale up": a single instance consistently at 90%+ CPU.
+    rds_cpu_sustained_max_percent: Annotated[float, Field(gt=0, le=100)] = 90
+    rds_cpu_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
 
 
 ACTIVITY_RULES = ("root-account-usage", "console-login-without-mfa", "iam-change", "security-group-open-to-world",

@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "alert-database-replication-lag-60s": "Alert Response > Database Replication Lag (>60s)",
     "alert-disk-space-low-10": "Alert Response > Disk Space Low (<10%)",
     "horizontal-scaling-add-more-instances": "Scaling > Horizontal Scaling",
+    "vertical-scaling-larger-instances": "Scaling > Vertical Scaling",
     "cache-scaling-redis": "Scaling > Cache Scaling (Redis)",
     "handoff-procedures": "On-Call > Handoff Procedures",
 }

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
@@ -28,10 +30,12 @@ class Agent:
     sandbox: Sandbox
     interval: float = 2.0
     storage_fill_bytes: int = 0  # the low-storage fault's simulated bulk data
+    cpu_fill_percent: float = 0.0  # the database CPU fault's simulated work, in percent of the seeded class
     stuck_rollout: bool = False
     rollout_moving: bool = False
     _last_redis: dict[str, int] = field(default_factory=dict)
     _node_type: str | None = None
+    _last_database_cpu: tuple[float, float] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     errors: dict[str, str] = field(default_factory=dict)
@@ -87,13 +91,34 @@ class Agent:
         allocated = self.sandbox.aws.allocated_gib() * GIB
         primary = {"DBInstanceIdentifier": sandbox_aws.DB_INSTANCE}
         metrics = [("FreeStorageSpace", primary, float(max(allocated - used - self.storage_fill_bytes, 0)), "Bytes"),
-                   ("DatabaseConnections", primary, float(connections), "Count")]
+                   ("DatabaseConnections", primary, float(connections), "Count"),
+                   ("CPUUtilization", primary, self._database_cpu(), "Percent")]
         try:
             lag = self._query(pg.replica, "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
                               "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8")[0]
             metrics.append(("ReplicaLag", {"DBInstanceIdentifier": sandbox_aws.DB_REPLICA}, float(lag), "Seconds"))
         finally:
             self._put("AWS/RDS", metrics)
+
+    def _database_cpu(self) -> float:
+        """CPU of the primary's processes since the last tick, on the seeded instance class, plus the fault's
+        simulated work; a larger class (Vertical Scaling) has twice the CPU per step, so the percentage halves."""
+        pid = self.sandbox.postgres.primary.pid
+        seconds = 0.0
+        for entry in os.listdir("/proc") if pid else ():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if entry == str(pid) or fields[1] == str(pid):  # the postmaster and its children (ppid)
+                seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        now = time.monotonic()
+        previous, self._last_database_cpu = self._last_database_cpu, (now, seconds)
+        measured = 0.0 if previous is None else 100 * max(seconds - previous[1], 0) / max(now - previous[0], 1e-3) / (os.cpu_count() or 1)
+        classes = sandbox_aws.INSTANCE_CLASSES
+        current = self.sandbox.aws.instance_class()
+        steps = classes.index(current) - classes.index(sandbox_aws.SEEDED_CLASS) if current in classes else 0
+        return min(100.0, (measured + self.cpu_fill_percent) / 2 ** steps)
 
     def _cache_node_type(self) -> None:
         """A node type change of the replication group (Cache Scaling) resizes the real Redis: each step of

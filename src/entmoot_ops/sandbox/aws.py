@@ -36,6 +36,9 @@ REDIS_GROUP = "entmoot-redis-sandbox"
 REDIS_NODE = "entmoot-redis-sandbox-001"
 ECR_REPO = "entmoot-api"
 # ElastiCache node types by memory, each twice the one before: the real Redis's maxmemory follows the group's type.
+# RDS instance classes by size, each twice the one before: the reported CPU halves for each step up.
+INSTANCE_CLASSES = ("db.r6i.large", "db.r6i.xlarge", "db.r6i.2xlarge", "db.r6i.4xlarge", "db.r6i.8xlarge")
+SEEDED_CLASS = "db.r6i.xlarge"
 NODE_TYPES = ("cache.t3.medium", "cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge", "cache.r6g.4xlarge")
 ALARMS = ("entmoot-api-error-rate", "entmoot-api-p95-latency", "entmoot-rds-cpu", "entmoot-rds-free-storage",
           "entmoot-rds-replica-lag", "entmoot-redis-memory")
@@ -87,7 +90,7 @@ class Aws:
             pass
 
         rds = self.client("rds")
-        rds.create_db_instance(DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass="db.r6i.xlarge", Engine="postgres",
+        rds.create_db_instance(DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass=SEEDED_CLASS, Engine="postgres",
                                EngineVersion="15.8", AllocatedStorage=ALLOCATED_GIB, MaxAllocatedStorage=500,
                                MasterUsername="postgres", MasterUserPassword="not-used-here", BackupRetentionPeriod=7)
         rds.create_db_instance_read_replica(DBInstanceIdentifier=DB_REPLICA, SourceDBInstanceIdentifier=DB_INSTANCE)
@@ -256,6 +259,9 @@ class Aws:
 
     def desired_count(self) -> int:
         return _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].desired_count
+
+    def instance_class(self) -> str:
+        return _backend("rds").databases[DB_INSTANCE].db_instance_class
 
     def cache_node_type(self) -> str:
         return _backend("elasticache").replication_groups[REDIS_GROUP].cache_node_type

@@ -164,6 +164,19 @@ def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> 
     return lambda: sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
 
 
+def rds_cpu_pressure(sandbox: Sandbox, since: datetime, percent: float = 95) -> Callable[[], None]:
+    """The primary busy at ``percent`` of its (seeded) instance class: simulated, as a real burner would starve
+    the machine the tests run on. A larger instance class halves it per step."""
+    sandbox.agent.cpu_fill_percent = percent
+    sandbox.agent.tick()
+
+    def undo() -> None:
+        sandbox.agent.cpu_fill_percent = 0.0
+        sandbox.aws.rewind_metrics("AWS/RDS", since)
+        sandbox.agent.tick()
+    return undo
+
+
 def rds_low_storage(sandbox: Sandbox, since: datetime, free_ratio: float = 0.05) -> Callable[[], None]:
     allocated = sandbox.aws.allocated_gib() * GIB
     sandbox.agent.storage_fill_bytes = int(allocated * (1 - free_ratio))
@@ -280,7 +293,7 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, api_task_rate,
                             ecs_stuck_rollout, alarm, replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
-                            redis_cold_cache, rds_low_storage, rds_unavailable,
+                            redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }
 

@@ -5,6 +5,8 @@
 - RDS ``LatestRestorableTime``: moto always answers "now"; the sandbox can hold it back (a PITR lag fault).
 - CloudTrail ``LookupEvents``: not implemented; served from the sandbox's event store, newest first, with
   ``LookupAttributes`` (one attribute, as AWS allows), ``StartTime``/``EndTime`` and ``MaxResults``/``NextToken``.
+- RDS ``ModifyDBInstance`` of ``DBInstanceClass`` without ``ApplyImmediately``: moto applies it at once; AWS waits
+  for the maintenance window and shows it in ``PendingModifiedValues``, and so does the sandbox.
 - ElastiCache ``IncreaseReplicaCount``: not implemented; adds member clusters to the replication group (the
   sandbox's one real Redis stands for all of them).
 - CloudWatch ``GetMetricData``: moto's answer is right but scans every stored datapoint once per period (0.75 s
@@ -29,7 +31,7 @@ from moto.elasticache.responses import ElastiCacheResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
-from moto.rds.models import DBInstance
+from moto.rds.models import DBInstance, RDSBackend
 
 _installed = False
 _lock = threading.Lock()
@@ -92,6 +94,18 @@ def _increase_replica_count(self: ElastiCacheResponse) -> Any:
     return ActionResult({"ReplicationGroup": self.elasticache_backend.describe_replication_groups(group_id)[0]})
 
 
+def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+    immediately = str(db_kwargs.get("ApplyImmediately", False)).lower() == "true"
+    if "DBInstanceClass" in db_kwargs:
+        database = self.describe_db_instances(db_instance_identifier)[0]
+        pending = dict(getattr(database, "pending_modified_values", None) or {})
+        pending.pop("DBInstanceClass", None)  # an immediate change supersedes one waiting for the window
+        if not immediately:
+            pending["DBInstanceClass"] = db_kwargs.pop("DBInstanceClass")
+        database.pending_modified_values = pending
+    return _original_modify_db_instance(self, db_instance_identifier, db_kwargs)
+
+
 def _latest_restorable_time(self: DBInstance) -> datetime:
     return utcnow() - timedelta(seconds=getattr(self, "sandbox_restore_lag_seconds", 0))
 
@@ -139,6 +153,7 @@ def _error(self: CloudTrailResponse, code: str, message: str) -> Any:
 
 _original_get_metric_statistics = CloudWatchResponse.get_metric_statistics
 _original_get_metric_data = CloudWatchBackend.get_metric_data
+_original_modify_db_instance = RDSBackend.modify_db_instance
 
 
 def install() -> None:
@@ -149,6 +164,7 @@ def install() -> None:
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
         CloudWatchBackend.get_metric_data = _get_metric_data
         ElastiCacheResponse.increase_replica_count = _increase_replica_count
+        RDSBackend.modify_db_instance = _modify_db_instance
         DBInstance.latest_restorable_time = property(_latest_restorable_time)
         CloudTrailResponse.lookup_events = _lookup_events
         CloudTrailResponse._error = _error
