@@ -164,29 +164,27 @@ def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> 
     return lambda: sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
 
 
+def _simulated_rds_load(sandbox: Sandbox, since: datetime, attribute: str, value: float) -> Callable[[], None]:
+    """The agent reports RDS metrics with simulated load added (``attribute`` of the agent); undo takes it away
+    and forgets the metrics it produced."""
+    setattr(sandbox.agent, attribute, value)
+    sandbox.agent.tick()
+
+    def undo() -> None:
+        setattr(sandbox.agent, attribute, type(value)(0))
+        sandbox.aws.rewind_metrics("AWS/RDS", since)
+        sandbox.agent.tick()
+    return undo
+
+
 def rds_cpu_pressure(sandbox: Sandbox, since: datetime, percent: float = 95) -> Callable[[], None]:
     """The primary busy at ``percent`` of its (seeded) instance class: simulated, as a real burner would starve
     the machine the tests run on. A larger instance class halves it per step."""
-    sandbox.agent.cpu_fill_percent = percent
-    sandbox.agent.tick()
-
-    def undo() -> None:
-        sandbox.agent.cpu_fill_percent = 0.0
-        sandbox.aws.rewind_metrics("AWS/RDS", since)
-        sandbox.agent.tick()
-    return undo
+    return _simulated_rds_load(sandbox, since, "cpu_fill_percent", float(percent))
 
 
 def rds_low_storage(sandbox: Sandbox, since: datetime, free_ratio: float = 0.05) -> Callable[[], None]:
-    allocated = sandbox.aws.allocated_gib() * GIB
-    sandbox.agent.storage_fill_bytes = int(allocated * (1 - free_ratio))
-    sandbox.agent.tick()
-
-    def undo() -> None:
-        sandbox.agent.storage_fill_bytes = 0
-        sandbox.aws.rewind_metrics("AWS/RDS", since)
-        sandbox.agent.tick()
-    return undo
+    return _simulated_rds_load(sandbox, since, "storage_fill_bytes", int(sandbox.aws.allocated_gib() * GIB * (1 - free_ratio)))
 
 
 def rds_unavailable(sandbox: Sandbox, since: datetime, status: str = "storage-full") -> Callable[[], None]:
