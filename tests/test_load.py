@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -203,3 +204,25 @@ def test_several_local_processes_with_locusts_own_processes_option(sandbox, run_
     assert run.outcome("load.failure-ratio") == "pass", run.output[-2000:]
     verdict = json.loads((run.reports / "load" / "sandbox" / "verdict.json").read_text())
     assert verdict["workers"] == 2 and verdict["requests"] > 100, verdict
+
+
+def test_failed_requests_under_load_fail_with_the_remediation(sandbox, run_checks, environments):
+    with sandbox.fault("api_errors", rate=0.2):
+        run = run_checks("-m", "load", "-k", "failures", "--environments-dir", str(_short(environments)))
+    failed = run.result("load.failure-ratio")
+    assert failed.outcome == "fail", run.output[-3000:]
+    assert "failure ratio (" in failed.message and "threshold < 1.00%" in failed.message
+    assert "stopped early: failure ratio" in failed.message and "-> remediation api.investigate-errors" in failed.message
+
+
+def test_a_saturated_fleet_fires_the_scaling_triggers(sandbox, run_checks, environments):
+    """90 users that never pause against 3 tasks (150 requests a second): the fleet runs at its capacity."""
+    extra = "think_seconds = [0, 0]\nstop_on_breach = false\nmax_users = 100\nmax_spawn_rate = 100\n"
+    directory = _short(environments, extra)
+    path = directory / "sandbox.toml"
+    path.write_text(path.read_text().replace("users = 5\nspawn_rate = 5\n", "users = 90\nspawn_rate = 90\n"))
+    run = run_checks("-m", "load", "-k", "scaling_triggers", "--environments-dir", str(directory))
+    failed = run.result("load.scaling-triggers")
+    assert failed.outcome == "fail", run.output[-3000:]
+    assert re.search(r"ECS service CPU \(peak\): measured \d+\.\d+%, threshold < 70\.00%", failed.message), failed.message
+    assert "-> remediation ecs.scale-out" in failed.message
