@@ -95,10 +95,14 @@ def sandbox_env(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def sandbox_status(arguments: argparse.Namespace) -> int:
+def _running(arguments: argparse.Namespace):  # noqa: ANN202 - a SandboxHandle, imported lazily
     from entmoot_ops.sandbox.handle import running
 
-    handle = running(_state_file(arguments))
+    return running(_state_file(arguments))
+
+
+def sandbox_status(arguments: argparse.Namespace) -> int:
+    handle = _running(arguments)
     if handle is None:
         print("sandbox: not running")
         return 1
@@ -117,9 +121,7 @@ def sandbox_status(arguments: argparse.Namespace) -> int:
 
 
 def sandbox_down(arguments: argparse.Namespace) -> int:
-    from entmoot_ops.sandbox.handle import running
-
-    handle = running(_state_file(arguments))
+    handle = _running(arguments)
     if handle is None:
         print("sandbox: not running; nothing to stop")
         return 0
