@@ -46,7 +46,8 @@ def test_latency_under_load(env, load_run):
        remediation="api.investigate-errors")
 def test_failures_under_load(env, load_run):
     evidence("locust requests by name", load_run.endpoints)
-    expect(f"failure ratio ({load_run.failures} of {load_run.requests} requests)", load_run.failure_ratio, "<",
+    evidence("locust failures by kind", load_run.errors)
+    expect(f"failure ratio ({load_run.failures} of {load_run.requests} requests; most: {load_run.describe_errors()})", load_run.failure_ratio, "<",
            env.thresholds.error_rate_max, unit="%", window=_window(load_run))
 
 

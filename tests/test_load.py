@@ -212,6 +212,7 @@ def test_failed_requests_under_load_fail_with_the_remediation(sandbox, run_check
     failed = run.result("load.failure-ratio")
     assert failed.outcome == "fail", run.output[-3000:]
     assert "failure ratio (" in failed.message and "threshold < 1.00%" in failed.message
+    assert "most: GET " in failed.message and "500" in failed.message, failed.message
     assert "stopped early: failure ratio" in failed.message and "-> remediation api.investigate-errors" in failed.message
 
 

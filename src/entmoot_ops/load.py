@@ -45,6 +45,10 @@ class LoadResult:
     workers: int  # locust worker processes that reported to a master; 0 when one process generated the load
     files: tuple[Path, ...]  # locust's HTML report and CSVs
     endpoints: tuple[dict, ...]  # locust's own per-request-name rows
+    errors: tuple[dict, ...] = ()  # locust's failures CSV: what failed, most frequent first
+
+    def describe_errors(self, limit: int = 3) -> str:
+        return "; ".join(f"{e['method']} {e['name']}: {e['error']} x{e['occurrences']}" for e in self.errors[:limit]) or "none"
 
     @property
     def failure_ratio(self) -> float | None:
@@ -140,13 +144,21 @@ def _read(the_plan: dict, prefix: Path, verdict: Path, exit_code: int, started: 
     judged = json.loads(verdict.read_text()) if verdict.exists() else {}
     endpoints = tuple({"name": r["Name"], "method": r["Type"], "requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
                        "p95_ms": _number(r["95%"]), "rps": _number(r["Requests/s"])} for r in rows if r["Name"] != "Aggregated")
-    files = tuple(p for p in (Path(f"{prefix}.html"), stats, Path(f"{prefix}_failures.csv"), Path(f"{prefix}_stats_history.csv"))
-                  if p.exists())
+    failures = Path(f"{prefix}_failures.csv")
+    files = tuple(p for p in (Path(f"{prefix}.html"), stats, failures, Path(f"{prefix}_stats_history.csv")) if p.exists())
+    errors = _errors(failures) if failures.exists() else ()
     return LoadResult(shape=the_plan["shape"], users=the_plan["users"], planned_seconds=the_plan["duration_seconds"],
                       started=judged.get("started", started), ended=judged.get("ended", time.time()),
                       requests=int(total["Request Count"]), failures=int(total["Failure Count"]), p95_ms=_number(total["95%"]),
                       stopped_early=hard_stop or judged.get("stopped_early"), exit_code=exit_code,
-                      workers=judged.get("workers", 0), files=files, endpoints=endpoints)
+                      workers=judged.get("workers", 0), files=files, endpoints=endpoints, errors=errors)
+
+
+def _errors(path: Path) -> tuple[dict, ...]:
+    with path.open() as handle:
+        rows = [{"method": r["Method"], "name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"])}
+                for r in csv.DictReader(handle)]
+    return tuple(sorted(rows, key=lambda r: -r["occurrences"]))
 
 
 def _number(text: str) -> float | None:
