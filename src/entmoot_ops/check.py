@@ -22,7 +22,7 @@ from entmoot_ops.secrets import masker
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES = ("critical", "high", "medium", "low")
 # The markers that select a checklist: every check carries at least one.
-CHECKLISTS = ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly", "load")
+CHECKLISTS = ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly", "load", "chaos")
 Op = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not in"]
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda v, t: v < t,

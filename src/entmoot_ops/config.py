@@ -254,6 +254,23 @@ class LoadSettings(Strict):
         return self
 
 
+class ChaosSettings(Strict):
+    """A chaos experiment breaks things on purpose: off unless allowed here, for the experiments listed, within a
+    blast radius and a time limit."""
+
+    allowed: bool = False
+    experiments: list[str] = []  # the allow-list, by experiment name (entmoot-ops chaos list)
+    max_task_fraction: Annotated[float, Field(gt=0, le=1)] = 0.34  # of the service's running tasks, at most
+    primary_allowed: bool = False  # an experiment on the primary database must be allowed explicitly
+    time_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
+    detection_timeout_seconds: Annotated[float, Field(gt=0, le=1800)] = 60
+    recovery_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120
+    poll_seconds: Annotated[float, Field(gt=0, le=300)] = 2
+    # Safeguard: the experiment is aborted and rolled back at once when the API's 5XX ratio goes above this.
+    abort_error_rate: Ratio = 0.5
+    fis_templates: dict[str, str] = {}  # experiment name -> AWS FIS experiment template id
+
+
 class Remediation(Strict):
     verify_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
     verify_interval_seconds: Annotated[float, Field(gt=0, le=300)] = 15
@@ -278,6 +295,7 @@ class Environment(Strict):
     deploy: DeploySettings = DeploySettings()
     remediation: Remediation = Remediation()
     load: LoadSettings = LoadSettings()
+    chaos: ChaosSettings = ChaosSettings()
 
 
 def environments_dir() -> Path:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +53,16 @@ class CheckResult:
             if name == PROPERTY:
                 return cls(**json.loads(str(value)))
         return None
+
+
+def read_junit(path: Path) -> list[CheckResult]:
+    """The check results a run left in its junit XML (items that are not checks are ignored)."""
+    found = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        result = CheckResult.from_properties([(p.get("name"), p.get("value")) for p in case.iter("property")])
+        if result is not None:
+            found.append(result)
+    return found
 
 
 def classify(report: pytest.TestReport, call: pytest.CallInfo[Any], remediation_state: str) -> str:

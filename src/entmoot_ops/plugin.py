@@ -15,6 +15,7 @@ import pytest
 
 from entmoot_ops import load, outcomes, preflight, progress, reports
 from entmoot_ops.breaker import fresh
+from entmoot_ops.chaos import guard as chaos_guard
 from entmoot_ops.check import CHECKLISTS, SEVERITIES, CheckRun, CheckSpec, current_run
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment, environments_dir, load_environment
@@ -44,6 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="junit XML, Allure results and audit log go here (default ./reports when running checks/)")
     group.addoption("--audit-log", dest="entmoot_audit", default=None, metavar="FILE",
                     help="JSON-lines audit of remediation actions (default REPORTS/audit.jsonl)")
+    group.addoption("--check", action="append", dest="entmoot_checks", metavar="ID", default=[],
+                    help="run only this check (repeatable; with -m and -k, all must select it)")
     group.addoption("--expected-version", dest="entmoot_expected_version", default=None, metavar="VERSION",
                     help="the version the deploy gate (-m deploy) expects /health and the PRIMARY image to carry")
 
@@ -81,12 +84,15 @@ def pytest_configure(config: pytest.Config) -> None:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
     except ConfigError as exc:
         raise pytest.UsageError(masker(str(exc))) from None
-    selects_load = _selects_load(config)
-    if config.getoption("entmoot_yes") and not config.getoption("entmoot_remediate") and not selects_load:
-        raise pytest.UsageError("--yes confirms an action: it needs --remediate, or a load run (-m load)")
-    # A load run is an action: refused before anything runs (the preflight included), in one line, where not allowed.
-    for environment in environments.values() if selects_load else ():
-        _refuse_load_unless_allowed(environment, confirmed=config.getoption("entmoot_yes"))
+    selects_load, selects_chaos = _selects(config, "load"), _selects(config, "chaos")
+    if config.getoption("entmoot_yes") and not (config.getoption("entmoot_remediate") or selects_load or selects_chaos):
+        raise pytest.UsageError("--yes confirms an action: it needs --remediate, a load run (-m load) or chaos (-m chaos)")
+    # Load and chaos are actions: refused before anything runs (the preflight included), in one line, where not allowed.
+    for environment in environments.values():
+        if selects_load:
+            _refuse_unless_allowed(load.refuse_unless_allowed, environment, confirmed=config.getoption("entmoot_yes"))
+        if selects_chaos:
+            _refuse_unless_allowed(chaos_guard.refuse_unless_allowed, environment, confirmed=config.getoption("entmoot_yes"))
 
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
@@ -117,23 +123,23 @@ def pytest_configure(config: pytest.Config) -> None:
     progress.write = lambda line: _say(config, line)
 
 
-def _refuse_load_unless_allowed(environment: Environment, *, confirmed: bool) -> None:
+def _refuse_unless_allowed(refuse: Any, environment: Environment, *, confirmed: bool) -> None:
     try:
-        load.refuse_unless_allowed(environment, confirmed=confirmed)
+        refuse(environment, confirmed=confirmed)
     except ConfigError as exc:
         raise pytest.UsageError(f"{exc} ({exc.fix})") from None
 
 
-def _selects_load(config: pytest.Config) -> bool:
-    """Whether -m selects the load checks, by pytest's own -m grammar ("load", "load and not x", not "not load")."""
+def _selects(config: pytest.Config, marker: str) -> bool:
+    """Whether -m selects a marker's checks, by pytest's own -m grammar ("load", "load and not x", not "not load")."""
     expression = config.option.markexpr
     if not expression:
         return False
     try:
         from _pytest.mark.expression import Expression
     except ImportError:  # pytest moved its private grammar: judge by the word
-        return "load" in expression.split()
-    return Expression.compile(expression).evaluate(lambda name, **_: name == "load")
+        return marker in expression.split()
+    return Expression.compile(expression).evaluate(lambda name, **_: name == marker)
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -157,7 +163,10 @@ def _preflight(suite: Suite, name: str) -> preflight.Preflight:
         from entmoot_ops.sandbox.handle import attach_or_start
 
         try:
-            suite.sandboxes.append(attach_or_start())
+            handle = attach_or_start()
+            suite.sandboxes.append(handle)
+            # What this run starts (xdist workers, a chaos experiment's observations) uses the same sandbox.
+            os.environ["ENTMOOT_SANDBOX_STATE"] = str(handle.state_file)
         except OpsError as exc:
             problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
             return preflight.Preflight(name, fatal=problem)
@@ -273,6 +282,12 @@ def reports_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def audit_log(request: pytest.FixtureRequest) -> AuditLog:
+    """Where every action of this run is written: remediations, chaos experiments."""
+    return request.config.stash[SUITE_KEY].audit
+
+
+@pytest.fixture(scope="session")
 def expected_version(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("entmoot_expected_version")
 
@@ -281,14 +296,28 @@ def expected_version(request: pytest.FixtureRequest) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """After pytest's own selection (-m, -k): its usage errors, such as an unknown marker, come first. A check
     of the deploy gate that is still selected needs the version it verifies."""
+    _select_checks(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version"):
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
     suite = config.stash[SUITE_KEY]
     # Load checks selected otherwise than by -m (-k, node ids): refused here, before any runs.
-    for name in dict.fromkeys(_env_name(item) for item in items if "load_run" in getattr(item, "fixturenames", ())):
-        _refuse_load_unless_allowed(suite.environments[name], confirmed=suite.confirmed)
+    for fixture, refuse in (("load_run", load.refuse_unless_allowed), ("chaos_runner", chaos_guard.refuse_unless_allowed)):
+        for name in dict.fromkeys(_env_name(item) for item in items if fixture in getattr(item, "fixturenames", ())):
+            _refuse_unless_allowed(refuse, suite.environments[name], confirmed=suite.confirmed)
     _validate_metadata(config, items)
+
+
+def _select_checks(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = set(config.getoption("entmoot_checks"))
+    if not wanted:
+        return
+    known = {m.kwargs.get("id") for item in items if (m := item.get_closest_marker("check"))}
+    if wanted - known:
+        raise pytest.UsageError(f"--check: no check {', '.join(sorted(wanted - known))} among the selected checks")
+    keep = [item for item in items if (m := item.get_closest_marker("check")) and m.kwargs.get("id") in wanted]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
 
 
 def _validate_metadata(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,7 +12,8 @@ import logging
 import math
 import random
 import uuid
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, UTC
 from typing import Any
 
@@ -35,6 +36,7 @@ ALB = "entmoot-sandbox"
 REDIS_GROUP = "entmoot-redis-sandbox"
 REDIS_NODE = "entmoot-redis-sandbox-001"
 ECR_REPO = "entmoot-api"
+FIS_STOP_TASKS = "entmoot-stop-api-tasks"  # the seeded FIS experiment template (tag Name)
 # ElastiCache node types by memory, each twice the one before: the real Redis's maxmemory follows the group's type.
 # RDS instance classes by size, each twice the one before: the reported CPU halves for each step up.
 INSTANCE_CLASSES = ("db.r6i.large", "db.r6i.xlarge", "db.r6i.2xlarge", "db.r6i.4xlarge", "db.r6i.8xlarge")
@@ -59,6 +61,9 @@ class Aws:
     server: ThreadedMotoServer | None = None
     port: int = 0
     alb_dimension: str = ""
+    tasks: moto_extensions.ServiceTasks = field(
+        default_factory=lambda: moto_extensions.ServiceTasks(CLUSTER, SERVICE, f"arn:aws:ecs:{REGION}:{ACCOUNT}:task"))
+    _ecs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def endpoint(self) -> str:
@@ -70,6 +75,8 @@ class Aws:
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_extensions.install()
+        moto_extensions.service_tasks = self.tasks
+        self.tasks.on_stop = self._task_stopped
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
         self.server.start()
         self.port = self.server.get_host_and_port()[1]
@@ -92,7 +99,8 @@ class Aws:
         rds = self.client("rds")
         rds.create_db_instance(DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass=SEEDED_CLASS, Engine="postgres",
                                EngineVersion="15.8", AllocatedStorage=ALLOCATED_GIB, MaxAllocatedStorage=500,
-                               MasterUsername="postgres", MasterUserPassword="not-used-here", BackupRetentionPeriod=7)
+                               MasterUsername="postgres", MasterUserPassword="not-used-here", BackupRetentionPeriod=7,
+                               MultiAZ=True)
         rds.create_db_instance_read_replica(DBInstanceIdentifier=DB_REPLICA, SourceDBInstanceIdentifier=DB_INSTANCE)
         self.seed_snapshots()
 
@@ -113,6 +121,13 @@ class Aws:
         self.client("s3").create_bucket(Bucket="entmoot-sandbox-trail")
         cloudtrail.create_trail(Name="entmoot-sandbox", S3BucketName="entmoot-sandbox-trail")
         cloudtrail.start_logging(Name="entmoot-sandbox")
+        self.client("fis").create_experiment_template(
+            clientToken="entmoot-sandbox-seed", description="Stop a third of the API's tasks",
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/entmoot-fis", stopConditions=[{"source": "none"}], tags={"Name": FIS_STOP_TASKS},
+            targets={"api-tasks": {"resourceType": "aws:ecs:task", "selectionMode": "PERCENT(34)",
+                                   "parameters": {"cluster": CLUSTER, "service": SERVICE}}},
+            actions={"stop-tasks": {"actionId": "aws:ecs:stop-task", "parameters": {"percentage": "34"},
+                                    "targets": {"Tasks": "api-tasks"}}})
         cloudwatch = self.client("cloudwatch")
         for name in ALARMS:
             cloudwatch.put_metric_alarm(AlarmName=name, MetricName="Placeholder", Namespace="Entmoot", Statistic="Average",
@@ -215,6 +230,10 @@ class Aws:
         gains tasks while the old one drains, then completes; a new desired count is reached step by step.
         ``stuck`` holds the PRIMARY rollout one task short; ``on_new_deployment(version)`` is told when a new
         deployment starts. Returns True while something is still moving."""
+        with self._ecs_lock:
+            return self._settle_service(stuck, on_new_deployment)
+
+    def _settle_service(self, stuck: bool, on_new_deployment: Any) -> bool:
         backend = _backend("ecs")
         service = backend.services[f"{CLUSTER}:{SERVICE}"]
         wanted = backend.describe_task_definition(service.task_definition).arn
@@ -231,7 +250,8 @@ class Aws:
                 on_new_deployment(self.version_of(wanted))
         desired = service.desired_count
         step = max(1, math.ceil(desired / 2))
-        ceiling = desired - 1 if stuck else desired
+        # Stopped tasks are replaced, but not at once: until then the service runs short.
+        ceiling = (desired - 1 if stuck else desired) - self.tasks.awaiting_replacement()
         running = primary["runningCount"]
         primary["runningCount"] = min(running + step, ceiling) if running < ceiling else min(running, ceiling)
         for old in [d for d in deployments if d is not primary]:
@@ -247,7 +267,18 @@ class Aws:
             primary.update(rolloutState="IN_PROGRESS", rolloutStateReason="ECS deployment in progress.")
         service.running_count = sum(d["runningCount"] for d in deployments)
         service.pending_count = primary["pendingCount"]
+        self.tasks.follow(service.running_count)
         return not done
+
+    def _task_stopped(self) -> None:
+        """StopTask of one of the service's tasks: the deployment that ran it runs one fewer."""
+        with self._ecs_lock:
+            service = _backend("ecs").services[f"{CLUSTER}:{SERVICE}"]
+            deployment = next(d for d in service.deployments if d["runningCount"] > 0)
+            deployment["runningCount"] -= 1
+            deployment["pendingCount"] = deployment.get("desiredCount", 0) - deployment["runningCount"]
+            service.running_count = sum(d["runningCount"] for d in service.deployments)
+            service.pending_count = deployment["pendingCount"]
 
     def version_of(self, task_definition: str) -> str:
         image = _backend("ecs").describe_task_definition(task_definition).container_definitions[0]["image"]

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
 
+import contextlib
+import os
+import signal
+
 import psycopg
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import moto_extensions
-from entmoot_ops.sandbox.processes import wait_until
+from entmoot_ops.sandbox.processes import process_tree, wait_until
 
 if TYPE_CHECKING:
     from entmoot_ops.sandbox.supervisor import Sandbox
@@ -87,6 +91,35 @@ def alarm(sandbox: Sandbox, since: datetime, name: str = sandbox_aws.ALARMS[0], 
     cloudwatch = sandbox.aws.client("cloudwatch")
     cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
     return lambda: cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="sandbox: healthy")
+
+
+def component_killed(sandbox: Sandbox, since: datetime, component: str = "redis") -> Callable[[], None]:
+    """The component's server stops (the API, the PostgreSQL primary or replica, Redis); undo starts it again and,
+    as for every fault, forgets the slow and failed requests it caused."""
+    sandbox.component(component, "stop")
+    return _forgetting_alb_metrics(sandbox, since, lambda: sandbox.component(component, "start"))
+
+
+def component_frozen(sandbox: Sandbox, since: datetime, component: str = "redis") -> Callable[[], None]:
+    """SIGSTOP on the component's whole process tree: connections are accepted by the kernel, nothing answers."""
+    pid = sandbox.pid_of(component)
+    if pid is None:
+        raise KeyError(f"{component} is not running")
+    frozen = process_tree(pid)
+    for member in frozen:
+        os.kill(member, signal.SIGSTOP)
+
+    def undo() -> None:
+        for member in reversed(frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGCONT)
+    return _forgetting_alb_metrics(sandbox, since, undo)
+
+
+def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The cache emptied (FLUSHALL): nothing to undo, the application fills it again."""
+    sandbox.redis.client().flushall()
+    return lambda: None
 
 
 def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
@@ -290,7 +323,8 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, api_task_rate,
-                            ecs_stuck_rollout, alarm, replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
+                            ecs_stuck_rollout, alarm, component_killed, component_frozen, redis_flushed,
+                            replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }

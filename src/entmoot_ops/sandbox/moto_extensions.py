@@ -9,6 +9,13 @@
   for the maintenance window and shows it in ``PendingModifiedValues``, and so does the sandbox.
 - ElastiCache ``IncreaseReplicaCount``: not implemented; adds member clusters to the replication group (the
   sandbox's one real Redis stands for all of them).
+- ECS ``ListTasks`` of a service and ``StopTask`` of its tasks: moto runs no service tasks (it has no container
+  instances). The sandbox's service has one task ARN per running task; stopping one lowers the running count,
+  and ECS's scheduler replaces it only after ``REPLACE_AFTER_SECONDS`` (real ECS takes a minute or so).
+- RDS ``RebootDBInstance`` and ElastiCache ``TestFailover`` do nothing in moto: the sandbox restarts its real
+  primary (status ``rebooting`` meanwhile) or drops its real Redis's client connections, as a failover does.
+- FIS: moto moves an experiment through its states but runs none of its actions. The sandbox runs an
+  ``aws:ecs:stop-task`` action on its own service's tasks when the experiment starts.
 - CloudWatch ``GetMetricData``: moto's answer is right but scans every stored datapoint once per period (0.75 s
   for three series over an hour of 10 s periods beside eight days of history). Each query is answered by moto's
   own code over the datapoints of its metric alone: the same answer, thirty times faster.
@@ -19,6 +26,8 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
+import uuid
 from types import SimpleNamespace
 from datetime import datetime, timedelta, UTC
 from typing import Any
@@ -31,6 +40,9 @@ from moto.elasticache.responses import ElastiCacheResponse
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.fis.models import FISBackend
+from moto.rds.responses import RDSResponse
 from moto.rds.models import DBInstance, RDSBackend
 
 _installed = False
@@ -79,6 +91,91 @@ def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], sta
         view = SimpleNamespace(get_all_metrics=lambda own=own: own)
         answers += _original_get_metric_data(view, [query], start_time, end_time, scan_by)
     return answers
+
+
+REPLACE_AFTER_SECONDS = 10
+
+
+class ServiceTasks:
+    """The running tasks of one ECS service, as ARNs, following the running count the sandbox's scheduler keeps."""
+
+    def __init__(self, cluster: str, service: str, arn_prefix: str):
+        self.cluster, self.service, self.arn_prefix = cluster, service, arn_prefix
+        self.arns: list[str] = []
+        self.stopped: list[tuple[float, str]] = []  # (monotonic time, ARN): replaced REPLACE_AFTER_SECONDS later
+        self.on_stop: Any = None  # the scheduler's: lower the running count
+
+    def follow(self, running: int) -> None:
+        with _lock:
+            while len(self.arns) > running:
+                self.arns.pop()
+            while len(self.arns) < running:
+                self.arns.append(f"{self.arn_prefix}/{self.cluster}/{uuid.uuid4().hex}")
+
+    def awaiting_replacement(self) -> int:
+        now = time.monotonic()
+        with _lock:
+            self.stopped = [(at, arn) for at, arn in self.stopped if now - at < REPLACE_AFTER_SECONDS]
+            return len(self.stopped)
+
+    def stop(self, arn: str) -> bool:
+        with _lock:
+            if arn not in self.arns:
+                return False
+            self.arns.remove(arn)
+            self.stopped.append((time.monotonic(), arn))
+        self.on_stop()
+        return True
+
+
+service_tasks: ServiceTasks | None = None
+# What the sandbox does when AWS is asked to reboot its database or fail its cache over (set by the supervisor).
+on_reboot_db: Any = None
+on_cache_failover: Any = None
+
+
+def _list_tasks(self: EC2ContainerServiceResponse) -> Any:
+    tasks = service_tasks
+    if tasks is not None and self._get_param("serviceName") == tasks.service and self._get_param("cluster") in (
+            tasks.cluster, None) and self._get_param("desiredStatus", "RUNNING") == "RUNNING":
+        return ActionResult({"taskArns": list(tasks.arns)})
+    return _original_list_tasks(self)
+
+
+def _stop_task(self: EC2ContainerServiceResponse) -> Any:
+    arn = self._get_param("task")
+    if service_tasks is not None and service_tasks.stop(arn):
+        return ActionResult({"task": {"taskArn": arn, "clusterArn": service_tasks.cluster, "lastStatus": "RUNNING",
+                                      "desiredStatus": "STOPPED", "group": f"service:{service_tasks.service}",
+                                      "stoppedReason": self._get_param("reason") or "Task stopped by user"}})
+    return _original_stop_task(self)
+
+
+def _reboot_db_instance(self: RDSResponse) -> Any:
+    answer = _original_reboot_db_instance(self)
+    if on_reboot_db is not None:
+        on_reboot_db(self.params.get("DBInstanceIdentifier"), str(self.params.get("ForceFailover", False)).lower() == "true")
+    return answer
+
+
+def _test_failover(self: ElastiCacheResponse) -> Any:
+    group_id = self._get_param("ReplicationGroupId")
+    group = self.elasticache_backend.replication_groups.get(group_id)
+    if group is None:
+        raise ReplicationGroupNotFound(group_id)
+    if on_cache_failover is not None:
+        on_cache_failover(group_id)
+    return ActionResult({"ReplicationGroup": self.elasticache_backend.describe_replication_groups(group_id)[0]})
+
+
+def _start_experiment(self: FISBackend, *args: Any, **kwargs: Any) -> Any:
+    experiment = _original_start_experiment(self, *args, **kwargs)
+    for action in experiment["actions"].values():
+        if action.get("actionId") == "aws:ecs:stop-task" and service_tasks is not None:
+            share = float((action.get("parameters") or {}).get("percentage", 34)) / 100
+            for arn in list(service_tasks.arns)[:max(1, int(len(service_tasks.arns) * share))]:
+                service_tasks.stop(arn)
+    return experiment
 
 
 def _increase_replica_count(self: ElastiCacheResponse) -> Any:
@@ -154,6 +251,10 @@ def _error(self: CloudTrailResponse, code: str, message: str) -> Any:
 _original_get_metric_statistics = CloudWatchResponse.get_metric_statistics
 _original_get_metric_data = CloudWatchBackend.get_metric_data
 _original_modify_db_instance = RDSBackend.modify_db_instance
+_original_list_tasks = EC2ContainerServiceResponse.list_tasks
+_original_stop_task = EC2ContainerServiceResponse.stop_task
+_original_reboot_db_instance = RDSResponse.reboot_db_instance
+_original_start_experiment = FISBackend.start_experiment
 
 
 def install() -> None:
@@ -164,6 +265,11 @@ def install() -> None:
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
         CloudWatchBackend.get_metric_data = _get_metric_data
         ElastiCacheResponse.increase_replica_count = _increase_replica_count
+        ElastiCacheResponse.test_failover = _test_failover
+        EC2ContainerServiceResponse.list_tasks = _list_tasks
+        EC2ContainerServiceResponse.stop_task = _stop_task
+        RDSResponse.reboot_db_instance = _reboot_db_instance
+        FISBackend.start_experiment = _start_experiment
         RDSBackend.modify_db_instance = _modify_db_instance
         DBInstance.latest_restorable_time = property(_latest_restorable_time)
         CloudTrailResponse.lookup_events = _lookup_events

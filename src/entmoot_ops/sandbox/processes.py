@@ -88,6 +88,24 @@ def wait_until(ready: Callable[[], bool], *, what: str, timeout: float = 20, pro
     raise RuntimeError(f"{what} not ready after {timeout:.0f} s")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, parents first (from /proc: a PostgreSQL server is a postmaster and its children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, queue = [], [pid]
+    while queue:
+        current = queue.pop(0)
+        tree.append(current)
+        queue.extend(children.get(current, []))
+    return tree
+
+
 def stop(process: subprocess.Popen | None, *, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
     if process is None or process.poll() is not None:
         return

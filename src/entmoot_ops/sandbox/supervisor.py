@@ -24,13 +24,14 @@ from typing import Any
 import requests
 
 from entmoot_ops.sandbox import aws as sandbox_aws
-from entmoot_ops.sandbox import faults
+from entmoot_ops.sandbox import faults, moto_extensions
 from entmoot_ops.sandbox.agent import Agent
 from entmoot_ops.sandbox.postgres import PostgresPair
 from entmoot_ops.sandbox.processes import free_port, spawn, stop, wait_until
 from entmoot_ops.sandbox.redis_server import RedisServer
 
 VERSION = "1.4.2"
+REBOOT_SECONDS = 5  # a reboot of the sandbox's RDS keeps its primary down this long
 
 
 class Sandbox:
@@ -70,6 +71,28 @@ class Sandbox:
     def _start_aws(self) -> None:
         self.aws.start()
         self.aws.seed()
+        moto_extensions.on_reboot_db = self._reboot_db
+        moto_extensions.on_cache_failover = self._cache_failover
+
+    def _reboot_db(self, identifier: str, failover: bool) -> None:
+        """RebootDBInstance (with or without failover): the real primary restarts, ``rebooting`` meanwhile."""
+        if identifier != sandbox_aws.DB_INSTANCE:
+            return
+        self.aws.set_db_status("rebooting")
+
+        def reboot() -> None:
+            pg = self.postgres
+            try:
+                pg.shutdown(pg.primary)
+                time.sleep(REBOOT_SECONDS)
+                pg.restart(pg.primary)
+            finally:
+                self.aws.set_db_status("available")
+        threading.Thread(target=reboot, name="sandbox-rds-reboot", daemon=True).start()
+
+    def _cache_failover(self, group_id: str) -> None:
+        """TestFailover: the clients' connections drop, as when a replica is promoted; the data stays."""
+        self.redis.client().client_kill_filter(_type="normal", skipme=True)
 
     @property
     def api_pid(self) -> int | None:
@@ -120,6 +143,14 @@ class Sandbox:
             # Started means back to normal: the API has reconnected to whatever came back.
             wait_until(lambda: self.api_health()["status"] == "healthy", what="sandbox API healthy again", timeout=20)
         return {"component": name, "action": action}
+
+    def pid_of(self, component: str) -> int | None:
+        pg = self.postgres
+        pids = {"api": lambda: self.api_pid, "primary": lambda: pg.primary.pid, "replica": lambda: pg.replica.pid,
+                "redis": lambda: self.redis.pid}
+        if component not in pids:
+            raise KeyError(f"unknown component {component!r} (known: {', '.join(pids)})")
+        return pids[component]()
 
     def api_health(self) -> dict:
         return requests.get(f"http://127.0.0.1:{self.api_port}/health", timeout=2,

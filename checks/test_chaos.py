@@ -1,0 +1,80 @@
+"""Chaos experiments (``pytest checks/ -m chaos``): each experiment of entmoot_ops.chaos.catalog is a check.
+
+It passes when the steady state held before, every expected detector failed within the detection deadline,
+nothing outside the blast radius turned red, no safeguard fired, and the steady state came back within the
+recovery deadline. Its journal (timeline, observations, detection and recovery times) is attached.
+"""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from entmoot_ops.chaos import catalog, guard, observe
+from entmoot_ops.chaos.actions import ActionContext
+from entmoot_ops.chaos.experiment import Experiment, Runner
+from entmoot_ops.check import check, evidence, expect
+from entmoot_ops.clients import Clients
+from entmoot_ops.errors import OpsError
+
+
+@pytest.fixture(scope="session")
+def chaos_runner(env, request, reports_dir, audit_log):
+    """Runs one experiment against the environment; its observations are this suite's checks, run as a user runs them."""
+    config = request.config
+    sandbox = None
+    if env.config.kind == "sandbox":
+        from entmoot_ops.sandbox.handle import attach
+
+        sandbox = attach(Path(os.environ["ENTMOOT_SANDBOX_STATE"]))
+    checks = observe.CheckRunner(config.rootpath / "checks", env.config.name, config.getoption("entmoot_envdir"))
+    writable = Clients(env.config, writable=True, preflight=env.clients.preflight)
+
+    def run(experiment: Experiment):
+        context = ActionContext(env.config, env.clients, writable, audit_log, experiment.name, sandbox)
+        runner = Runner(checks, context, reports_dir / "chaos" / env.config.name,
+                        lambda name, since: observe.SAFEGUARDS[name](env.clients, since))
+        return runner.run(experiment)
+
+    yield run
+    writable.close()
+
+
+def _judge(env, run, experiment: Experiment) -> None:
+    refused = guard.refusal(env.config, experiment)
+    if refused:
+        pytest.skip(f"refused: {refused}")
+    journal = run(experiment)
+    evidence("chaos journal", {k: v for k, v in journal.__dict__.items() if not k.startswith("_")})
+    settings = env.config.chaos
+    if journal.status == "not-run":
+        raise OpsError(f"not run: {journal.reason}", fix="restore the steady state first: run the failing checks alone")
+    if journal.status == "rollback-failed":
+        raise OpsError(journal.reason, fix="repair by hand what is left broken; the audit log lists every action")
+    if journal.status == "error":
+        raise OpsError(f"the experiment failed: {journal.reason} (its rollbacks ran)", fix="read its journal in reports/chaos/")
+    expect("safeguards and time limit", journal.reason if journal.status == "aborted" else "held", "==", "held")
+    for check_id, seconds in journal.detection_seconds.items():
+        expect(f"seconds until {check_id} detected the fault (inf: never)", math.inf if seconds is None else seconds, "<=",
+               settings.detection_timeout_seconds, unit="s")
+    expect(f"checks outside the blast radius that turned red ({', '.join(journal.false_alarms) or 'none'})",
+           len(journal.false_alarms), "==", 0)
+    expect(f"seconds until the steady state held again (inf: never{'; ' + journal.not_recovered if journal.not_recovered else ''})",
+           math.inf if journal.recovery_seconds is None else journal.recovery_seconds, "<=", settings.recovery_timeout_seconds,
+           unit="s")
+
+
+def _experiment_check(experiment: Experiment):
+    @pytest.mark.chaos
+    @check(id=f"chaos.{experiment.name}", title=experiment.title, section=experiment.section, severity="high",
+           remediation=experiment.remediation)
+    def test(env, chaos_runner):
+        _judge(env, chaos_runner, experiment)
+
+    test.__name__ = f"test_{experiment.name.replace('-', '_')}"
+    return test
+
+
+for _experiment in catalog.EXPERIMENTS.values():
+    globals()[f"test_{_experiment.name.replace('-', '_')}"] = _experiment_check(_experiment)

@@ -1,0 +1,164 @@
+"""Fault actions: what an experiment's method does. Each one writes, is audited, and returns its rollback.
+
+On the sandbox, a fault of the sandbox (killed or frozen servers, a paused replica, filled storage, cache
+pressure, an emptied cache). On AWS, AWS's own fault APIs: ECS StopTask, RDS reboot with failover,
+ElastiCache TestFailover and AWS FIS experiment templates; the sandbox serves these too (its AWS answers them
+and the fault happens to its real servers), so that an AWS experiment can be tried there first.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from entmoot_ops.clients import Clients
+from entmoot_ops.config import Environment
+from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.probes import measuring
+from entmoot_ops.remediation import AuditLog
+
+Rollback = Callable[[], None]
+
+
+@dataclass
+class ActionContext:
+    env: Environment
+    readonly: Clients
+    writable: Clients
+    audit: AuditLog
+    experiment: str
+    sandbox: Any = None  # the SandboxHandle of a sandbox environment; sandbox faults need it
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    platform: str  # "sandbox" or "aws"
+    describe: Callable[[dict], str]
+    start: Callable[[ActionContext, dict], Rollback | None]  # None: nothing to undo (recovery proves the rest)
+    touches_primary: Callable[[dict], bool] = lambda params: False
+
+
+def _sandbox_fault(fault: str, **fixed: Any) -> Callable[[ActionContext, dict], Rollback]:
+    def start(ctx: ActionContext, params: dict) -> Rollback:
+        if ctx.sandbox is None:
+            raise ConfigError(f"{ctx.env.name} is not a sandbox: the fault {fault} exists only there")
+        ctx.sandbox.inject(fault, **fixed, **params)
+        return lambda: ctx.sandbox.undo(fault)
+    return start
+
+
+def _on_primary(params: dict) -> bool:
+    return params.get("component") == "primary"
+
+
+# ------------------------------------------------------------------------------------------------- AWS
+def _stop_tasks(ctx: ActionContext, params: dict) -> None:
+    """StopTask of a fraction of the service's running tasks, never above chaos.max_task_fraction."""
+    ecs, limit = ctx.env.ecs, ctx.env.chaos.max_task_fraction
+    fraction = float(params.get("fraction", limit))
+    with measuring("AWS ECS"):
+        tasks = ctx.readonly.aws("ecs").list_tasks(cluster=ecs.cluster, serviceName=ecs.service, desiredStatus="RUNNING")["taskArns"]
+    count = max(1, math.floor(fraction * len(tasks)))
+    if not tasks:
+        raise OpsError(f"{ecs.service} has no running task to stop")
+    if fraction > limit or count / len(tasks) > limit:
+        raise ConfigError(f"stopping {count} of {len(tasks)} tasks ({count / len(tasks):.0%}) exceeds chaos.max_task_fraction "
+                          f"{limit:.0%} of {ctx.env.name}", fix="stop fewer tasks, or raise max_task_fraction in the TOML")
+    for arn in tasks[:count]:
+        with measuring("AWS ECS"):
+            ctx.writable.aws("ecs").stop_task(cluster=ecs.cluster, task=arn, reason=f"entmoot-ops chaos {ctx.experiment}")
+    return None  # ECS's scheduler replaces stopped tasks: there is nothing to undo
+
+
+def _reboot_database(ctx: ActionContext, params: dict) -> None:
+    instance = ctx.env.rds.instance
+    with measuring("AWS RDS"):
+        found = ctx.readonly.aws("rds").describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
+    failover = bool(params.get("failover", True))
+    if failover and not found.get("MultiAZ"):
+        raise ConfigError(f"{instance} is not Multi-AZ: a reboot with failover is impossible", fix="set failover = false")
+    with measuring("AWS RDS"):
+        ctx.writable.aws("rds").reboot_db_instance(DBInstanceIdentifier=instance, ForceFailover=failover)
+    return None  # the instance comes back by itself; recovery waits for it
+
+
+def _cache_failover(ctx: ActionContext, params: dict) -> None:
+    group = ctx.env.redis.replication_group
+    if not group:
+        raise ConfigError(f"redis.replication_group is not set for {ctx.env.name}: no replication group to fail over")
+    with measuring("AWS ElastiCache"):
+        found = ctx.readonly.aws("elasticache").describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]
+        node_group = params.get("node_group") or found["NodeGroups"][0]["NodeGroupId"]
+        ctx.writable.aws("elasticache").test_failover(ReplicationGroupId=group, NodeGroupId=node_group)
+    return None
+
+
+FIS_ACTIVE = ("pending", "initiating", "running")
+FIS_START_SECONDS = 30
+
+
+def fis_template_id(clients: Clients, wanted: str) -> str:
+    """A template by its id, or by its Name tag."""
+    with measuring("AWS FIS"):
+        listed = clients.aws("fis").list_experiment_templates(maxResults=100)["experimentTemplates"]
+    for template in listed:
+        if wanted in (template["id"], (template.get("tags") or {}).get("Name")):
+            return template["id"]
+    raise ConfigError(f"no FIS experiment template {wanted!r} (by id or Name tag)", fix="name one in chaos.fis_templates")
+
+
+def _fis_experiment(ctx: ActionContext, params: dict) -> Rollback:
+    """Start an FIS template, wait until it runs; the rollback stops it if it still runs."""
+    wanted = ctx.env.chaos.fis_templates.get(ctx.experiment) or params.get("template")
+    if not wanted:
+        raise ConfigError(f"chaos.fis_templates of {ctx.env.name} names no template for {ctx.experiment}")
+    template = fis_template_id(ctx.readonly, wanted)
+    fis = ctx.writable.aws("fis")
+    with measuring("AWS FIS"):
+        started = fis.start_experiment(experimentTemplateId=template, clientToken=str(uuid.uuid4()),
+                                       tags={"entmoot-ops": ctx.experiment})["experiment"]
+    deadline = time.monotonic() + FIS_START_SECONDS
+    state = started["state"]
+    while state["status"] in ("pending", "initiating") and time.monotonic() < deadline:
+        time.sleep(1)
+        with measuring("AWS FIS"):
+            state = fis.get_experiment(id=started["id"])["experiment"]["state"]
+    if state["status"] == "failed":
+        raise OpsError(f"FIS experiment {started['id']} failed: {state.get('reason')}")
+
+    def stop() -> None:
+        with measuring("AWS FIS"):
+            status = fis.get_experiment(id=started["id"])["experiment"]["state"]["status"]
+            if status in FIS_ACTIVE:
+                fis.stop_experiment(id=started["id"])
+    return stop
+
+
+def _join(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+ACTIONS: dict[str, Action] = {a.name: a for a in (
+    Action("kill", "sandbox", lambda p: f"kill the {p['component']} server", _sandbox_fault("component_killed"), _on_primary),
+    Action("freeze", "sandbox", lambda p: f"freeze (SIGSTOP) the {p['component']} server", _sandbox_fault("component_frozen"),
+           _on_primary),
+    Action("pause-replica-replay", "sandbox", lambda p: "pause WAL replay on the replica", _sandbox_fault("replica_paused")),
+    Action("fill-rds-storage", "sandbox", lambda p: f"fill RDS storage ({_join(p) or 'to 5% free'})", _sandbox_fault("rds_low_storage"),
+           lambda p: True),
+    Action("redis-memory-pressure", "sandbox", lambda p: "fill Redis to its maxmemory (evictions)",
+           _sandbox_fault("redis_memory_pressure")),
+    Action("api-errors", "sandbox", lambda p: f"the API answers {float(p.get('rate', 0.5)):.0%} of requests with 5XX",
+           _sandbox_fault("api_errors")),
+    Action("flush-cache", "sandbox", lambda p: "empty the cache (FLUSHALL)", _sandbox_fault("redis_flushed")),
+    Action("ecs-stop-tasks", "aws", lambda p: f"ECS StopTask of {float(p.get('fraction', 0)):.0%} of the service's tasks",
+           _stop_tasks),
+    Action("rds-reboot", "aws", lambda p: f"RDS reboot{' with failover' if p.get('failover', True) else ''}", _reboot_database,
+           lambda p: True),
+    Action("elasticache-failover", "aws", lambda p: "ElastiCache TestFailover", _cache_failover),
+    Action("fis-experiment", "aws", lambda p: "AWS FIS experiment template", _fis_experiment),
+)}

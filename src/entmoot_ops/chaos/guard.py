@@ -1,0 +1,28 @@
+"""Who may run which experiment where: chaos breaks things on purpose, so every refusal is said in one line."""
+
+from __future__ import annotations
+
+from entmoot_ops.chaos.experiment import Experiment
+from entmoot_ops.config import Environment
+from entmoot_ops.errors import ConfigError
+
+
+def refuse_unless_allowed(env: Environment, *, confirmed: bool) -> None:
+    """For any experiment against ``env``: the environment's own opt-in, and --yes on production."""
+    if not env.chaos.allowed:
+        raise ConfigError(f"chaos.allowed is not true for {env.name}: chaos experiments against it are refused",
+                          fix=f"set [chaos] allowed = true and experiments = [...] in {env.name}.toml")
+    if env.production and not confirmed:
+        raise ConfigError(f"{env.name} is production: a chaos experiment needs --yes", fix="add --yes to confirm")
+
+
+def refusal(env: Environment, experiment: Experiment) -> str | None:
+    """Why this experiment may not run against ``env`` (None: it may)."""
+    chaos = env.chaos
+    if experiment.name not in chaos.experiments:
+        return f"{experiment.name} is not in chaos.experiments of {env.name}.toml"
+    if experiment.platform == "sandbox" and env.kind != "sandbox":
+        return f"{experiment.name} acts on the sandbox's own servers; {env.name} is not a sandbox"
+    if experiment.touches_primary and not chaos.primary_allowed:
+        return f"{experiment.name} acts on the primary database; chaos.primary_allowed is not true for {env.name}"
+    return None

@@ -1,0 +1,121 @@
+"""What an experiment observes, read-only: the suite's own checks, run as a user runs them (pytest over
+``checks/``, in a subprocess, so that a check is judged exactly as in a checklist), and safeguard probes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, UTC
+from pathlib import Path
+
+from entmoot_ops import outcomes
+from entmoot_ops.clients import Clients
+from entmoot_ops.errors import OpsError
+from entmoot_ops.probes import alb, cloudwatch
+
+HOLDING = ("pass", "fixed", "skip")  # a skipped check was not judged: it does not break a steady state
+
+
+class Interrupted(Exception):
+    """An observation cut short: the experiment was aborted meanwhile."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    started: float  # epoch seconds
+    ended: float
+    outcomes: dict[str, str]  # check id -> its worst outcome (a per-resource check runs once per resource)
+    messages: dict[str, str]  # check id -> the message of that worst outcome
+
+    def failing(self, check_ids: Iterable[str] | None = None) -> set[str]:
+        wanted = set(self.outcomes if check_ids is None else check_ids)
+        return {c for c, o in self.outcomes.items() if c in wanted and o not in HOLDING}
+
+    def holds(self, check_ids: Iterable[str]) -> bool:
+        return all(self.outcomes.get(c, "pass") in HOLDING for c in check_ids)
+
+    def describe(self, check_ids: Iterable[str]) -> str:
+        return "; ".join(f"{c} {self.outcomes[c].upper()}: {self.messages[c]}" for c in sorted(self.failing(check_ids)))
+
+    def as_json(self) -> dict:
+        return {"at": datetime.fromtimestamp(self.ended, UTC).isoformat(), "seconds": round(self.ended - self.started, 2),
+                "outcomes": self.outcomes, "failing": {c: self.messages[c] for c in sorted(self.failing())}}
+
+
+@dataclass(frozen=True)
+class CheckRunner:
+    """Runs a selection of ``checks/`` against one environment and reads the verdicts from its junit XML."""
+
+    checks_dir: Path
+    env: str
+    environments_dir: Path | None = None
+    environ: dict[str, str] | None = None  # ENTMOOT_SANDBOX_STATE, for one: the sandbox the experiment uses
+    timeout: float = 180
+
+    def run(self, *, checks: Iterable[str] = (), markers: str | None = None, stop: threading.Event | None = None) -> Observation:
+        with tempfile.TemporaryDirectory(prefix="entmoot-observe-") as scratch:
+            argv = [sys.executable, "-m", "pytest", str(self.checks_dir), "--env", self.env, "--reports-dir", scratch, "-q",
+                    "-p", "no:cacheprovider", "-p", "no:xdist"]
+            if self.environments_dir is not None:
+                argv += ["--environments-dir", str(self.environments_dir)]
+            argv += [arg for check_id in checks for arg in ("--check", check_id)]
+            argv += ["-m", markers] if markers else []
+            started = time.time()
+            process = subprocess.Popen(argv, cwd=self.checks_dir.parent, env={**os.environ, **(self.environ or {})},
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            output = self._wait(process, stop)
+            junit = Path(scratch) / "junit.xml"
+            if not junit.exists():
+                tail = " | ".join(output.strip().splitlines()[-3:])
+                raise OpsError(f"the checks could not run (exit {process.returncode}): {tail}")
+            results = outcomes.read_junit(junit)
+        worst: dict[str, outcomes.CheckResult] = {}
+        for result in results:
+            known = worst.get(result.check_id)
+            if known is None or outcomes.ORDER[result.outcome] < outcomes.ORDER[known.outcome]:
+                worst[result.check_id] = result
+        return Observation(started, time.time(), {c: r.outcome for c, r in worst.items()},
+                           {c: r.message for c, r in worst.items()})
+
+    def _wait(self, process: subprocess.Popen, stop: threading.Event | None) -> str:
+        deadline = time.monotonic() + self.timeout
+        while process.poll() is None:
+            if stop is not None and stop.is_set():
+                process.kill()
+                process.communicate()
+                raise Interrupted("aborted while the checks ran")
+            if time.monotonic() > deadline:
+                process.kill()
+                process.communicate()
+                raise OpsError(f"the checks did not end within {self.timeout:.0f} s")
+            time.sleep(0.05)
+        return process.communicate()[0]
+
+
+@dataclass(frozen=True)
+class SafeguardReading:
+    name: str
+    value: float | None
+    bound: float
+    breached: bool
+
+    def describe(self) -> str:
+        shown = "no data" if self.value is None else f"{self.value:.2%}"
+        return f"{self.name} {shown} (abort above {self.bound:.2%})"
+
+
+def api_error_rate(clients: Clients, since: datetime) -> SafeguardReading:
+    """The API's 5XX ratio at the load balancer since the experiment started."""
+    bound = clients.env.chaos.abort_error_rate
+    stats = alb.request_stats(clients, cloudwatch.Window.since(since, clients.env.thresholds.metric_period_seconds))
+    rate = stats.error_rate
+    return SafeguardReading("API 5XX ratio", rate, bound, rate is not None and rate > bound)
+
+
+SAFEGUARDS = {"api-error-rate": api_error_rate}
