@@ -181,6 +181,57 @@ def scale(arguments: argparse.Namespace) -> int:
     return 0 if wait.state.stable else 1
 
 
+def chaos_list(arguments: argparse.Namespace) -> int:
+    from entmoot_ops.chaos import catalog, guard
+    from entmoot_ops.config import environments_dir, load_environment
+
+    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    for experiment in catalog.EXPERIMENTS.values():
+        refused = guard.refusal(env, experiment) if env.chaos.allowed else f"chaos.allowed is not true for {env.name}"
+        detectors = ", ".join(experiment.detectors) or "(none: absorbed)"
+        print(f"{experiment.name:<22} {experiment.platform:<7} detected by {detectors}"
+              f"{'' if refused is None else '  [refused: ' + refused + ']'}")
+    return 0
+
+
+def chaos_matrix(arguments: argparse.Namespace) -> int:
+    """Every sandbox fault against the checklists; writes matrix.json, .html and junit; exit 1 on a miss or false alarm."""
+    from entmoot_ops.chaos import matrix, observe
+    from entmoot_ops.clients import Clients
+    from entmoot_ops.config import environments_dir, load_environment
+    from entmoot_ops.sandbox.faults import FAULTS
+    from entmoot_ops.sandbox.handle import attach_or_start
+
+    missing = matrix.uncovered(set(FAULTS))
+    if missing:
+        raise OpsError(f"sandbox faults with no row in the detection matrix: {', '.join(sorted(missing))}")
+    expectations = tuple(e for e in matrix.EXPECTATIONS if not arguments.fault or e.fault in arguments.fault)
+    if not expectations:
+        raise OpsError(f"no fault named {', '.join(arguments.fault)} (known: {', '.join(sorted(FAULTS))})")
+    handle = attach_or_start()
+    try:
+        env = load_environment("sandbox", arguments.environments_dir or environments_dir())
+        clients = Clients(env)
+        settings = env.api
+        checks = observe.CheckRunner(Path("checks").resolve(), "sandbox", arguments.environments_dir,
+                                     {"ENTMOOT_SANDBOX_STATE": str(handle.state_file)})
+        # The checks' own session stops asking a dead endpoint; the traffic must go on through every fault.
+        with matrix.Traffic(clients.api_url, dict(clients.http().headers), settings.protected_path + "/{id}"):
+            rows = matrix.Matrix(checks, handle, deadline_seconds=arguments.deadline).run(expectations)
+    finally:
+        handle.release()
+    paths = matrix.write(rows, arguments.output)
+    totals = matrix.summary(rows)
+    for row in rows:
+        verdict = "caught" if row.caught else "MISSED"
+        detail = ", ".join(f"{c} {s:g} s" for c, s in row.detected.items()) or row.error or "-"
+        alarms = f"  false alarms: {', '.join(row.false_alarms)}" if row.false_alarms else ""
+        print(f"{verdict:<7} {row.name:<45} {detail}{alarms}")
+    print(f"detection matrix: {totals['caught']} of {totals['faults']} caught, {totals['missed']} missed, {totals['false_alarms']} "
+          f"false alarms, median detection {totals['median_detection_seconds']} s; {paths['html']}")
+    return 0 if totals["missed"] == 0 and totals["false_alarms"] == 0 else 1
+
+
 def report(arguments: argparse.Namespace) -> int:
     from entmoot_ops.reports import generate_html
 
@@ -208,6 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     scaler.add_argument("--yes", action="store_true", help="confirm on a production environment")
     scaler.add_argument("--audit-log", type=Path, default=Path("reports/audit.jsonl"))
     scaler.set_defaults(run=scale)
+    chaos = commands.add_parser("chaos", help="chaos experiments (run them with pytest checks/ -m chaos) and the detection matrix")
+    chaos_commands = chaos.add_subparsers(dest="chaos_command", required=True)
+    listing = chaos_commands.add_parser("list", help="the experiments, and which the environment allows")
+    listing.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
+    listing.add_argument("--environments-dir", type=Path)
+    listing.set_defaults(run=chaos_list)
+    grid = chaos_commands.add_parser("matrix", help="every sandbox fault against the checklists: caught, missed, false alarms")
+    grid.add_argument("--environments-dir", type=Path)
+    grid.add_argument("--fault", action="append", default=[], help="only this fault (repeatable)")
+    grid.add_argument("--deadline", type=float, default=30, help="seconds a fault has to be detected (default 30)")
+    grid.add_argument("--output", type=Path, default=Path("reports/chaos-matrix"))
+    grid.set_defaults(run=chaos_matrix)
     html = commands.add_parser("report", help="generate the Allure HTML report from reports/allure-results")
     html.add_argument("--results", type=Path, default=Path("reports/allure-results"))
     html.add_argument("--output", type=Path, default=Path("reports/allure-report"))

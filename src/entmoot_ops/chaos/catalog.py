@@ -46,11 +46,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("lose-api-tasks", "A third of the API's tasks stopped (ECS StopTask): the service check sees the gap until "
                "ECS replaces them", "scaling-api-servers", "aws", (Step("ecs-stop-tasks", {"fraction": 0.34}),),
                detectors=("ecs.service-steady",)),
-    Experiment("rds-reboot-failover", "RDS rebooted with failover: the database checks see it, then it comes back",
-               "database-connection-pool-exhaustion", "aws", (Step("rds-reboot", {"failover": True}),),
-               detectors=("rds.available",), blast_radius=_PRIMARY),
     Experiment("redis-failover", "ElastiCache failover (TestFailover): clients reconnect, nothing stays red",
                "redis-connection-issues", "aws", (Step("elasticache-failover"),), blast_radius=_REDIS),
     Experiment("fis-stop-api-tasks", "An AWS FIS experiment template stops API tasks; the suite judges around it",
                "scaling-api-servers", "aws", (Step("fis-experiment"),), detectors=("ecs.service-steady",)),
+    Experiment("rds-reboot-failover", "RDS rebooted with failover: the database checks see it, then it comes back",
+               "database-connection-pool-exhaustion", "aws", (Step("rds-reboot", {"failover": True}),),
+               detectors=("rds.available",), blast_radius=_PRIMARY),
 )}

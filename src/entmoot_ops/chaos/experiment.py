@@ -5,10 +5,12 @@ recovery (the steady state again, within a deadline). Every step goes into a JSO
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
@@ -41,7 +43,7 @@ class Experiment:
     # fault; the experiment then watches for ``hold_seconds`` that the steady state's checks stay green.
     detectors: tuple[str, ...] = ()
     blast_radius: tuple[str, ...] = ()  # further checks the fault may turn red: not false alarms
-    steady_state: str = "morning or alerts"  # the checks (a marker expression) that must hold before and after
+    steady_state: str = "morning"  # the checks (a marker expression) that must hold before, throughout and after
     hold_seconds: float = 10
     safeguards: tuple[str, ...] = ("api-error-rate",)
     remediation: str = "chaos.detection-gap"
@@ -53,6 +55,23 @@ class Experiment:
 
 class RollbackFailed(OpsError):
     pass
+
+
+@contextlib.contextmanager
+def _holding_ctrl_c() -> Iterator[None]:
+    """Ctrl-C during an action waits until the action has handed over its rollback: interrupted in between, a
+    fault would be injected with nothing left to undo it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -127,9 +146,10 @@ class Runner:
         try:
             guard.start()
             for step in experiment.method:
-                rollback = self._act(journal, step)
-                if rollback is not None:
-                    rollbacks.append((step, rollback))
+                with _holding_ctrl_c():
+                    rollback = self._act(journal, step)
+                    if rollback is not None:
+                        rollbacks.append((step, rollback))
                 if abort.is_set():
                     return
             self._detect(experiment, journal, ticker, baseline, time.time(), abort)

@@ -85,16 +85,17 @@ class CheckRunner:
 
     def _wait(self, process: subprocess.Popen, stop: threading.Event | None) -> str:
         deadline = time.monotonic() + self.timeout
-        while process.poll() is None:
-            if stop is not None and stop.is_set():
-                process.kill()
-                process.communicate()
-                raise Interrupted("aborted while the checks ran")
-            if time.monotonic() > deadline:
-                process.kill()
-                process.communicate()
-                raise OpsError(f"the checks did not end within {self.timeout:.0f} s")
-            time.sleep(0.05)
+        try:
+            while process.poll() is None:
+                if stop is not None and stop.is_set():
+                    raise Interrupted("aborted while the checks ran")
+                if time.monotonic() > deadline:
+                    raise OpsError(f"the checks did not end within {self.timeout:.0f} s")
+                time.sleep(0.05)
+        except BaseException:  # an abort, the time limit, Ctrl-C: no observation is left running
+            process.kill()
+            process.communicate()
+            raise
         return process.communicate()[0]
 
 

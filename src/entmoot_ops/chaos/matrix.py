@@ -1,0 +1,247 @@
+"""The detection matrix: every fault the sandbox offers, injected one at a time under steady API traffic, against
+the morning, alerts, handoff and evening checks. For each fault: the checks expected to detect it, which did
+and how fast, and false alarms (checks that turned red although nothing expected them to). This is how the
+suite measures its own detection power; a fault the sandbox offers that has no row here is an error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import statistics
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from entmoot_ops import progress
+from entmoot_ops.chaos import observe
+from entmoot_ops.errors import OpsError
+
+CHECKLISTS = "morning or alerts or handoff or evening"
+_REDIS = ("redis.memory", "redis.evictions", "redis.hit-rate")
+_PRIMARY = ("replication.streaming", "replication.slots-active", "replication.lag", "jobs.pending-age", "jobs.stuck-running",
+            "api.auth-enforced", "api.error-rate", "api.error-rate-handoff", "api.latency-p95", "rds.available")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    fault: str
+    params: dict[str, Any] = field(default_factory=dict)
+    detectors: tuple[str, ...] = ()  # must turn red (fail or error)
+    blast_radius: tuple[str, ...] = ()  # may turn red: not a false alarm
+    note: str = ""
+
+    @property
+    def row(self) -> str:
+        return self.fault + "".join(f" {k}={v}" for k, v in self.params.items())
+
+
+EXPECTATIONS: tuple[Expectation, ...] = (
+    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff")),
+    Expectation("api_latency", {"ms": 800}, ("api.latency-p95",)),
+    Expectation("api_degraded", {}, ("api.health",)),
+    Expectation("api_auth_disabled", {}, ("api.auth-enforced",)),
+    Expectation("api_storage_fallback", {}, ("api.health",)),
+    Expectation("api_task_rate", {"rate": 1000}, (), note="more capacity per task: not a fault, nothing may turn red"),
+    Expectation("ecs_stuck_rollout", {}, ("ecs.service-steady",)),
+    Expectation("alarm", {}, ("alarms.none-firing",)),
+    *(Expectation(fault, {"component": "api"}, ("api.health",), ("api.auth-enforced",)) for fault in ("component_killed", "component_frozen")),
+    *(Expectation(fault, {"component": "primary"}, ("postgres.connections", "api.health"), _PRIMARY)
+      for fault in ("component_killed", "component_frozen")),
+    Expectation("component_killed", {"component": "replica"}, ("replication.streaming",), ("replication.lag", "replication.slots-active")),
+    Expectation("component_frozen", {"component": "replica"}, ("replication.lag",), ("replication.streaming", "replication.slots-active")),
+    *(Expectation(fault, {"component": "redis"}, ("redis.reachable", "api.health"), _REDIS) for fault in ("component_killed", "component_frozen")),
+    Expectation("redis_flushed", {}, (), ("redis.hit-rate",), note="the application refills the cache"),
+    Expectation("replica_paused", {}, ("replication.lag",)),
+    Expectation("slot_inactive", {}, ("replication.slots-active",)),
+    Expectation("redis_memory_pressure", {}, ("redis.evictions",), ("redis.memory", "redis.hit-rate")),
+    Expectation("redis_client_pressure", {}, ("redis.reachable",)),
+    Expectation("redis_cold_cache", {}, ("redis.hit-rate",)),
+    Expectation("rds_cpu_pressure", {"percent": 95}, ("rds.cpu-sustained",),
+                note="sustained means every period of thresholds.rds_cpu_window_minutes: detected no sooner"),
+    Expectation("rds_low_storage", {"free_ratio": 0.05}, ("rds.free-storage",)),
+    Expectation("rds_unavailable", {}, ("rds.available",)),
+    Expectation("jobs_stuck", {}, ("jobs.pending-age", "jobs.stuck-running")),
+    Expectation("idle_sessions", {"count": 45}, ("postgres.connections",)),
+    Expectation("deploy", {"version": "1.5.0"}, (), note="a good release: nothing may turn red"),
+    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff")),
+    Expectation("stale_backups", {}, ("backup.latest-snapshot",)),
+    Expectation("pitr_lag", {}, ("backup.point-in-time",)),
+    Expectation("cloudtrail_event", {"kind": "root_usage"}, ("security.unusual-activity",)),
+    Expectation("traffic_drop", {}, ("traffic.daily-vs-last-week",)),
+)
+
+
+@dataclass
+class Row:
+    fault: str
+    params: dict[str, Any]
+    expected: list[str]
+    detected: dict[str, float]  # check id -> seconds from injection to the observation that saw it red
+    missed: list[str]
+    false_alarms: dict[str, str]  # check id -> its verdict
+    blast_radius: list[str]
+    note: str
+    seconds: float
+    error: str = ""
+
+    @property
+    def caught(self) -> bool:
+        return not self.missed and not self.error
+
+    @property
+    def name(self) -> str:
+        return self.fault + "".join(f" {k}={v}" for k, v in self.params.items())
+
+
+class Traffic:
+    """Steady real requests through the API while the matrix runs, as production has: faults that only show in
+    traffic (errors, latency) need it."""
+
+    def __init__(self, url: str, headers: dict[str, str], path: str, per_second: float = 20):
+        self.url, self.path, self.pause = url, path, 1 / per_second
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="matrix-traffic")
+
+    def _loop(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                self.session.get(self.url + self.path.format(id=n % 50 + 1), timeout=5)
+            except requests.RequestException:
+                pass  # a fault may refuse requests: that is what the checks are to see
+            self._stop.wait(self.pause)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.session.close()
+
+
+def uncovered(faults: set[str]) -> set[str]:
+    """Faults the sandbox offers with no row in the matrix."""
+    return faults - {e.fault for e in EXPECTATIONS}
+
+
+@dataclass
+class Matrix:
+    checks: observe.CheckRunner
+    sandbox: Any  # SandboxHandle
+    deadline_seconds: float = 30
+    settle_seconds: float = 45  # after each fault: until the checklists hold again
+    poll_seconds: float = 1
+
+    def run(self, expectations: tuple[Expectation, ...] = EXPECTATIONS) -> list[Row]:
+        ticker = progress.Progress("detection matrix")
+        baseline = self._healthy(ticker, "baseline")
+        rows = []
+        for index, expectation in enumerate(expectations, 1):
+            ticker(f"{index}/{len(expectations)} {expectation.row}")
+            rows.append(self._row(expectation, set(baseline.outcomes)))
+            self._healthy(ticker, f"recovery after {expectation.row}")
+        return rows
+
+    def _healthy(self, ticker: progress.Progress, what: str) -> observe.Observation:
+        deadline = time.monotonic() + self.settle_seconds
+        while True:
+            seen = self.checks.run(markers=CHECKLISTS)
+            if seen.holds(seen.outcomes):
+                return seen
+            if time.monotonic() > deadline:
+                raise OpsError(f"the checklists do not hold ({what}): {seen.describe(seen.outcomes)}",
+                               fix="fix the sandbox first: entmoot-ops sandbox down, then up")
+            ticker(f"{what}: waiting for {', '.join(sorted(seen.failing()))}")
+            time.sleep(self.poll_seconds)
+
+    def _row(self, expectation: Expectation, baseline: set[str]) -> Row:
+        expected = set(expectation.detectors)
+        detected: dict[str, float] = {}
+        false_alarms: dict[str, str] = {}
+        started = time.time()
+        error = ""
+        try:
+            self.sandbox.inject(expectation.fault, **expectation.params)
+        except OpsError as exc:
+            error = str(exc)
+        try:
+            # A fault nothing should see is watched for a while: a false alarm may take a few observations.
+            until = time.time() + (self.deadline_seconds if expected else min(self.deadline_seconds, 10))
+            while not error:
+                self.sandbox.sync()
+                seen = self.checks.run(markers=CHECKLISTS)
+                for check_id in seen.failing(baseline):
+                    if check_id in expected:
+                        detected.setdefault(check_id, round(seen.ended - started, 2))
+                    elif check_id not in expectation.blast_radius:
+                        false_alarms.setdefault(check_id, f"{seen.outcomes[check_id].upper()}: {seen.messages[check_id]}")
+                if (expected and expected <= detected.keys()) or time.time() > until:
+                    break
+                time.sleep(self.poll_seconds)
+        finally:
+            if not error:
+                self.sandbox.undo(expectation.fault)
+        return Row(expectation.fault, expectation.params, sorted(expected), detected, sorted(expected - detected.keys()),
+                   false_alarms, sorted(expectation.blast_radius), expectation.note, round(time.time() - started, 2), error)
+
+
+def summary(rows: list[Row]) -> dict[str, Any]:
+    latencies = [s for r in rows for s in r.detected.values()]
+    return {"faults": len(rows), "caught": sum(r.caught for r in rows), "missed": sum(not r.caught for r in rows),
+            "false_alarms": sum(len(r.false_alarms) for r in rows),
+            "median_detection_seconds": round(statistics.median(latencies), 2) if latencies else None,
+            "max_detection_seconds": max(latencies, default=None)}
+
+
+def write(rows: list[Row], directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    totals = summary(rows)
+    paths = {"json": directory / "matrix.json", "html": directory / "matrix.html", "junit": directory / "matrix-junit.xml"}
+    paths["json"].write_text(json.dumps({"summary": totals, "rows": [{**asdict(r), "name": r.name, "caught": r.caught}
+                                                                    for r in rows]}, indent=2) + "\n")
+    paths["html"].write_text(_html(rows, totals))
+    paths["junit"].write_bytes(_junit(rows, totals))
+    return paths
+
+
+def _html(rows: list[Row], totals: dict[str, Any]) -> str:
+    def cell(text: str, bad: bool = False) -> str:
+        return f'<td class="{"bad" if bad else ""}">{html.escape(text)}</td>'
+
+    body = "".join(
+        "<tr>" + cell(r.name) + cell(", ".join(r.expected) or "(none)")
+        + cell(", ".join(f"{c} {s:g} s" for c, s in r.detected.items()) or "-")
+        + cell(", ".join(r.missed) or r.error or "-", bad=not r.caught)
+        + cell("; ".join(f"{c} {v}" for c, v in r.false_alarms.items()) or "-", bad=bool(r.false_alarms))
+        + cell(r.note) + "</tr>" for r in rows)
+    head = "".join(f"<th>{h}</th>" for h in ("fault", "expected detectors", "detected (latency)", "missed", "false alarms", "note"))
+    return ("<!doctype html><meta charset=utf-8><title>Entmoot detection matrix</title><style>body{font-family:sans-serif}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px;vertical-align:top;font-size:13px}"
+            ".bad{background:#fdd}</style><h1>Detection matrix</h1>"
+            f"<p>{totals['caught']} of {totals['faults']} faults caught, {totals['missed']} missed, {totals['false_alarms']} false "
+            f"alarms; median detection latency {totals['median_detection_seconds']} s.</p>"
+            f"<table><tr>{head}</tr>{body}</table>\n")
+
+
+def _junit(rows: list[Row], totals: dict[str, Any]) -> bytes:
+    suite = ET.Element("testsuite", name="detection-matrix", tests=str(len(rows)),
+                       failures=str(sum(1 for r in rows if r.missed or r.false_alarms)), errors=str(sum(1 for r in rows if r.error)))
+    for r in rows:
+        case = ET.SubElement(suite, "testcase", classname="detection-matrix", name=r.name, time=f"{r.seconds:.2f}")
+        if r.error:
+            ET.SubElement(case, "error", message=r.error)
+        elif r.missed or r.false_alarms:
+            ET.SubElement(case, "failure", message="; ".join(
+                [f"missed by {', '.join(r.missed)}"] * bool(r.missed) + [f"false alarm {c}: {v}" for c, v in r.false_alarms.items()]))
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
