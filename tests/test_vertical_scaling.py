@@ -10,7 +10,7 @@ import boto3
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 
-SHORT = {"[thresholds]\n": "[thresholds]\nrds_cpu_window_minutes = 0.25\n"}
+SHORT = {"rds_cpu_window_minutes = 1\n": "rds_cpu_window_minutes = 0.25\n"}
 ALLOW = {**SHORT, "[rds]\n": "[rds]\nscaling_allowed = true\napply_immediately = true\n"}
 
 

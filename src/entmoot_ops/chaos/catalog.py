@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from entmoot_ops.chaos.experiment import Experiment, Step
 
-_REDIS = ("redis.reachable", "redis.memory", "redis.evictions", "api.health")
+# Without its cache the API fails requests (5XX): the error-rate checks turning red is the fault's reach, not a false alarm.
+_REDIS = ("redis.reachable", "redis.memory", "redis.evictions", "api.health", "api.error-rate", "api.error-rate-handoff",
+          "api.latency-p95")
 _PRIMARY = ("postgres.connections", "replication.streaming", "replication.slots-active", "replication.lag", "jobs.pending-age",
             "jobs.stuck-running", "api.health", "api.auth-enforced", "api.error-rate", "api.latency-p95", "rds.available")
 

@@ -185,10 +185,10 @@ class Aws:
                        trail_event("UpdateService", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=30))]
         moto_extensions.add_trail_events(events)
 
-    def scale_metric(self, namespace: str, metric: str, since: datetime, factor: float) -> Any:
-        """Multiply stored datapoints of a metric since a moment; returns the undo."""
+    def scale_metric(self, namespace: str, metrics: tuple[str, ...], since: datetime, factor: float) -> Any:
+        """Multiply stored datapoints of metrics since a moment; returns the undo."""
         changed = [d for d in _backend("cloudwatch").metric_data
-                   if d.namespace == namespace and d.name == metric and _aware(d.timestamp) >= since]
+                   if d.namespace == namespace and d.name in metrics and _aware(d.timestamp) >= since]
         for datum in changed:
             datum.value *= factor
 

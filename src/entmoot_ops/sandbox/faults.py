@@ -318,7 +318,10 @@ def cloudtrail_event(sandbox: Sandbox, since: datetime, kind: str = "root_usage"
 
 
 def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Callable[[], None]:
-    return sandbox.aws.scale_metric("AWS/ApplicationELB", "RequestCount", since - timedelta(hours=24), factor)
+    """Less traffic than usual: every count of the load balancer scaled down alike, so that ratios (the error
+    rate) stay what they were."""
+    counts = ("RequestCount", "HTTPCode_Target_2XX_Count", "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count")
+    return sandbox.aws.scale_metric("AWS/ApplicationELB", counts, since - timedelta(hours=24), factor)
 
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from entmoot_ops.sandbox.processes import free_port, spawn, stop, wait_until
 
@@ -31,7 +33,9 @@ class RedisServer:
         return self.process.pid if self.process and self.process.poll() is None else None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5, decode_responses=True)
+        # One attempt, bounded: redis-py would retry a frozen server three times, and hold the agent for 20 s.
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2, socket_connect_timeout=2,
+                           retry=Retry(NoBackoff(), 0), decode_responses=True)
 
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"

@@ -6,6 +6,7 @@ environment variables, pids, control URL) and runs until SIGTERM/SIGINT or until
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -173,9 +174,10 @@ class Sandbox:
             return {"undone": name}
 
     def sync(self) -> dict:
-        """Make what happened visible now: flush the API's logs and metrics, run an agent tick."""
+        """Make what happened visible now: flush the API's logs and metrics (if it answers), run an agent tick."""
         if self.api_pid is not None:
-            self.api_admin("/_sandbox/flush", {})
+            with contextlib.suppress(requests.RequestException):  # a killed or frozen API has nothing to flush
+                self.api_admin("/_sandbox/flush", {})
         self.agent.tick()
         return {"synced": datetime.now(UTC).isoformat(), "agent_errors": self.agent.errors}
 
