@@ -1,14 +1,20 @@
-"""What the sandbox teaches moto: percentiles, LookupEvents, a held-back LatestRestorableTime."""
+"""What the sandbox teaches moto: percentiles, LookupEvents, a held-back LatestRestorableTime, and the AWS fault
+APIs of the chaos experiments (StopTask, RebootDBInstance, TestFailover, FIS), carried to the real servers."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, UTC
 
 import boto3
 import pytest
+import redis
 from botocore.exceptions import ClientError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from entmoot_ops.sandbox import aws as sandbox_aws
+from entmoot_ops.sandbox import moto_extensions
 from entmoot_ops.sandbox.moto_extensions import percentile
 
 
@@ -90,3 +96,62 @@ def test_increase_replica_count_adds_member_clusters(sandbox):
     with pytest.raises(ClientError, match="NewReplicaCount"):
         elasticache.increase_replica_count(ReplicationGroupId=group, NewReplicaCount=6, ApplyImmediately=True)
     # Left with one more replica: harmless, the checks sum CacheHits/CacheMisses over every member and it has none.
+
+
+def _service(sandbox) -> dict:
+    return _client(sandbox, "ecs").describe_services(cluster=sandbox_aws.CLUSTER, services=[sandbox_aws.SERVICE])["services"][0]
+
+
+def _wait(predicate, timeout: float = 30) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "not reached in time"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_service_tasks_listed_stopped_and_replaced_after_a_delay(sandbox):
+    ecs = _client(sandbox, "ecs")
+    tasks = ecs.list_tasks(cluster=sandbox_aws.CLUSTER, serviceName=sandbox_aws.SERVICE)["taskArns"]
+    assert len(tasks) == _service(sandbox)["runningCount"] == 3 and all(":task/entmoot-sandbox/" in t for t in tasks)
+    stopped = ecs.stop_task(cluster=sandbox_aws.CLUSTER, task=tasks[0], reason="chaos test")["task"]
+    assert stopped["desiredStatus"] == "STOPPED" and stopped["stoppedReason"] == "chaos test"
+    assert _service(sandbox)["runningCount"] == 2
+    assert tasks[0] not in ecs.list_tasks(cluster=sandbox_aws.CLUSTER, serviceName=sandbox_aws.SERVICE)["taskArns"]
+    replaced_after = _wait(lambda: _service(sandbox)["runningCount"] == 3)
+    assert replaced_after > moto_extensions.REPLACE_AFTER_SECONDS - 2, replaced_after
+    with pytest.raises(ClientError):  # an ARN that is not one of the service's: moto's own answer
+        ecs.stop_task(cluster=sandbox_aws.CLUSTER, task="arn:aws:ecs:us-east-1:123456789012:task/entmoot-sandbox/nope")
+
+
+def test_reboot_db_instance_restarts_the_real_primary(sandbox):
+    rds = _client(sandbox, "rds")
+    before = sandbox.pids["primary"]
+    rds.reboot_db_instance(DBInstanceIdentifier=sandbox_aws.DB_INSTANCE, ForceFailover=True)
+    status = lambda: rds.describe_db_instances(DBInstanceIdentifier=sandbox_aws.DB_INSTANCE)["DBInstances"][0]["DBInstanceStatus"]  # noqa: E731
+    assert status() == "rebooting"
+    _wait(lambda: status() == "available")
+    assert sandbox.pids["primary"] not in (None, before)
+
+
+def test_test_failover_drops_the_clients_of_the_real_redis(sandbox):
+    client = redis.Redis.from_url(sandbox.env["ENTMOOT_SANDBOX_REDIS_URL"], password=sandbox.env["ENTMOOT_SANDBOX_REDIS_PASSWORD"],
+                                  retry=Retry(NoBackoff(), 0))
+    client.set("failover-test", "kept")
+    before = client.client_id()
+    group = _client(sandbox, "elasticache").test_failover(ReplicationGroupId=sandbox_aws.REDIS_GROUP, NodeGroupId="0001")
+    assert group["ReplicationGroup"]["ReplicationGroupId"] == sandbox_aws.REDIS_GROUP
+    # redis-py finds its socket closed and connects again: a new connection, the same data.
+    assert client.client_id() != before and client.get("failover-test") == b"kept"
+
+
+def test_fis_experiment_runs_its_stop_task_action(sandbox):
+    fis = _client(sandbox, "fis")
+    template = next(t for t in fis.list_experiment_templates()["experimentTemplates"]
+                    if t["tags"].get("Name") == sandbox_aws.FIS_STOP_TASKS)
+    experiment = fis.start_experiment(experimentTemplateId=template["id"], clientToken="moto-extension-test")["experiment"]
+    assert _service(sandbox)["runningCount"] == 2  # 34% of 3 tasks: one stopped
+    assert fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] in ("initiating", "running")
+    fis.stop_experiment(id=experiment["id"])
+    _wait(lambda: fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] == "stopped")
+    _wait(lambda: _service(sandbox)["runningCount"] == 3)

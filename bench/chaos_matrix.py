@@ -1,0 +1,18 @@
+"""Prints the detection matrix of the whole sandbox: every fault it offers against the morning, alerts, handoff
+and evening checks, under steady API traffic: faults caught, missed, false alarms, median detection latency.
+Too long for CI (about 5 minutes); CI runs it on a few faults (tests/test_chaos_matrix.py).
+Usage: python bench/chaos_matrix.py [--output DIR]   (uses a running sandbox, else starts its own)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from entmoot_ops.cli import main
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    code = main(["chaos", "matrix", *sys.argv[1:]])
+    print(f"whole matrix: {time.monotonic() - started:.0f} s")
+    sys.exit(code)
