@@ -59,6 +59,10 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("component_killed", {"component": "replica"}, ("replication.streaming",), ("replication.lag", "replication.slots-active")),
     Expectation("component_frozen", {"component": "replica"}, ("replication.lag",), ("replication.streaming", "replication.slots-active")),
     *(Expectation(fault, {"component": "redis"}, ("redis.reachable", "api.health"), _REDIS) for fault in ("component_killed", "component_frozen")),
+    *(Expectation(fault, {"dependency": "redis", **extra}, ("api.health",), _REDIS)
+      for fault, extra in (("dependency_latency", {"ms": 1500}), ("dependency_blackhole", {}))),
+    *(Expectation(fault, {"dependency": "primary", **extra}, ("api.health",), _PRIMARY)
+      for fault, extra in (("dependency_latency", {"ms": 1500}), ("dependency_blackhole", {}))),
     Expectation("redis_flushed", {}, (), ("redis.hit-rate",), note="the application refills the cache"),
     Expectation("replica_paused", {}, ("replication.lag",)),
     Expectation("slot_inactive", {}, ("replication.slots-active",)),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import contextlib
 import os
 import signal
+import time
 
 import psycopg
 
@@ -42,10 +43,13 @@ def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
-def _forgetting_alb_metrics(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None]) -> Callable[[], None]:
-    """The undo of an API fault whose requests reached CloudWatch: stop the fault, then forget its datapoints."""
+def _forgetting_alb_metrics(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None],
+                            drain_seconds: float = 0) -> Callable[[], None]:
+    """The undo of an API fault whose requests reached CloudWatch: stop the fault, let the requests it held finish
+    (``drain_seconds``), then forget its datapoints."""
     def undo() -> None:
         undo_api()
+        time.sleep(drain_seconds)
         sandbox.api_admin("/_sandbox/flush", {})
         sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
     return undo
@@ -114,6 +118,18 @@ def component_frozen(sandbox: Sandbox, since: datetime, component: str = "redis"
             with contextlib.suppress(ProcessLookupError):
                 os.kill(member, signal.SIGCONT)
     return _forgetting_alb_metrics(sandbox, since, undo)
+
+
+def dependency_latency(sandbox: Sandbox, since: datetime, dependency: str = "redis", ms: float = 1500) -> Callable[[], None]:
+    """Every answer of Redis or the primary reaches the API ``ms`` late (the suite's own probes are not slowed)."""
+    sandbox.proxy_route(dependency, latency_ms=ms)
+    return _forgetting_alb_metrics(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=ms / 1000 + 0.5)
+
+
+def dependency_blackhole(sandbox: Sandbox, since: datetime, dependency: str = "redis") -> Callable[[], None]:
+    """Between the API and Redis or the primary, connections are accepted and nothing goes through either way."""
+    sandbox.proxy_route(dependency, blackhole=True)
+    return _forgetting_alb_metrics(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=0.5)
 
 
 def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -326,7 +342,8 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, api_task_rate,
-                            ecs_stuck_rollout, alarm, component_killed, component_frozen, redis_flushed,
+                            ecs_stuck_rollout, alarm, component_killed, component_frozen, dependency_latency,
+                            dependency_blackhole, redis_flushed,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)

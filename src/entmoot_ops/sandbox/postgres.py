@@ -58,9 +58,10 @@ class PostgresPair:
         self.primary = Server("primary", self.root / "primary", free_port(), common)
         self.replica = Server("replica", self.root / "replica", free_port(), common)
 
-    def dsn(self, role: str, *, server: Server | None = None, database: str = "entmoot") -> str:
+    def dsn(self, role: str, *, server: Server | None = None, database: str = "entmoot", port: int | None = None) -> str:
+        """``port``: another way to the server (the dependency proxy's)."""
         server = server or self.primary
-        return f"host=127.0.0.1 port={server.port} dbname={database} user={role} password={self.passwords[role]}"
+        return f"host=127.0.0.1 port={port or server.port} dbname={database} user={role} password={self.passwords[role]}"
 
     def _start(self, server: Server) -> None:
         log = self.root / f"{server.name}.log"

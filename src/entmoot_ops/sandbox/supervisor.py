@@ -49,6 +49,9 @@ class Sandbox:
         self.lock = threading.RLock()
         self.control_port = free_port()
         self.timings: dict[str, float] = {}
+        # The API reaches Redis and the primary through a loopback proxy, where latency or a black hole can be put.
+        self.proxy_process: subprocess.Popen | None = None
+        self.proxy_ports = {"redis": free_port(), "primary": free_port(), "admin": free_port()}
 
     # -------------------------------------------------------------------------------------- lifecycle
     def _timed(self, name: str, step: Any) -> None:
@@ -66,6 +69,7 @@ class Sandbox:
         aws.join()
         if errors:
             raise errors[0]
+        self._timed("proxy", self.start_proxy)
         self._timed("api", self.start_api)
         self._timed("agent", self.agent.start)
 
@@ -99,12 +103,28 @@ class Sandbox:
     def api_pid(self) -> int | None:
         return self.api_process.pid if self.api_process and self.api_process.poll() is None else None
 
+    def start_proxy(self) -> None:
+        ports = self.proxy_ports
+        routes = {"redis": [ports["redis"], self.redis.port], "primary": [ports["primary"], self.postgres.primary.port]}
+        self.proxy_process = spawn([sys.executable, "-m", "entmoot_ops.sandbox.proxy"], log=self.root / "proxy.log",
+                                   stdin_line=json.dumps({"admin_port": ports["admin"], "routes": routes}))
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{ports['admin']}/health", timeout=1).ok, what="dependency proxy",
+                   process=self.proxy_process, log=self.root / "proxy.log")
+
+    def proxy_route(self, name: str, *, latency_ms: float = 0, blackhole: bool = False) -> None:
+        response = requests.post(f"http://127.0.0.1:{self.proxy_ports['admin']}/routes/{name}", timeout=5,
+                                 json={"latency_ms": latency_ms, "blackhole": blackhole})
+        if response.status_code == 404:
+            raise KeyError(f"no proxied dependency {name!r} (known: redis, primary)")
+        response.raise_for_status()
+
     def start_api(self) -> None:
         if self.api_pid is not None:
             return
         settings = {"port": self.api_port, "version": self.aws.version_of(self.aws.service_task_definition()),
                     "token": self.api_token,
-                    "dsn": self.postgres.dsn("entmoot_app"), "redis_url": self.redis.url, "redis_password": self.redis.password,
+                    "dsn": self.postgres.dsn("entmoot_app", port=self.proxy_ports["primary"]),
+                    "redis_url": f"redis://127.0.0.1:{self.proxy_ports['redis']}/0", "redis_password": self.redis.password,
                     "aws_endpoint": self.aws.endpoint, "aws_credentials": sandbox_aws.CREDENTIALS, "alb_dimension": self.aws.alb_dimension,
                     "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
                     "desired_count": self.aws.desired_count()}
@@ -123,6 +143,7 @@ class Sandbox:
         for name in list(self.active):
             self.undo(name)
         stop(self.api_process)
+        stop(self.proxy_process)
         self.redis.close()
         self.postgres.close()
         self.aws.stop()
