@@ -50,20 +50,22 @@ def test_every_experiment_end_to_end(sandbox, run_checks, tmp_path):
 @pytest.fixture
 def runner(sandbox, environments, monkeypatch, tmp_path):
     """The runner as the -m chaos check builds it, for experiments the catalog does not hold."""
-    directory = environments(replace={"detection_timeout_seconds = 30\n": "detection_timeout_seconds = 8\n"})
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
-    env = load_environment("sandbox", directory)
-    readonly, writable = Clients(env), Clients(env, writable=True)
-    checks = observe.CheckRunner(ROOT / "checks", "sandbox", directory, {"ENTMOOT_SANDBOX_STATE": str(sandbox.state_file)})
+    opened: list[Clients] = []
 
-    def make(name: str) -> Runner:
+    def make(name: str, settings: str = "detection_timeout_seconds = 8\n") -> Runner:
+        directory = environments(replace={"detection_timeout_seconds = 30\n": settings})
+        env = load_environment("sandbox", directory)
+        readonly, writable = Clients(env), Clients(env, writable=True)
+        opened.extend((readonly, writable))
+        checks = observe.CheckRunner(ROOT / "checks", "sandbox", directory, {"ENTMOOT_SANDBOX_STATE": str(sandbox.state_file)})
         context = ActionContext(env, readonly, writable, AuditLog(tmp_path / "audit.jsonl"), name, sandbox)
         return Runner(checks, context, tmp_path / "chaos", lambda guard, since: observe.SAFEGUARDS[guard](readonly, since))
 
     yield make
-    readonly.close()
-    writable.close()
+    for clients in opened:
+        clients.close()
 
 
 def _redis_up(sandbox) -> bool:
@@ -88,6 +90,16 @@ def test_a_safeguard_aborts_and_rolls_back_at_once(sandbox, runner):
     assert "(abort above 50.00%)" in journal.reason and time.monotonic() - started < 8 + 10, journal.timeline
     assert journal.rollbacks == [{"action": "api-errors", "ok": True}]
     assert journal.recovery_seconds is not None  # the steady state came back after the abort
+    assert sandbox.control("GET", "state")["faults"] == []
+
+
+def test_the_hard_time_limit_aborts_and_rolls_back(sandbox, runner):
+    never = Experiment("freeze-redis-unseen", "a detector that never fires", "redis-connection-issues", "sandbox",
+                       (Step("freeze", {"component": "redis"}),), detectors=("postgres.connections",))
+    started = time.monotonic()
+    journal = runner("freeze-redis-unseen", "detection_timeout_seconds = 60\ntime_limit_seconds = 5\n").run(never)
+    assert journal.status == "aborted" and journal.reason == "time limit of 5 s reached", journal.reason
+    assert journal.rollbacks == [{"action": "freeze", "ok": True}] and time.monotonic() - started < 30
     assert sandbox.control("GET", "state")["faults"] == []
 
 

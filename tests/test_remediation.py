@@ -76,7 +76,7 @@ def test_production_needs_yes(sandbox, run_checks, environments):
 def test_yes_without_remediate_is_a_usage_error(run_checks):
     run = run_checks("-m", "morning", "--yes")
     assert run.returncode == 4
-    assert "--yes confirms an action: it needs --remediate, or a load run (-m load)" in run.output
+    assert "--yes confirms an action: it needs --remediate, a load run (-m load) or chaos (-m chaos)" in run.output
     assert "Traceback" not in run.output
 
 

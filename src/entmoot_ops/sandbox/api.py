@@ -20,7 +20,10 @@ from typing import Any
 
 import boto3
 import botocore.config
+import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
@@ -116,8 +119,11 @@ class App:
         self.pool = AsyncConnectionPool(settings["dsn"], min_size=2, max_size=10, open=False, timeout=5,
                                         check=AsyncConnectionPool.check_connection,
                                         kwargs={"connect_timeout": 2, "options": "-c statement_timeout=5000"})
+        # One retry on a dropped connection, as a client that survives an ElastiCache failover is configured; a
+        # timeout is not retried, so that a hung Redis costs one socket timeout.
         self.cache = aioredis.Redis.from_url(settings["redis_url"], password=settings["redis_password"],
-                                             socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+                                             socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
+                                             retry=Retry(NoBackoff(), 1), retry_on_error=[redis.exceptions.ConnectionError])
         config = botocore.config.Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
         aws = dict(endpoint_url=settings["aws_endpoint"], region_name="us-east-1", config=config,
                    **settings["aws_credentials"])
