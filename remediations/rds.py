@@ -1,4 +1,4 @@
-"""RDS remediations: storage (executable, bounded) and status investigation (a procedure)."""
+"""RDS remediations: storage (executable, bounded), status investigation and High CPU (procedures)."""
 
 from __future__ import annotations
 
@@ -44,4 +44,13 @@ procedure("rds.investigate-status", title="Find out why the DB instance is not a
     "aws rds describe-events --source-type db-instance --source-identifier <instance> --duration 120",
     "storage-full: increase storage (remediation rds.increase-storage); failed/incompatible-*: open an AWS support case",
     "if writes are failing, follow Emergency Response: enable read-only mode and page the DBA",
+])
+
+
+procedure("cpu.identify-source", title="High CPU: find the source, then scale", section="alert-high-cpu-utilization-80", steps=[
+    "acknowledge the alert in PagerDuty",
+    "the reading that breached names the source: the ECS service or the RDS instance",
+    "RDS: follow the runbook's High Database CPU: the active queries by age, pg_stat_statements' top queries",
+    "ECS: follow API Response Time High; scale out within 3..20 (entmoot-ops scale --out) if the load is real",
+    "document in the incident ticket",
 ])

@@ -175,6 +175,10 @@ class Thresholds(Strict):
     scale_out_error_rate: Ratio = 0.005
     # Scaling > Vertical Scaling, "When to scale up": a single instance consistently at 90%+ CPU.
     rds_cpu_sustained_max_percent: Annotated[float, Field(gt=0, le=100)] = 90
+    # Alert: High CPU Utilization (>80%), ECS service and RDS: the average over the window, as a CloudWatch alarm of
+    # one datapoint of that period judges it.
+    cpu_alert_percent: Annotated[float, Field(gt=0, le=100)] = 80
+    cpu_alert_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 5
     rds_cpu_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
 
 

@@ -15,6 +15,7 @@ SECTIONS: dict[str, str] = {
     "api-response-time-high": "Troubleshooting > API Response Time High",
     "redis-connection-issues": "Troubleshooting > Redis Connection Issues",
     "database-connection-pool-exhaustion": "Troubleshooting > Database Connection Pool Exhaustion",
+    "alert-high-cpu-utilization-80": "Alert Response > High CPU Utilization (>80%)",
     "alert-error-rate-high-1": "Alert Response > Error Rate High (>1%)",
     "alert-database-replication-lag-60s": "Alert Response > Database Replication Lag (>60s)",
     "alert-disk-space-low-10": "Alert Response > Disk Space Low (<10%)",

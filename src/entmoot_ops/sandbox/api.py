@@ -337,6 +337,10 @@ class App:
             self.logs.create_log_stream(logGroupName=self.settings["log_group"], logStreamName=self.log_stream)
         except Exception as exc:  # noqa: BLE001
             print(f"log stream: {exc}", file=sys.stderr, flush=True)
+        try:
+            await self.flush()  # the service's CPUUtilization exists from the start, as it does on ECS
+        except Exception as exc:  # noqa: BLE001
+            print(f"first flush: {exc}", file=sys.stderr, flush=True)
         # Kept on the app: the event loop holds only weak references to tasks.
         self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_running_count, self.worker)]
 
