@@ -34,6 +34,7 @@ def test_no_stuck_jobs(env):
 
 
 @pytest.mark.morning
+@pytest.mark.incident
 @check(id="postgres.connections", title="Database connections below 80% of max_connections",
        section="database-connection-pool-exhaustion", severity="high", remediation="postgres.terminate-idle-sessions")
 def test_connection_headroom(env):

@@ -110,6 +110,9 @@ class PostgresSettings(Strict):
     replicas: tuple[Replica, ...] = ()
     replica_lag_source: Literal["postgres", "cloudwatch"] = "postgres"
     replica_instances: tuple[str, ...] = ()  # RDS read-replica identifiers for the CloudWatch ReplicaLag source
+    # The application's pool per ECS task (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW); unset: not judged.
+    pool_size: Annotated[int, Field(ge=1)] | None = None
+    pool_max_overflow: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _lag_source(self) -> PostgresSettings:
@@ -164,6 +167,10 @@ class Thresholds(Strict):
     job_pending_max_age_minutes: Annotated[float, Field(gt=0)] = 30
     job_running_max_minutes: Annotated[float, Field(gt=0)] = 60
     idle_session_max_minutes: Annotated[float, Field(gt=0)] = 30  # Connection Pool Exhaustion, solution 2
+    # A pool keeps a few idle connections by design; long-idle sessions matter when they hold the connections.
+    idle_sessions_max_ratio: Ratio = 0.20
+    # A transaction left open holds its connection (and its locks) whatever the pool thinks.
+    idle_in_transaction_max_seconds: Annotated[float, Field(gt=0)] = 300
     backup_max_age_hours: Annotated[float, Field(gt=0)] = 24  # Evening [1]: "Backup is ... hours old" > 24
     pitr_max_lag_minutes: Annotated[float, Field(gt=0)] = 15  # RDS ships transaction logs every 5 min
     traffic_change_max_ratio: Annotated[float, Field(gt=1)] = 2.0  # 24 h vs the same 24 h a week earlier

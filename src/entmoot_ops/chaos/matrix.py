@@ -75,6 +75,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("rds_unavailable", {}, ("rds.available",)),
     Expectation("jobs_stuck", {}, ("jobs.pending-age", "jobs.stuck-running")),
     Expectation("idle_sessions", {"count": 45}, ("postgres.connections",)),
+    Expectation("idle_in_transaction", {"count": 2}, (), note="judged after idle_in_transaction_max_seconds (300 s) by -m incident"),
     Expectation("deploy", {"version": "1.5.0"}, (), note="a good release: nothing may turn red"),
     Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff")),
     Expectation("stale_backups", {}, ("backup.latest-snapshot",)),

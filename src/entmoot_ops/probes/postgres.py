@@ -100,6 +100,7 @@ def connection_usage(primary: psycopg.Connection) -> ConnectionUsage:
         limits = primary.execute(
             """SELECT current_setting('max_connections')::int,
                       current_setting('superuser_reserved_connections')::int
+                      + coalesce(current_setting('reserved_connections', true)::int, 0)
                       + coalesce(current_setting('rds.rds_superuser_reserved_connections', true)::int, 0)"""
         ).fetchone()
     return ConnectionUsage(
@@ -129,6 +130,31 @@ def idle_sessions(primary: psycopg.Connection, role: str, idle_longer_than_secon
             (role, idle_longer_than_seconds),
         ).fetchall()
     return tuple(IdleSession(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    pid: int
+    role: str
+    database: str | None
+    state: str
+    idle_seconds: float  # since state_change: since its last statement ended
+    query: str  # the last statement, truncated
+
+
+def idle_in_transaction(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[OpenTransaction, ...]:
+    """Client sessions idle inside an open (or aborted) transaction for longer than the bound, oldest first."""
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT pid, usename, datname, state, extract(epoch FROM now() - state_change)::float8, left(query, 200)
+                 FROM pg_stat_activity
+                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                  AND state IN ('idle in transaction', 'idle in transaction (aborted)')
+                  AND state_change < now() - make_interval(secs => %s)
+                ORDER BY state_change""",
+            (longer_than_seconds,),
+        ).fetchall()
+    return tuple(OpenTransaction(*row) for row in rows)
 
 
 @dataclass(frozen=True)

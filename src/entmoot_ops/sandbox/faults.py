@@ -267,6 +267,20 @@ def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callabl
     return undo
 
 
+def idle_in_transaction(sandbox: Sandbox, since: datetime, count: int = 2, superuser: bool = False) -> Callable[[], None]:
+    """Sessions that began a transaction and went quiet, as code that forgets to commit on an error path leaves
+    them; ``superuser`` adds one of the postgres role (which no remediation may touch)."""
+    roles = ["entmoot_app"] * count + ["postgres"] * superuser
+    sessions = [psycopg.connect(sandbox.postgres.dsn(role), connect_timeout=2) for role in roles]
+    for conn in sessions:
+        conn.execute("SELECT count(*) FROM pg_stat_activity")  # psycopg opens the transaction; nothing commits it
+
+    def undo() -> None:
+        for conn in sessions:
+            conn.close()  # a terminated session is closed already
+    return undo
+
+
 def _wait_for_version(sandbox: Sandbox, version: str) -> None:
     wait_until(lambda: sandbox.api_health()["version"] == version and not sandbox.agent.rollout_moving,
                what=f"rollout of {version}", timeout=30)
@@ -346,7 +360,7 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
                             dependency_blackhole, redis_flushed,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
-                            jobs_stuck, idle_sessions, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
+                            jobs_stuck, idle_sessions, idle_in_transaction, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }
 
 
