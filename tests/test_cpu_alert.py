@@ -13,7 +13,8 @@ def test_healthy_cpu_passes_with_both_sources(sandbox, run_checks):
     run = run_checks("-m", "alerts", "--check", "cpu.high")
     result = run.result("cpu.high")
     assert result.outcome == "pass", run.output[-2000:]
-    assert "ECS service entmoot-api CPU (average)" in run.output and "RDS entmoot-sandbox CPU (average)" in run.output
+    summary = " ".join(run.output.split())  # the summary wraps its readings to the terminal's width
+    assert "ECS service entmoot-api CPU (average)" in summary and "RDS entmoot-sandbox CPU (average)" in summary
 
 
 def test_busy_database_fails_naming_rds(sandbox, run_checks, environments):

@@ -53,7 +53,8 @@ def test_pools_larger_than_the_connections_fail_with_a_sizing_plan(sandbox, run_
     run = run_checks("-m", "incident", "--check", "postgres.pool-capacity", "--environments-dir", str(directory))
     failed = run.result("postgres.pool-capacity")
     assert failed.outcome == "fail", run.output[-2000:]
-    assert "connections the pools of 3 tasks may open (25 + 0 overflow each): measured 75, threshold <= max_connections minus reserved 57" in failed.message
+    assert ("connections the pools of 3 tasks may open (25 + 0 overflow each): measured 75, "
+            "threshold <= max_connections minus reserved 57") in failed.message
     assert "a pool of at most 19 per task fits at 3 tasks, 2 at 20" in run.output
 
 

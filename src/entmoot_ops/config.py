@@ -113,6 +113,10 @@ class PostgresSettings(Strict):
     # The application's pool per ECS task (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW); unset: not judged.
     pool_size: Annotated[int, Field(ge=1)] | None = None
     pool_max_overflow: Annotated[int, Field(ge=0)] = 0
+    # Whose long-running statements a remediation may cancel (default: the application role only), and how long a
+    # cancelled statement has before its session is terminated.
+    cancel_roles: tuple[str, ...] = ()
+    cancel_grace_seconds: Annotated[float, Field(ge=0, le=300)] = 10
 
     @model_validator(mode="after")
     def _lag_source(self) -> PostgresSettings:
@@ -171,6 +175,11 @@ class Thresholds(Strict):
     idle_sessions_max_ratio: Ratio = 0.20
     # A transaction left open holds its connection (and its locks) whatever the pool thinks.
     idle_in_transaction_max_seconds: Annotated[float, Field(gt=0)] = 300
+    # High Database CPU: a statement still running past this; tables scanned sequentially more than by index.
+    long_query_max_seconds: Annotated[float, Field(gt=0)] = 300
+    seq_scan_min: Annotated[int, Field(ge=0)] = 1000  # the runbook's "seq_scan > 1000"
+    seq_scan_min_rows: Annotated[int, Field(ge=0)] = 10000  # below this a whole-table scan is the right plan
+    statement_mean_max_ms: Annotated[float, Field(gt=0)] = 1000
     backup_max_age_hours: Annotated[float, Field(gt=0)] = 24  # Evening [1]: "Backup is ... hours old" > 24
     pitr_max_lag_minutes: Annotated[float, Field(gt=0)] = 15  # RDS ships transaction logs every 5 min
     traffic_change_max_ratio: Annotated[float, Field(gt=1)] = 2.0  # 24 h vs the same 24 h a week earlier

@@ -1,5 +1,5 @@
 """The detection matrix: every fault the sandbox offers, injected one at a time under steady API traffic, against
-the morning, alerts, handoff and evening checks. For each fault: the checks expected to detect it, which did
+the morning, alerts, handoff, evening and incident checks. For each fault: the checks expected to detect it, which did
 and how fast, and false alarms (checks that turned red although nothing expected them to). This is how the
 suite measures its own detection power; a fault the sandbox offers that has no row here is an error.
 """
@@ -23,10 +23,12 @@ from entmoot_ops import progress
 from entmoot_ops.chaos import observe
 from entmoot_ops.errors import OpsError
 
-CHECKLISTS = "morning or alerts or handoff or evening"
+CHECKLISTS = "morning or alerts or handoff or evening or incident"
 _REDIS = ("redis.memory", "redis.evictions", "redis.hit-rate", "api.error-rate", "api.error-rate-handoff", "api.latency-p95")
 _PRIMARY = ("replication.streaming", "replication.slots-active", "replication.lag", "jobs.pending-age", "jobs.stuck-running",
-            "api.auth-enforced", "api.error-rate", "api.error-rate-handoff", "api.latency-p95", "rds.available")
+            "api.auth-enforced", "api.error-rate", "api.error-rate-handoff", "api.latency-p95", "rds.available",
+            "postgres.idle-in-transaction", "postgres.idle-sessions", "postgres.pool-capacity", "postgres.long-running-queries",
+            "postgres.seq-scan-tables", "postgres.top-statements")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("jobs_stuck", {}, ("jobs.pending-age", "jobs.stuck-running")),
     Expectation("idle_sessions", {"count": 45}, ("postgres.connections",)),
     Expectation("idle_in_transaction", {"count": 2}, (), note="judged after idle_in_transaction_max_seconds (300 s) by -m incident"),
+    Expectation("long_query", {"seconds": 600}, (), note="judged after long_query_max_seconds (300 s) by -m incident"),
+    Expectation("seq_scans", {}, ("postgres.seq-scan-tables",)),
     Expectation("deploy", {"version": "1.5.0"}, (), note="a good release: nothing may turn red"),
     Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff")),
     Expectation("stale_backups", {}, ("backup.latest-snapshot",)),

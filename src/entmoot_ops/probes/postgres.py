@@ -132,6 +132,10 @@ def idle_sessions(primary: psycopg.Connection, role: str, idle_longer_than_secon
     return tuple(IdleSession(*row) for row in rows)
 
 
+# A statement's text on one line (a reading is one line) and bounded.
+ONE_LINE_QUERY = r"left(regexp_replace(query, '\s+', ' ', 'g'), 200)"
+
+
 @dataclass(frozen=True)
 class OpenTransaction:
     pid: int
@@ -146,7 +150,7 @@ def idle_in_transaction(primary: psycopg.Connection, longer_than_seconds: float)
     """Client sessions idle inside an open (or aborted) transaction for longer than the bound, oldest first."""
     with measuring("PostgreSQL primary"):
         rows = primary.execute(
-            """SELECT pid, usename, datname, state, extract(epoch FROM now() - state_change)::float8, left(query, 200)
+            f"""SELECT pid, usename, datname, state, extract(epoch FROM now() - state_change)::float8, {ONE_LINE_QUERY}
                  FROM pg_stat_activity
                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
                   AND state IN ('idle in transaction', 'idle in transaction (aborted)')
@@ -155,6 +159,94 @@ def idle_in_transaction(primary: psycopg.Connection, longer_than_seconds: float)
             (longer_than_seconds,),
         ).fetchall()
     return tuple(OpenTransaction(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class ActiveQuery:
+    pid: int
+    role: str
+    database: str | None
+    running_seconds: float  # since query_start: this statement's age
+    query: str  # truncated
+
+
+def long_running_queries(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[ActiveQuery, ...]:
+    """Statements of client sessions still running past the bound, oldest first. Not walsenders, autovacuum or
+    other background processes (``backend_type``), not our own session and not our own (monitoring) role."""
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            f"""SELECT pid, usename, datname, extract(epoch FROM now() - query_start)::float8, {ONE_LINE_QUERY}
+                 FROM pg_stat_activity
+                WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()
+                  AND usename <> current_user AND query_start < now() - make_interval(secs => %s)
+                ORDER BY query_start""",
+            (longer_than_seconds,),
+        ).fetchall()
+    return tuple(ActiveQuery(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class TableScans:
+    table: str
+    seq_scan: int
+    idx_scan: int
+    live_rows: int
+
+
+def seq_scan_heavy_tables(primary: psycopg.Connection, min_seq_scans: int, min_rows: int) -> tuple[TableScans, ...]:
+    """Tables read by sequential scan more often than by index, past a count, and large enough for it to matter
+    (a small table is rightly scanned whole)."""
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT schemaname || '.' || relname, seq_scan, coalesce(idx_scan, 0), n_live_tup
+                 FROM pg_stat_user_tables
+                WHERE seq_scan > coalesce(idx_scan, 0) AND seq_scan > %s AND n_live_tup >= %s
+                ORDER BY seq_scan DESC""",
+            (min_seq_scans, min_rows),
+        ).fetchall()
+    return tuple(TableScans(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class Statement:
+    calls: int
+    total_ms: float
+    mean_ms: float
+    rows: int
+    query: str
+
+
+def top_statements(primary: psycopg.Connection, limit: int = 10) -> tuple[Statement, ...] | None:
+    """pg_stat_statements' statements by total time; None when the extension is not installed. PostgreSQL 13
+    renamed ``total_time``/``mean_time`` to ``total_exec_time``/``mean_exec_time``: the columns follow the server."""
+    with measuring("PostgreSQL primary"):
+        installed = primary.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone()
+        if installed is None:
+            return None
+        modern = primary.execute("SELECT current_setting('server_version_num')::int >= 130000").fetchone()[0]
+        total, mean = ("total_exec_time", "mean_exec_time") if modern else ("total_time", "mean_time")
+        rows = primary.execute(
+            f"SELECT calls, {total}, {mean}, rows, {ONE_LINE_QUERY} FROM pg_stat_statements "  # noqa: S608 - column names, not input
+            f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY {total} DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+    return tuple(Statement(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class IndexUse:
+    index: str
+    table: str
+    idx_scan: int
+
+
+def index_usage(primary: psycopg.Connection) -> tuple[IndexUse, ...]:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(
+            """SELECT schemaname || '.' || indexrelname, relname, idx_scan FROM pg_stat_user_indexes
+                ORDER BY idx_scan, indexrelname"""
+        ).fetchall()
+    return tuple(IndexUse(*row) for row in rows)
 
 
 @dataclass(frozen=True)

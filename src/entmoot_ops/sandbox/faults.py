@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import contextlib
 import os
 import signal
+import threading
 import time
 
 import psycopg
@@ -281,6 +282,54 @@ def idle_in_transaction(sandbox: Sandbox, since: datetime, count: int = 2, super
     return undo
 
 
+def long_query(sandbox: Sandbox, since: datetime, seconds: float = 600, superuser: bool = False) -> Callable[[], None]:
+    """A statement of the application that runs on (pg_sleep: long, not CPU-heavy, so the machine stays usable);
+    ``superuser`` adds one of the postgres role, which no remediation may touch."""
+    roles = ["entmoot_app"] + ["postgres"] * superuser
+    sessions = [psycopg.connect(sandbox.postgres.dsn(role), autocommit=True, connect_timeout=2) for role in roles]
+
+    def run(conn: psycopg.Connection) -> None:
+        with contextlib.suppress(psycopg.Error):  # cancelled or terminated: the point of the remediation
+            conn.execute("SELECT pg_sleep(%s) /* sandbox long query */", (seconds,))
+
+    threads = [threading.Thread(target=run, args=(conn,), daemon=True, name="sandbox-long-query") for conn in sessions]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: _active_sleeps(sandbox) >= len(roles), what="long queries running", timeout=10)
+
+    def undo() -> None:
+        for conn in sessions:
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel()
+        for thread in threads:
+            thread.join(10)
+        for conn in sessions:
+            conn.close()
+    return undo
+
+
+def _active_sleeps(sandbox: Sandbox) -> int:
+    with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                            "AND query LIKE '%sandbox long query%' AND pid <> pg_backend_pid()").fetchone()[0]
+
+
+def seq_scans(sandbox: Sandbox, since: datetime, rows: int = 12000, scans: int = 1100) -> Callable[[], None]:
+    """A large table without the index its queries need, read by sequential scan again and again."""
+    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE sandbox_scans (id int, kind text)")
+        conn.execute("INSERT INTO sandbox_scans SELECT g, md5(g::text) FROM generate_series(1, %s) g", (rows,))
+        conn.execute("ANALYZE sandbox_scans")
+        for i in range(scans):
+            conn.execute("SELECT count(*) FROM sandbox_scans WHERE kind = %s", (str(i),))
+    # Closing the session flushed its statistics: pg_stat_user_tables counts every scan now.
+
+    def undo() -> None:
+        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+            conn.execute("DROP TABLE sandbox_scans")
+    return undo
+
+
 def _wait_for_version(sandbox: Sandbox, version: str) -> None:
     wait_until(lambda: sandbox.api_health()["version"] == version and not sandbox.agent.rollout_moving,
                what=f"rollout of {version}", timeout=30)
@@ -360,7 +409,8 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
                             dependency_blackhole, redis_flushed,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
-                            jobs_stuck, idle_sessions, idle_in_transaction, deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
+                            jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,
+                            deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
 }
 
 
