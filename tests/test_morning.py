@@ -76,7 +76,7 @@ FAULTS = [
           threshold="< 30 min", remediation="jobs.restart-workers"),
     Fault("jobs.stuck-running", "jobs_stuck", measured=r"job \d+ for 180 min\): measured 1", threshold="== 0",
           remediation="jobs.restart-workers"),
-    Fault("postgres.connections", "idle_sessions", {"count": 45}, measured=r"client connections \(\d+ of 57 usable\): measured 8\d\.\d+%",
+    Fault("postgres.connections", "idle_sessions", {"count": 45}, measured=r"client connections \(\d+ of 57 usable\): measured (8\d|9\d)\.\d+%",
           threshold=r"< 80\.00%", remediation="postgres.terminate-idle-sessions"),
 ]
 
