@@ -54,7 +54,7 @@ remediation("postgres.terminate-idle-sessions", title="Terminate the application
             section="database-connection-pool-exhaustion", plan=_plan, act=_act)
 
 
-def _open_transactions(ctx: RemediationContext, primary: psycopg.Connection) -> list[postgres.OpenTransaction]:
+def _open_transactions(ctx: RemediationContext, primary: psycopg.Connection) -> list[postgres.Session]:
     role = ctx.env.postgres.application_role
     return [s for s in postgres.idle_in_transaction(primary, ctx.env.thresholds.idle_in_transaction_max_seconds) if s.role == role]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -116,6 +116,12 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return str(value)
+
+
+def expect_none(label: str, found: Sequence[Any], describe: Callable[[Any], str], *, shown: int = 3) -> None:
+    """Assert that nothing was found; the reading names the first few that were."""
+    detail = "; ".join(describe(item) for item in found[:shown])
+    expect(label + (f" ({detail})" if detail else ""), len(found), "==", 0)
 
 
 def evidence(name: str, data: Any) -> None:

@@ -137,52 +137,40 @@ ONE_LINE_QUERY = r"left(regexp_replace(query, '\s+', ' ', 'g'), 200)"
 
 
 @dataclass(frozen=True)
-class OpenTransaction:
+class Session:
     pid: int
     role: str
     database: str | None
     state: str
-    idle_seconds: float  # since state_change: since its last statement ended
-    query: str  # the last statement, truncated
+    seconds: float  # in that state: since state_change when idle in a transaction, since query_start when active
+    query: str  # its current or last statement, truncated
 
 
-def idle_in_transaction(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[OpenTransaction, ...]:
-    """Client sessions idle inside an open (or aborted) transaction for longer than the bound, oldest first."""
+# The client sessions of others: not walsenders, autovacuum or other background processes (backend_type), not our
+# own session, and not our own (monitoring) role.
+_OTHERS = "backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename <> current_user"
+
+
+def _sessions(primary: psycopg.Connection, states: tuple[str, ...], since: str, longer_than_seconds: float) -> tuple[Session, ...]:
     with measuring("PostgreSQL primary"):
         rows = primary.execute(
-            f"""SELECT pid, usename, datname, state, extract(epoch FROM now() - state_change)::float8, {ONE_LINE_QUERY}
+            f"""SELECT pid, usename, datname, state, extract(epoch FROM now() - {since})::float8, {ONE_LINE_QUERY}
                  FROM pg_stat_activity
-                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-                  AND state IN ('idle in transaction', 'idle in transaction (aborted)')
-                  AND state_change < now() - make_interval(secs => %s)
-                ORDER BY state_change""",
-            (longer_than_seconds,),
+                WHERE {_OTHERS} AND state = ANY(%s) AND {since} < now() - make_interval(secs => %s)
+                ORDER BY {since}""",  # noqa: S608 - column names of this module, not input
+            (list(states), longer_than_seconds),
         ).fetchall()
-    return tuple(OpenTransaction(*row) for row in rows)
+    return tuple(Session(*row) for row in rows)
 
 
-@dataclass(frozen=True)
-class ActiveQuery:
-    pid: int
-    role: str
-    database: str | None
-    running_seconds: float  # since query_start: this statement's age
-    query: str  # truncated
+def idle_in_transaction(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[Session, ...]:
+    """Sessions idle inside an open (or aborted) transaction for longer than the bound, oldest first."""
+    return _sessions(primary, ("idle in transaction", "idle in transaction (aborted)"), "state_change", longer_than_seconds)
 
 
-def long_running_queries(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[ActiveQuery, ...]:
-    """Statements of client sessions still running past the bound, oldest first. Not walsenders, autovacuum or
-    other background processes (``backend_type``), not our own session and not our own (monitoring) role."""
-    with measuring("PostgreSQL primary"):
-        rows = primary.execute(
-            f"""SELECT pid, usename, datname, extract(epoch FROM now() - query_start)::float8, {ONE_LINE_QUERY}
-                 FROM pg_stat_activity
-                WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()
-                  AND usename <> current_user AND query_start < now() - make_interval(secs => %s)
-                ORDER BY query_start""",
-            (longer_than_seconds,),
-        ).fetchall()
-    return tuple(ActiveQuery(*row) for row in rows)
+def long_running_queries(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[Session, ...]:
+    """Statements still running past the bound, oldest first."""
+    return _sessions(primary, ("active",), "query_start", longer_than_seconds)
 
 
 @dataclass(frozen=True)
