@@ -46,7 +46,7 @@ def _judge(env, run, experiment: Experiment) -> None:
     if refused:
         pytest.skip(f"refused: {refused}")
     journal = run(experiment)
-    evidence("chaos journal", {k: v for k, v in journal.__dict__.items() if not k.startswith("_")})
+    evidence("chaos journal", journal.record())
     settings = env.config.chaos
     if journal.status == "not-run":
         raise OpsError(f"not run: {journal.reason}", fix="restore the steady state first: run the failing checks alone")

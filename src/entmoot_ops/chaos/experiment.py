@@ -96,11 +96,13 @@ class Journal:
         self.timeline.append({"at": datetime.now(UTC).isoformat(), "elapsed": round(time.monotonic() - self._t0, 2),
                               "step": name, **details})
 
+    def record(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.experiment}-{self.started[:19].replace(':', '')}.json"
-        record = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-        path.write_text(masker(json.dumps(record, indent=2, default=str)) + "\n")
+        path.write_text(masker(json.dumps(self.record(), indent=2, default=str)) + "\n")
         return path
 
 
@@ -118,8 +120,8 @@ class Runner:
         ticker = progress.Progress(f"chaos {experiment.name}")
         try:
             steady = self._observe(journal, ticker, "steady state before", experiment.steady_state)
-            if not steady.holds(steady.outcomes):
-                journal.status, journal.reason = "not-run", f"steady state did not hold: {steady.describe(steady.outcomes)}"
+            if not steady.holds():
+                journal.status, journal.reason = "not-run", f"steady state did not hold: {steady.describe()}"
                 return journal
             self._attempt(experiment, journal, ticker, set(steady.outcomes))
         except KeyboardInterrupt:
@@ -248,13 +250,13 @@ class Runner:
         settings = self.context.env.chaos
         while True:
             seen = self._observe(journal, ticker, "recovery", experiment.steady_state)
-            if seen.holds(seen.outcomes):
+            if seen.holds():
                 journal.recovery_seconds = round(time.monotonic() - started, 2)
                 journal.step("recovered", seconds=journal.recovery_seconds)
                 return
             if time.monotonic() - started > settings.recovery_timeout_seconds:
                 journal.step("not recovered", failing=sorted(seen.failing()))
-                journal.not_recovered = seen.describe(seen.outcomes)
+                journal.not_recovered = seen.describe()
                 return
             time.sleep(settings.poll_seconds)
 

@@ -41,7 +41,7 @@ class Expectation:
     deadline_seconds: float | None = None  # longer than the matrix's for a fault only a sustained window can see
 
     @property
-    def row(self) -> str:
+    def name(self) -> str:
         return self.fault + "".join(f" {k}={v}" for k, v in self.params.items())
 
 
@@ -91,6 +91,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
 
 @dataclass
 class Row:
+    name: str  # the expectation's: the fault and its parameters
     fault: str
     params: dict[str, Any]
     expected: list[str]
@@ -105,10 +106,6 @@ class Row:
     @property
     def caught(self) -> bool:
         return not self.missed and not self.error
-
-    @property
-    def name(self) -> str:
-        return self.fault + "".join(f" {k}={v}" for k, v in self.params.items())
 
 
 class Traffic:
@@ -168,19 +165,19 @@ class Matrix:
         baseline = self._healthy(ticker, "baseline")
         rows = []
         for index, expectation in enumerate(expectations, 1):
-            ticker(f"{index}/{len(expectations)} {expectation.row}")
+            ticker(f"{index}/{len(expectations)} {expectation.name}")
             rows.append(self._row(expectation, set(baseline.outcomes)))
-            self._healthy(ticker, f"recovery after {expectation.row}")
+            self._healthy(ticker, f"recovery after {expectation.name}")
         return rows
 
     def _healthy(self, ticker: progress.Progress, what: str) -> observe.Observation:
         deadline = time.monotonic() + self.settle_seconds
         while True:
             seen = self.checks.run(markers=CHECKLISTS)
-            if seen.holds(seen.outcomes):
+            if seen.holds():
                 return seen
             if time.monotonic() > deadline:
-                raise OpsError(f"the checklists do not hold ({what}): {seen.describe(seen.outcomes)}",
+                raise OpsError(f"the checklists do not hold ({what}): {seen.describe()}",
                                fix="fix the sandbox first: entmoot-ops sandbox down, then up")
             ticker(f"{what}: waiting for {', '.join(sorted(seen.failing()))}")
             time.sleep(self.poll_seconds)
@@ -212,7 +209,7 @@ class Matrix:
         finally:
             if not error:
                 self.sandbox.undo(expectation.fault)
-        return Row(expectation.fault, expectation.params, sorted(expected), detected, sorted(expected - detected.keys()),
+        return Row(expectation.name, expectation.fault, expectation.params, sorted(expected), detected, sorted(expected - detected.keys()),
                    false_alarms, sorted(expectation.blast_radius), expectation.note, round(time.time() - started, 2), error)
 
 
@@ -228,7 +225,7 @@ def write(rows: list[Row], directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     totals = summary(rows)
     paths = {"json": directory / "matrix.json", "html": directory / "matrix.html", "junit": directory / "matrix-junit.xml"}
-    paths["json"].write_text(json.dumps({"summary": totals, "rows": [{**asdict(r), "name": r.name, "caught": r.caught}
+    paths["json"].write_text(json.dumps({"summary": totals, "rows": [{**asdict(r), "caught": r.caught}
                                                                     for r in rows]}, indent=2) + "\n")
     paths["html"].write_text(_html(rows, totals))
     paths["junit"].write_bytes(_junit(rows, totals))

@@ -37,11 +37,12 @@ class Observation:
         wanted = set(self.outcomes if check_ids is None else check_ids)
         return {c for c, o in self.outcomes.items() if c in wanted and o not in HOLDING}
 
-    def holds(self, check_ids: Iterable[str]) -> bool:
-        return all(self.outcomes.get(c, "pass") in HOLDING for c in check_ids)
+    def holds(self) -> bool:
+        return not self.failing()
 
-    def describe(self, check_ids: Iterable[str]) -> str:
-        return "; ".join(f"{c} {self.outcomes[c].upper()}: {self.messages[c]}" for c in sorted(self.failing(check_ids)))
+    def describe(self) -> str:
+        """The checks that did not hold, with their verdicts."""
+        return "; ".join(f"{c} {self.outcomes[c].upper()}: {self.messages[c]}" for c in sorted(self.failing()))
 
     def as_json(self) -> dict:
         return {"at": datetime.fromtimestamp(self.ended, UTC).isoformat(), "seconds": round(self.ended - self.started, 2),
@@ -58,21 +59,22 @@ class CheckRunner:
     environ: dict[str, str] | None = None  # ENTMOOT_SANDBOX_STATE, for one: the sandbox the experiment uses
     timeout: float = 180
 
-    def run(self, *, checks: Iterable[str] = (), markers: str | None = None, stop: threading.Event | None = None) -> Observation:
+    def run(self, *, markers: str, stop: threading.Event | None = None) -> Observation:
         with tempfile.TemporaryDirectory(prefix="entmoot-observe-") as scratch:
             argv = [sys.executable, "-m", "pytest", str(self.checks_dir), "--env", self.env, "--reports-dir", scratch, "-q",
-                    "-p", "no:cacheprovider", "-p", "no:xdist"]
+                    "-p", "no:cacheprovider", "-p", "no:xdist", "-m", markers]
             if self.environments_dir is not None:
                 argv += ["--environments-dir", str(self.environments_dir)]
-            argv += [arg for check_id in checks for arg in ("--check", check_id)]
-            argv += ["-m", markers] if markers else []
             started = time.time()
-            process = subprocess.Popen(argv, cwd=self.checks_dir.parent, env={**os.environ, **(self.environ or {})},
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            output = self._wait(process, stop)
+            # Output to a file, not a pipe: nobody reads a pipe while the checks run, and a full one would stall them.
+            log = Path(scratch) / "output.txt"
+            with log.open("w") as output:
+                process = subprocess.Popen(argv, cwd=self.checks_dir.parent, env={**os.environ, **(self.environ or {})},
+                                           stdout=output, stderr=subprocess.STDOUT)
+                self._wait(process, stop)
             junit = Path(scratch) / "junit.xml"
             if not junit.exists():
-                tail = " | ".join(output.strip().splitlines()[-3:])
+                tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
                 raise OpsError(f"the checks could not run (exit {process.returncode}): {tail}")
             results = outcomes.read_junit(junit)
         worst: dict[str, outcomes.CheckResult] = {}
@@ -83,7 +85,7 @@ class CheckRunner:
         return Observation(started, time.time(), {c: r.outcome for c, r in worst.items()},
                            {c: r.message for c, r in worst.items()})
 
-    def _wait(self, process: subprocess.Popen, stop: threading.Event | None) -> str:
+    def _wait(self, process: subprocess.Popen, stop: threading.Event | None) -> None:
         deadline = time.monotonic() + self.timeout
         try:
             while process.poll() is None:
@@ -94,9 +96,8 @@ class CheckRunner:
                 time.sleep(0.05)
         except BaseException:  # an abort, the time limit, Ctrl-C: no observation is left running
             process.kill()
-            process.communicate()
+            process.wait()
             raise
-        return process.communicate()[0]
 
 
 @dataclass(frozen=True)

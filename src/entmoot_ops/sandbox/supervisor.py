@@ -166,13 +166,15 @@ class Sandbox:
             wait_until(lambda: self.api_health()["status"] == "healthy", what="sandbox API healthy again", timeout=20)
         return {"component": name, "action": action}
 
-    def pid_of(self, component: str) -> int | None:
+    def component_pids(self) -> dict[str, int | None]:
         pg = self.postgres
-        pids = {"api": lambda: self.api_pid, "primary": lambda: pg.primary.pid, "replica": lambda: pg.replica.pid,
-                "redis": lambda: self.redis.pid}
+        return {"api": self.api_pid, "primary": pg.primary.pid, "replica": pg.replica.pid, "redis": self.redis.pid}
+
+    def pid_of(self, component: str) -> int | None:
+        pids = self.component_pids()
         if component not in pids:
             raise KeyError(f"unknown component {component!r} (known: {', '.join(pids)})")
-        return pids[component]()
+        return pids[component]
 
     def api_health(self) -> dict:
         return requests.get(f"http://127.0.0.1:{self.api_port}/health", timeout=2,
@@ -220,8 +222,7 @@ class Sandbox:
         }
         return {
             "env": env,
-            "pids": {"supervisor": os.getpid(), "api": self.api_pid, "primary": pg.primary.pid, "replica": pg.replica.pid,
-                     "redis": self.redis.pid},
+            "pids": {"supervisor": os.getpid(), **self.component_pids()},
             "ports": {"api": self.api_port, "primary": pg.primary.port, "replica": pg.replica.port,
                       "redis": self.redis.port, "aws": self.aws.port, "control": self.control_port,
                       **{f"proxy_{name}": port for name, port in self.proxy_ports.items()}},
