@@ -173,3 +173,14 @@ def test_a_broken_steady_state_means_the_experiment_is_not_run(sandbox, run_chec
     assert result.outcome == "error" and "not run: steady state did not hold: replication.lag FAIL" in result.message, run.output
     audit = [json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines()]
     assert [a["event"] for a in audit] == ["experiment not-run"]
+
+
+def test_a_detection_slower_than_its_deadline_fails_the_check_with_value_threshold_and_remediation(sandbox, run_checks,
+                                                                                                    environments):
+    directory = environments(replace={"detection_timeout_seconds = 30\n": "detection_timeout_seconds = 0.01\n"})
+    run = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--environments-dir", str(directory))
+    failed = run.result("chaos.kill-redis")
+    assert failed.outcome == "fail", run.output[-3000:]
+    assert "seconds until redis.reachable detected the fault (inf: never): measured " in failed.message
+    assert "threshold <= 0.01 s" in failed.message and "-> remediation chaos.detection-gap" in failed.message
+    assert sandbox.control("GET", "state")["faults"] == []
