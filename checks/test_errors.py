@@ -12,7 +12,7 @@ def _judge(env, maximum: float) -> None:
     stats = alb.request_stats(env.clients, window)
     evidence("ALB requests and 5XX", stats)
     if stats.errors:  # the log read costs a call per page: only when there are errors to explain
-        evidence("top error messages", logs.error_sample(env.clients, window))
+        evidence("top error messages", logs.error_groups(env.clients, window))
     if stats.requests < thresholds.error_rate_min_requests:
         pytest.skip(f"too little traffic to judge: {stats.requests:.0f} requests < {thresholds.error_rate_min_requests} in {window.describe()}")
     expect(f"5XX error rate ({stats.errors:.0f} of {stats.requests:.0f} requests)", stats.error_rate, "<", maximum,

@@ -51,6 +51,6 @@ def test_pools_fit_in_the_connections(env):
     with env.clients.postgres(settings.primary_dsn, name="primary") as primary:
         usage = postgres.connection_usage(primary)
     evidence("pool demand", {"per_task": per_task, "tasks": tasks, "usable_connections": usage.usable,
-                             "at_ecs_max_count": per_task * env.config.ecs.max_count, "connections_now": usage.by_database_state})
+                             "at_ecs_max_count": per_task * env.config.ecs.max_count, "connections_now": usage.by_database_user_state})
     expect(f"connections the pools of {tasks} tasks may open ({settings.pool_size} + {settings.pool_max_overflow} overflow each)",
            per_task * tasks, "<=", usage.usable, against="max_connections minus reserved")

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet)")
+# A Logs Insights query is a read that runs on the server: starting and stopping one changes no resource.
+READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet|StartQuery$|StopQuery$)")
 READ_ONLY_REDIS = frozenset(
     {"PING", "AUTH", "HELLO", "INFO", "CONFIG GET", "DBSIZE", "TTL", "PTTL", "EXISTS", "GET", "MGET", "TYPE",
      "CLIENT SETNAME", "CLIENT LIST", "CLIENT INFO", "SCAN", "MEMORY USAGE", "SLOWLOG GET", "LATENCY LATEST"}

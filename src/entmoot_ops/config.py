@@ -138,15 +138,54 @@ class RedisSettings(Strict):
     max_replicas: Annotated[int, Field(ge=0, le=5)] = 5  # runbook: --new-replica-count 5; ElastiCache allows 5
 
 
+class GcpLogs(Strict):
+    """GCP Cloud Logging (the runbook's ``gcloud logging read`` filters). Credentials: Application Default Credentials."""
+
+    project: str
+    service_name: str = "entmoot-api"
+    resource_type: str = "cloud_run_revision"
+    endpoint: str | None = None  # a private or regional endpoint; the SDK's default otherwise
+
+
+class AzureLogs(Strict):
+    """Azure Monitor Logs (a Log Analytics workspace). Credentials: DefaultAzureCredential's chain."""
+
+    workspace_id: str
+    table: str = "ContainerAppConsoleLogs_CL"
+    message_column: str = "Log_s"  # the column holding the application's JSON line
+    service_column: str = "ContainerAppName_s"
+    service_name: str = "entmoot-api"
+    endpoint: str | None = None  # e.g. a sovereign cloud's "https://api.loganalytics.azure.cn/v1"
+
+
 class LogsSettings(Strict):
-    group: str
-    top_errors: Annotated[int, Field(ge=1, le=100)] = 10
-    # The error sample is read with a bounded number of pages so its cost does not grow with log volume.
+    """Where the API's logs are read. The application writes one JSON object per request (level, request_id,
+    method, path, status, duration_ms, error); every backend answers the same questions from it."""
+
+    backend: Literal["cloudwatch", "gcp", "azure"] = "cloudwatch"
+    group: str | None = None  # CloudWatch Logs group (backend "cloudwatch")
+    # Logs Insights aggregates on the server, so its cost does not grow with the volume; FilterLogEvents (bounded
+    # pages, grouped here) is the fallback for an account or role without logs:StartQuery.
+    insights: bool = True
+    query_timeout_seconds: PositiveSeconds = 30
+    top_groups: Annotated[int, Field(ge=1, le=100)] = 10
+    # Reads of raw events (FilterLogEvents, GCP, Azure) stop after this many pages, so their cost stays bounded.
     max_pages: Annotated[int, Field(ge=1, le=50)] = 3
+    gcp: GcpLogs | None = None
+    azure: AzureLogs | None = None
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> LogsSettings:
+        needed = {"cloudwatch": ("group", self.group), "gcp": ("[logs.gcp]", self.gcp), "azure": ("[logs.azure]", self.azure)}
+        what, value = needed[self.backend]
+        if value is None:
+            raise ValueError(f"logs backend {self.backend!r} needs {what}")
+        return self
 
 
 class AlbSettings(Strict):
     load_balancer: str  # the ALB's name; the probe derives CloudWatch's LoadBalancer dimension from its ARN
+    target_group: str = "entmoot-api"  # the API's target group (HealthyHostCount), by name
 
 
 class Thresholds(Strict):
@@ -196,6 +235,20 @@ class Thresholds(Strict):
     cpu_alert_percent: Annotated[float, Field(gt=0, le=100)] = 80
     cpu_alert_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 5
     rds_cpu_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 15
+    # Troubleshooting > High API Error Rate: "error logs ... 30 minutes ago"; errors that begin this soon after a
+    # PRIMARY deployment's start point at the deployment; a kind of error this common is the cause.
+    incident_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 30
+    deploy_correlation_minutes: Annotated[float, Field(gt=0, le=1440)] = 10
+    error_cause_min_share: Ratio = 0.5
+    memory_max_percent: Annotated[float, Field(gt=0, le=100)] = 90  # Common Causes: "Memory leak/OOM"
+    # API Response Time High: "Check slow endpoints" (requests of a second or more, per path); a path is slow when
+    # this many of its requests were.
+    slow_request_min_ms: Annotated[float, Field(gt=0)] = 1000
+    slow_endpoint_min_requests: Annotated[int, Field(ge=1)] = 5
+    latency_p99_max_ms: Annotated[float, Field(gt=0)] | None = None  # judged only when set; reported always
+    # "Request queue depth": requests a second per healthy target. A task's capacity comes from a load test of
+    # this service (entmoot-ops load); without it, the figure is reported and not judged.
+    requests_per_host_max_rps: Annotated[float, Field(gt=0)] | None = None
 
 
 ACTIVITY_RULES = ("root-account-usage", "console-login-without-mfa", "iam-change", "security-group-open-to-world",

@@ -7,6 +7,7 @@ whatever the traffic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
@@ -50,3 +51,79 @@ def request_stats(clients: Clients, window: cloudwatch.Window) -> RequestStats:
     total = {name: series.total or 0.0 for name, series in zip(names, found, strict=True)}
     return RequestStats(window=window.describe(), requests=total["RequestCount"],
                         target_5xx=total["HTTPCode_Target_5XX_Count"], elb_5xx=total["HTTPCode_ELB_5XX_Count"])
+
+
+@dataclass(frozen=True)
+class ErrorPeriods:
+    """Requests and 5XX per period, oldest first: when errors began, not only how many there were."""
+
+    window: str
+    period_seconds: int
+    periods: tuple[tuple[datetime, float, float], ...]  # (period start, requests, 5XX)
+
+    def onset(self, rate_above: float) -> datetime | None:
+        """The start of the most recent run of periods whose 5XX rate is above ``rate_above``."""
+        onset = None
+        for start, requests, errors in reversed(self.periods):
+            above = requests > 0 and errors / requests > rate_above
+            if above:
+                onset = start
+            elif onset is not None:
+                break
+        return onset
+
+    def healthy_between(self, start: datetime, end: datetime, rate_above: float) -> int:
+        """Periods with traffic and a 5XX rate at or below ``rate_above`` that began in [start, end)."""
+        return sum(1 for at, requests, errors in self.periods if start <= at < end and requests > 0 and errors / requests <= rate_above)
+
+
+def error_periods(clients: Clients, window: cloudwatch.Window) -> ErrorPeriods:
+    dims = {"LoadBalancer": load_balancer_dimension(clients)}
+    names = ("RequestCount", "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count")
+    requests, target, elb = (dict(s.points) for s in
+                             cloudwatch.many_series(clients, "AWS/ApplicationELB", [(m, dims) for m in names], "Sum", window))
+    periods = tuple((start, count, target.get(start, 0.0) + elb.get(start, 0.0)) for start, count in sorted(requests.items()))
+    return ErrorPeriods(window=window.describe(), period_seconds=window.period_seconds, periods=periods)
+
+
+def target_group_dimension(clients: Clients) -> str:
+    """CloudWatch's TargetGroup dimension is the ARN's suffix, e.g. ``targetgroup/entmoot-api/73e2d6bc24d8a067``."""
+    name = clients.env.alb.target_group
+
+    def lookup() -> str:
+        with measuring("AWS ELBv2"):
+            found = clients.aws("elbv2").describe_target_groups(Names=[name])["TargetGroups"]
+        if not found:
+            raise DependencyError("AWS ELBv2", f"target group {name} not found")
+        return found[0]["TargetGroupArn"].split(":", 5)[5]
+
+    return clients.remember(("alb.target-group", name), lookup)
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """Requests per period against the healthy targets that served them: the runbook's "request queue depth"."""
+
+    window: str
+    period_seconds: int
+    periods: tuple[tuple[datetime, float, float | None], ...]  # (period start, requests, fewest healthy hosts)
+
+    @property
+    def peak_rps_per_host(self) -> float | None:
+        rates = [requests / self.period_seconds / hosts for _, requests, hosts in self.periods if hosts]
+        return max(rates) if rates else None
+
+
+def host_load(clients: Clients, window: cloudwatch.Window) -> HostLoad:
+    balancer = {"LoadBalancer": load_balancer_dimension(clients)}
+    (requests,) = cloudwatch.many_series(clients, "AWS/ApplicationELB", [("RequestCount", balancer)], "Sum", window)
+    (hosts,) = cloudwatch.many_series(clients, "AWS/ApplicationELB", [
+        ("HealthyHostCount", {"TargetGroup": target_group_dimension(clients), **balancer})], "Minimum", window)
+
+    def healthy_at(moment: datetime) -> float | None:
+        # Two series need not share period starts: the host count of the period nearest in time.
+        near = [(abs((at - moment).total_seconds()), value) for at, value in hosts.points]
+        return min(near)[1] if near and min(near)[0] < window.period_seconds else None
+
+    return HostLoad(window=window.describe(), period_seconds=window.period_seconds,
+                    periods=tuple((start, count, healthy_at(start)) for start, count in requests.points))

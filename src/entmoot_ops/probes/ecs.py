@@ -8,7 +8,7 @@ from datetime import datetime
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
-from entmoot_ops.probes import measuring
+from entmoot_ops.probes import cloudwatch, measuring
 from entmoot_ops.progress import Progress
 
 
@@ -132,3 +132,22 @@ def release(clients: Clients, task_definition: str) -> Release:
         except clients.aws("ecr").exceptions.ImageNotFoundException:
             found = []
     return Release(task_definition, image, tag or None, bool(found))
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """The service's CPU and memory (AWS/ECS, averaged over its tasks) in the latest period of a window: Fargate
+    has no container instances to describe, so CloudWatch is the source."""
+
+    window: str
+    cpu_percent: float | None
+    memory_percent: float | None
+
+
+def utilisation(clients: Clients, window: cloudwatch.Window) -> Utilisation:
+    dims = {"ClusterName": clients.env.ecs.cluster, "ServiceName": clients.env.ecs.service}
+    cpu, memory = cloudwatch.many_series(clients, "AWS/ECS", [("CPUUtilization", dims), ("MemoryUtilization", dims)], "Average", window)
+
+    def latest(series: cloudwatch.Series) -> float | None:
+        return series.latest[1] if series.latest else None
+    return Utilisation(window=window.describe(), cpu_percent=latest(cpu), memory_percent=latest(memory))

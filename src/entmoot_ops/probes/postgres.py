@@ -76,7 +76,7 @@ def replica_lag(replica: psycopg.Connection) -> ReplicaLag:
 
 @dataclass(frozen=True)
 class ConnectionUsage:
-    by_database_state: tuple[tuple[str, str, int], ...]
+    by_database_user_state: tuple[tuple[str, str, str, int], ...]
     client_connections: int
     max_connections: int
     reserved_connections: int
@@ -93,9 +93,9 @@ class ConnectionUsage:
 def connection_usage(primary: psycopg.Connection) -> ConnectionUsage:
     with measuring("PostgreSQL primary"):
         rows = primary.execute(
-            """SELECT coalesce(datname, '(none)'), coalesce(state, '(unknown)'), count(*)::int
+            """SELECT coalesce(datname, '(none)'), coalesce(usename, '(none)'), coalesce(state, '(unknown)'), count(*)::int
                  FROM pg_stat_activity WHERE backend_type = 'client backend'
-                GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"""
+                GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3"""
         ).fetchall()
         limits = primary.execute(
             """SELECT current_setting('max_connections')::int,
@@ -104,8 +104,8 @@ def connection_usage(primary: psycopg.Connection) -> ConnectionUsage:
                       + coalesce(current_setting('rds.rds_superuser_reserved_connections', true)::int, 0)"""
         ).fetchone()
     return ConnectionUsage(
-        by_database_state=tuple(rows),
-        client_connections=sum(count for _, _, count in rows),
+        by_database_user_state=tuple(rows),
+        client_connections=sum(row[-1] for row in rows),
         max_connections=limits[0],
         reserved_connections=limits[1],
     )

@@ -32,6 +32,7 @@ class Agent:
     storage_fill_bytes: int = 0  # the low-storage fault's simulated bulk data
     cpu_fill_percent: float = 0.0  # the database CPU fault's simulated work, in percent of the seeded class
     stuck_rollout: bool = False
+    leaked_memory_percent: float | None = None  # the memory-leak fault's MemoryUtilization, instead of the API's RSS
     rollout_moving: bool = False
     _last_redis: dict[str, int] = field(default_factory=dict)
     _node_type: str | None = None
@@ -158,4 +159,10 @@ class Agent:
             fields = handle.read().rsplit(")", 1)[1].split()
         rss_bytes = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
         dims = {"ClusterName": sandbox_aws.CLUSTER, "ServiceName": sandbox_aws.SERVICE}
-        self._put("AWS/ECS", [("MemoryUtilization", dims, 100.0 * rss_bytes / GIB, "Percent")])
+        percent = self.leaked_memory_percent or 100.0 * rss_bytes / GIB
+        self._put("AWS/ECS", [("MemoryUtilization", dims, percent, "Percent")])
+        # Every running task is a healthy target of the ALB's target group (the API answers for all of them).
+        aws = self.sandbox.aws
+        running = aws.client("ecs").describe_services(cluster=sandbox_aws.CLUSTER, services=[sandbox_aws.SERVICE])["services"][0]["runningCount"]
+        self._put("AWS/ApplicationELB", [("HealthyHostCount", {"TargetGroup": aws.target_group_dimension,
+                                                               "LoadBalancer": aws.alb_dimension}, float(running), "Count")])

@@ -31,6 +31,11 @@ TASK_RATE = 50  # requests per second one ECS task serves; beyond that, requests
 PROJECT_TTL = 300  # runbook Caching Strategy: API responses 300 s
 CONSTRAINTS_TTL = 86400  # constraint data (boundaries): 24 h
 HEALTH_TIMEOUT = 0.5  # seconds per dependency in /health
+POOL_ERROR = "DatabaseError: QueuePool limit of size 10 overflow 0 reached, connection timed out, timeout 5.00 (injected)"
+
+
+class InjectedError(Exception):
+    """A failure the fault asked for; its message is logged as the application would log the real one."""
 
 
 @dataclass
@@ -42,12 +47,17 @@ class Faults:
     auth_disabled: bool = False  # a release that shipped with authentication switched off
     storage_fallback: bool = False  # started while Redis was away and fell back to in-memory storage, "healthy"
     task_rate: float = 0.0  # requests per second per task, when not TASK_RATE (a benchmark lifts the ceiling)
+    error_message: str = POOL_ERROR  # what a failing request logs: the cause an incident bundle must find
+    slow_paths: dict = field(default_factory=dict)  # {path prefix: extra milliseconds}: slow endpoints in the logs
     # A bad release: {version: {"error_rate": .., "latency_ms": ..}}, in force while that version runs.
     versions: dict = field(default_factory=dict)
 
     def effective(self, version: str) -> tuple[float, float]:
         bad = self.versions.get(version, {})
         return max(self.error_rate, bad.get("error_rate", 0.0)), max(self.latency_ms, bad.get("latency_ms", 0.0))
+
+    def path_latency_ms(self, path: str) -> float:
+        return max((ms for prefix, ms in self.slow_paths.items() if path.startswith(prefix)), default=0.0)
 
 
 class Fleet:
@@ -93,12 +103,14 @@ class Telemetry:
         self.by_class[f"{status // 100}XX"] = self.by_class.get(f"{status // 100}XX", 0) + 1
         rounded = round(seconds, 3)
         self.durations[rounded] = self.durations.get(rounded, 0) + 1
-        level = "ERROR" if status >= 500 else "INFO"
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        message = f"{stamp} {level} request_id={uuid.uuid4()} method={method} path={path} status={status} duration_ms={seconds * 1000:.1f}"
+        # One JSON object per request, as a structured logger writes it: CloudWatch's JSON filter patterns and
+        # Logs Insights read its fields by name.
+        line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "ERROR" if status >= 500 else "INFO",
+                "request_id": str(uuid.uuid4()), "method": method, "path": path, "status": status,
+                "duration_ms": round(seconds * 1000, 1)}
         if error:
-            message += f" error={error}"
-        self.lines.append({"timestamp": int(time.time() * 1000), "message": message})
+            line["error"] = error
+        self.lines.append({"timestamp": int(time.time() * 1000), "message": json.dumps(line)})
 
     def drain(self) -> Telemetry:
         drained = Telemetry(self.lines, self.requests, self.by_class, self.durations, self.started)
@@ -249,16 +261,17 @@ class App:
                     and request.headers.get("X-Api-Key") != self.settings["token"]):
                 raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
             error_rate, latency_ms = self.faults.effective(self.version)
+            latency_ms += self.faults.path_latency_ms(request.path)
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
             if request.path.startswith("/api/") and self._error_due(error_rate):
-                raise RuntimeError("DatabaseError: could not obtain connection from pool (injected)")
+                raise InjectedError(self.faults.error_message)
             response = await handler(request)
             status = response.status
         except web.HTTPException as exc:
             response, status = exc, exc.status
         except Exception as exc:  # noqa: BLE001 - a 500 with the error in the access log, like the real app
-            error = f'"{type(exc).__name__}: {exc}"' if not str(exc).startswith("DatabaseError") else f'"{exc}"'
+            error = str(exc) if isinstance(exc, InjectedError) else f"{type(exc).__name__}: {exc}"
             response = web.json_response({"error": "internal error"}, status=500)
             status = 500
         self.telemetry.record(request.method, request.path, status, time.perf_counter() - started, error)

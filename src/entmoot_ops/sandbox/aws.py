@@ -111,7 +111,8 @@ class Aws:
         elb = self.client("elbv2")
         arn = elb.create_load_balancer(Name=ALB, Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
         self.alb_dimension = arn.split(":loadbalancer/", 1)[1]
-        elb.create_target_group(Name="entmoot-api", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip")
+        group = elb.create_target_group(Name="entmoot-api", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip")
+        self.target_group_dimension = group["TargetGroups"][0]["TargetGroupArn"].split(":", 5)[5]
 
         self.client("logs").create_log_group(logGroupName=LOG_GROUP)
         self.client("elasticache").create_replication_group(
@@ -309,6 +310,16 @@ class Aws:
         before = len(backend.metric_data)
         backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and _aware(d.timestamp) >= since)]
         return before - len(backend.metric_data)
+
+    def rewind_logs(self, since: datetime) -> int:
+        """Forget the API's log events since a moment, with the datapoints of the fault that wrote them."""
+        cutoff = since.timestamp() * 1000
+        removed = 0
+        for stream in list(_backend("logs").groups[LOG_GROUP].streams.values()):
+            kept = [event for event in stream.events if event.timestamp < cutoff]
+            removed += len(stream.events) - len(kept)
+            stream.events = kept
+        return removed
 
 
 def _aware(moment: datetime) -> datetime:

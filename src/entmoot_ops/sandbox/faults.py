@@ -21,6 +21,7 @@ import psycopg
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import moto_extensions
+from entmoot_ops.sandbox.api import POOL_ERROR
 from entmoot_ops.sandbox.processes import process_tree, wait_until
 
 if TYPE_CHECKING:
@@ -40,24 +41,42 @@ class Active:
 def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
     defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {},
-                "auth_disabled": False, "storage_fallback": False, "task_rate": 0.0}
+                "auth_disabled": False, "storage_fallback": False, "task_rate": 0.0,
+                "error_message": POOL_ERROR, "slow_paths": {}}
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
 def _forgetting_alb_metrics(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None],
                             drain_seconds: float = 0) -> Callable[[], None]:
     """The undo of an API fault whose requests reached CloudWatch: stop the fault, let the requests it held finish
-    (``drain_seconds``), then forget its datapoints."""
+    (``drain_seconds``), then forget its datapoints and its log lines."""
     def undo() -> None:
         undo_api()
         time.sleep(drain_seconds)
         sandbox.api_admin("/_sandbox/flush", {})
         sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
+        sandbox.aws.rewind_logs(since)
     return undo
 
 
-def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5) -> Callable[[], None]:
-    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, error_rate=rate))
+def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5, message: str = POOL_ERROR) -> Callable[[], None]:
+    """A share of the API's requests fail, logging ``message`` (a pool timeout by default; an external timeout...)."""
+    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, error_rate=rate, error_message=message))
+
+
+def slow_endpoints(sandbox: Sandbox, since: datetime, paths: dict | None = None) -> Callable[[], None]:
+    """Requests to some paths take longer ({prefix: extra ms}): slow endpoints in the logs and the ALB's p95."""
+    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, slow_paths=paths or {"/api/buildings": 1500}))
+
+
+def memory_leak(sandbox: Sandbox, since: datetime, percent: float = 96) -> Callable[[], None]:
+    """The tasks' MemoryUtilization climbs to ``percent``, as a leak before the OOM kill."""
+    sandbox.agent.leaked_memory_percent = percent
+
+    def undo() -> None:
+        sandbox.agent.leaked_memory_percent = None
+        sandbox.aws.rewind_metrics("AWS/ECS", since)
+    return undo
 
 
 def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[[], None]:
@@ -404,7 +423,8 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
 
 
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
-    f.__name__: f for f in (api_errors, api_latency, api_degraded, api_auth_disabled, api_storage_fallback, api_task_rate,
+    f.__name__: f for f in (api_errors, slow_endpoints, memory_leak, api_latency, api_degraded, api_auth_disabled,
+                            api_storage_fallback, api_task_rate,
                             ecs_stuck_rollout, alarm, component_killed, component_frozen, dependency_latency,
                             dependency_blackhole, redis_flushed,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,

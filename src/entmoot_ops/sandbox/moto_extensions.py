@@ -19,6 +19,8 @@
 - CloudWatch ``GetMetricData``: moto's answer is right but scans every stored datapoint once per period (0.75 s
   for three series over an hour of 10 s periods beside eight days of history). Each query is answered by moto's
   own code over the datapoints of its metric alone: the same answer, thirty times faster.
+- CloudWatch Logs filter patterns (JSON and space-delimited) and Logs Insights ``filter``/``stats``/``sort``: moto
+  matches every event or ignores the clause; :mod:`entmoot_ops.sandbox.log_queries` answers them as AWS does.
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.fis.models import FISBackend
+from moto.logs import models as logs_models
 from moto.rds.responses import RDSResponse
 from moto.rds.models import DBInstance, RDSBackend
+
+from entmoot_ops.sandbox import log_queries
 
 _installed = False
 _lock = threading.Lock()
@@ -257,6 +262,25 @@ _original_reboot_db_instance = RDSResponse.reboot_db_instance
 _original_start_experiment = FISBackend.start_experiment
 
 
+def _malformed(error: log_queries.QueryError) -> JsonRESTError:
+    return JsonRESTError("MalformedQueryException", str(error))
+
+
+def _execute_query(*args: Any, **kwargs: Any) -> list[dict[str, str]]:
+    try:
+        return log_queries.execute_query(*args, **kwargs)
+    except log_queries.QueryError as exc:
+        raise _malformed(exc) from None
+
+
+class _EventMessageFilter(log_queries.EventMessageFilter):
+    def __init__(self, pattern: str):
+        try:
+            super().__init__(pattern)
+        except log_queries.QueryError as exc:
+            raise JsonRESTError("InvalidParameterException", f"Invalid filter pattern: {exc}") from None
+
+
 def install() -> None:
     global _installed
     with _lock:
@@ -274,6 +298,8 @@ def install() -> None:
         DBInstance.latest_restorable_time = property(_latest_restorable_time)
         CloudTrailResponse.lookup_events = _lookup_events
         CloudTrailResponse._error = _error
+        logs_models.execute_query = _execute_query
+        logs_models.EventMessageFilter = _EventMessageFilter
         _installed = True
 
 

@@ -1,0 +1,136 @@
+"""The sandbox's CloudWatch Logs semantics (filter patterns, Logs Insights) and the CloudWatch log backend over them.
+
+The runbook's filter patterns are shown wrong here, against the semantics AWS documents: a space-delimited
+pattern names every field, a term is not a regular expression.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, UTC
+
+import boto3
+import pytest
+
+from entmoot_ops.clients import Clients
+from entmoot_ops.config import load_environment
+from entmoot_ops.logsearch import cloudwatch as cloudwatch_logs
+from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops.sandbox.log_queries import QueryError, filter_pattern, run_query
+
+NOW = int(time.time() * 1000)
+
+
+def _line(i: int, *, level: str = "INFO", path: str = "/api/projects/1", ms: float = 12.0, error: str | None = None) -> str:
+    line = {"level": level, "request_id": f"req-{i}", "method": "GET", "path": path, "status": 500 if error else 200,
+            "duration_ms": ms}
+    if error:
+        line["error"] = error
+    return json.dumps(line)
+
+
+EVENTS = [
+    *((NOW + i, _line(i), "s", "g") for i in range(20)),
+    *((NOW + 100 + i, _line(100 + i, level="ERROR", error="DatabaseError: QueuePool limit reached"), "s", "g") for i in range(6)),
+    *((NOW + 200 + i, _line(200 + i, level="ERROR", error="ReadTimeout: elevation API"), "s", "g") for i in range(3)),
+    *((NOW + 300 + i, _line(300 + i, path="/api/buildings", ms=1500.0 + 100 * i), "s", "g") for i in range(10)),
+    (NOW + 400, "plain text line with ERROR in it", "s", "g"),
+]
+
+
+def _matching(pattern: str) -> int:
+    matches = filter_pattern(pattern)
+    return sum(matches(message) for _, message, _, _ in EVENTS)
+
+
+def test_json_patterns_select_by_field():
+    assert _matching('{ $.level = "ERROR" }') == 9
+    assert _matching('{ $.level = "ERROR" && $.error = "DatabaseError*" }') == 6
+    assert _matching("{ $.duration_ms >= 1000 }") == 10
+    assert _matching('{ $.status = 500 || $.path = "/api/buildings" }') == 19
+
+
+def test_the_runbook_patterns_do_not_find_the_errors():
+    # "[ERROR]" is a space-delimited pattern of one field: only one-word lines match it.
+    assert _matching("[ERROR]") == 0
+    # CloudWatch patterns are not regular expressions: ".*" is literal text.
+    assert _matching("ERROR.*DatabaseError") == 0
+    # "[duration > 1000]" compares the only field of one-field lines; the real lines have many.
+    assert _matching("[duration > 1000]") == 0
+    # What the runbook means:
+    assert _matching("ERROR DatabaseError") == 6
+    assert _matching('[first, ...]') == len(EVENTS)
+
+
+def test_insights_groups_counts_and_percentiles():
+    groups = run_query(cloudwatch_logs.ERROR_GROUPS_QUERY.format(limit=10), EVENTS)
+    assert [(g["error"], g["events"], g["sample_request_id"]) for g in groups] == [
+        ("DatabaseError: QueuePool limit reached", "6", "req-100"), ("ReadTimeout: elevation API", "3", "req-200")]
+    assert datetime.strptime(groups[0]["first_seen"], "%Y-%m-%d %H:%M:%S.%f") <= datetime.strptime(groups[0]["last_seen"], "%Y-%m-%d %H:%M:%S.%f")
+    assert run_query(cloudwatch_logs.ERROR_TOTAL_QUERY, EVENTS) == [{"errors": "9"}]
+    slow = run_query(cloudwatch_logs.SLOW_PATHS_QUERY.format(min_ms=1000, limit=5), EVENTS)
+    assert slow == [{"path": "/api/buildings", "requests": "10", "p95_ms": "2400", "max_ms": "2400"}]
+    assert run_query('filter level = "ERROR" | stats count(*) as n by bin(1h)', EVENTS)[0]["n"] == "9"
+
+
+def test_an_unsupported_query_is_malformed_not_ignored():
+    with pytest.raises(QueryError):
+        run_query("filter level = | stats count(*)", EVENTS)
+    with pytest.raises(QueryError):
+        run_query("dedup level", EVENTS)
+
+
+@pytest.fixture
+def sandbox_clients(sandbox, monkeypatch):
+    """Clients of an environment (the sandbox's, or a variant of it) in this process, as a check has them."""
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    opened = []
+
+    def make(directory=None) -> Clients:
+        opened.append(Clients(load_environment("sandbox", directory)))
+        return opened[-1]
+    yield make
+    for clients in opened:
+        clients.close()
+
+
+def _put(sandbox, messages: list[str]) -> str:
+    logs = boto3.client("logs", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id=sandbox.env["ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=sandbox.env["ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY"])
+    stream = f"test/{time.monotonic_ns()}"
+    logs.create_log_stream(logGroupName="/ecs/entmoot-sandbox", logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName="/ecs/entmoot-sandbox", logStreamName=stream,
+                        logEvents=[{"timestamp": now, "message": m} for m in messages])
+    return stream
+
+
+def test_the_cloudwatch_backend_answers_through_insights_with_a_constant_number_of_calls(sandbox, sandbox_clients):
+    clients = sandbox_clients()
+    marker = f"TestMarker{time.monotonic_ns()}"
+    _put(sandbox, [_line(i, level="ERROR", error=f"{marker}: boom") for i in range(7)])
+    window = Window(datetime.now(UTC) - timedelta(minutes=2), datetime.now(UTC) + timedelta(seconds=2), 60)
+    search = cloudwatch_logs.CloudWatchLogs(clients)
+    groups = search.error_groups(window, 100)
+    mine = next(g for g in groups.groups if g.message.startswith(marker))
+    assert mine.count == 7 and mine.sample_request_id == "req-0" and groups.source.startswith("CloudWatch Logs Insights")
+    assert groups.api_calls == 4  # two StartQuery, two GetQueryResults: moto completes at once
+    _put(sandbox, [_line(i, level="ERROR", error=f"{marker}: boom") for i in range(70)])
+    assert search.error_groups(window, 100).api_calls == 4
+
+
+def test_the_filter_fallback_reads_bounded_pages(sandbox, environments, sandbox_clients):
+    clients = sandbox_clients(environments(replace={'group = "/ecs/entmoot-sandbox"':
+                                                    'group = "/ecs/entmoot-sandbox"\ninsights = false\nmax_pages = 2'}))
+    marker = f"TestMarker{time.monotonic_ns()}"
+    _put(sandbox, [_line(i, level="ERROR", error=f"{marker}: boom", path="/api/slow", ms=2000.0 + i) for i in range(5)])
+    window = Window(datetime.now(UTC) - timedelta(minutes=2), datetime.now(UTC) + timedelta(seconds=2), 60)
+    search = cloudwatch_logs.CloudWatchLogs(clients)
+    groups = search.error_groups(window, 100)
+    assert groups.source.startswith("CloudWatch FilterLogEvents") and groups.api_calls <= 2
+    assert next(g for g in groups.groups if g.message.startswith(marker)).count == 5
+    slow = search.slow_paths(window, 1000, 5)
+    assert next(p for p in slow.paths if p.path == "/api/slow").p95_ms == 2004.0
