@@ -9,6 +9,7 @@ SECTION = "cache-scaling-redis"
 
 
 @pytest.mark.morning
+@pytest.mark.incident
 @check(id="redis.reachable", title="Redis answers with AUTH and has client headroom", section="redis-connection-issues",
        severity="critical", remediation="redis.check-auth-and-clients")
 def test_redis_reachable(env):

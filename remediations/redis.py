@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from entmoot_ops.errors import OpsError
-from entmoot_ops.probes import measuring
+from entmoot_ops.probes import measuring, redis
 from entmoot_ops.remediation import Change, RemediationContext, procedure, remediation
 
 procedure("redis.check-auth-and-clients", title="Restore Redis connectivity", section="redis-connection-issues", steps=[
@@ -82,3 +82,49 @@ def _act(ctx: RemediationContext) -> list[Change]:
 
 remediation("redis.scale-cache", title="Cache Scaling: a larger node, or one more replica", section="cache-scaling-redis",
             plan=_plan, act=_act)
+
+
+NEVER_FLUSHALL = "never FLUSHALL (runbook solution 2): it drops every cached result and session at once"
+
+
+def _maxmemory_target(ctx: RemediationContext) -> tuple[redis.RedisInfo, int]:
+    settings = ctx.env.redis
+    info = redis.info(ctx.readonly)
+    wanted = int(info.used_memory * settings.maxmemory_headroom)
+    return info, min(wanted, settings.maxmemory_max_bytes) if settings.maxmemory_max_bytes else wanted
+
+
+def _maxmemory_plan(ctx: RemediationContext) -> list[str]:
+    settings = ctx.env.redis
+    info, target = _maxmemory_target(ctx)
+    if settings.replication_group:
+        return [f"ElastiCache refuses CONFIG SET: {settings.replication_group}'s maxmemory follows its node type and its "
+                "parameter group (a plan for a person, never executed here)",
+                f"a cache may evict: aws elasticache modify-cache-parameter-group --cache-parameter-group-name <its custom group> "
+                f"--parameter-name-values ParameterName=maxmemory-policy,ParameterValue=allkeys-lru (now {info.maxmemory_policy})",
+                "more room: ParameterName=reserved-memory-percent lower (default 25), or a larger node (remediation redis.scale-cache)",
+                NEVER_FLUSHALL]
+    allowed = "" if settings.config_set_allowed and settings.maxmemory_max_bytes else (
+        "  [a plan only here: acting needs redis.config_set_allowed = true and redis.maxmemory_max_bytes]")
+    return [f"CONFIG SET maxmemory {target} (from {info.maxmemory}; used {info.used_memory} x {settings.maxmemory_headroom:g}, "
+            f"at most redis.maxmemory_max_bytes {settings.maxmemory_max_bytes or 'unset'}){allowed}",
+            "persist it in redis.conf (CONFIG REWRITE, or the deployment's configuration): CONFIG SET is lost on restart",
+            NEVER_FLUSHALL]
+
+
+def _maxmemory_act(ctx: RemediationContext) -> list[Change]:
+    settings = ctx.env.redis
+    if settings.replication_group:
+        raise OpsError("ElastiCache refuses CONFIG SET: the parameter-group change is a plan for a person")
+    if not (settings.config_set_allowed and settings.maxmemory_max_bytes):
+        raise OpsError(f"CONFIG SET maxmemory on {ctx.env.name} needs redis.config_set_allowed = true and redis.maxmemory_max_bytes")
+    info, target = _maxmemory_target(ctx)
+    if target <= info.maxmemory:
+        raise OpsError(f"maxmemory {info.maxmemory} is already at the bound {target}: scale the node or shorten TTLs")
+    with measuring("Redis"):
+        ctx.writable.redis().config_set("maxmemory", target)
+    return [Change("redis:CONFIG SET maxmemory", info.maxmemory, target)]
+
+
+remediation("redis.maxmemory", title="Give a full Redis room (never FLUSHALL)", section="redis-connection-issues",
+            plan=_maxmemory_plan, act=_maxmemory_act)

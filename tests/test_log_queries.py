@@ -96,37 +96,45 @@ def sandbox_clients(sandbox, monkeypatch):
         clients.close()
 
 
-def _put(sandbox, messages: list[str]) -> str:
+@pytest.fixture
+def put(sandbox):
+    """Put log lines into the sandbox's group, in streams of their own that are deleted after the test: lines left
+    behind would be other tests' slow endpoints and errors."""
     logs = boto3.client("logs", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
                         aws_access_key_id=sandbox.env["ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=sandbox.env["ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY"])
-    stream = f"test/{time.monotonic_ns()}"
-    logs.create_log_stream(logGroupName="/ecs/entmoot-sandbox", logStreamName=stream)
-    now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName="/ecs/entmoot-sandbox", logStreamName=stream,
-                        logEvents=[{"timestamp": now, "message": m} for m in messages])
-    return stream
+    streams = []
+
+    def lines(messages: list[str]) -> None:
+        streams.append(f"test/{time.monotonic_ns()}")
+        logs.create_log_stream(logGroupName="/ecs/entmoot-sandbox", logStreamName=streams[-1])
+        now = int(time.time() * 1000)
+        logs.put_log_events(logGroupName="/ecs/entmoot-sandbox", logStreamName=streams[-1],
+                            logEvents=[{"timestamp": now, "message": m} for m in messages])
+    yield lines
+    for stream in streams:
+        logs.delete_log_stream(logGroupName="/ecs/entmoot-sandbox", logStreamName=stream)
 
 
-def test_the_cloudwatch_backend_answers_through_insights_with_a_constant_number_of_calls(sandbox, sandbox_clients):
+def test_the_cloudwatch_backend_answers_through_insights_with_a_constant_number_of_calls(put, sandbox_clients):
     clients = sandbox_clients()
     marker = f"TestMarker{time.monotonic_ns()}"
-    _put(sandbox, [_line(i, level="ERROR", error=f"{marker}: boom") for i in range(7)])
+    put([_line(i, level="ERROR", error=f"{marker}: boom") for i in range(7)])
     window = Window(datetime.now(UTC) - timedelta(minutes=2), datetime.now(UTC) + timedelta(seconds=2), 60)
     search = cloudwatch_logs.CloudWatchLogs(clients)
     groups = search.error_groups(window, 100)
     mine = next(g for g in groups.groups if g.message.startswith(marker))
     assert mine.count == 7 and mine.sample_request_id == "req-0" and groups.source.startswith("CloudWatch Logs Insights")
     assert groups.api_calls == 4  # two StartQuery, two GetQueryResults: moto completes at once
-    _put(sandbox, [_line(i, level="ERROR", error=f"{marker}: boom") for i in range(70)])
+    put([_line(i, level="ERROR", error=f"{marker}: boom") for i in range(70)])
     assert search.error_groups(window, 100).api_calls == 4
 
 
-def test_the_filter_fallback_reads_bounded_pages(sandbox, environments, sandbox_clients):
+def test_the_filter_fallback_reads_bounded_pages(put, environments, sandbox_clients):
     clients = sandbox_clients(environments(replace={'group = "/ecs/entmoot-sandbox"':
                                                     'group = "/ecs/entmoot-sandbox"\ninsights = false\nmax_pages = 2'}))
     marker = f"TestMarker{time.monotonic_ns()}"
-    _put(sandbox, [_line(i, level="ERROR", error=f"{marker}: boom", path="/api/slow", ms=2000.0 + i) for i in range(5)])
+    put([_line(i, level="ERROR", error=f"{marker}: boom", path="/api/slow", ms=2000.0 + i) for i in range(5)])
     window = Window(datetime.now(UTC) - timedelta(minutes=2), datetime.now(UTC) + timedelta(seconds=2), 60)
     search = cloudwatch_logs.CloudWatchLogs(clients)
     groups = search.error_groups(window, 100)

@@ -38,7 +38,8 @@ T = TypeVar("T")
 READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet|StartQuery$|StopQuery$)")
 READ_ONLY_REDIS = frozenset(
     {"PING", "AUTH", "HELLO", "INFO", "CONFIG GET", "DBSIZE", "TTL", "PTTL", "EXISTS", "GET", "MGET", "TYPE",
-     "CLIENT SETNAME", "CLIENT LIST", "CLIENT INFO", "SCAN", "MEMORY USAGE", "SLOWLOG GET", "LATENCY LATEST"}
+     "CLIENT SETNAME", "CLIENT LIST", "CLIENT INFO", "SCAN", "MEMORY USAGE", "SLOWLOG GET", "LATENCY LATEST",
+     "CLUSTER INFO"}
 )
 
 

@@ -136,6 +136,11 @@ class RedisSettings(Strict):
     node_types: tuple[str, ...] = ("cache.t3.medium", "cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge",
                                    "cache.r6g.4xlarge")  # the ladder a scale-up climbs, one step at a time
     max_replicas: Annotated[int, Field(ge=0, le=5)] = 5  # runbook: --new-replica-count 5; ElastiCache allows 5
+    # Redis Connection Issues, solution 3 on a self-managed Redis (ElastiCache refuses CONFIG SET): acting needs
+    # this allow and a ceiling; the new maxmemory gives the data in use this much headroom.
+    config_set_allowed: bool = False
+    maxmemory_max_bytes: Annotated[int, Field(gt=0)] | None = None
+    maxmemory_headroom: Annotated[float, Field(gt=1, le=4)] = 1.25
 
 
 class GcpLogs(Strict):

@@ -24,7 +24,10 @@ from entmoot_ops.chaos import observe
 from entmoot_ops.errors import OpsError
 
 CHECKLISTS = "morning or alerts or handoff or evening or incident"
-_REDIS = ("redis.memory", "redis.evictions", "redis.hit-rate", "api.error-rate", "api.error-rate-handoff", "api.latency-p95")
+# What a broken API shows in the incident bundles besides the alert it trips.
+_API_INCIDENT = ("incident.api-errors", "incident.response-time", "api.slow-endpoints", "api.requests-per-host")
+_REDIS = ("redis.memory", "redis.evictions", "redis.hit-rate", "redis.oom", "redis.cluster-state", "api.error-rate",
+          "api.error-rate-handoff", "api.latency-p95", *_API_INCIDENT)
 _PRIMARY = ("replication.streaming", "replication.slots-active", "replication.lag", "jobs.pending-age", "jobs.stuck-running",
             "api.auth-enforced", "api.error-rate", "api.error-rate-handoff", "api.latency-p95", "rds.available",
             "postgres.idle-in-transaction", "postgres.idle-sessions", "postgres.pool-capacity", "postgres.long-running-queries",
@@ -46,8 +49,11 @@ class Expectation:
 
 
 EXPECTATIONS: tuple[Expectation, ...] = (
-    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff")),
-    Expectation("api_latency", {"ms": 800}, ("api.latency-p95",), deadline_seconds=90,
+    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("incident.api-errors",)),
+    Expectation("slow_endpoints", {"paths": {"/api/projects": 1500}}, ("api.slow-endpoints",),
+                ("incident.response-time", "api.latency-p95")),
+    Expectation("memory_leak", {}, ("ecs.utilisation",), ("incident.api-errors", "incident.response-time")),
+    Expectation("api_latency", {"ms": 800}, ("api.latency-p95", "incident.response-time"), deadline_seconds=90,
                 note="p95 over thresholds.latency_window_minutes: 5% of the window's requests must be slow first"),
     Expectation("api_degraded", {}, ("api.health",)),
     Expectation("api_auth_disabled", {}, ("api.auth-enforced",)),
@@ -60,7 +66,10 @@ EXPECTATIONS: tuple[Expectation, ...] = (
       for fault in ("component_killed", "component_frozen")),
     Expectation("component_killed", {"component": "replica"}, ("replication.streaming",), ("replication.lag", "replication.slots-active")),
     Expectation("component_frozen", {"component": "replica"}, ("replication.lag",), ("replication.streaming", "replication.slots-active")),
-    *(Expectation(fault, {"component": "redis"}, ("redis.reachable", "api.health"), _REDIS) for fault in ("component_killed", "component_frozen")),
+    *(Expectation(fault, {"component": "redis"}, ("redis.reachable", "redis.connection", "api.health"), _REDIS)
+      for fault in ("component_killed", "component_frozen")),
+    Expectation("redis_password_changed", {}, ("redis.connection", "redis.reachable"), _REDIS),
+    Expectation("redis_oom", {}, ("redis.oom",), ("redis.memory", "api.error-rate", "api.error-rate-handoff", *_API_INCIDENT)),
     *(Expectation(fault, {"dependency": "redis", **extra}, ("api.health",), _REDIS)
       for fault, extra in (("dependency_latency", {"ms": 1500}), ("dependency_blackhole", {}))),
     *(Expectation(fault, {"dependency": "primary", **extra}, ("api.health",), _PRIMARY)
@@ -81,7 +90,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("long_query", {"seconds": 600}, (), note="judged after long_query_max_seconds (300 s) by -m incident"),
     Expectation("seq_scans", {}, ("postgres.seq-scan-tables",)),
     Expectation("deploy", {"version": "1.5.0"}, (), note="a good release: nothing may turn red"),
-    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff")),
+    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("incident.api-errors",)),
     Expectation("stale_backups", {}, ("backup.latest-snapshot",)),
     Expectation("pitr_lag", {}, ("backup.point-in-time",)),
     Expectation("cloudtrail_event", {"kind": "root_usage"}, ("security.unusual-activity",)),

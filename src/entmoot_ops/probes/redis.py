@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis as redis_library
+
+from entmoot_ops.breaker import fresh
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
@@ -21,6 +24,7 @@ class RedisInfo:
     keyspace_hits: int
     keyspace_misses: int
     evicted_keys: int
+    oom_errors: int  # writes refused with OOM since the server started (INFO errorstats)
 
     @property
     def memory_ratio(self) -> float | None:
@@ -33,6 +37,7 @@ def info(clients: Clients) -> RedisInfo:
     with measuring("Redis"):
         client.ping()
         raw = client.info()
+        errors = client.info("errorstats")
     return RedisInfo(
         version=str(raw.get("redis_version", "")),
         connected_clients=int(raw["connected_clients"]),
@@ -43,6 +48,7 @@ def info(clients: Clients) -> RedisInfo:
         keyspace_hits=int(raw["keyspace_hits"]),
         keyspace_misses=int(raw["keyspace_misses"]),
         evicted_keys=int(raw["evicted_keys"]),
+        oom_errors=int(errors.get("errorstat_OOM", {}).get("count", 0)),
     )
 
 
@@ -99,3 +105,56 @@ def cache_traffic(clients: Clients, window: cloudwatch.Window, recent_minutes: f
         return CacheCounts(hits=sums["CacheHits"], misses=sums["CacheMisses"], evictions=sums["Evictions"], window=since.describe())
 
     return CacheTraffic(nodes=nodes, whole=counts(window), recent=counts(recent))
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a new connection with the configured credentials fares: the runbook's "timeout or NOAUTH", told apart."""
+
+    endpoint: str
+    verdict: str  # ok, missing-password, wrong-password, unexpected-password, max-clients, timeout, refused, unreachable
+    detail: str
+
+
+def _connection_verdict(error: BaseException, password_sent: bool) -> str:
+    # redis-py maps the server's NOAUTH and WRONGPASS to AuthenticationError and drops the code from the text (and
+    # NOAUTH's text depends on the command: PING, HELLO): whether a password was sent tells them apart.
+    text = str(error)
+    if isinstance(error, redis_library.AuthenticationError):
+        return "wrong-password" if password_sent else "missing-password"
+    for needle, verdict in (("without any password configured", "unexpected-password"), ("max number of clients", "max-clients")):
+        if needle in text:
+            return verdict
+    if isinstance(error, redis_library.TimeoutError):
+        return "timeout"
+    return "refused" if "refused" in text.lower() else "unreachable"
+
+
+def connection(clients: Clients) -> Connection:
+    """A PING on a new connection, measured now (an open circuit is tried again): the error is the reading."""
+    client = clients.redis()
+    client.connection_pool.disconnect()  # a pooled connection authenticated before a password change proves nothing
+    try:
+        with fresh():
+            client.ping()
+    except redis_library.RedisError as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        return Connection(client.endpoint, _connection_verdict(exc, clients.env.redis.password is not None), first_line)
+    return Connection(client.endpoint, "ok", "PONG")
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    enabled: bool
+    state: str | None  # CLUSTER INFO cluster_state: ok or fail
+    slots_assigned: int | None
+    known_nodes: int | None
+
+
+def cluster_state(clients: Clients) -> ClusterState:
+    client = clients.redis()
+    with measuring("Redis"):
+        if not int(client.info("cluster").get("cluster_enabled", 0)):
+            return ClusterState(False, None, None, None)
+        fields = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
+    return ClusterState(True, fields.get("cluster_state"), int(fields.get("cluster_slots_assigned", 0)), int(fields.get("cluster_known_nodes", 0)))

@@ -18,6 +18,7 @@ import threading
 import time
 
 import psycopg
+import redis
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import moto_extensions
@@ -203,6 +204,43 @@ def redis_memory_pressure(sandbox: Sandbox, since: datetime) -> Callable[[], Non
             client.delete(key)
         sandbox.agent.tick()
         sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
+    return undo
+
+
+def redis_password_changed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The AUTH token is rotated on the server and nobody updated the clients' secret: their new connections get
+    WRONGPASS (a client that sends no password gets NOAUTH). The sandbox's own clients follow the rotation."""
+    client = sandbox.redis.client()
+    old = sandbox.redis.password
+    new = old + "-rotated"
+    client.config_set("requirepass", new)
+    sandbox.redis.password = new
+
+    def undo() -> None:
+        sandbox.redis.client().config_set("requirepass", old)
+        sandbox.redis.password = old
+    return undo
+
+
+def redis_oom(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """maxmemory-policy noeviction and a Redis filled to its maxmemory: writes fail with OOM, reads still work."""
+    client = sandbox.redis.client()
+    original = client.config_get("maxmemory*")
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 1024 * 1024)
+    value = "x" * 4096
+    with contextlib.suppress(redis.exceptions.OutOfMemoryError):
+        for batch in range(1000):
+            with client.pipeline(transaction=False) as pipe:
+                for i in range(50):
+                    pipe.set(f"sandbox:oom:{batch}:{i}", value)
+                pipe.execute()
+
+    def undo() -> None:
+        client.config_set("maxmemory", original["maxmemory"])
+        client.config_set("maxmemory-policy", original["maxmemory-policy"])
+        for key in client.scan_iter("sandbox:oom:*", count=1000):
+            client.delete(key)
     return undo
 
 
@@ -426,7 +464,7 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, slow_endpoints, memory_leak, api_latency, api_degraded, api_auth_disabled,
                             api_storage_fallback, api_task_rate,
                             ecs_stuck_rollout, alarm, component_killed, component_frozen, dependency_latency,
-                            dependency_blackhole, redis_flushed,
+                            dependency_blackhole, redis_flushed, redis_password_changed, redis_oom,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,
