@@ -14,18 +14,33 @@ from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
 
 
-def load_balancer_dimension(clients: Clients) -> str:
-    """CloudWatch's LoadBalancer dimension is the ARN's suffix, e.g. ``app/entmoot-prod/50dc6c495c0c9188``."""
-    name = clients.env.alb.load_balancer
+_RESOURCES = {  # kind: (ELBv2 describe call, its list, the ARN field)
+    "load balancer": ("describe_load_balancers", "LoadBalancers", "LoadBalancerArn"),
+    "target group": ("describe_target_groups", "TargetGroups", "TargetGroupArn"),
+}
+
+
+def _dimension(clients: Clients, kind: str, name: str) -> str:
+    """CloudWatch names a load balancer or target group by its ARN's resource part: ``app/entmoot-prod/50dc6c49``
+    for a load balancer, ``targetgroup/entmoot-api/73e2d6bc`` for a target group."""
+    operation, listed, field = _RESOURCES[kind]
 
     def lookup() -> str:
         with measuring("AWS ELBv2"):
-            found = clients.aws("elbv2").describe_load_balancers(Names=[name])["LoadBalancers"]
+            found = getattr(clients.aws("elbv2"), operation)(Names=[name])[listed]
         if not found:
-            raise DependencyError("AWS ELBv2", f"load balancer {name} not found")
-        return found[0]["LoadBalancerArn"].split(":loadbalancer/", 1)[1]
+            raise DependencyError("AWS ELBv2", f"{kind} {name} not found")
+        return found[0][field].split(":", 5)[5].removeprefix("loadbalancer/")
 
-    return clients.remember(("alb.dimension", name), lookup)
+    return clients.remember(("alb.dimension", kind, name), lookup)
+
+
+def load_balancer_dimension(clients: Clients) -> str:
+    return _dimension(clients, "load balancer", clients.env.alb.load_balancer)
+
+
+def target_group_dimension(clients: Clients) -> str:
+    return _dimension(clients, "target group", clients.env.alb.target_group)
 
 
 @dataclass(frozen=True)
@@ -84,20 +99,6 @@ def error_periods(clients: Clients, window: cloudwatch.Window) -> ErrorPeriods:
                              cloudwatch.many_series(clients, "AWS/ApplicationELB", [(m, dims) for m in names], "Sum", window))
     periods = tuple((start, count, target.get(start, 0.0) + elb.get(start, 0.0)) for start, count in sorted(requests.items()))
     return ErrorPeriods(window=window.describe(), period_seconds=window.period_seconds, periods=periods)
-
-
-def target_group_dimension(clients: Clients) -> str:
-    """CloudWatch's TargetGroup dimension is the ARN's suffix, e.g. ``targetgroup/entmoot-api/73e2d6bc24d8a067``."""
-    name = clients.env.alb.target_group
-
-    def lookup() -> str:
-        with measuring("AWS ELBv2"):
-            found = clients.aws("elbv2").describe_target_groups(Names=[name])["TargetGroups"]
-        if not found:
-            raise DependencyError("AWS ELBv2", f"target group {name} not found")
-        return found[0]["TargetGroupArn"].split(":", 5)[5]
-
-    return clients.remember(("alb.target-group", name), lookup)
 
 
 @dataclass(frozen=True)
