@@ -16,7 +16,7 @@ def _audit(run) -> list[dict]:
 
 
 def test_a_healthy_sandbox_passes_the_bundle(sandbox, run_checks):
-    run = run_checks("-m", "incident", "-k", "pool or idle or connection")
+    run = run_checks("-m", "incident", "-k", "pool_exhaustion or connection_headroom")
     assert run.by_outcome() == {"pass": {"postgres.connections", "postgres.idle-in-transaction", "postgres.idle-sessions",
                                          "postgres.pool-capacity"}}, run.output[-3000:]
 

@@ -101,9 +101,11 @@ def test_api_writes_access_logs_and_alb_metrics(sandbox):
     assert requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/7", timeout=5,
                         headers={"Authorization": f"Bearer {token}"}).json()["id"] == 7
     sandbox.sync()
-    events = _aws(sandbox, "logs").filter_log_events(logGroupName=sandbox_aws.LOG_GROUP, filterPattern="projects",
+    events = _aws(sandbox, "logs").filter_log_events(logGroupName=sandbox_aws.LOG_GROUP, filterPattern='{ $.path = "/api/projects/7" }',
                                                      startTime=int(start.timestamp() * 1000))["events"]
-    assert any("path=/api/projects/7 status=200" in e["message"] for e in events)
+    lines = [json.loads(e["message"]) for e in events]  # one JSON object per request
+    assert {(line["status"], line["level"]) for line in lines} == {(401, "INFO"), (200, "INFO")}
+    assert all(line["request_id"] and line["duration_ms"] >= 0 for line in lines)
 
 
 def test_metric_history_exists_for_baselines(sandbox):
