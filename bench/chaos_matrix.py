@@ -1,5 +1,5 @@
 """Prints the detection matrix of the whole sandbox: every fault it offers against the morning, alerts, handoff,
-evening and incident checks, under steady API traffic: faults caught, missed, false alarms, median detection latency.
+evening, incident, weekly and monthly checks, under steady API traffic: faults caught, missed, false alarms, median detection latency.
 Too long for CI (about 5 minutes); CI runs it on a few faults (tests/test_chaos_matrix.py).
 Usage: python bench/chaos_matrix.py [--output DIR]   (uses a running sandbox, else starts its own)
 """

@@ -117,6 +117,14 @@ class PostgresSettings(Strict):
     # cancelled statement has before its session is terminated.
     cancel_roles: tuple[str, ...] = ()
     cancel_grace_seconds: Annotated[float, Field(ge=0, le=300)] = 10
+    # Query Optimization: the spatial query whose plan must use the GiST index on buildings.geom (EXPLAIN only).
+    spatial_query: str = "SELECT id FROM buildings WHERE ST_Intersects(geom, ST_MakeEnvelope(0, 0, 50, 50, 4326))"
+    spatial_column: str = "buildings.geom"
+    # Maintenance acting: batches of the archive, and whether an unused index may be dropped (else a plan only).
+    archive_batch_rows: Annotated[int, Field(ge=1, le=100000)] = 1000
+    archive_max_batches: Annotated[int, Field(ge=1)] = 1000
+    drop_unused_indexes_allowed: bool = False
+    maintenance_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 3600  # one VACUUM, ANALYZE or REINDEX
 
     @model_validator(mode="after")
     def _lag_source(self) -> PostgresSettings:
@@ -254,6 +262,18 @@ class Thresholds(Strict):
     # "Request queue depth": requests a second per healthy target. A task's capacity comes from a load test of
     # this service (entmoot-ops load); without it, the figure is reported and not judged.
     requests_per_host_max_rps: Annotated[float, Field(gt=0)] | None = None
+    # Database Maintenance. A table is overdue when its modifications (dead rows) pass this many times the threshold
+    # at which autovacuum should have analyzed (vacuumed) it: autovacuum is not keeping up with its write rate.
+    upkeep_overdue_factor: Annotated[float, Field(ge=1)] = 2.0
+    upkeep_min_rows: Annotated[int, Field(ge=0)] = 1000  # smaller tables are scanned whole: their upkeep is moot
+    xid_age_max_ratio: Ratio = 0.5  # of the ~2.1 billion transactions before wraparound (check_postgres warns there)
+    sequence_max_ratio: Ratio = 0.8
+    unused_index_min_days: Annotated[float, Field(ge=0)] = 30  # statistics younger than this cannot call an index unused
+    job_retention_days: Annotated[float, Field(gt=0)] = 90  # Monthly Maintenance [4]
+    # Query Performance Tuning: "mean_time > 1000", and "mean_time > 100 AND calls > 100".
+    slow_statement_mean_ms: Annotated[float, Field(gt=0)] = 1000
+    frequent_statement_mean_ms: Annotated[float, Field(gt=0)] = 100
+    frequent_statement_min_calls: Annotated[int, Field(ge=0)] = 100
 
 
 ACTIVITY_RULES = ("root-account-usage", "console-login-without-mfa", "iam-change", "security-group-open-to-world",

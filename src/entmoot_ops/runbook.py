@@ -23,6 +23,12 @@ SECTIONS: dict[str, str] = {
     "vertical-scaling-larger-instances": "Scaling > Vertical Scaling",
     "cache-scaling-redis": "Scaling > Cache Scaling (Redis)",
     "handoff-procedures": "On-Call > Handoff Procedures",
+    "weekly-maintenance": "Database Maintenance > Weekly Maintenance",
+    "monthly-maintenance": "Database Maintenance > Monthly Maintenance",
+    "query-performance-tuning": "Database Maintenance > Query Performance Tuning",
+    "connection-pool-tuning": "Performance Optimization > Connection Pool Tuning",
+    "query-optimization": "Performance Optimization > Query Optimization",
+    "caching-strategy": "Performance Optimization > Caching Strategy",
 }
 
 

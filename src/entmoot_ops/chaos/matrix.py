@@ -1,5 +1,5 @@
 """The detection matrix: every fault the sandbox offers, injected one at a time under steady API traffic, against
-the morning, alerts, handoff, evening and incident checks. For each fault: the checks expected to detect it, which did
+the morning, alerts, handoff, evening, incident, weekly and monthly checks. For each fault: the checks expected to detect it, which did
 and how fast, and false alarms (checks that turned red although nothing expected them to). This is how the
 suite measures its own detection power; a fault the sandbox offers that has no row here is an error.
 """
@@ -23,7 +23,7 @@ from entmoot_ops import progress
 from entmoot_ops.chaos import observe
 from entmoot_ops.errors import OpsError
 
-CHECKLISTS = "morning or alerts or handoff or evening or incident"
+CHECKLISTS = "morning or alerts or handoff or evening or incident or weekly or monthly"
 # What a broken API shows in the incident bundles besides the alert it trips.
 _API_INCIDENT = ("incident.api-errors", "incident.response-time", "api.slow-endpoints", "api.requests-per-host")
 _REDIS = ("redis.memory", "redis.evictions", "redis.hit-rate", "redis.oom", "redis.cluster-state", "api.error-rate",
@@ -95,6 +95,15 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("pitr_lag", {}, ("backup.point-in-time",)),
     Expectation("cloudtrail_event", {"kind": "root_usage"}, ("security.unusual-activity",)),
     Expectation("traffic_drop", {}, ("traffic.daily-vs-last-week",)),
+    Expectation("stale_table", {}, ("postgres.analyze-fresh", "postgres.vacuum-fresh")),
+    Expectation("invalid_index", {}, ("postgres.invalid-indexes",)),
+    Expectation("unused_index", {}, (), note="judged once the statistics cover thresholds.unused_index_min_days (30 days)"),
+    Expectation("redundant_index", {}, ("postgres.redundant-indexes",)),
+    Expectation("sequence_near_exhaustion", {}, ("postgres.sequences",)),
+    Expectation("gist_dropped", {}, ("postgres.spatial-index-used",),
+                ("postgres.seq-scan-tables", "postgres.top-statements", "api.latency-p95", *_API_INCIDENT)),
+    Expectation("old_jobs", {}, ("jobs.archive-due",)),
+    Expectation("slow_statement", {}, ("postgres.slow-statements",), ("postgres.top-statements",)),
 )
 
 

@@ -387,6 +387,90 @@ def seq_scans(sandbox: Sandbox, since: datetime, rows: int = 12000, scans: int =
     return undo
 
 
+def _as_app(sandbox: Sandbox, *statements: str) -> None:
+    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True, connect_timeout=2) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("SELECT pg_stat_force_next_flush()")  # the statistics views see it now, not within a second
+
+
+def _maintenance_fault(sandbox: Sandbox, make: tuple[str, ...], undo: tuple[str, ...]) -> Callable[[], None]:
+    _as_app(sandbox, *make)
+    return lambda: _as_app(sandbox, *undo)
+
+
+def stale_table(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """A 20,000-row table autovacuum may not touch, three quarters of it rewritten since its ANALYZE: stale statistics
+    and dead rows both far past their autovacuum triggers."""
+    _as_app(sandbox, "CREATE TABLE sandbox_upkeep (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)",
+            "INSERT INTO sandbox_upkeep SELECT g, 0 FROM generate_series(1, 20000) g")
+    # A session of its own: the ANALYZE must come after the inserts' counts reached the statistics.
+    undo = _maintenance_fault(sandbox, ("ANALYZE sandbox_upkeep", "UPDATE sandbox_upkeep SET v = 1 WHERE id <= 15000"),
+                              ("DROP TABLE IF EXISTS sandbox_upkeep",))
+    # The replica's hot_standby_feedback holds the xmin horizon back for up to wal_receiver_status_interval (10 s):
+    # until it passes the UPDATE, no VACUUM could remove those dead rows. The fault is ready once one could.
+    with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
+        after = conn.execute("SELECT txid_current() % 4294967296").fetchone()[0]
+        wait_until(lambda: conn.execute("SELECT coalesce(bool_and(xmin IS NULL OR xmin::text::bigint > %s), true) "
+                                        "FROM pg_replication_slots", (after,)).fetchone()[0], what="xmin horizon past the UPDATE", timeout=30)
+    return undo
+
+
+def invalid_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """An index left invalid, as a failed CREATE INDEX CONCURRENTLY leaves one (marked so in the catalog)."""
+    _as_app(sandbox, "CREATE INDEX sandbox_invalid_idx ON optimizations (created_at)")
+    _superuser(sandbox, sandbox.postgres.primary,
+               "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.sandbox_invalid_idx'::regclass")
+    return lambda: _as_app(sandbox, "DROP INDEX IF EXISTS sandbox_invalid_idx")
+
+
+def unused_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    return _maintenance_fault(sandbox, ("CREATE INDEX sandbox_unused_idx ON optimizations (score)",),
+                              ("DROP INDEX IF EXISTS sandbox_unused_idx",))
+
+
+def redundant_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """A second index on buildings (project_id), which idx_buildings_project already serves."""
+    return _maintenance_fault(sandbox, ("CREATE INDEX sandbox_redundant_idx ON buildings (project_id)",),
+                              ("DROP INDEX IF EXISTS sandbox_redundant_idx",))
+
+
+def sequence_near_exhaustion(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """A serial (integer) key at 2,000,000,000 of its 2,147,483,647; its sequence is bigint and would go on."""
+    return _maintenance_fault(sandbox, ("CREATE TABLE sandbox_counters (id serial PRIMARY KEY, n int)",
+                                        "SELECT setval('sandbox_counters_id_seq', 2000000000)"),
+                              ("DROP TABLE IF EXISTS sandbox_counters",))
+
+
+def gist_dropped(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    return _maintenance_fault(sandbox, ("DROP INDEX idx_buildings_location",),
+                              ("CREATE INDEX IF NOT EXISTS idx_buildings_location ON buildings USING GIST (geom)",))
+
+
+def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 120) -> Callable[[], None]:
+    """Finished jobs older than the 90-day retention, still in optimization_jobs."""
+    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute(
+            "INSERT INTO optimization_jobs (project_id, status, created_at, started_at, completed_at) "
+            "SELECT 1 + g %% 200, 'completed', now() - make_interval(days => %s), now() - make_interval(days => %s), "
+            "now() - make_interval(days => %s) + interval '1 minute' FROM generate_series(1, %s) g RETURNING id",
+            (days, days, days, count)).fetchall()]
+
+    def undo() -> None:
+        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+            conn.execute("DELETE FROM optimization_jobs WHERE id = ANY(%s)", (ids,))
+            conn.execute("DELETE FROM optimization_jobs_archive WHERE id = ANY(%s)", (ids,))
+    return undo
+
+
+def slow_statement(sandbox: Sandbox, since: datetime, seconds: float = 1.2) -> Callable[[], None]:
+    """One statement of the application slower than a second, in pg_stat_statements; undo forgets it there."""
+    _as_app(sandbox, f"SELECT pg_sleep({float(seconds)}) /* sandbox slow statement */")
+    return lambda: _superuser(sandbox, sandbox.postgres.primary,
+                              "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements "
+                              "WHERE query LIKE '%sandbox slow statement%'")
+
+
 def _wait_for_version(sandbox: Sandbox, version: str) -> None:
     wait_until(lambda: sandbox.api_health()["version"] == version and not sandbox.agent.rollout_moving,
                what=f"rollout of {version}", timeout=30)
@@ -468,7 +552,8 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,
-                            deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop)
+                            deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop, stale_table, invalid_index,
+                            unused_index, redundant_index, sequence_near_exhaustion, gist_dropped, old_jobs, slow_statement)
 }
 
 

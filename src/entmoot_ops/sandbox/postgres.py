@@ -88,9 +88,10 @@ class PostgresPair:
         with psycopg.connect(self.dsn("postgres", database="postgres"), autocommit=True) as admin:
             admin.execute(f"CREATE ROLE entmoot_app LOGIN PASSWORD '{self.passwords['entmoot_app']}'")
             admin.execute(f"CREATE ROLE entmoot_monitor LOGIN PASSWORD '{self.passwords['entmoot_monitor']}' IN ROLE pg_monitor")
-            # pg_read_all_stats: without it, other roles' sessions show no state, and nothing would match.
+            # pg_read_all_stats: without it, other roles' sessions show no state, and nothing would match. Membership
+            # of the tables' owner: ANALYZE, VACUUM, REINDEX and the archive need it, as the RDS master user has it.
             admin.execute(f"CREATE ROLE entmoot_remediator LOGIN PASSWORD '{self.passwords['entmoot_remediator']}' "
-                          "IN ROLE pg_signal_backend, pg_read_all_stats")
+                          "IN ROLE pg_signal_backend, pg_read_all_stats, entmoot_app")
             admin.execute("CREATE DATABASE entmoot OWNER entmoot_app")
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as admin:
             admin.execute("CREATE EXTENSION pg_stat_statements")
@@ -98,6 +99,13 @@ class PostgresPair:
             app.execute((Path(__file__).with_name("schema.sql")).read_text().replace(
                 "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", ""))
             app.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO entmoot_monitor")
+            app.execute("GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO entmoot_monitor")
+            for kind in ("TABLES", "SEQUENCES"):  # and those the application creates later
+                app.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON {kind} TO entmoot_monitor")
+            # ANALYZE once the seed's writes are in the statistics: run in the same batch, it would be followed by
+            # their counts and every table would read as modified since its ANALYZE.
+            app.execute("SELECT pg_stat_force_next_flush()")
+            app.execute("ANALYZE")
 
     def restart(self, server: Server) -> None:
         if server.pid is None:

@@ -39,6 +39,10 @@ CREATE TABLE optimization_jobs (
 );
 CREATE INDEX idx_optimization_jobs_status ON optimization_jobs (status, created_at);
 
+-- Monthly Maintenance [4] moves finished jobs older than 90 days here.
+CREATE TABLE optimization_jobs_archive (LIKE optimization_jobs INCLUDING CONSTRAINTS);
+ALTER TABLE optimization_jobs_archive ADD PRIMARY KEY (id);
+
 -- Written every second by the sandbox agent so that replica lag is measurable on an idle system.
 CREATE TABLE sandbox_heartbeat (id int PRIMARY KEY, beat_at timestamptz NOT NULL);
 INSERT INTO sandbox_heartbeat VALUES (1, now());
@@ -60,5 +64,3 @@ INSERT INTO optimization_jobs (project_id, status, created_at, started_at, compl
 SELECT 1 + (g % 200), 'completed', now() - make_interval(mins => g * 7),
        now() - make_interval(mins => g * 7) + interval '2 seconds', now() - make_interval(mins => g * 7) + interval '40 seconds'
 FROM generate_series(1, 5000) g;
-
-ANALYZE;

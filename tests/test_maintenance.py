@@ -1,0 +1,103 @@
+"""Weekly and monthly maintenance and query performance (-m weekly, -m monthly): healthy, then each fault the sandbox
+injects, seen failing with the measured value and the remediation, and fixed where the remediation acts."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+MAINTENANCE = {"postgres.analyze-fresh", "postgres.vacuum-fresh", "postgres.invalid-indexes", "postgres.xid-wraparound",
+               "postgres.sequences", "postgres.redundant-indexes", "jobs.archive-due", "postgres.slow-statements",
+               "postgres.spatial-index-used"}
+
+
+def _acted(run) -> list[dict]:
+    return [e for e in (json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines()) if e["event"] == "acted"]
+
+
+def test_a_healthy_sandbox_passes(sandbox, run_checks):
+    run = run_checks("-m", "weekly or monthly")
+    outcomes = run.by_outcome()
+    assert MAINTENANCE <= outcomes.get("pass", set()) and set(outcomes) <= {"pass", "skip"}, run.output[-3000:]
+    if "skip" in outcomes:  # a young sandbox's statistics cannot call an index unused yet
+        assert outcomes["skip"] == {"postgres.unused-indexes"} and "too soon to call them unused" in run.output
+
+
+def test_a_stale_table_is_analyzed_and_vacuumed(sandbox, run_checks):
+    with sandbox.fault("stale_table"):
+        found = run_checks("-m", "weekly", "-k", "statistics_fresh or dead_rows")
+        fixed = run_checks("-m", "weekly", "-k", "statistics_fresh or dead_rows", "--remediate")
+    analyze = found.result("postgres.analyze-fresh").message
+    assert re.search(r"public\.sandbox_upkeep 15000 changes > 2 x 2050, last analyzed 20\d\d-", analyze), found.output[-3000:]
+    assert re.search(r"public\.sandbox_upkeep 15000 dead \(4\d%\) > 2 x 4050", found.result("postgres.vacuum-fresh").message)
+    assert "VACUUM (ANALYZE) public.sandbox_upkeep;  -- not FULL" in found.output
+    assert fixed.outcome("postgres.analyze-fresh") == "fixed" and fixed.outcome("postgres.vacuum-fresh") == "fixed", fixed.output[-3000:]
+    assert {e["changes"][0]["action"] for e in _acted(fixed)} == {"ANALYZE public.sandbox_upkeep", "VACUUM (ANALYZE) public.sandbox_upkeep"}
+
+
+def test_an_invalid_index_is_reindexed_concurrently(sandbox, run_checks):
+    with sandbox.fault("invalid_index"):
+        run = run_checks("-m", "weekly", "--check", "postgres.invalid-indexes", "--remediate")
+    assert run.outcome("postgres.invalid-indexes") == "fixed", run.output[-3000:]
+    acted = _acted(run)[0]
+    assert "(sandbox_invalid_idx on optimizations): measured 1, threshold == 0" in acted["failure"]
+    assert acted["changes"][0]["action"] == "REINDEX INDEX CONCURRENTLY sandbox_invalid_idx"
+
+
+def test_an_unused_index_is_a_drop_plan_unless_allowed(sandbox, run_checks, environments):
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nunused_index_min_days = 0\n"})
+    with sandbox.fault("unused_index"):
+        run = run_checks("-m", "monthly", "--check", "postgres.unused-indexes", "--remediate", "--environments-dir", str(directory))
+    message = run.result("postgres.unused-indexes").message
+    assert "public.sandbox_unused_idx on public.optimizations (" in message and "0 scans since" in message, run.output[-3000:]
+    assert "DROP INDEX CONCURRENTLY public.sandbox_unused_idx;  [a plan only" in run.output
+    assert "action failed: dropping indexes on sandbox needs postgres.drop_unused_indexes_allowed = true" in run.output
+
+
+def test_a_redundant_index_is_named_and_dropped_where_allowed(sandbox, run_checks, environments):
+    allowed = environments(replace={"pool_size = 10 ": "drop_unused_indexes_allowed = true\npool_size = 10 "})
+    with sandbox.fault("redundant_index"):
+        run = run_checks("-m", "monthly", "--check", "postgres.redundant-indexes", "--remediate", "--environments-dir", str(allowed))
+    assert run.outcome("postgres.redundant-indexes") == "fixed", run.output[-3000:]
+    acted = _acted(run)[0]
+    assert "(sandbox_redundant_idx covered by idx_buildings_project on buildings)" in acted["failure"]
+    assert acted["changes"][0]["action"] == "DROP INDEX CONCURRENTLY sandbox_redundant_idx"
+
+
+def test_a_sequence_near_its_integer_limit_fails(sandbox, run_checks):
+    with sandbox.fault("sequence_near_exhaustion"):
+        run = run_checks("-m", "weekly", "--check", "postgres.sequences")
+    assert "public.sandbox_counters_id_seq 2000000000 of 2147483647 (93.1%)" in run.result("postgres.sequences").message, run.output[-3000:]
+
+
+def test_a_slow_statement_breaks_the_first_rule(sandbox, run_checks):
+    with sandbox.fault("slow_statement"):
+        run = run_checks("-m", "weekly", "--check", "postgres.slow-statements")
+    message = run.result("postgres.slow-statements").message
+    assert re.search(r"mean 1[12]\d\d ms, max 1[12]\d\d ms over 1 calls: SELECT pg_sleep\(\$1\) /\* sandbox slow statement \*/", message), \
+        run.output[-3000:]
+
+
+def test_a_dropped_gist_index_fails_the_plan_check(sandbox, run_checks):
+    with sandbox.fault("gist_dropped"):
+        run = run_checks("-m", "weekly", "--check", "postgres.spatial-index-used")
+    message = run.result("postgres.spatial-index-used").message
+    assert "GiST index on buildings.geom in the plan (indexes none; plan nodes Seq Scan): measured False" in message, run.output[-3000:]
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_buildings_geom ON buildings USING GIST (geom);" in run.output
+
+
+def test_old_jobs_are_archived(sandbox, run_checks):
+    with sandbox.fault("old_jobs", count=50):
+        run = run_checks("-m", "monthly", "--check", "jobs.archive-due", "--remediate")
+    assert run.outcome("jobs.archive-due") == "fixed", run.output[-3000:]
+    acted = _acted(run)[0]
+    assert re.search(r"finished jobs older than 90 days \(oldest completed 20\d\d-\d\d-\d\d\): measured 50, threshold == 0", acted["failure"])
+    assert acted["changes"][0]["after"] == "50 moved to optimization_jobs_archive"
+
+
+@pytest.mark.parametrize("marker", ["weekly", "monthly"])
+def test_each_maintenance_check_is_selectable_by_its_marker(sandbox, run_checks, marker):
+    run = run_checks("-m", marker, "--collect-only", "-q")
+    assert run.returncode == 0 and "checks/test_" in run.output
