@@ -128,3 +128,45 @@ def _maxmemory_act(ctx: RemediationContext) -> list[Change]:
 
 remediation("redis.maxmemory", title="Give a full Redis room (never FLUSHALL)", section="redis-connection-issues",
             plan=_maxmemory_plan, act=_maxmemory_act)
+
+
+def _over_policy(ctx: RemediationContext) -> list[tuple[str, int]]:
+    """(prefix, policy seconds) of the listed prefixes whose keys break the policy, from a fresh audit."""
+    settings = ctx.env.redis
+    audit = redis.ttl_audit(ctx.readonly, settings.ttl_policy, settings.ttl_sample_keys)
+    return [(p.prefix, p.policy_seconds) for p in audit.prefixes if p.breaking and p.prefix and p.policy_seconds is not None]
+
+
+def _ttl_plan(ctx: RemediationContext) -> list[str]:
+    settings = ctx.env.redis
+    allowed = "" if settings.ttl_fix_allowed else "  [a plan only here: acting needs redis.ttl_fix_allowed = true]"
+    return [f"SCAN MATCH {prefix}* ; EXPIRE <key> {seconds} LT  (keys without a TTL, or with a longer one; at most "
+            f"{settings.ttl_fix_max_keys} keys){allowed}" for prefix, seconds in _over_policy(ctx)] + [
+            "then fix the code that writes them without the TTL (runbook Caching Strategy)", NEVER_FLUSHALL]
+
+
+def _ttl_act(ctx: RemediationContext) -> list[Change]:
+    settings = ctx.env.redis
+    if not settings.ttl_fix_allowed:
+        raise OpsError(f"EXPIRE on {ctx.env.name}'s keys needs redis.ttl_fix_allowed = true")
+    client, changes, budget = ctx.writable.redis(), [], settings.ttl_fix_max_keys
+    with measuring("Redis"):
+        for prefix, seconds in _over_policy(ctx):
+            fixed = 0
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                if budget == 0:
+                    break
+                # LT: only where the key has no TTL or a longer one; a shorter TTL is left alone.
+                fixed += bool(client.expire(key, seconds, lt=True))
+                budget -= 1
+            changes.append(Change(f"redis:EXPIRE {prefix}* {seconds} s LT", "no TTL or above policy", f"{fixed} keys"))
+    return changes
+
+
+remediation("redis.set-ttl", title="Set the policy's TTL on keys that break it (listed prefixes, bounded; never FLUSHALL)",
+            section="caching-strategy", plan=_ttl_plan, act=_ttl_act)
+procedure("redis.persist-or-expire", title="Keys that live forever on a Redis that keeps nothing", section="caching-strategy", steps=[
+    "a store of record (project:, results:): enable persistence (AOF, or ElastiCache snapshots / Multi-AZ) or move it to PostgreSQL",
+    "a cache: give the keys a TTL (remediation redis.set-ttl) and map their prefix in redis.ttl_policy",
+    "a restart of this Redis loses them today: FLUSHALL and failover drills would too",
+])

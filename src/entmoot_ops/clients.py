@@ -218,10 +218,13 @@ class Clients:
             raise DependencyError(f"PostgreSQL {name}", masker(str(exc).strip().splitlines()[0]),
                                   reachable=_postgres_answered(exc)) from None
 
-    def redis(self) -> redis.Redis:
-        if "redis" not in self._cache:
-            settings = self.env.redis
-            url = self.secret(settings.url, what="redis.url")
+    def redis(self, *, replica: bool = False) -> redis.Redis:
+        """The Redis of the environment; ``replica=True``: its read replica where one is configured (a scan there
+        costs the primary nothing), else the primary."""
+        settings = self.env.redis
+        reference, key = (settings.replica_url, "redis-replica") if replica and settings.replica_url else (settings.url, "redis")
+        if key not in self._cache:
+            url = self.secret(reference, what="redis.replica_url" if key == "redis-replica" else "redis.url")
             password = self.secret(settings.password, what="redis.password") if settings.password else None
             # One attempt: redis-py's default of 3 retries would make a frozen Redis cost four read timeouts.
             once = Retry(NoBackoff(), 0)
@@ -235,8 +238,8 @@ class Clients:
             )
             client = (GuardedRedis if self.writable else ReadOnlyRedis)(connection_pool=pool, retry=once)
             client.endpoint = f"{pool.connection_kwargs.get('host', 'localhost')}:{pool.connection_kwargs.get('port', 6379)}"
-            self._cache["redis"] = client
-        return self._cache["redis"]
+            self._cache[key] = client
+        return self._cache[key]
 
     def http(self, *, authenticated: bool = True) -> requests.Session:
         """The API session; ``authenticated=False`` sends no credential (to prove the API demands one)."""

@@ -137,6 +137,7 @@ class PostgresSettings(Strict):
 
 class RedisSettings(Strict):
     url: EndpointRef
+    replica_url: EndpointRef | None = None  # a read replica: the TTL audit scans there
     password: SecretRef | None = None
     replication_group: str | None = None  # ElastiCache id, for CloudWatch hit/eviction metrics
     # Cache Scaling (runbook): acting needs this allow, and --yes on production; otherwise it stays a plan.
@@ -149,6 +150,14 @@ class RedisSettings(Strict):
     config_set_allowed: bool = False
     maxmemory_max_bytes: Annotated[int, Field(gt=0)] | None = None
     maxmemory_headroom: Annotated[float, Field(gt=1, le=4)] = 1.25
+    # Performance Optimization > Caching Strategy: the longest TTL each key prefix may have, in seconds. The runbook's
+    # guidelines: constraint data 24 h, elevation (DEM) 7 days, user preferences 1 h, API responses 5 min, sessions
+    # 24 h. A prefix mapped to None may keep keys without a TTL (e.g. "project:" where it is the store of record).
+    ttl_policy: dict[str, Annotated[int, Field(gt=0)] | None] = {
+        "constraints:": 86400, "dem:": 604800, "prefs:": 3600, "project:": 300, "session:": 86400}
+    ttl_sample_keys: Annotated[int, Field(ge=100, le=1_000_000)] = 10000  # SCAN stops after this many keys
+    ttl_fix_allowed: bool = False  # EXPIRE on keys that break the policy: a plan unless allowed
+    ttl_fix_max_keys: Annotated[int, Field(ge=1, le=100000)] = 1000
 
 
 class GcpLogs(Strict):

@@ -104,6 +104,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 ("postgres.seq-scan-tables", "postgres.top-statements", "api.latency-p95", *_API_INCIDENT)),
     Expectation("old_jobs", {}, ("jobs.archive-due",)),
     Expectation("slow_statement", {}, ("postgres.slow-statements",), ("postgres.top-statements",)),
+    Expectation("redis_keys_without_ttl", {}, ("redis.ttl-policy", "redis.unpersisted-keys")),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -158,3 +159,87 @@ def cluster_state(clients: Clients) -> ClusterState:
             return ClusterState(False, None, None, None)
         fields = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
     return ClusterState(True, fields.get("cluster_state"), int(fields.get("cluster_slots_assigned", 0)), int(fields.get("cluster_known_nodes", 0)))
+
+
+# Ids in key names (numbers, UUIDs, hashes) are masked in what a reading shows: they can name a customer's data.
+_KEY_ID = re.compile(r"(?<=:)(?:[0-9][0-9.]*|[0-9a-fA-F-]{8,})(?=:|$)")
+SCAN_BATCH = 1000
+
+
+def mask_key(key: str) -> str:
+    return _KEY_ID.sub("<id>", key)
+
+
+@dataclass(frozen=True)
+class PrefixTtl:
+    prefix: str  # "" for keys under no prefix of the policy
+    policy_seconds: int | None  # None: keys may live without a TTL
+    sampled: int
+    without_ttl: int
+    above_policy: int
+    examples: tuple[str, ...]  # masked names of keys that break the policy
+
+    @property
+    def breaking(self) -> int:
+        return self.above_policy + (self.without_ttl if self.policy_seconds is not None else 0)
+
+
+@dataclass(frozen=True)
+class TtlAudit:
+    server: str
+    sampled: int
+    keys: int  # DBSIZE: the sample's share of the whole
+    complete: bool  # the scan reached the end of the keyspace
+    prefixes: tuple[PrefixTtl, ...]
+    persistence: str  # "aof", "rdb", "aof+rdb", "none", or "unknown" where CONFIG is refused (ElastiCache)
+
+    @property
+    def without_ttl(self) -> int:
+        return sum(p.without_ttl for p in self.prefixes)
+
+
+def _persistence(client: redis_library.Redis) -> str:
+    aof = int(client.info("persistence").get("aof_enabled", 0)) == 1
+    try:
+        rdb = bool(client.config_get("save").get("save"))
+    except redis_library.ResponseError:  # ElastiCache refuses CONFIG: its snapshots are not visible from here
+        return "aof" if aof else "unknown"
+    return "+".join(name for name, on in (("aof", aof), ("rdb", rdb)) if on) or "none"
+
+
+def ttl_audit(clients: Clients, policy: dict[str, int | None], sample_keys: int) -> TtlAudit:
+    """SCAN (never KEYS) at most ``sample_keys`` keys, on the replica where one is configured, and compare each key's
+    TTL with the longest its prefix may have. The cost is bounded by the sample, not by the keyspace."""
+    client = clients.redis(replica=True)
+    prefixes = sorted(policy, key=len, reverse=True)  # the longest matching prefix decides
+    counts: dict[str, list[int]] = {p: [0, 0, 0] for p in [*policy, ""]}
+    examples: dict[str, list[str]] = {p: [] for p in counts}
+    cursor, sampled = 0, 0
+    with measuring("Redis"):
+        keys_total = int(client.dbsize())
+        while True:
+            cursor, keys = client.scan(cursor=cursor, count=min(SCAN_BATCH, sample_keys - sampled))
+            with client.pipeline(transaction=False) as pipe:  # TTL only: a read, one round trip per batch
+                for key in keys:
+                    pipe.ttl(key)
+                ttls = pipe.execute()
+            for key, ttl in zip(keys, ttls, strict=True):
+                prefix = next((p for p in prefixes if key.startswith(p)), "")
+                limit = policy.get(prefix)
+                counts[prefix][0] += 1
+                broken = False
+                if ttl == -1:
+                    counts[prefix][1] += 1
+                    broken = limit is not None or prefix == ""
+                elif limit is not None and ttl > limit:
+                    counts[prefix][2] += 1
+                    broken = True
+                if broken and len(examples[prefix]) < 3:
+                    examples[prefix].append(mask_key(key))
+            sampled += len(keys)
+            if cursor == 0 or sampled >= sample_keys:
+                break
+        persistence = _persistence(client)
+    return TtlAudit(server=client.endpoint, sampled=sampled, keys=keys_total, complete=cursor == 0,
+                    prefixes=tuple(PrefixTtl(p, policy.get(p), *counts[p], tuple(examples[p])) for p in counts if counts[p][0]),
+                    persistence=persistence)

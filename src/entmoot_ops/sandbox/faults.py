@@ -244,6 +244,22 @@ def redis_oom(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     return undo
 
 
+def redis_keys_without_ttl(sandbox: Sandbox, since: datetime, count: int = 200) -> Callable[[], None]:
+    """Constraint data cached with no TTL, and API responses cached for 10 days instead of 5 minutes."""
+    client = sandbox.redis.client()
+    with client.pipeline(transaction=False) as pipe:
+        for i in range(count):
+            pipe.set(f"constraints:sandbox:{i}", "{}")
+            pipe.set(f"project:{900000 + i}", "{}", ex=10 * 86400)
+        pipe.execute()
+
+    def undo() -> None:
+        for pattern in ("constraints:sandbox:*", "project:9?????"):
+            for key in client.scan_iter(pattern, count=1000):
+                client.delete(key)
+    return undo
+
+
 def redis_client_pressure(sandbox: Sandbox, since: datetime, clients: int = 8) -> Callable[[], None]:
     """Hold idle clients, then lower maxclients to just above them: little headroom, one new client still fits."""
     admin = sandbox.redis.client()
@@ -548,7 +564,7 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, slow_endpoints, memory_leak, api_latency, api_degraded, api_auth_disabled,
                             api_storage_fallback, api_task_rate,
                             ecs_stuck_rollout, alarm, component_killed, component_frozen, dependency_latency,
-                            dependency_blackhole, redis_flushed, redis_password_changed, redis_oom,
+                            dependency_blackhole, redis_flushed, redis_password_changed, redis_oom, redis_keys_without_ttl,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,
