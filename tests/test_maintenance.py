@@ -101,3 +101,29 @@ def test_old_jobs_are_archived(sandbox, run_checks):
 def test_each_maintenance_check_is_selectable_by_its_marker(sandbox, run_checks, marker):
     run = run_checks("-m", marker, "--collect-only", "-q")
     assert run.returncode == 0 and "checks/test_" in run.output
+
+
+def test_the_pool_size_is_read_from_the_task_definition_and_judged_against_cores_and_connections(sandbox, run_checks, environments):
+    from_task = environments(replace={"pool_size = 10  # the sandbox API's psycopg pool (max_size)\n": ""})
+    run = run_checks("-m", "weekly", "--check", "postgres.pool-size", "--environments-dir", str(from_task))
+    assert run.outcome("postgres.pool-size") == "pass", run.output[-3000:]
+    oversized = environments(replace={"pool_size = 10 ": "pool_size = 40 "})
+    run = run_checks("-m", "weekly", "--check", "postgres.pool-size", "--environments-dir", str(oversized))
+    message = run.result("postgres.pool-size").message
+    assert re.search(r"connections per task \(pool 40 \+ overflow 0\) against usable connections \d+ / \d+ running tasks: measured 40, "
+                     r"threshold <= \d+ -> remediation postgres.resize-pool", message), run.output[-3000:]
+
+
+def test_sequences_the_monitoring_role_cannot_read_are_an_error_with_the_grant(sandbox, run_checks):
+    import psycopg
+
+    with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_ADMIN_DSN"], autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS sandbox_private")
+        conn.execute("CREATE SEQUENCE IF NOT EXISTS sandbox_private.hidden_seq")
+        try:
+            run = run_checks("-m", "weekly", "--check", "postgres.sequences")
+        finally:
+            conn.execute("DROP SCHEMA sandbox_private CASCADE")
+    result = run.result("postgres.sequences")
+    assert result.junit == "error" and "1 sequences this role may not read (sandbox_private.hidden_seq)" in result.message, run.output[-3000:]
+    assert "GRANT SELECT ON ALL SEQUENCES" in result.fix

@@ -125,6 +125,10 @@ class PostgresSettings(Strict):
     archive_max_batches: Annotated[int, Field(ge=1)] = 1000
     drop_unused_indexes_allowed: bool = False
     maintenance_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 3600  # one VACUUM, ANALYZE or REINDEX
+    # Connection Pool Tuning: pool_size = (core_count * 2) + effective_spindle_count (network storage counts as 1); a
+    # pool this many times the formula keeps more sessions busy than the cores can serve.
+    effective_spindles: Annotated[int, Field(ge=0)] = 1
+    pool_formula_max_factor: Annotated[float, Field(ge=1)] = 4.0
 
     @model_validator(mode="after")
     def _lag_source(self) -> PostgresSettings:

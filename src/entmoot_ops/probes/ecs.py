@@ -151,3 +151,12 @@ def utilisation(clients: Clients, window: cloudwatch.Window) -> Utilisation:
     def latest(series: cloudwatch.Series) -> float | None:
         return series.latest[1] if series.latest else None
     return Utilisation(window=window.describe(), cpu_percent=latest(cpu), memory_percent=latest(memory))
+
+
+def container_environment(clients: Clients) -> dict[str, str]:
+    """The environment of the service's PRIMARY task definition (its containers' variables, merged)."""
+    state = service_state(clients)
+    arn = state.primary[0].task_definition if state.primary else state.task_definition
+    with measuring("AWS ECS"):
+        definition = clients.aws("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    return {v["name"]: v["value"] for c in definition.get("containerDefinitions", []) for v in c.get("environment", [])}

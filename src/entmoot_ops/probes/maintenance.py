@@ -111,24 +111,31 @@ class SequenceUse:
         return (self.last_value or 0) / self.limit
 
 
+SEQUENCES_PER_STATEMENT = 1000  # reading last_value locks the sequence: all at once can exhaust the lock table
+
+
 def sequence_use(primary: psycopg.Connection) -> tuple[SequenceUse, ...]:
     """Ascending sequences by how much of their range is spent. A bigint sequence behind an integer column runs out
-    at 2^31 - 1, so the owning column's type bounds it. pg_sequences shows a NULL last_value both for a sequence never
-    used and for one this role may not read: the privilege tells them apart."""
+    at 2^31 - 1, so the owning column's type bounds it. A sequence this role may not read has no last_value here
+    (pg_sequences shows NULL for it and for one never used alike: the privilege tells them apart)."""
     with measuring("PostgreSQL primary"):
-        rows = primary.execute(
-            """SELECT s.schemaname || '.' || s.sequencename,
-                      CASE WHEN has_sequence_privilege(quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename), 'SELECT')
-                           THEN coalesce(s.last_value, s.start_value) END,
-                      least(s.max_value, coalesce(
+        # From the catalog by OID: a name cast to regclass would need USAGE on its schema.
+        listed = primary.execute(
+            """SELECT c.oid, n.nspname || '.' || c.relname, s.seqstart, has_sequence_privilege(c.oid, 'SELECT,USAGE'),
+                      least(s.seqmax, coalesce(
                           (SELECT CASE a.atttypid WHEN 'int2'::regtype THEN 32767 WHEN 'int4'::regtype THEN 2147483647 END
                              FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                            WHERE d.objid = (quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass
-                              AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), s.max_value))
-                 FROM pg_sequences s WHERE s.increment_by > 0
-                ORDER BY 2::float8 / 3 DESC NULLS FIRST"""
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1), s.seqmax))
+                 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE s.seqincrement > 0 AND n.nspname NOT IN ('pg_catalog', 'information_schema')"""
         ).fetchall()
-    return tuple(SequenceUse(*row) for row in rows)
+        readable = [oid for oid, _, _, allowed, _ in listed if allowed]
+        last: dict[int, int | None] = {}
+        for start in range(0, len(readable), SEQUENCES_PER_STATEMENT):
+            chunk = readable[start:start + SEQUENCES_PER_STATEMENT]
+            last.update(primary.execute("SELECT oid, pg_sequence_last_value(oid) FROM unnest(%s::oid[]) oid", (chunk,)).fetchall())
+    found = [SequenceUse(name, (last.get(oid) or first) if allowed else None, limit) for oid, name, first, allowed, limit in listed]
+    return tuple(sorted(found, key=lambda s: (s.last_value is not None, -s.ratio)))
 
 
 @dataclass(frozen=True)

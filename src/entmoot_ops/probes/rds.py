@@ -90,3 +90,10 @@ def free_storage(clients: Clients, db: DbInstance) -> FreeStorage:
         allocated_bytes=db.allocated_gib * GIB,
         measured_at=latest[0].isoformat() if latest else None,
     )
+
+
+def physical_cores(clients: Clients, instance_class: str) -> int:
+    """The physical cores of an RDS instance class, from the EC2 instance type it runs on (db.r6i.xlarge: r6i.xlarge)."""
+    with measuring("AWS EC2"):
+        found = clients.aws("ec2").describe_instance_types(InstanceTypes=[instance_class.removeprefix("db.")])["InstanceTypes"]
+    return int(found[0]["VCpuInfo"]["DefaultCores"])

@@ -147,7 +147,9 @@ class Aws:
                           imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
                           imageManifest=json.dumps({"schemaVersion": 2, "config": {"digest": f"sha256:{digest}"}}))
         definition = self.client("ecs").register_task_definition(family=SERVICE, containerDefinitions=[
-            {"name": "api", "image": image, "memory": 1024, "cpu": 512, "portMappings": [{"containerPort": 8000}]}])
+            {"name": "api", "image": image, "memory": 1024, "cpu": 512, "portMappings": [{"containerPort": 8000}],
+             # The sandbox API's pool (sandbox.api: max_size 10), as the real service is configured.
+             "environment": [{"name": "DATABASE_POOL_SIZE", "value": "10"}, {"name": "DATABASE_MAX_OVERFLOW", "value": "0"}]}])
         return definition["taskDefinition"]["taskDefinitionArn"]
 
     def deploy(self, version: str) -> str:
