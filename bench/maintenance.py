@@ -35,6 +35,8 @@ def _probes(env) -> dict[str, Callable[[psycopg.Connection], object]]:
     t = env.thresholds
     return {
         "table_upkeep (analyze/vacuum freshness)": maintenance.table_upkeep,
+        "table_bloat": lambda c: maintenance.table_bloat(c, t.bloat_min_bytes),
+        "index_bloat (REINDEX candidates)": lambda c: maintenance.index_bloat(c, t.bloat_min_bytes),
         "invalid_indexes": maintenance.invalid_indexes,
         "wraparound": maintenance.wraparound,
         "sequence_use": maintenance.sequence_use,

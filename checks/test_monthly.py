@@ -52,3 +52,15 @@ def test_old_jobs_archived(env):
     evidence("finished jobs past the retention", old)
     expect(f"finished jobs older than {days:g} days" + (f" (oldest completed {old.oldest:%Y-%m-%d})" if old.oldest else ""),
            old.count, "==", 0)
+
+
+@pytest.mark.monthly
+@check(id="postgres.reindex-candidates", title="No B-tree index mostly empty space", section=SECTION, severity="low",
+       remediation="postgres.reindex-bloated")
+def test_reindex_candidates(env):
+    t = env.thresholds
+    with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
+        bloat = maintenance.index_bloat(primary, t.bloat_min_bytes)
+    evidence("index bloat (estimate)", bloat[:50])
+    expect_none(f"B-tree indexes of at least {t.bloat_min_bytes} bytes over {t.bloat_max_ratio:.0%} bloat",
+                [b for b in bloat if b.ratio > t.bloat_max_ratio], lambda b: f"{b.relation} on {b.table} {b.ratio:.0%} of {b.size_bytes} bytes")

@@ -89,3 +89,15 @@ def test_sequences_have_room(env):
                                                   "(and ALTER DEFAULT PRIVILEGES for new ones)")
     expect_none(f"sequences past {limit:.0%} of their range (the owning column's type included)",
                 [s for s in sequences if s.ratio > limit], lambda s: f"{s.sequence} {s.last_value} of {s.limit} ({s.ratio:.1%})")
+
+
+@pytest.mark.weekly
+@check(id="postgres.table-bloat", title="No table mostly empty space", section=SECTION, severity="low", remediation="postgres.repack-table")
+def test_table_bloat(env):
+    t = env.thresholds
+    with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
+        bloat = maintenance.table_bloat(primary, t.bloat_min_bytes)
+    evidence("table bloat (estimate)", bloat[:50])
+    expect_none(f"tables of at least {t.bloat_min_bytes} bytes over {t.bloat_max_ratio:.0%} bloat (the runbook's query reads a column "
+                "that does not exist)", [b for b in bloat if b.ratio > t.bloat_max_ratio],
+                lambda b: f"{b.table} {b.ratio:.0%} of {b.size_bytes} bytes, {b.method}")

@@ -80,6 +80,23 @@ remediation("postgres.reindex-invalid", title="REINDEX INDEX CONCURRENTLY the in
             act=lambda ctx: _run_each(ctx, "REINDEX INDEX CONCURRENTLY {}", _invalid(ctx), "REINDEX INDEX CONCURRENTLY"))
 
 
+def _bloated_indexes(ctx: RemediationContext) -> list[str]:
+    t = ctx.env.thresholds
+    return [b.relation for b in _read(ctx, lambda primary: maintenance.index_bloat(primary, t.bloat_min_bytes)) if b.ratio > t.bloat_max_ratio]
+
+
+remediation("postgres.reindex-bloated", title="REINDEX INDEX CONCURRENTLY the bloated B-tree indexes", section="monthly-maintenance",
+            plan=lambda ctx: [f"REINDEX INDEX CONCURRENTLY {name};  -- builds a new copy beside the old: needs its size free on disk"
+                              for name in _bloated_indexes(ctx)] or ["no bloated index any more"],
+            act=lambda ctx: _run_each(ctx, "REINDEX INDEX CONCURRENTLY {}", _bloated_indexes(ctx), "REINDEX INDEX CONCURRENTLY"))
+procedure("postgres.repack-table", title="Give a bloated table's space back (never automated)", section="weekly-maintenance", steps=[
+    "first stop the cause: long transactions or a slot holding the xmin horizon back, autovacuum too slow for the write rate",
+    "pg_repack -t <table> (online, needs the extension and twice the table's size free), or VACUUM FULL in the maintenance "
+    "window: it locks the table out for the whole rewrite, which is why this suite never runs it",
+    "then VACUUM (ANALYZE) and re-run -m weekly",
+])
+
+
 def _droppable(ctx: RemediationContext) -> list[str]:
     if ctx.check_id == "postgres.redundant-indexes":
         return [r.index for r in _read(ctx, maintenance.redundant_indexes)]

@@ -10,7 +10,7 @@ import pytest
 
 MAINTENANCE = {"postgres.analyze-fresh", "postgres.vacuum-fresh", "postgres.invalid-indexes", "postgres.xid-wraparound",
                "postgres.sequences", "postgres.redundant-indexes", "jobs.archive-due", "postgres.slow-statements",
-               "postgres.spatial-index-used"}
+               "postgres.spatial-index-used", "postgres.table-bloat", "postgres.reindex-candidates", "postgres.pool-size"}
 
 
 def _acted(run) -> list[dict]:
@@ -22,7 +22,8 @@ def test_a_healthy_sandbox_passes(sandbox, run_checks):
     outcomes = run.by_outcome()
     assert MAINTENANCE <= outcomes.get("pass", set()) and set(outcomes) <= {"pass", "skip"}, run.output[-3000:]
     if "skip" in outcomes:  # a young sandbox's statistics cannot call an index unused yet
-        assert outcomes["skip"] == {"postgres.unused-indexes"} and "too soon to call them unused" in run.output
+        assert outcomes["skip"] == {"postgres.unused-indexes"}
+        assert "too soon to call them unused" in run.result("postgres.unused-indexes").message
 
 
 def test_a_stale_table_is_analyzed_and_vacuumed(sandbox, run_checks):
@@ -127,3 +128,17 @@ def test_sequences_the_monitoring_role_cannot_read_are_an_error_with_the_grant(s
     result = run.result("postgres.sequences")
     assert result.junit == "error" and "1 sequences this role may not read (sandbox_private.hidden_seq)" in result.message, run.output[-3000:]
     assert "GRANT SELECT ON ALL SEQUENCES" in result.fix
+
+
+def test_a_bloated_table_and_its_index_are_estimated_and_the_index_rebuilt(sandbox, run_checks):
+    with sandbox.fault("bloated_table"):
+        run = run_checks("-m", "weekly or monthly", "--check", "postgres.table-bloat", "--check", "postgres.reindex-candidates",
+                         "--remediate")
+    table = run.result("postgres.table-bloat").message
+    assert re.search(r"public\.sandbox_bloat [6-9]\d% of \d+ bytes, statistical estimate \(pg_stats widths, PG 13\+ heap layout\)", table), \
+        run.output[-3000:]
+    assert run.outcome("postgres.table-bloat") == "fail" and "never runs it" in run.output  # VACUUM FULL is a plan for a person
+    assert run.outcome("postgres.reindex-candidates") == "fixed", run.output[-3000:]
+    acted = _acted(run)[0]
+    assert re.search(r"public\.sandbox_bloat_pkey on public\.sandbox_bloat [6-9]\d% of \d+ bytes", acted["failure"])
+    assert acted["changes"][0]["action"] == "REINDEX INDEX CONCURRENTLY public.sandbox_bloat_pkey"

@@ -57,3 +57,16 @@ def test_fargate_has_no_container_instances_the_service_metrics_do(sandbox, monk
     used = ecs.utilisation(clients, Window(now - timedelta(minutes=1), now + timedelta(seconds=1), 10))
     clients.close()
     assert used.cpu_percent is not None and used.memory_percent is not None
+
+
+@pytest.mark.parametrize("statement", [
+    # Weekly [2]: idx_blks_read is in pg_statio_user_indexes; the stats views name relname and indexrelname.
+    "SELECT schemaname, tablename, indexname, idx_blks_read FROM pg_stat_user_indexes WHERE idx_blks_read > 1000",
+    # Weekly [4]: pg_stat_user_tables has relname, not tablename.
+    "SELECT schemaname, tablename FROM pg_stat_user_tables WHERE pg_total_relation_size(schemaname||'.'||tablename) > 1000000",
+    # Query Performance Tuning: mean_time, max_time and stddev_time are mean_exec_time... since PostgreSQL 13.
+    "SELECT query, calls, mean_time, max_time, stddev_time FROM pg_stat_statements WHERE mean_time > 1000",
+])
+def test_the_runbooks_maintenance_queries_name_columns_that_do_not_exist(primary, statement):
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        primary.execute(statement)

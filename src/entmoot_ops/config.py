@@ -279,6 +279,9 @@ class Thresholds(Strict):
     # at which autovacuum should have analyzed (vacuumed) it: autovacuum is not keeping up with its write rate.
     upkeep_overdue_factor: Annotated[float, Field(ge=1)] = 2.0
     upkeep_min_rows: Annotated[int, Field(ge=0)] = 1000  # smaller tables are scanned whole: their upkeep is moot
+    # Bloat: a statistical estimate, judged on relations of at least bloat_min_bytes (smaller ones cost nothing).
+    bloat_max_ratio: Ratio = 0.5
+    bloat_min_bytes: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
     xid_age_max_ratio: Ratio = 0.5  # of the ~2.1 billion transactions before wraparound (check_postgres warns there)
     sequence_max_ratio: Ratio = 0.8
     unused_index_min_days: Annotated[float, Field(ge=0)] = 30  # statistics younger than this cannot call an index unused

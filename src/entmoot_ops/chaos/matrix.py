@@ -96,6 +96,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("cloudtrail_event", {"kind": "root_usage"}, ("security.unusual-activity",)),
     Expectation("traffic_drop", {}, ("traffic.daily-vs-last-week",)),
     Expectation("stale_table", {}, ("postgres.analyze-fresh", "postgres.vacuum-fresh")),
+    Expectation("bloated_table", {}, ("postgres.table-bloat", "postgres.reindex-candidates")),
     Expectation("invalid_index", {}, ("postgres.invalid-indexes",)),
     Expectation("unused_index", {}, (), note="judged once the statistics cover thresholds.unused_index_min_days (30 days)"),
     Expectation("redundant_index", {}, ("postgres.redundant-indexes",)),

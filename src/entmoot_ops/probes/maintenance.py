@@ -291,3 +291,77 @@ def gist_indexes(primary: psycopg.Connection, table: str, column: str) -> tuple[
                 WHERE i.indrelid = to_regclass(%s) AND am.amname = 'gist' AND a.attname = %s AND i.indisvalid ORDER BY 1""",
             (table, column)).fetchall()
     return tuple(row[0] for row in rows)
+
+
+@dataclass(frozen=True)
+class Bloat:
+    relation: str
+    table: str
+    size_bytes: int
+    expected_bytes: int  # what the live rows need, from their statistics
+    method: str
+
+    @property
+    def wasted_bytes(self) -> int:
+        return max(self.size_bytes - self.expected_bytes, 0)
+
+    @property
+    def ratio(self) -> float:
+        return self.wasted_bytes / self.size_bytes if self.size_bytes else 0.0
+
+
+# A statistical estimate, as check_postgres and pghero make it, for PostgreSQL 13+ page and tuple layouts: a heap tuple
+# is a 23-byte header (+ a null bitmap when a column has nulls) padded to 8, then its columns' average widths padded to
+# 8, plus a 4-byte line pointer; a page has a 24-byte header and is filled to the table's fillfactor. Tables without
+# statistics (never analyzed) have no estimate and are left out, as are those under the size floor.
+TABLE_BLOAT = """
+WITH widths AS (
+    SELECT s.schemaname, s.tablename, sum((1 - s.null_frac) * s.avg_width) AS data_width, max(s.null_frac) > 0 AS has_nulls,
+           count(*) AS columns
+      FROM pg_stats s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema') GROUP BY 1, 2),
+tables AS (
+    SELECT c.oid, n.nspname, c.relname, c.reltuples, c.relpages, current_setting('block_size')::int AS block,
+           coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%%'), 100) AS fillfactor,
+           w.data_width, w.has_nulls, w.columns
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN widths w ON w.schemaname = n.nspname AND w.tablename = c.relname
+     WHERE c.relkind = 'r' AND c.reltuples > 0 AND c.relpages::bigint * current_setting('block_size')::int >= %(min_bytes)s)
+SELECT nspname || '.' || relname, nspname || '.' || relname, relpages::bigint * block,
+       (ceil(reltuples * (ceil((23 + CASE WHEN has_nulls THEN ceil(columns / 8.0) ELSE 0 END) / 8.0) * 8
+                          + ceil(data_width / 8.0) * 8 + 4)
+             / ((block - 24) * fillfactor / 100.0)) * block)::bigint
+  FROM tables ORDER BY 3 DESC"""
+
+# A B-tree leaf tuple is an 8-byte header and its key columns' widths padded to 8, plus a 4-byte line pointer; a leaf
+# page has a 24-byte header and a 16-byte special area and is filled to 90 % by default.
+INDEX_BLOAT = """
+WITH keys AS (
+    SELECT i.indexrelid, i.indrelid, sum((1 - s.null_frac) * s.avg_width) AS key_width
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+      JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+      JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = t.relname AND s.attname = a.attname
+     WHERE i.indexprs IS NULL AND i.indisvalid GROUP BY 1, 2)
+SELECT ni.nspname || '.' || ci.relname, n.nspname || '.' || ct.relname, ci.relpages::bigint * current_setting('block_size')::int,
+       ((ceil(ci.reltuples * (8 + ceil(k.key_width / 8.0) * 8 + 4)
+              / ((current_setting('block_size')::int - 40) * coalesce(
+                  (SELECT split_part(o, '=', 2)::int FROM unnest(ci.reloptions) o WHERE o LIKE 'fillfactor=%%'), 90) / 100.0)) + 1)
+        * current_setting('block_size')::int)::bigint
+  FROM keys k JOIN pg_class ci ON ci.oid = k.indexrelid JOIN pg_namespace ni ON ni.oid = ci.relnamespace
+  JOIN pg_class ct ON ct.oid = k.indrelid JOIN pg_namespace n ON n.oid = ct.relnamespace
+  JOIN pg_am am ON am.oid = ci.relam
+ WHERE am.amname = 'btree' AND ci.reltuples > 0 AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg_toast%%' AND ci.relpages::bigint * current_setting('block_size')::int >= %(min_bytes)s
+ ORDER BY 3 DESC"""
+
+
+def table_bloat(primary: psycopg.Connection, min_bytes: int) -> tuple[Bloat, ...]:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(TABLE_BLOAT, {"min_bytes": min_bytes}).fetchall()
+    return tuple(Bloat(*row, method="statistical estimate (pg_stats widths, PG 13+ heap layout)") for row in rows)
+
+
+def index_bloat(primary: psycopg.Connection, min_bytes: int) -> tuple[Bloat, ...]:
+    with measuring("PostgreSQL primary"):
+        rows = primary.execute(INDEX_BLOAT, {"min_bytes": min_bytes}).fetchall()
+    return tuple(Bloat(*row, method="statistical estimate (pg_stats key widths, B-tree leaf layout)") for row in rows)

@@ -423,13 +423,28 @@ def stale_table(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     # A session of its own: the ANALYZE must come after the inserts' counts reached the statistics.
     undo = _maintenance_fault(sandbox, ("ANALYZE sandbox_upkeep", "UPDATE sandbox_upkeep SET v = 1 WHERE id <= 15000"),
                               ("DROP TABLE IF EXISTS sandbox_upkeep",))
-    # The replica's hot_standby_feedback holds the xmin horizon back for up to wal_receiver_status_interval (10 s):
-    # until it passes the UPDATE, no VACUUM could remove those dead rows. The fault is ready once one could.
+    _wait_for_xmin_horizon(sandbox)  # the fault is ready once a VACUUM could remove those dead rows
+    return undo
+
+
+def _wait_for_xmin_horizon(sandbox: Sandbox) -> None:
+    """The replica's hot_standby_feedback holds the xmin horizon back for up to wal_receiver_status_interval (10 s):
+    until it passes the last write, no VACUUM can remove the rows that write made dead."""
     with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
         after = conn.execute("SELECT txid_current() % 4294967296").fetchone()[0]
         wait_until(lambda: conn.execute("SELECT coalesce(bool_and(xmin IS NULL OR xmin::text::bigint > %s), true) "
-                                        "FROM pg_replication_slots", (after,)).fetchone()[0], what="xmin horizon past the UPDATE", timeout=30)
-    return undo
+                                        "FROM pg_replication_slots", (after,)).fetchone()[0], what="xmin horizon past the last write",
+                   timeout=30)
+
+
+def bloated_table(sandbox: Sandbox, since: datetime, rows: int = 200000) -> Callable[[], None]:
+    """Four rows in five deleted across the whole table and vacuumed: the pages (and the key's index pages) stay,
+    mostly empty, as after a mass delete."""
+    _as_app(sandbox, "CREATE TABLE sandbox_bloat (id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = false)",
+            f"INSERT INTO sandbox_bloat SELECT g, md5(g::text) FROM generate_series(1, {int(rows)}) g",
+            "DELETE FROM sandbox_bloat WHERE id % 5 <> 0")
+    _wait_for_xmin_horizon(sandbox)  # so that the VACUUM below removes the deleted rows and only their space remains
+    return _maintenance_fault(sandbox, ("VACUUM sandbox_bloat", "ANALYZE sandbox_bloat"), ("DROP TABLE IF EXISTS sandbox_bloat",))
 
 
 def invalid_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -569,7 +584,8 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,
                             deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop, stale_table, invalid_index,
-                            unused_index, redundant_index, sequence_near_exhaustion, gist_dropped, old_jobs, slow_statement)
+                            unused_index, redundant_index, sequence_near_exhaustion, gist_dropped, old_jobs, slow_statement,
+                            bloated_table)
 }
 
 
