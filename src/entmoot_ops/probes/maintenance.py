@@ -16,7 +16,7 @@ import psycopg
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.probes import measuring
-from entmoot_ops.probes.postgres import ONE_LINE_QUERY
+from entmoot_ops.probes.postgres import ONE_LINE_QUERY, statement_columns
 
 # Per-table autovacuum settings override the server's (ALTER TABLE ... SET (autovacuum_...)).
 _RELOPTION = "coalesce((SELECT split_part(o, '=', 2) FROM unnest(c.reloptions) o WHERE o LIKE '{name}=%'), current_setting('{name}'))"
@@ -241,11 +241,11 @@ def slow_statements(primary: psycopg.Connection, roles: tuple[str, ...], *, mean
                     frequent_min_calls: int) -> tuple[SlowStatement, ...] | None:
     """The runbook's two rules over pg_stat_statements, for the given roles: mean above ``mean_above_ms``, or mean above
     ``frequent_mean_above_ms`` with more than ``frequent_min_calls`` calls; by total time. None without the extension."""
+    columns = statement_columns(primary)
+    if columns is None:
+        return None
+    mean, top, total = columns.mean, columns.max, columns.total
     with measuring("PostgreSQL primary"):
-        if primary.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
-            return None
-        modern = primary.execute("SELECT current_setting('server_version_num')::int >= 130000").fetchone()[0]
-        mean, top, total = ("mean_exec_time", "max_exec_time", "total_exec_time") if modern else ("mean_time", "max_time", "total_time")
         rows = primary.execute(
             f"""SELECT r.rolname, s.calls, s.{mean}, s.{top}, s.{total}, {ONE_LINE_QUERY.replace('query', 's.query')}
                   FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid

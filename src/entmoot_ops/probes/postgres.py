@@ -204,18 +204,34 @@ class Statement:
     query: str
 
 
-def top_statements(primary: psycopg.Connection, limit: int = 10) -> tuple[Statement, ...] | None:
-    """pg_stat_statements' statements by total time; None when the extension is not installed. PostgreSQL 13
-    renamed ``total_time``/``mean_time`` to ``total_exec_time``/``mean_exec_time``: the columns follow the server."""
+@dataclass(frozen=True)
+class StatementColumns:
+    """pg_stat_statements' timing columns on this server: PostgreSQL 13 renamed ``total_time``/``mean_time``/``max_time``
+    to ``total_exec_time``/``mean_exec_time``/``max_exec_time``."""
+
+    total: str
+    mean: str
+    max: str
+
+
+def statement_columns(primary: psycopg.Connection) -> StatementColumns | None:
+    """The columns to read, or None when the extension is not installed in this database."""
     with measuring("PostgreSQL primary"):
-        installed = primary.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone()
-        if installed is None:
+        if primary.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
             return None
         modern = primary.execute("SELECT current_setting('server_version_num')::int >= 130000").fetchone()[0]
-        total, mean = ("total_exec_time", "mean_exec_time") if modern else ("total_time", "mean_time")
+    return StatementColumns(*(f"{name}_exec_time" if modern else f"{name}_time" for name in ("total", "mean", "max")))
+
+
+def top_statements(primary: psycopg.Connection, limit: int = 10) -> tuple[Statement, ...] | None:
+    """pg_stat_statements' statements by total time; None when the extension is not installed."""
+    columns = statement_columns(primary)
+    if columns is None:
+        return None
+    with measuring("PostgreSQL primary"):
         rows = primary.execute(
-            f"SELECT calls, {total}, {mean}, rows, {ONE_LINE_QUERY} FROM pg_stat_statements "  # noqa: S608 - column names, not input
-            f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY {total} DESC LIMIT %s",
+            f"SELECT calls, {columns.total}, {columns.mean}, rows, {ONE_LINE_QUERY} FROM pg_stat_statements "  # noqa: S608 - column names
+            f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY {columns.total} DESC LIMIT %s",
             (limit,),
         ).fetchall()
     return tuple(Statement(*row) for row in rows)
