@@ -106,9 +106,10 @@ def test_a_backend_without_its_settings_is_one_line(environments):
 def test_the_error_triage_reads_gcp_logs_end_to_end(gcp, sandbox, run_checks, environments):
     for i in range(40):
         gcp.add(datetime.now(UTC), _line(500 + i, level="ERROR", error="DatabaseError: QueuePool limit of size 10 overflow 0 reached"))
-    directory = environments(replace={LOGS: _gcp_settings(gcp), "[thresholds]\n": "[thresholds]\nincident_window_minutes = 1\n"})
+    directory = environments(replace={LOGS: _gcp_settings(gcp), "[thresholds]\n": "[thresholds]\nincident_window_minutes = 1\n",
+                                      "metric_period_seconds = 10\n": "metric_period_seconds = 5\n"})
     with background_traffic(sandbox):
-        time.sleep(22)
+        time.sleep(12)
         with sandbox.fault("api_errors", rate=0.3, message="ignored: the verdict reads GCP's logs"):
             time.sleep(3)
             sandbox.sync()

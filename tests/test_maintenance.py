@@ -142,3 +142,24 @@ def test_a_bloated_table_and_its_index_are_estimated_and_the_index_rebuilt(sandb
     acted = _acted(run)[0]
     assert re.search(r"public\.sandbox_bloat_pkey on public\.sandbox_bloat [6-9]\d% of \d+ bytes", acted["failure"])
     assert acted["changes"][0]["action"] == "REINDEX INDEX CONCURRENTLY public.sandbox_bloat_pkey"
+
+
+def test_an_index_read_only_on_the_replica_is_not_unused(sandbox, run_checks, environments):
+    import time
+
+    import psycopg
+
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nunused_index_min_days = 0\n"})
+    with sandbox.fault("unused_index"), psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_REPLICA1_DSN"], autocommit=True) as replica:
+        deadline = time.monotonic() + 30
+        while replica.execute("SELECT to_regclass('public.sandbox_unused_idx')").fetchone()[0] is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the replica has replayed the CREATE INDEX
+        replica.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in replica.execute("EXPLAIN SELECT count(*) FROM optimizations WHERE score > 0.5"))
+        replica.execute("SELECT count(*) FROM optimizations WHERE score > 0.5")
+        replica.execute("SELECT pg_stat_force_next_flush()")
+        replica.close()  # a backend's statistics are flushed when it ends
+        time.sleep(0.5)
+        run = run_checks("-m", "monthly", "--check", "postgres.unused-indexes", "--environments-dir", str(directory))
+    assert "sandbox_unused_idx" in plan
+    assert "sandbox_unused_idx" not in run.result("postgres.unused-indexes").message, run.output[-3000:]

@@ -75,18 +75,28 @@ def test_a_self_managed_redis_gets_more_maxmemory_only_where_allowed(sandbox, ru
     assert "FLUSHALL" not in json.dumps(acted)
 
 
-def test_a_cluster_without_its_slots_is_cluster_state_fail(sandbox, run_checks, environments, tmp_path):
-    port = free_port()
-    server = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"), "--save", "",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(50):
+def _cluster_node(directory) -> tuple[subprocess.Popen, int]:
+    """A redis-server in cluster mode with no slots assigned; a port lost to another process is tried again."""
+    for attempt in range(3):
+        port = free_port()
+        server = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                   "--cluster-enabled", "yes", "--cluster-config-file", str(directory / f"nodes-{attempt}.conf"),
+                                   "--save", "", "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while server.poll() is None and time.monotonic() < deadline:
             try:
-                redis.Redis(port=port).ping()
-                break
+                redis.Redis(port=port, socket_timeout=1).ping()
+                return server, port
             except redis.ConnectionError:
                 time.sleep(0.1)
+        server.terminate()
+        server.wait(10)
+    raise AssertionError("a cluster-mode redis-server did not start")
+
+
+def test_a_cluster_without_its_slots_is_cluster_state_fail(sandbox, run_checks, environments, tmp_path):
+    server, port = _cluster_node(tmp_path)
+    try:
         directory = environments(replace={'url = "env:ENTMOOT_SANDBOX_REDIS_URL"\n' + PASSWORD: f'url = "redis://127.0.0.1:{port}/0"\n'})
         run = run_checks("-m", "incident", "--check", "redis.cluster-state", "--environments-dir", str(directory))
     finally:
