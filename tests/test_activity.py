@@ -54,3 +54,13 @@ def test_a_denied_change_is_not_a_change_but_a_burst_of_denials_is_reported():
 def test_rules_can_be_switched_off():
     assert rules(event("StopLogging", source="cloudtrail.amazonaws.com"),
                  settings=CloudTrailSettings(rules=("root-account-usage",))) == []
+
+
+def test_a_burst_across_a_clock_hour_is_one_burst():
+    from datetime import timedelta
+
+    start = datetime(2026, 11, 29, 1, 59, 50, tzinfo=UTC)
+    denied = [event("UpdateService", at=start + timedelta(seconds=i), error="AccessDenied") for i in range(30)]
+    findings = unusual(tuple(denied), SETTINGS)
+    assert [f.rule for f in findings] == ["access-denied-burst"]
+    assert "30 denied calls by arn:aws:iam::123456789012:user/mallory within an hour from 2026-11-29T01:59Z" in findings[0].event

@@ -9,9 +9,9 @@ calls. A change by an allowed principal, or inside a change window, is expected;
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from entmoot_ops.config import CloudTrailSettings
 from entmoot_ops.probes.cloudtrail import TrailEvent
@@ -76,8 +76,23 @@ def unusual(events: tuple[TrailEvent, ...], settings: CloudTrailSettings) -> lis
                 continue
             findings.append(Finding(rule, _describe(event)))
     if "access-denied-burst" in settings.rules:
-        denied = Counter((e.principal, e.time.replace(minute=0, second=0, microsecond=0)) for e in events
-                         if e.error_code in ("AccessDenied", "UnauthorizedOperation", "Client.UnauthorizedOperation"))
-        findings += [Finding("access-denied-burst", f"{count} denied calls by {principal} in the hour from {hour:%Y-%m-%dT%H:00Z}")
-                     for (principal, hour), count in sorted(denied.items()) if count >= settings.access_denied_burst]
+        denied: dict[str, list[datetime]] = {}
+        for e in events:
+            if e.error_code in ("AccessDenied", "UnauthorizedOperation", "Client.UnauthorizedOperation"):
+                denied.setdefault(e.principal, []).append(e.time)
+        for principal, times in sorted(denied.items()):
+            count, start = _densest_hour(sorted(times))
+            if count >= settings.access_denied_burst:
+                findings.append(Finding("access-denied-burst", f"{count} denied calls by {principal} within an hour from {start:%Y-%m-%dT%H:%MZ}"))
     return findings
+
+
+def _densest_hour(times: list[datetime]) -> tuple[int, datetime]:
+    """The most calls in any 60 minutes, and when they began: a burst across a clock hour is still one burst."""
+    best, best_start, first = 0, times[0], 0
+    for last, moment in enumerate(times):
+        while moment - times[first] >= timedelta(hours=1):
+            first += 1
+        if last - first + 1 > best:
+            best, best_start = last - first + 1, times[first]
+    return best, best_start
