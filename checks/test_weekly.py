@@ -32,7 +32,7 @@ def _upkeep(env) -> tuple[maintenance.TableUpkeep, ...]:
 def test_statistics_fresh(env):
     t, tables = env.thresholds, _upkeep(env)
     evidence("tables: modifications since analyze against autovacuum's trigger", tables)
-    stale = [u for u in tables if u.live_rows >= t.upkeep_min_rows and u.modified_since_analyze > t.upkeep_overdue_factor * u.analyze_trigger]
+    stale = maintenance.analyze_overdue(tables, t.upkeep_overdue_factor, t.upkeep_min_rows)
     expect_none(f"tables modified more than {t.upkeep_overdue_factor:g}x their autoanalyze trigger since their last ANALYZE", stale,
                 lambda u: f"{u.table} {u.modified_since_analyze} changes > {t.upkeep_overdue_factor:g} x {u.analyze_trigger:.0f}, "
                           f"last analyzed {_when(u.last_analyzed)}")
@@ -44,7 +44,7 @@ def test_statistics_fresh(env):
 def test_dead_rows_vacuumed(env):
     t, tables = env.thresholds, _upkeep(env)
     evidence("tables: dead rows against autovacuum's trigger", tables)
-    behind = [u for u in tables if u.live_rows + u.dead_rows >= t.upkeep_min_rows and u.dead_rows > t.upkeep_overdue_factor * u.vacuum_trigger]
+    behind = maintenance.vacuum_overdue(tables, t.upkeep_overdue_factor, t.upkeep_min_rows)
     expect_none(f"tables with more than {t.upkeep_overdue_factor:g}x their autovacuum trigger in dead rows", behind,
                 lambda u: f"{u.table} {u.dead_rows} dead ({u.dead_ratio:.0%}) > {t.upkeep_overdue_factor:g} x {u.vacuum_trigger:.0f}, "
                           f"last vacuumed {_when(u.last_vacuumed)}")

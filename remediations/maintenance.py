@@ -39,14 +39,12 @@ def _identifier(qualified: str) -> sql.Identifier:
 
 def _stale(ctx: RemediationContext) -> list[str]:
     t = ctx.env.thresholds
-    return [u.table for u in _read(ctx, maintenance.table_upkeep)
-            if u.live_rows >= t.upkeep_min_rows and u.modified_since_analyze > t.upkeep_overdue_factor * u.analyze_trigger]
+    return [u.table for u in maintenance.analyze_overdue(_read(ctx, maintenance.table_upkeep), t.upkeep_overdue_factor, t.upkeep_min_rows)]
 
 
 def _behind(ctx: RemediationContext) -> list[str]:
     t = ctx.env.thresholds
-    return [u.table for u in _read(ctx, maintenance.table_upkeep)
-            if u.live_rows + u.dead_rows >= t.upkeep_min_rows and u.dead_rows > t.upkeep_overdue_factor * u.vacuum_trigger]
+    return [u.table for u in maintenance.vacuum_overdue(_read(ctx, maintenance.table_upkeep), t.upkeep_overdue_factor, t.upkeep_min_rows)]
 
 
 def _run_each(ctx: RemediationContext, template: str, names: list[str], action: str) -> list[Change]:

@@ -74,7 +74,6 @@ def _optional(measure, unavailable: list[str], what: str):  # noqa: ANN001, ANN2
 def error_rate_findings(clients: Clients, env: Environment, window: Window) -> ErrorRateFindings:
     """Everything the runbook's investigation reads, over one window."""
     t = env.thresholds
-    stats = alb.request_stats(clients, window)
     unavailable: list[str] = []
     periods = alb.error_periods(clients, window)
     primary = ecs.service_state(clients).primary
@@ -85,7 +84,8 @@ def error_rate_findings(clients: Clients, env: Environment, window: Window) -> E
 
     connections, long_queries = _optional(database, unavailable, "PostgreSQL") or (None, ())
     return ErrorRateFindings(
-        window=window.describe(), period_seconds=window.period_seconds, requests=stats.requests, errors=stats.errors, error_rate=stats.error_rate,
+        window=window.describe(), period_seconds=window.period_seconds, requests=periods.requests, errors=periods.errors,
+        error_rate=periods.errors / periods.requests if periods.requests else None,
         periods=periods, deployment=primary[0] if primary else None,
         logs=logs.error_groups(clients, window), connections=connections, long_queries=long_queries,
         redis=_optional(lambda: redis.info(clients), unavailable, "Redis"),

@@ -91,6 +91,14 @@ class ErrorPeriods:
         """Periods with traffic and a 5XX rate at or below ``rate_above`` that began in [start, end)."""
         return sum(1 for at, requests, errors in self.periods if start <= at < end and requests > 0 and errors / requests <= rate_above)
 
+    @property
+    def requests(self) -> float:
+        return sum(requests for _, requests, _ in self.periods)
+
+    @property
+    def errors(self) -> float:
+        return sum(errors for _, _, errors in self.periods)
+
 
 def error_periods(clients: Clients, window: cloudwatch.Window) -> ErrorPeriods:
     dims = {"LoadBalancer": load_balancer_dimension(clients)}

@@ -38,6 +38,16 @@ class TableUpkeep:
         return self.dead_rows / max(self.live_rows + self.dead_rows, 1)
 
 
+def analyze_overdue(tables: tuple[TableUpkeep, ...], factor: float, min_rows: int) -> list[TableUpkeep]:
+    """Tables modified more than ``factor`` times their autoanalyze trigger since their last ANALYZE."""
+    return [u for u in tables if u.live_rows >= min_rows and u.modified_since_analyze > factor * u.analyze_trigger]
+
+
+def vacuum_overdue(tables: tuple[TableUpkeep, ...], factor: float, min_rows: int) -> list[TableUpkeep]:
+    """Tables holding more than ``factor`` times their autovacuum trigger in dead rows."""
+    return [u for u in tables if u.live_rows + u.dead_rows >= min_rows and u.dead_rows > factor * u.vacuum_trigger]
+
+
 def table_upkeep(primary: psycopg.Connection) -> tuple[TableUpkeep, ...]:
     """Each user table's write activity against the autovacuum thresholds that should have acted on it."""
     analyze_threshold = _RELOPTION.format(name="autovacuum_analyze_threshold")
