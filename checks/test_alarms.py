@@ -9,7 +9,8 @@ from entmoot_ops.probes import cloudwatch
 @pytest.mark.morning
 @pytest.mark.handoff
 @check(id="alarms.none-firing", title="No CloudWatch alarm in ALARM", section="morning-checklist-start-of-business-day",
-       severity="critical", remediation="alarms.follow-alert-procedure")
+       severity="critical", remediation="alarms.follow-alert-procedure",
+       depends=("aws",))
 def test_no_alarm_firing(env):
     alarms = cloudwatch.alarms(env.clients)
     evidence("cloudwatch:DescribeAlarms", alarms)
@@ -20,7 +21,8 @@ def test_no_alarm_firing(env):
 
 @pytest.mark.morning
 @check(id="alarms.insufficient-data", title="No alarm stuck in INSUFFICIENT_DATA",
-       section="morning-checklist-start-of-business-day", severity="medium", remediation="alarms.restore-metric-source")
+       section="morning-checklist-start-of-business-day", severity="medium", remediation="alarms.restore-metric-source",
+       depends=("aws",))
 def test_no_alarm_without_data(env):
     alarms = cloudwatch.alarms(env.clients)
     blind = [f"{a.name} ({a.reason})" for a in alarms if a.state == "INSUFFICIENT_DATA"]

@@ -21,7 +21,8 @@ def _sample(audit: redis.TtlAudit) -> str:
 
 @pytest.mark.weekly
 @check(id="redis.ttl-policy", title="Cached keys follow the TTL guidelines per prefix", section=SECTION, severity="medium",
-       remediation="redis.set-ttl")
+       remediation="redis.set-ttl",
+       depends=("redis",))
 def test_ttl_policy(env):
     audit = _audit(env)
     evidence("TTLs per prefix", audit)
@@ -33,7 +34,8 @@ def test_ttl_policy(env):
 
 @pytest.mark.weekly
 @check(id="redis.unpersisted-keys", title="No key without a TTL on a Redis that persists nothing", section=SECTION, severity="high",
-       remediation="redis.persist-or-expire")
+       remediation="redis.persist-or-expire",
+       depends=("redis",))
 def test_no_unpersisted_data(env):
     audit = _audit(env)
     evidence("persistence and keys without a TTL", {"persistence": audit.persistence, "without_ttl": audit.without_ttl,

@@ -68,7 +68,8 @@ def _judge(env, run, experiment: Experiment) -> None:
 def _experiment_check(experiment: Experiment):
     @pytest.mark.chaos
     @check(id=f"chaos.{experiment.name}", title=experiment.title, section=experiment.section, severity="high",
-           remediation=experiment.remediation)
+           remediation=experiment.remediation,
+           depends=("api", "traffic", "primary", "replica", "redis", "aws"))
     def test(env, chaos_runner):
         _judge(env, chaos_runner, experiment)
 

@@ -12,7 +12,8 @@ from entmoot_ops.probes import cloudwatch
 
 @pytest.mark.alerts
 @check(id="cpu.high", title="CPU below 80% (ECS service and RDS)", section="alert-high-cpu-utilization-80", severity="medium",
-       remediation="cpu.identify-source")
+       remediation="cpu.identify-source",
+       depends=("api", "primary", "aws"))
 def test_cpu_below_alert(env):
     t, config = env.thresholds, env.config
     # One period spanning the window: its Average is the window's, as one datapoint of a CloudWatch alarm.

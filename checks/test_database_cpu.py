@@ -21,7 +21,8 @@ def _primary(env):
 
 @pytest.mark.incident
 @check(id="postgres.long-running-queries", title="No statement running for longer than 5 min", section=SECTION, severity="high",
-       remediation="postgres.cancel-long-queries")
+       remediation="postgres.cancel-long-queries",
+       depends=("primary",))
 def test_no_long_running_queries(env):
     bound = env.thresholds.long_query_max_seconds
     with _primary(env) as primary:
@@ -33,7 +34,8 @@ def test_no_long_running_queries(env):
 
 @pytest.mark.incident
 @check(id="postgres.seq-scan-tables", title="Large tables are read by index, not by sequential scan", section=SECTION,
-       severity="medium", remediation="postgres.suggest-index")
+       severity="medium", remediation="postgres.suggest-index",
+       depends=("primary",))
 def test_large_tables_use_indexes(env):
     t = env.thresholds
     with _primary(env) as primary:
@@ -46,7 +48,8 @@ def test_large_tables_use_indexes(env):
 
 @pytest.mark.incident
 @check(id="postgres.top-statements", title="No statement averages more than 1 s (pg_stat_statements)", section=SECTION,
-       severity="medium", remediation="postgres.tune-statement")
+       severity="medium", remediation="postgres.tune-statement",
+       depends=("primary",))
 def test_top_statements(env):
     with _primary(env) as primary:
         statements = postgres.top_statements(primary)

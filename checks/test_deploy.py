@@ -18,7 +18,8 @@ SECTION = "deploying-a-new-version"
 
 @pytest.mark.deploy
 @check(id="deploy.version", title="/health reports the expected version", section=SECTION, severity="critical",
-       remediation="deploy.investigate-release")
+       remediation="deploy.investigate-release",
+       depends=("api",))
 def test_reported_version(env, expected_version):
     health = api.health(env.clients)
     evidence("GET /health", health)
@@ -27,7 +28,8 @@ def test_reported_version(env, expected_version):
 
 @pytest.mark.deploy
 @check(id="deploy.image", title="PRIMARY deployment runs the expected image, and it is in ECR", section=SECTION,
-       severity="critical", remediation="deploy.investigate-release")
+       severity="critical", remediation="deploy.investigate-release",
+       depends=("aws",))
 def test_primary_runs_expected_image(env, expected_version):
     state = ecs.service_state(env.clients)
     expect("PRIMARY deployments", len(state.primary), "==", 1)
@@ -39,7 +41,8 @@ def test_primary_runs_expected_image(env, expected_version):
 
 @pytest.mark.deploy
 @check(id="deploy.rollout", title="Rollout completed: running == desired, no failed tasks", section=SECTION,
-       severity="critical", remediation="ecs.rollback")
+       severity="critical", remediation="ecs.rollback",
+       depends=("aws",))
 def test_rollout_completed(env):
     settings = env.config.deploy
     wait = ecs.wait_until_stable(env.clients, settings.rollout_timeout_seconds, settings.poll_seconds)
@@ -56,7 +59,8 @@ def _since_deployment(env) -> cloudwatch.Window:
 
 @pytest.mark.deploy
 @check(id="deploy.error-rate", title="Error rate since the deployment started below 1%", section=SECTION,
-       severity="critical", remediation="ecs.rollback")
+       severity="critical", remediation="ecs.rollback",
+       depends=("traffic", "aws"))
 def test_error_rate_since_deployment(env):
     settings = env.config.deploy
     window = _since_deployment(env)
@@ -70,7 +74,8 @@ def test_error_rate_since_deployment(env):
 
 @pytest.mark.deploy
 @check(id="deploy.latency-p95", title="p95 latency since the deployment started below 500 ms", section=SECTION,
-       severity="high", remediation="ecs.rollback")
+       severity="high", remediation="ecs.rollback",
+       depends=("api", "traffic", "aws"))
 def test_latency_since_deployment(env):
     settings = env.config.deploy
     sample = api.sample(env.clients, settings.sample_requests, settings.sample_path)

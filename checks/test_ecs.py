@@ -10,7 +10,8 @@ from entmoot_ops.probes import ecs
 @pytest.mark.evening
 @pytest.mark.handoff
 @check(id="ecs.service-steady", title="ECS service steady on one completed deployment", section="quick-reference",
-       severity="critical", remediation="ecs.stabilise-service")
+       severity="critical", remediation="ecs.stabilise-service",
+       depends=("aws",))
 def test_ecs_service_steady(env):
     state = ecs.service_state(env.clients)
     evidence("ecs:DescribeServices", state)

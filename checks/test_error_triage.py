@@ -15,18 +15,20 @@ from entmoot_ops.probes.cloudwatch import Window
 
 @pytest.mark.incident
 @check(id="incident.api-errors", title="High API Error Rate: the error rate, its grouped errors and the most likely cause",
-       section="high-api-error-rate", severity="critical", remediation="incident.error-cause")
+       section="high-api-error-rate", severity="critical", remediation="incident.error-cause",
+       depends=("traffic", "aws"))
 def test_error_triage(env):
     t = env.thresholds
     window = Window.last(t.incident_window_minutes, t.metric_period_seconds)
     findings = triage.error_rate_findings(env.clients, env.config, window)
-    evidence("error logs grouped by message", findings.logs)
-    evidence("DatabaseError and timeout shares", {kind: findings.logs.share(kind) for kind in ("database", "timeout", "memory")})
-    evidence("PRIMARY deployment and the error onset", {"deployment": findings.deployment,
-                                                        "onset": findings.periods.onset(t.error_rate_max), "periods": findings.periods})
-    evidence("connections by database, user and state", findings.connections)
-    evidence("Redis INFO", findings.redis)
-    evidence("parts that could not be measured", findings.unavailable)
+    evidence("ALB requests and 5XX per period", findings.periods)
+    if findings.investigated:
+        evidence("error logs grouped by message", findings.logs)
+        evidence("PRIMARY deployment and the error onset", {"deployment": findings.deployment,
+                                                            "onset": findings.periods.onset(t.error_rate_max)})
+        evidence("connections by database, user and state", findings.connections)
+        evidence("Redis INFO", findings.redis)
+        evidence("parts that could not be measured", findings.unavailable)
     if findings.requests < t.error_rate_min_requests:
         pytest.skip(f"too little traffic to judge: {findings.requests:.0f} requests < {t.error_rate_min_requests} in {window.describe()}")
     verdict = ""

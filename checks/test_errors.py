@@ -11,8 +11,8 @@ def _judge(env, maximum: float) -> None:
     window = cloudwatch.Window.last(thresholds.error_rate_window_minutes, thresholds.metric_period_seconds)
     stats = alb.request_stats(env.clients, window)
     evidence("ALB requests and 5XX", stats)
-    if stats.errors:  # the log read costs a call per page: only when there are errors to explain
-        evidence("top error messages", logs.error_groups(env.clients, window))
+    # A log read costs seconds on AWS: read only for a check that does not pass (or on --evidence all).
+    evidence("top error messages", lambda: logs.error_groups(env.clients, window))
     if stats.requests < thresholds.error_rate_min_requests:
         pytest.skip(f"too little traffic to judge: {stats.requests:.0f} requests < {thresholds.error_rate_min_requests} in {window.describe()}")
     expect(f"5XX error rate ({stats.errors:.0f} of {stats.requests:.0f} requests)", stats.error_rate, "<", maximum,
@@ -22,13 +22,15 @@ def _judge(env, maximum: float) -> None:
 @pytest.mark.morning
 @pytest.mark.alerts
 @check(id="api.error-rate", title="API error rate below 1% over the last hour", section="high-api-error-rate",
-       severity="critical", remediation="api.investigate-errors")
+       severity="critical", remediation="api.investigate-errors",
+       depends=("traffic", "aws"))
 def test_error_rate(env):
     _judge(env, env.thresholds.error_rate_max)
 
 
 @pytest.mark.handoff
 @check(id="api.error-rate-handoff", title="API error rate below 0.5% at handoff", section="handoff-procedures",
-       severity="high", remediation="api.investigate-errors")
+       severity="high", remediation="api.investigate-errors",
+       depends=("traffic", "aws"))
 def test_error_rate_at_handoff(env):
     _judge(env, env.thresholds.handoff_error_rate_max)

@@ -13,7 +13,8 @@ SECTION = "evening-checklist-end-of-business-day"
 
 @pytest.mark.evening
 @check(id="backup.latest-snapshot", title="Newest automated snapshot available and younger than 24 h", section=SECTION,
-       severity="critical", remediation="backup.investigate")
+       severity="critical", remediation="backup.investigate",
+       depends=("aws",))
 def test_latest_snapshot(env):
     snapshots = rds.automated_snapshots(env.clients)
     evidence("rds:DescribeDBSnapshots (automated, sorted by time)", snapshots)
@@ -27,7 +28,8 @@ def test_latest_snapshot(env):
 
 @pytest.mark.evening
 @check(id="backup.point-in-time", title="Point-in-time recovery is current", section=SECTION, severity="high",
-       remediation="backup.investigate")
+       remediation="backup.investigate",
+       depends=("aws",))
 def test_point_in_time_recovery(env):
     db = rds.instance(env.clients)
     evidence("LatestRestorableTime", {"instance": db.identifier, "latest_restorable_time": db.latest_restorable_time,
@@ -40,7 +42,8 @@ def test_point_in_time_recovery(env):
 
 @pytest.mark.evening
 @check(id="security.unusual-activity", title="No unusual activity in CloudTrail", section=SECTION, severity="high",
-       remediation="security.review-activity")
+       remediation="security.review-activity",
+       depends=("aws",))
 def test_no_unusual_activity(env):
     settings = env.config.cloudtrail
     window = cloudwatch.Window.last(settings.window_hours * 60, 60)
@@ -55,7 +58,8 @@ def test_no_unusual_activity(env):
 
 @pytest.mark.evening
 @check(id="traffic.daily-vs-last-week", title="Daily API requests in line with the same day last week", section=SECTION,
-       severity="medium", remediation="traffic.investigate-change")
+       severity="medium", remediation="traffic.investigate-change",
+       depends=("traffic", "aws"))
 def test_daily_traffic(env):
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     today = cloudwatch.Window(now - timedelta(hours=24), now, 3600)

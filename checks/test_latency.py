@@ -8,7 +8,8 @@ from entmoot_ops.probes import alb, cloudwatch
 
 @pytest.mark.alerts
 @check(id="api.latency-p95", title="API p95 response time below 500 ms", section="api-response-time-high",
-       severity="high", remediation="ecs.scale-out")
+       severity="high", remediation="ecs.scale-out",
+       depends=("traffic", "aws"))
 def test_latency_p95(env):
     thresholds = env.thresholds
     window = cloudwatch.Window.last(thresholds.latency_window_minutes, thresholds.metric_period_seconds)

@@ -34,7 +34,8 @@ def _window(run: load.LoadResult) -> str:
 
 @pytest.mark.load
 @check(id="load.latency-p95", title="p95 response time under load below 500 ms", section=SECTION, severity="high",
-       remediation="ecs.scale-out")
+       remediation="ecs.scale-out",
+       depends=("api", "traffic", "aws"))
 def test_latency_under_load(env, load_run):
     evidence("locust run", load_run)
     expect(f"locust p95 of {load_run.requests} requests", load_run.p95_ms, "<", env.thresholds.latency_p95_max_ms, unit="ms",
@@ -43,7 +44,8 @@ def test_latency_under_load(env, load_run):
 
 @pytest.mark.load
 @check(id="load.failure-ratio", title="Failed requests under load below 1%", section=SECTION, severity="high",
-       remediation="api.investigate-errors")
+       remediation="api.investigate-errors",
+       depends=("api", "traffic", "aws"))
 def test_failures_under_load(env, load_run):
     evidence("locust requests by name", load_run.endpoints)
     evidence("locust failures by kind", load_run.errors)
@@ -53,7 +55,8 @@ def test_failures_under_load(env, load_run):
 
 @pytest.mark.load
 @check(id="load.scaling-triggers", title="No scale-out trigger fires under load (CPU, memory, p95, 5XX)", section=SECTION,
-       severity="high", remediation="ecs.scale-out")
+       severity="high", remediation="ecs.scale-out",
+       depends=("api", "traffic", "aws"))
 def test_scaling_triggers_under_load(env, load_run):
     t = env.thresholds
     window = cloudwatch.Window.since(datetime.fromtimestamp(load_run.started, UTC), t.metric_period_seconds)

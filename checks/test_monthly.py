@@ -18,7 +18,8 @@ SECTION = "monthly-maintenance"
 
 @pytest.mark.monthly
 @check(id="postgres.unused-indexes", title="No index unused on the primary and the replicas", section=SECTION, severity="low",
-       remediation="postgres.drop-unused-index")
+       remediation="postgres.drop-unused-index",
+       depends=("primary", "replica"))
 def test_no_unused_index(env):
     t = env.thresholds
     unused = maintenance.unused_indexes_everywhere(env.clients)
@@ -33,7 +34,8 @@ def test_no_unused_index(env):
 
 @pytest.mark.monthly
 @check(id="postgres.redundant-indexes", title="No duplicate or overlapping index", section=SECTION, severity="low",
-       remediation="postgres.drop-unused-index")
+       remediation="postgres.drop-unused-index",
+       depends=("primary",))
 def test_no_redundant_index(env):
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
         redundant = maintenance.redundant_indexes(primary)
@@ -44,7 +46,8 @@ def test_no_redundant_index(env):
 
 @pytest.mark.monthly
 @check(id="jobs.archive-due", title="No finished job older than 90 days in optimization_jobs", section=SECTION, severity="low",
-       remediation="jobs.archive-old")
+       remediation="jobs.archive-old",
+       depends=("primary",))
 def test_old_jobs_archived(env):
     days = env.thresholds.job_retention_days
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
@@ -56,7 +59,8 @@ def test_old_jobs_archived(env):
 
 @pytest.mark.monthly
 @check(id="postgres.reindex-candidates", title="No B-tree index mostly empty space", section=SECTION, severity="low",
-       remediation="postgres.reindex-bloated")
+       remediation="postgres.reindex-bloated",
+       depends=("primary",))
 def test_reindex_candidates(env):
     t = env.thresholds
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:

@@ -16,7 +16,8 @@ SECTION = "database-connection-pool-exhaustion"
 
 @pytest.mark.incident
 @check(id="postgres.idle-in-transaction", title="No session idle inside an open transaction for long", section=SECTION,
-       severity="high", remediation="postgres.terminate-idle-in-transaction")
+       severity="high", remediation="postgres.terminate-idle-in-transaction",
+       depends=("primary",))
 def test_no_long_idle_in_transaction(env):
     bound = env.thresholds.idle_in_transaction_max_seconds
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
@@ -28,7 +29,8 @@ def test_no_long_idle_in_transaction(env):
 
 @pytest.mark.incident
 @check(id="postgres.idle-sessions", title="Sessions idle for longer than 30 min hold few connections", section=SECTION,
-       severity="medium", remediation="postgres.terminate-idle-sessions")
+       severity="medium", remediation="postgres.terminate-idle-sessions",
+       depends=("primary",))
 def test_long_idle_sessions_hold_few_connections(env):
     t, role = env.thresholds, env.config.postgres.application_role
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
@@ -41,7 +43,8 @@ def test_long_idle_sessions_hold_few_connections(env):
 
 @pytest.mark.incident
 @check(id="postgres.pool-capacity", title="The application's pools fit in the database's connections", section=SECTION,
-       severity="high", remediation="postgres.resize-pool")
+       severity="high", remediation="postgres.resize-pool",
+       depends=("primary", "aws"))
 def test_pools_fit_in_the_connections(env):
     settings = env.config.postgres
     if settings.pool_size is None:

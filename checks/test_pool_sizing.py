@@ -10,7 +10,8 @@ from entmoot_ops.probes import ecs, postgres, rds
 
 @pytest.mark.weekly
 @check(id="postgres.pool-size", title="The pool per task fits the database's cores and connections", section="connection-pool-tuning",
-       severity="medium", remediation="postgres.resize-pool")
+       severity="medium", remediation="postgres.resize-pool",
+       depends=("primary", "aws"))
 def test_pool_size(env):
     settings = env.config.postgres
     variables = ecs.container_environment(env.clients)

@@ -15,7 +15,8 @@ def _job_queue(env) -> postgres.JobQueue:
 
 @pytest.mark.morning
 @check(id="jobs.pending-age", title="Oldest pending optimisation job is recent",
-       section="morning-checklist-start-of-business-day", severity="high", remediation="jobs.restart-workers")
+       section="morning-checklist-start-of-business-day", severity="high", remediation="jobs.restart-workers",
+       depends=("primary",))
 def test_pending_jobs_not_stale(env):
     queue = _job_queue(env)
     expect(f"age of oldest pending job ({queue.pending} pending, {queue.running} running)",
@@ -24,7 +25,8 @@ def test_pending_jobs_not_stale(env):
 
 @pytest.mark.morning
 @check(id="jobs.stuck-running", title="No optimisation job running for too long",
-       section="morning-checklist-start-of-business-day", severity="high", remediation="jobs.restart-workers")
+       section="morning-checklist-start-of-business-day", severity="high", remediation="jobs.restart-workers",
+       depends=("primary",))
 def test_no_stuck_jobs(env):
     thresholds = env.thresholds
     queue = _job_queue(env)
@@ -36,7 +38,8 @@ def test_no_stuck_jobs(env):
 @pytest.mark.morning
 @pytest.mark.incident
 @check(id="postgres.connections", title="Database connections below 80% of max_connections",
-       section="database-connection-pool-exhaustion", severity="high", remediation="postgres.terminate-idle-sessions")
+       section="database-connection-pool-exhaustion", severity="high", remediation="postgres.terminate-idle-sessions",
+       depends=("primary",))
 def test_connection_headroom(env):
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
         usage = postgres.connection_usage(primary)

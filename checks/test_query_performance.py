@@ -9,7 +9,8 @@ from entmoot_ops.probes import maintenance
 
 @pytest.mark.weekly
 @check(id="postgres.slow-statements", title="No statement of the application slower than the runbook's rules", severity="medium",
-       section="query-performance-tuning", remediation="postgres.tune-statement")
+       section="query-performance-tuning", remediation="postgres.tune-statement",
+       depends=("primary",))
 def test_no_slow_statement(env):
     t, settings = env.thresholds, env.config.postgres
     with env.clients.postgres(settings.primary_dsn, name="primary") as primary:
@@ -27,7 +28,8 @@ def test_no_slow_statement(env):
 
 @pytest.mark.weekly
 @check(id="postgres.spatial-index-used", title="The spatial query's plan uses the GiST index", severity="high",
-       section="query-optimization", remediation="postgres.create-spatial-index")
+       section="query-optimization", remediation="postgres.create-spatial-index",
+       depends=("primary",))
 def test_spatial_query_uses_gist(env):
     settings = env.config.postgres
     table, column = settings.spatial_column.rsplit(".", 1)

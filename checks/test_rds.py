@@ -8,7 +8,8 @@ from entmoot_ops.probes import cloudwatch, rds
 
 @pytest.mark.morning
 @check(id="rds.available", title="RDS instance available", section="morning-checklist-start-of-business-day",
-       severity="critical", remediation="rds.investigate-status")
+       severity="critical", remediation="rds.investigate-status",
+       depends=("aws",))
 def test_rds_available(env):
     db = rds.instance(env.clients)
     evidence("rds:DescribeDBInstances", db)
@@ -18,7 +19,8 @@ def test_rds_available(env):
 @pytest.mark.morning
 @pytest.mark.alerts
 @check(id="rds.free-storage", title="RDS free storage above 10% of allocated", section="alert-disk-space-low-10",
-       severity="high", remediation="rds.increase-storage")
+       severity="high", remediation="rds.increase-storage",
+       depends=("primary", "aws"))
 def test_rds_free_storage(env):
     db = rds.instance(env.clients)
     storage = rds.free_storage(env.clients, db)
@@ -30,7 +32,8 @@ def test_rds_free_storage(env):
 
 @pytest.mark.alerts
 @check(id="rds.cpu-sustained", title="RDS CPU not consistently at 90%+ (Vertical Scaling trigger)",
-       section="vertical-scaling-larger-instances", severity="high", remediation="rds.scale-up")
+       section="vertical-scaling-larger-instances", severity="high", remediation="rds.scale-up",
+       depends=("primary", "aws"))
 def test_rds_cpu_sustained(env):
     t = env.thresholds
     window = cloudwatch.Window.last(t.rds_cpu_window_minutes, t.metric_period_seconds)

@@ -11,7 +11,8 @@ SECTION = "cache-scaling-redis"
 @pytest.mark.morning
 @pytest.mark.incident
 @check(id="redis.reachable", title="Redis answers with AUTH and has client headroom", section="redis-connection-issues",
-       severity="critical", remediation="redis.check-auth-and-clients")
+       severity="critical", remediation="redis.check-auth-and-clients",
+       depends=("redis",))
 def test_redis_reachable(env):
     info = redis.info(env.clients)
     evidence("INFO", info)
@@ -29,7 +30,8 @@ def _cache_traffic(env) -> redis.CacheTraffic:
 
 @pytest.mark.morning
 @check(id="redis.hit-rate", title="Cache hit rate above 70%, over the hour and over its last minutes", section=SECTION,
-       severity="medium", remediation="redis.scale-cache")
+       severity="medium", remediation="redis.scale-cache",
+       depends=("redis", "aws"))
 def test_redis_hit_rate(env):
     traffic = _cache_traffic(env)
     evidence("CacheHits / CacheMisses", traffic)
@@ -44,7 +46,8 @@ def test_redis_hit_rate(env):
 
 @pytest.mark.morning
 @check(id="redis.evictions", title="No cache evictions in the window", section=SECTION, severity="medium",
-       remediation="redis.scale-cache")
+       remediation="redis.scale-cache",
+       depends=("redis", "aws"))
 def test_redis_evictions(env):
     traffic = _cache_traffic(env)
     evidence("Evictions", traffic)
@@ -53,7 +56,8 @@ def test_redis_evictions(env):
 
 @pytest.mark.morning
 @check(id="redis.memory", title="Redis memory below 90% of maxmemory", section=SECTION, severity="high",
-       remediation="redis.scale-cache")
+       remediation="redis.scale-cache",
+       depends=("redis",))
 def test_redis_memory(env):
     info = redis.info(env.clients)
     evidence("INFO memory", info)

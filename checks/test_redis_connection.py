@@ -24,7 +24,8 @@ VERDICTS = {
 
 @pytest.mark.incident
 @check(id="redis.connection", title="A new Redis connection authenticates and answers", section=SECTION, severity="critical",
-       remediation="redis.check-auth-and-clients")
+       remediation="redis.check-auth-and-clients",
+       depends=("redis",))
 def test_redis_connection(env):
     connection = redis.connection(env.clients)
     evidence("new connection", connection)
@@ -34,7 +35,8 @@ def test_redis_connection(env):
 
 @pytest.mark.incident
 @check(id="redis.oom", title="Redis is not full under maxmemory-policy noeviction", section=SECTION, severity="critical",
-       remediation="redis.maxmemory")
+       remediation="redis.maxmemory",
+       depends=("redis",))
 def test_redis_not_out_of_memory(env):
     info = redis.info(env.clients)
     evidence("INFO memory", info)
@@ -50,7 +52,8 @@ def test_redis_not_out_of_memory(env):
 
 @pytest.mark.incident
 @check(id="redis.cluster-state", title="Redis cluster_state is ok (cluster mode)", section=SECTION, severity="critical",
-       remediation="redis.check-auth-and-clients")
+       remediation="redis.check-auth-and-clients",
+       depends=("redis",))
 def test_redis_cluster_state(env):
     cluster = redis.cluster_state(env.clients)
     evidence("CLUSTER INFO", cluster)

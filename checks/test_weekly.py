@@ -28,7 +28,8 @@ def _upkeep(env) -> tuple[maintenance.TableUpkeep, ...]:
 
 @pytest.mark.weekly
 @check(id="postgres.analyze-fresh", title="Planner statistics keep up with each table's writes", section=SECTION, severity="medium",
-       remediation="postgres.analyze-stale")
+       remediation="postgres.analyze-stale",
+       depends=("primary",))
 def test_statistics_fresh(env):
     t, tables = env.thresholds, _upkeep(env)
     evidence("tables: modifications since analyze against autovacuum's trigger", tables)
@@ -40,7 +41,8 @@ def test_statistics_fresh(env):
 
 @pytest.mark.weekly
 @check(id="postgres.vacuum-fresh", title="Dead rows are vacuumed as fast as they are made", section=SECTION, severity="medium",
-       remediation="postgres.vacuum")
+       remediation="postgres.vacuum",
+       depends=("primary",))
 def test_dead_rows_vacuumed(env):
     t, tables = env.thresholds, _upkeep(env)
     evidence("tables: dead rows against autovacuum's trigger", tables)
@@ -52,7 +54,8 @@ def test_dead_rows_vacuumed(env):
 
 @pytest.mark.weekly
 @pytest.mark.monthly
-@check(id="postgres.invalid-indexes", title="No invalid index", section=SECTION, severity="high", remediation="postgres.reindex-invalid")
+@check(id="postgres.invalid-indexes", title="No invalid index", section=SECTION, severity="high", remediation="postgres.reindex-invalid",
+       depends=("primary",))
 def test_no_invalid_index(env):
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
         invalid = maintenance.invalid_indexes(primary)
@@ -63,7 +66,8 @@ def test_no_invalid_index(env):
 
 @pytest.mark.weekly
 @check(id="postgres.xid-wraparound", title="Transaction-ID wraparound headroom", section=SECTION, severity="critical",
-       remediation="postgres.freeze")
+       remediation="postgres.freeze",
+       depends=("primary",))
 def test_wraparound_headroom(env):
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
         databases = maintenance.wraparound(primary)
@@ -76,7 +80,8 @@ def test_wraparound_headroom(env):
 
 @pytest.mark.weekly
 @check(id="postgres.sequences", title="No sequence near the end of its range", section=SECTION, severity="high",
-       remediation="postgres.widen-sequence")
+       remediation="postgres.widen-sequence",
+       depends=("primary",))
 def test_sequences_have_room(env):
     limit = env.thresholds.sequence_max_ratio
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
@@ -92,7 +97,8 @@ def test_sequences_have_room(env):
 
 
 @pytest.mark.weekly
-@check(id="postgres.table-bloat", title="No table mostly empty space", section=SECTION, severity="low", remediation="postgres.repack-table")
+@check(id="postgres.table-bloat", title="No table mostly empty space", section=SECTION, severity="low", remediation="postgres.repack-table",
+       depends=("primary",))
 def test_table_bloat(env):
     t = env.thresholds
     with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:

@@ -29,7 +29,19 @@ def _rollback(ctx: RemediationContext) -> list[Change]:
     wait = actions.wait_stable(ctx.readonly)
     if not wait.state.stable:
         raise OpsError(f"rolled back to {target}, but not stable after {wait.waited_seconds:g} s: {wait.state.describe()}")
-    return [Change("ecs:UpdateService taskDefinition", str(current), f"{target} (stable after {wait.waited_seconds:g} s)")]
+    versions = {revision: _version(ctx, revision) for revision in (current, target)}
+    return [Change("ecs:UpdateService taskDefinition", f"{current}{versions[current]}",
+                   f"{target}{versions[target]} (stable after {wait.waited_seconds:g} s)",
+                   summary=f"release rolled back from {current}{versions[current]} to {target}{versions[target]}")]
+
+
+def _version(ctx: RemediationContext, revision: actions.Revision) -> str:
+    """" (image 1.6.0)": the version a revision runs, as the gate's --expected-version names it; best effort."""
+    try:
+        tag = ecs.release(ctx.readonly, revision.arn).tag
+    except OpsError:
+        return ""
+    return f" (image {tag})" if tag else ""
 
 
 def _scale_target(ctx: RemediationContext) -> tuple[int, int]:

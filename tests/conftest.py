@@ -37,6 +37,8 @@ class Result:
     seconds: float
     fix: str = ""
     junit: str = ""  # the junit element: failure (threshold breached) or error (could not measure)
+    depends: tuple[str, ...] = ()
+    touched: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,7 +74,8 @@ def parse_junit(path: Path) -> list[Result]:
         results.append(Result(props["check_id"], f"{case.get('classname')}::{case.get('name')}", props["outcome"],
                               props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""),
                               check["message"], float(case.get("time") or 0), check["fix"],
-                              "failure" if case.find("failure") is not None else "error" if case.find("error") is not None else ""))
+                              "failure" if case.find("failure") is not None else "error" if case.find("error") is not None else "",
+                              tuple(check.get("depends", ())), tuple(check.get("touched", ()))))
     return results
 
 

@@ -53,7 +53,7 @@ def real_shaped_api():
 
 @pytest.mark.parametrize("body,expected", [
     (FALLBACK, "storage.backend in /health: measured in-memory, threshold == redis"),
-    (REDIS_FAILED, "components reporting failure: storage.redis_ping=failed: measured 1, threshold == 0"),
+    (REDIS_FAILED, "components reporting failure (failing: storage.redis_ping=failed): measured 1, threshold == 0"),
 ], ids=["in-memory-fallback", "redis-ping-failed"])
 def test_health_components_of_the_real_body_shapes(body, expected, real_shaped_api, run_checks, environments):
     state, url = real_shaped_api
@@ -85,3 +85,16 @@ def test_auth_switched_off_is_a_security_failure(sandbox, run_checks):
     assert "HTTP status of /api/projects without credential: measured 200, threshold in {401, 403}" in failed.message
     assert "remediation api.restore-auth" in failed.message
     assert run_checks("-m", "deploy", "-k", "auth_enforced", "--expected-version", "x").outcome("api.auth-enforced") == "pass"
+
+
+def test_a_degraded_health_names_each_failing_component(sandbox, run_checks):
+    """Redis stopped: the verdict names the failing paths and values, not only "measured degraded"."""
+    sandbox.component("redis", "stop")
+    try:
+        run = run_checks("-m", "morning", "-k", "api_health")
+    finally:
+        sandbox.component("redis", "start")
+    failed = run.result("api.health")
+    assert failed.outcome == "fail", run.output[-2000:]
+    assert failed.message.startswith("health status (failing: checks.redis=error: "), failed.message
+    assert "storage.redis_ping=failed): measured degraded, threshold in {healthy, ok}" in failed.message

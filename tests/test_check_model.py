@@ -8,13 +8,13 @@ import textwrap
 
 import pytest
 
-from entmoot_ops.check import CheckRun, CheckSpec, current_run, expect, format_value
+from entmoot_ops.check import CheckRun, CheckSpec, current_run, expect, expect_present, format_value
 from conftest import ROOT
 
 
 @pytest.fixture
 def run():
-    spec = CheckSpec(id="x.y", title="t", section="quick-reference", severity="high", remediation="fix.it")
+    spec = CheckSpec(id="x.y", title="t", section="quick-reference", severity="high", remediation="fix.it", depends=("api",))
     run = CheckRun(spec=spec, env="sandbox")
     token = current_run.set(run)
     yield run
@@ -41,6 +41,18 @@ def test_no_data_is_an_error_not_a_pass(run):
 def test_value_formatting():
     assert format_value(("healthy", "ok"), "") == "{healthy, ok}"
     assert format_value(12.5, "min") == "12.5 min"
+    assert format_value(True, "") == "yes"
+
+
+def test_a_reading_that_holds_against_a_constant_says_only_the_value(run):
+    expect("PRIMARY deployments", 1, "==", 1)
+    expect("replica1 in recovery", True, "==", True)
+    expect("running tasks", 3, "==", 3, against="desired")
+    expect_present("version in /health", "1.4.2")
+    assert [r.describe() for r in run.readings] == ["PRIMARY deployments 1", "replica1 in recovery yes",
+                                                   "running tasks 3 == desired 3", "version in /health 1.4.2"]
+    with pytest.raises(AssertionError, match=r"^version in /health: measured \(missing\), threshold present -> remediation fix.it$"):
+        expect_present("version in /health", None)
 
 
 def test_invalid_metadata_is_a_collection_error(tmp_path):
@@ -51,17 +63,23 @@ def test_invalid_metadata_is_a_collection_error(tmp_path):
         from entmoot_ops.check import check
 
         @pytest.mark.morning
-        @check(id="bad.remediation", title="t", section="quick-reference", severity="high", remediation="no.such")
+        @check(id="bad.remediation", title="t", section="quick-reference", severity="high", remediation="no.such", depends=("api",))
         def test_unknown_remediation(env):
             pass
 
         @pytest.mark.morning
-        @check(id="bad.section", title="t", section="no-such-heading", severity="high", remediation="no.such")
+        @check(id="bad.section", title="t", section="no-such-heading", severity="high", remediation="no.such", depends=("api",))
         def test_unknown_section(env):
             pass
 
-        @check(id="bad.marker", title="t", section="quick-reference", severity="urgent", remediation="no.such")
+        @check(id="bad.marker", title="t", section="quick-reference", severity="urgent", remediation="no.such", depends=("api",))
         def test_no_checklist(env):
+            pass
+
+        @pytest.mark.morning
+        @check(id="bad.depends", title="t", section="quick-reference", severity="high", remediation="api.investigate-health",
+               depends=("the-internet",))
+        def test_unknown_dependency(env):
             pass
 
         def test_undeclared(env):
@@ -74,5 +92,6 @@ def test_invalid_metadata_is_a_collection_error(tmp_path):
     for expected in ("test_unknown_remediation[sandbox]: remediation 'no.such' is not registered",
                      "test_unknown_section[sandbox]: runbook section 'no-such-heading' is unknown",
                      "test_no_checklist[sandbox]: severity 'urgent' is not one of critical, high, medium, low",
+                     "test_unknown_dependency[sandbox]: depends ('the-internet',): name what it depends on, from api, traffic",
                      "test_undeclared[sandbox]: not declared with entmoot_ops.check.check(...)"):
         assert expected in completed.stderr, completed.stderr

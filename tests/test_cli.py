@@ -4,12 +4,17 @@ refuses, in one line, to act on a sandbox nobody started."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
 
 from conftest import ROOT
+from entmoot_ops.check import CHECKLISTS as ALL_CHECKLISTS
+
+# Every checklist that only reads: load and chaos are actions, run by their own tests.
+CHECKLISTS = [name for name in ALL_CHECKLISTS if name not in ("load", "chaos")]
 
 
 def _ops(*args: str, state_home, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -28,6 +33,27 @@ def test_sandbox_up_env_status_down(tmp_path):
         assert up.returncode == 0, up.stderr
         assert time.monotonic() - started < 60  # it returned: the sandbox lives on without this process
         assert "sandbox ready in" in up.stdout and 'eval "$(entmoot-ops sandbox env)"' in up.stdout
+        # Ready means ready: every checklist holds at once, with the history each of its windows reads.
+        state_file = state_home / "entmoot-ops" / "sandbox.json"
+        every = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", f"{' or '.join(CHECKLISTS)}", "--expected-version", "1.4.2",
+                                "--reports-dir", str(tmp_path / "reports"), "-p", "no:randomly"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=300, env={**os.environ, "ENTMOOT_SANDBOX_STATE": str(state_file)})
+        assert every.returncode == 0, every.stdout[-4000:] + every.stderr[-3000:]
+        assert not re.search(r"^(ERROR|FAIL|FIXED) ", every.stdout, re.M), every.stdout[-4000:]
+        skipped = set(re.findall(r"^SKIP\s+(\S+)", every.stdout, re.M))
+        # Skips say why: no cluster mode, statistics younger than 30 days, no traffic yet since the deployment began.
+        assert skipped <= {"redis.cluster-state", "postgres.unused-indexes", "deploy.error-rate"}, every.stdout[-4000:]
+        # Faults and traffic, as a person drives them from a shell.
+        listed = _ops("sandbox", "fault", "list", state_home=state_home)
+        assert listed.returncode == 0 and re.search(r"^ +api_errors +A share of the API's requests fail", listed.stdout, re.M)
+        injected = _ops("sandbox", "fault", "inject", "api_errors", "rate=1.0", state_home=state_home)
+        assert injected.returncode == 0 and 'fault api_errors injected with {"rate": 1.0}' in injected.stdout, injected.stderr
+        assert re.search(r"^ACTIVE api_errors", _ops("sandbox", "fault", "list", state_home=state_home).stdout, re.M)
+        traffic = _ops("sandbox", "traffic", "--rps", "20", "--seconds", "1", state_home=state_home)
+        assert traffic.returncode == 0 and re.search(r"requests sent; answers: \d+ 5xx$", traffic.stdout.strip()), traffic.stdout
+        assert _ops("sandbox", "fault", "undo", "api_errors", state_home=state_home).stdout.strip() == "sandbox: fault api_errors undone"
+        typo = _ops("sandbox", "fault", "inject", "api_eror", state_home=state_home)
+        assert typo.returncode == 4 and "no sandbox fault 'api_eror' (did you mean api_errors" in typo.stderr
         again = _ops("sandbox", "up", state_home=state_home)
         assert again.stdout.startswith("sandbox already running")
         status = _ops("sandbox", "status", state_home=state_home)
@@ -52,12 +78,12 @@ def test_sandbox_up_env_status_down(tmp_path):
 
 def test_scale_on_the_sandbox_with_none_running_refuses_in_one_line(tmp_path):
     result = _ops("scale", "--env", "sandbox", "--out", "--audit-log", str(tmp_path / "audit.jsonl"), state_home=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.strip() == "entmoot-ops: no sandbox is running (start one with `entmoot-ops sandbox up`)"
     assert not (tmp_path / "audit.jsonl").exists()
 
 
 def test_sandbox_env_with_none_running_is_one_line(tmp_path):
     result = _ops("sandbox", "env", state_home=tmp_path)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 4 and len(result.stderr.strip().splitlines()) == 1
     assert "does not exist" in result.stderr and "entmoot-ops sandbox up" in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +44,18 @@ MISTAKES = [
     ('service = "entmoot-api"', 'service = "entmoot-api"\nmin_count = 9\nmax_count = 4', r"ecs: Value error, min_count 9 exceeds max_count 4"),
     ('secret = "env:ENTMOOT_SANDBOX_API_TOKEN"', 'secret = "hunter2-literal-token"', r"api.auth.secret: a literal value is not accepted here"),
     ("[rds]\n", "[rds\n", r"not valid TOML"),
+    # Strict: TOML has booleans and numbers; a string that looks like one is a mistake, not a value to guess.
+    ("production = false", 'production = "no"', r"production: Input should be a valid boolean \(got 'no'\)|production: Input should be a valid boolean$"),
+    ("production = false", "production = 1", r"production: Input should be a valid boolean \(got 1\)"),
+    ("read_seconds = 2", 'read_seconds = "10"', r"timeouts.read_seconds: Input should be a valid number"),
+    ('url = "env:ENTMOOT_SANDBOX_API_URL"', 'url = "not a url"', r"api.url: Value error, not a URL \(http\|https\|redis\|rediss\|unix://host\[:port\]\)"),
+    ('url = "env:ENTMOOT_SANDBOX_API_URL"', 'url = "https://api.internal:port"', r"api.url: Value error, not a URL: Port could not be cast"),
 ]
 
 
 @pytest.mark.parametrize("old,new,message", MISTAKES, ids=["unknown-key", "wrong-type", "impossible-value",
-                                                          "inconsistent", "literal-secret", "bad-toml"])
+                                                          "inconsistent", "literal-secret", "bad-toml", "string-boolean",
+                                                          "number-boolean", "string-number", "not-a-url", "bad-port"])
 def test_mistake_is_one_line_with_usage_exit_code(old, new, message, environments):
     directory = environments(replace={old: new})
     with pytest.raises(ConfigError, match=message):
@@ -72,8 +81,9 @@ def test_missing_secret_variable_is_said_once_and_its_checks_point_there(run_che
     assert run.outcome("api.health") == "error"
     assert run.result("api.health").message == "preflight [sandbox] failed for api.auth.secret: see that line"
     preflight = [line for line in run.output.splitlines() if line.startswith("preflight [sandbox]")]
-    assert preflight and set(preflight) == {
-        "preflight [sandbox] FAILED: api.auth.secret: ENTMOOT_NO_SUCH_TOKEN is not set -> export ENTMOOT_NO_SUCH_TOKEN"}
+    assert preflight and set(preflight) == {"preflight [sandbox] FAILED (1):"}
+    assert "\n  - api.auth.secret: ENTMOOT_NO_SUCH_TOKEN is not set -> export ENTMOOT_NO_SUCH_TOKEN" in run.output
+    assert "fix: \n" not in run.output and not re.search(r"fix:\s*$", run.output, re.M)  # no empty fix lines
     assert len(preflight) <= 2  # at the start of the run and above the closing line; not once per check
     assert run.outcome("ecs.service-steady") == "pass"  # what does not need the token is still measured
 
@@ -89,5 +99,27 @@ def test_wrong_redis_password_is_an_error_not_a_pass(run_checks, environments, m
 
 def test_no_selected_check_is_not_a_silent_pass(run_checks):
     run = run_checks("-m", "monthly", "-k", "no_such_check")
-    assert run.returncode == 5
-    assert "no check selected: nothing was verified" in run.output
+    assert run.returncode == 4
+    assert "-k 'no_such_check' selects no check: nothing was started or verified" in run.output
+
+
+def test_a_template_copied_as_is_names_its_placeholder_hosts_and_asks_none_of_them(tmp_path):
+    """staging.toml copied and run with no credentials: each problem on a line of the preflight, every check an ERROR
+    pointing there, and no check resolves a placeholder host (not even a DNS query leaves the machine)."""
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "staging.toml").write_text((ROOT / "environments" / "staging.toml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ENTMOOT_"))}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path)}
+    completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "--env", "staging",
+                                "--environments-dir", str(environments), "--reports-dir", str(tmp_path / "reports")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 1, output[-3000:]
+    assert "  - api.url: api-staging.yourdomain.com is a placeholder host -> write the environment's real endpoint" in output
+    assert "  - redis.url: entmoot-redis-staging.xxxxxxxxxxxx.cache.amazonaws.com is a placeholder host" in output
+    assert "  - aws.credentials: boto3 found none" in output
+    assert "Failed to resolve" not in output and "Name or service not known" not in output and "unreachable" not in output
+    assert "PASS " not in output and "FAIL " not in output
+    assert max(len(line) for line in output.splitlines()) < 300

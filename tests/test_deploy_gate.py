@@ -43,7 +43,7 @@ def test_image_missing_from_ecr_fails(sandbox, run_checks):
         ecr.batch_delete_image(repositoryName=sandbox_aws.ECR_REPO, imageIds=[{"imageTag": "1.6.0"}])
         run = run_checks("-m", "deploy", "-k", "image", "--expected-version", "1.6.0")
     assert run.outcome("deploy.image") == "fail"
-    assert "entmoot-api:1.6.0 in ECR: measured False, threshold == True" in run.result("deploy.image").message
+    assert "entmoot-api:1.6.0 in ECR: measured no, threshold == yes" in run.result("deploy.image").message
 
 
 def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previous(sandbox, run_checks):
@@ -63,7 +63,16 @@ def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previou
     assert {"deploy.version", "deploy.image", "deploy.rollout"} <= nogo.by_outcome()["pass"]
     assert "--task-definition entmoot-api:" in nogo.output
 
-    assert remediated.outcome("deploy.error-rate") == "fixed", remediated.output[-3000:]
+    # A gate that rolled the release back has not verified it: red, with the rollback in the junit <failure>.
+    assert remediated.returncode == 1, remediated.output[-3000:]
+    fixed = remediated.result("deploy.error-rate")
+    assert fixed.outcome == "fixed" and fixed.junit == "failure", remediated.output[-3000:]
+    assert re.search(r"fixed by ecs.rollback \(release rolled back from entmoot-api:\d+ \(image 1\.5\.0\) to entmoot-api:\d+ "
+                     r"\(image 1\.4\.2\)\); before: 5XX error rate since deployment .*measured [3-6]\d\.\d+%.*; after: ",
+                     fixed.message), fixed.message
+    assert "FIXED  deploy.error-rate" in remediated.output
+    junit = (remediated.reports / "junit.xml").read_text()
+    assert re.search(r'<failure message="FIXED fixed by ecs.rollback \(release rolled back from', junit), junit[:2000]
     audit = [json.loads(line) for line in (remediated.reports / "audit.jsonl").read_text().splitlines()]
     acted = next(a for a in audit if a["event"] == "acted")
     assert acted["remediation"] == "ecs.rollback" and "stable after" in acted["changes"][0]["after"]

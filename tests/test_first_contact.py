@@ -44,12 +44,14 @@ def test_shipped_templates_without_credentials_end_in_one_line_per_environment(t
     assert "entmoot checks" in output
     for env, prefix in (("staging", "ENTMOOT_STAGING"), ("prod", "ENTMOOT_PROD")):
         lines = {line for line in output.splitlines() if line.startswith(f"preflight [{env}]")}
-        assert len(lines) == 1, lines
-        (line,) = lines
+        assert lines == {f"preflight [{env}] FAILED (6):"}, lines
+        # One line per problem under it, each naming its key and what to do.
+        block = output.split(f"preflight [{env}] FAILED (6):", 1)[1].split("\n\n", 1)[0]
         for variable in (f"{prefix}_API_TOKEN", f"{prefix}_PG_DSN", f"{prefix}_REDIS_AUTH_TOKEN"):
-            assert f"export {variable}" in line, line
-        assert f"{prefix}_PG_REMEDIATOR_DSN" not in line  # needed by --remediate only
-        assert "aws.credentials: boto3 found none" in line and "AWS_PROFILE" in line
+            assert f"is not set -> export {variable}" in block, block
+        assert f"{prefix}_PG_REMEDIATOR_DSN" not in block  # needed by --remediate only
+        assert "aws.credentials: boto3 found none" in block and "AWS_PROFILE" in block
+        assert "is a placeholder host -> write the environment's real endpoint" in block
     results = parse_junit(tmp_path / "reports" / "junit.xml")
     skipped = [r for r in results if r.outcome == "skip"]
     # RDS environments have no PostgreSQL replicas to name: said once per environment, as a skip with the reason.
@@ -57,10 +59,10 @@ def test_shipped_templates_without_credentials_end_in_one_line_per_environment(t
     assert all("no replica configured" in r.message for r in skipped)
     errors = [r for r in results if r.outcome == "error"]
     assert len(errors) == len(results) - 2
-    pointers = [r for r in errors if r.check_id != "api.auth-enforced"]
-    assert all(re.fullmatch(r"preflight \[(staging|prod)\] failed for [a-z._]+: see that line", r.message) for r in pointers), errors
-    # The anonymous request needs no secret: it goes out, and the templates' placeholder host is what it meets.
-    assert all(r.message.startswith("API unreachable: ConnectionError: Failed to resolve 'api") for r in errors if r not in pointers)
+    # Every check points at the preflight: none asks a placeholder host, not even the anonymous request of
+    # api.auth-enforced, which needs no secret (it used to resolve api.yourdomain.com).
+    assert all(re.fullmatch(r"preflight \[(staging|prod)\] failed for [a-z._]+: see that line", r.message) for r in errors), errors
+    assert "Failed to resolve" not in output
     assert all(r.junit == "error" for r in errors)
     assert re.search(r"\d+ skipped, \d+ deselected, \d+ errors in", output.splitlines()[-1]), output.splitlines()[-1]
 
@@ -87,10 +89,10 @@ def test_literal_secret_in_a_file_is_refused_without_printing_it(tmp_path):
     assert len(lines) == 1 and "postgres.primary_dsn: a literal value is not accepted here" in lines[0], lines
 
 
-def test_a_misspelt_marker_gets_pytests_own_message(tmp_path):
+def test_a_misspelt_marker_is_refused_with_the_closest_checklist(tmp_path):
     completed = _pytest(["-m", "mornin"], tmp_path)
     assert completed.returncode == 4
-    assert "Unknown marker(s) in '-m' expression: mornin" in completed.stderr
+    assert "-m: no checklist 'mornin' (did you mean morning?)" in completed.stderr
     assert "expected-version" not in completed.stderr
 
 

@@ -56,8 +56,8 @@ FAULTS = [
           measured="entmoot-redis-memory .*measured 1", threshold="== 0", remediation="alarms.restore-metric-source"),
     Fault("replication.slots-active", "slot_inactive", measured=r"orphaned_replica retaining \d+ bytes of WAL: measured 1",
           threshold="== 0", remediation="replication.drop-or-reattach-slot"),
-    Fault("replication.lag", "replica_paused", measured=r"WAL replay paused on replica1: measured True",
-          threshold="== False", remediation="replication.reduce-lag"),
+    Fault("replication.lag", "replica_paused", measured=r"WAL replay paused on replica1: measured yes",
+          threshold="== no", remediation="replication.reduce-lag"),
     Fault("redis.reachable", "redis_client_pressure", measured=r"connected clients: measured \d+", threshold=r"< 80% of maxclients \d+ = \d+",
           remediation="redis.check-auth-and-clients"),
     Fault("redis.hit-rate", "redis_cold_cache", measured=r"hit rate .*measured \d+\.\d+%", threshold=r"> 70\.00%",
@@ -107,7 +107,7 @@ def test_replica_lag_grows_while_replay_is_paused(sandbox, run_checks, environme
         run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
     failed = run.result("replication.lag")
     assert failed.outcome == "fail"
-    assert re.search(r"WAL replay paused on replica1: measured True", failed.message)
+    assert re.search(r"WAL replay paused on replica1: measured yes", failed.message)
 
 
 def test_idle_primary_is_not_lag(sandbox, run_checks, environments):

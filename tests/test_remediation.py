@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import boto3
@@ -37,8 +38,14 @@ def test_remediate_increases_storage_rechecks_and_audits(sandbox, run_checks):
     before = _allocated_gib(sandbox)
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
         run = run_checks("-m", "morning", "-k", "free_storage", "--remediate")
-    assert run.returncode == 0, run.output[-3000:]
+    # Fixed now, but something was wrong: a failure that was fixed, with what changed and the readings before and after.
+    assert run.returncode == 1, run.output[-3000:]
     assert run.outcome("rds.free-storage") == "fixed"
+    fixed = run.result("rds.free-storage")
+    assert fixed.junit == "failure" and re.match(
+        r"fixed by rds.increase-storage \(rds:ModifyDBInstance AllocatedStorage: \d+ GiB -> \d+ GiB\); before: free storage "
+        r"\(FreeStorageSpace / AllocatedStorage\): measured \d\.\d+%, threshold > 10.00% .*; after: free storage .* > 10.00%$",
+        fixed.message), fixed.message
     assert _allocated_gib(sandbox) == math.ceil(before * 1.25)
     events = _audit(run)
     assert [e["event"] for e in events] == ["acted", "verified"]

@@ -15,7 +15,8 @@ def test_allure_results_carry_labels_links_evidence_and_categories(sandbox, run_
     results = {next(label["value"] for label in r["labels"] if label["name"] == "check_id"): r for r in _results(run)}
     health = results["api.health"]
     assert health["status"] == "failed"
-    assert "measured degraded" in health["statusDetails"]["message"]
+    assert health["statusDetails"]["message"].startswith("health status: measured degraded, threshold in {healthy, ok}")
+    assert health["name"] == "api.health: API reports healthy, and so does each of its components [sandbox]"
     assert any(link["url"].endswith("#morning-checklist-start-of-business-day") for link in health["links"])
     assert {"name": "remediation", "value": "api.investigate-health"} in health["labels"]
     assert any(a["name"] == "GET /health" for a in health["attachments"])
@@ -24,7 +25,7 @@ def test_allure_results_carry_labels_links_evidence_and_categories(sandbox, run_
     assert results["rds.free-storage"]["status"] == "passed"
     directory = run.reports / "allure-results"
     categories = json.loads((directory / "categories.json").read_text())
-    assert [c["name"] for c in categories][:3] == ["Threshold breached", "Dependency unreachable", "Misconfigured"]
+    assert [c["name"] for c in categories][:3] == ["Fixed by a remediation (something was wrong)", "Threshold breached", "Misconfigured"]
     assert "sandbox.ecs=entmoot-sandbox/entmoot-api" in (directory / "environment.properties").read_text()
 
 
@@ -36,7 +37,8 @@ def test_unreachable_dependency_is_broken_in_allure(sandbox, run_checks):
         sandbox.component("redis", "start")
     (result,) = _results(run)
     assert result["status"] == "broken"
-    assert "Redis unreachable" in result["statusDetails"]["message"]
+    message = result["statusDetails"]["message"]
+    assert message.startswith("Redis unreachable: ") and "\n-> fix: check that Redis is up and reachable" in message, message
 
 
 def test_several_workers_and_the_summary_table(run_checks):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,28 +19,31 @@ from entmoot_ops.actions import scaled_count
 
 @pytest.mark.parametrize("current", range(0, 25))
 def test_every_request_lands_within_bounds(current):
-    for asked in range(-5, 40):
-        assert 3 <= scaled_count(current, minimum=3, maximum=20, to=asked) <= 20
     for step in range(1, 30):
         result = scaled_count(current, minimum=3, maximum=20, step=step)
         assert 3 <= result <= 20
         assert result == max(3, min(20, current + step))
 
 
-def test_exactly_one_of_step_or_to():
-    with pytest.raises(ValueError):
-        scaled_count(3, minimum=3, maximum=20)
-    with pytest.raises(ValueError):
-        scaled_count(3, minimum=3, maximum=20, step=2, to=5)
-
-
-def test_scale_command_clamps_waits_and_audits(sandbox, tmp_path):
+def test_scale_command_refuses_nonsense_waits_and_audits(sandbox, tmp_path):
+    # A count outside the bounds is refused, not clamped: `--to 1000` was a typo of 10, `--to 0` of something else.
+    for nonsense in ("1000", "0", "-5", "21", "2"):
+        refused = scale_command(sandbox, tmp_path, "--to", nonsense)
+        assert refused.returncode == 4, (nonsense, refused.stdout, refused.stderr)
+        assert refused.stderr.strip() == (f"entmoot-ops: [sandbox] refused: {nonsense} tasks is outside the bounds 3..20 "
+                                          "(ecs.min_count..max_count) (ask for a count within 3..20)") and not refused.stdout
+    plan = scale_command(sandbox, tmp_path, "--to", "8", "--dry-run")
+    assert plan.returncode == 0 and plan.stdout.startswith("[sandbox] plan: aws ecs update-service --cluster entmoot-sandbox "
+                                                           "--service entmoot-api --desired-count 8") and "no change made" in plan.stdout
+    assert not (tmp_path / "audit.jsonl").exists()
     try:
-        up = scale_command(sandbox, tmp_path, "--to", "50")
+        up = scale_command(sandbox, tmp_path, "--to", "20")
         assert up.returncode == 0, up.stderr
-        assert "scaled entmoot-api from 3 to 20 (asked 50; bounds 3..20); running 20/20" in up.stdout
-        down = scale_command(sandbox, tmp_path, "--to", "0")
-        assert "from 20 to 3 (asked 0; bounds 3..20); running 3/3" in down.stdout
+        assert up.stdout.startswith("[sandbox] scaled entmoot-api from 3 to 20; running 20/20"), up.stdout
+        out = scale_command(sandbox, tmp_path, "--out")
+        assert out.stdout.startswith("[sandbox] entmoot-api already at 20 tasks (bounds 3..20): nothing to do"), out.stdout
+        down = scale_command(sandbox, tmp_path, "--to", "3")
+        assert "from 20 to 3; running 3/3" in down.stdout
         out = scale_command(sandbox, tmp_path, "--out")
         assert "from 3 to 5; running 5/5" in out.stdout
     finally:
@@ -47,8 +54,26 @@ def test_scale_command_clamps_waits_and_audits(sandbox, tmp_path):
 
 def test_scale_refuses_production_without_yes_in_one_line(sandbox, tmp_path):
     result = scale_command(sandbox, tmp_path, "--env", "prod", "--out")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "entmoot-ops: prod is production: scaling needs --yes"
+    assert result.returncode == 4
+    assert result.stderr.strip() == ("entmoot-ops: [prod] is production: scaling needs --yes "
+                                      "(add --yes, or --dry-run to see the plan)")
+
+
+def test_scale_without_credentials_is_diagnosed_as_the_preflight_does(tmp_path):
+    """No AWS credentials is not "ECS unreachable": the preflight's line, naming what to set, and no call made."""
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "staging.toml").write_text((Path("environments") / "staging.toml").read_text()
+                                               .replace("https://api-staging.yourdomain.com", "https://api.staging.test.internal")
+                                               .replace("entmoot-redis-staging.xxxxxxxxxxxx.cache", "redis.staging.internal"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ENTMOOT_"))}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "scale", "--env", "staging", "--out",
+                             "--environments-dir", str(environments)], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "preflight [staging] FAILED" in result.stderr and "aws.credentials: boto3 found none" in result.stderr
+    assert "unreachable" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, environments):

@@ -13,12 +13,10 @@ from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import ecs, measuring
 
 
-def scaled_count(current: int, *, minimum: int, maximum: int, step: int | None = None, to: int | None = None) -> int:
-    """The desired count to ask for: ``to`` if given, else ``current + step``; always within [minimum, maximum]."""
-    if (step is None) == (to is None):
-        raise ValueError("give exactly one of step or to")
-    wanted = to if to is not None else current + step
-    return max(minimum, min(maximum, wanted))
+def scaled_count(current: int, *, minimum: int, maximum: int, step: int) -> int:
+    """The desired count a scale-out asks for: ``current + step``, within [minimum, maximum] (the runbook's
+    "Reached maximum capacity"). An explicit count is not clamped but refused outside the bounds (cli.scale)."""
+    return max(minimum, min(maximum, current + step))
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,21 @@ A check is a pytest test decorated with :func:`check`. Its body measures through
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import allure
 import pytest
 
+from entmoot_ops.errors import one_line
 from entmoot_ops.secrets import masker
+
+T = TypeVar("T")
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -36,6 +40,18 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+# What a check can depend on. A fault that breaks one of these may turn every check that depends on it red: the
+# detection matrix and chaos experiments take their blast radius from here, not from lists of check ids.
+DEPENDENCIES = {
+    "api": "the API's own endpoint (/health, its routes) and its tasks' ECS metrics",
+    "traffic": "what the API served, as the load balancer and the access logs measure it",
+    "primary": "the PostgreSQL primary, directly or through its RDS metrics",
+    "replica": "the PostgreSQL read replicas",
+    "redis": "Redis, directly or through its ElastiCache metrics",
+    "aws": "the AWS control plane (ECS, RDS, CloudWatch alarms, CloudTrail, ECR, ELB)",
+}
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     id: str
@@ -43,11 +59,15 @@ class CheckSpec:
     section: str
     severity: Severity
     remediation: str
+    depends: tuple[str, ...]
 
 
-def check(*, id: str, title: str, section: str, severity: Severity, remediation: str) -> pytest.MarkDecorator:
-    """Declare a test as a runbook check. Validated at collection by the plugin."""
-    return pytest.mark.check(id=id, title=title, section=section, severity=severity, remediation=remediation)
+def check(*, id: str, title: str, section: str, severity: Severity, remediation: str,
+          depends: tuple[str, ...]) -> pytest.MarkDecorator:
+    """Declare a test as a runbook check, with what it depends on (DEPENDENCIES). Validated at collection by the
+    plugin; tests/test_dependencies_declared.py holds each declaration to what the check really touches."""
+    return pytest.mark.check(id=id, title=title, section=section, severity=severity, remediation=remediation,
+                             depends=tuple(depends))
 
 
 @dataclass
@@ -60,9 +80,12 @@ class Reading:
     against: str | None = None  # what the threshold is, when it is itself a measurement ("desired")
 
     def describe(self) -> str:
-        """``running tasks 3 == desired 3``: the reading as a person says it."""
+        """``running tasks 3 == desired 3``: the reading as a person says it. An equality that holds against a
+        constant says only the value (``PRIMARY deployments 1``, not ``1 == 1``)."""
         op = "not in" if self.threshold.startswith("not in ") else self.threshold.split(" ", 1)[0]
         value = self.threshold[len(op) + 1:]
+        if self.ok and op in ("==", "is") and not self.against:
+            return f"{self.label} {self.measured}"
         return f"{self.label} {self.measured} {op} {self.against + ' ' if self.against else ''}{value}"
 
 
@@ -73,14 +96,44 @@ class CheckRun:
     spec: CheckSpec
     env: str
     readings: list[Reading] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)  # the DEPENDENCIES its measurements reached
+    # Evidence reads put off until the verdict is known: done for a check that did not pass, or on --evidence all.
+    deferred: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
 
 
 current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("current_run", default=None)
 
 
+# True while a best-effort read runs: what it reaches informs a verdict, it is not what the check depends on.
+_informing: contextvars.ContextVar[bool] = contextvars.ContextVar("informing", default=False)
+_collectors: contextvars.ContextVar[tuple[set[str], ...]] = contextvars.ContextVar("touch_collectors", default=())
+
+
+def touching(*dependencies: str) -> None:
+    """The clients say which dependency a measurement reaches, for the check running now (if any)."""
+    for found in _collectors.get():
+        found.update(dependencies)
+    run = current_run.get()
+    if run is not None and not _informing.get():
+        run.touched.update(dependencies)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[set[str]]:
+    """What a measurement touches, kept with a reading that later checks share (Clients.remember)."""
+    found: set[str] = set()
+    token = _collectors.set((*_collectors.get(), found))
+    try:
+        yield found
+    finally:
+        _collectors.reset(token)
+
+
 def format_value(value: Any, unit: str) -> str:
     if value is None:
         return "no data"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, (tuple, list, frozenset, set)):
         return "{" + ", ".join(format_value(v, unit) for v in value) + "}"
     if unit == "%" and isinstance(value, (int, float)):
@@ -110,7 +163,20 @@ def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", wi
         raise AssertionError(f"{label}: measured {reading.measured}, threshold {threshold}{where}{remediation}")
 
 
+def expect_present(label: str, value: Any) -> None:
+    """Assert that a value was reported at all (a version, an id): the reading is the value itself."""
+    run = current_run.get()
+    reading = Reading(label, "(missing)" if value in (None, "") else str(value), "is present", None, value not in (None, ""))
+    if run is not None:
+        run.readings.append(reading)
+    if not reading.ok:
+        remediation = f" -> remediation {run.spec.remediation}" if run else ""
+        raise AssertionError(f"{label}: measured (missing), threshold present{remediation}")
+
+
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Unavailable):
+        return str(value)
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     if isinstance(value, (datetime, date)):
@@ -124,7 +190,40 @@ def expect_none(label: str, found: Sequence[Any], describe: Callable[[Any], str]
     expect(label + (f" ({detail})" if detail else ""), len(found), "==", 0)
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """Evidence that could not be read, and why, in one line: it is shown, it decides nothing."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unavailable: {self.reason}"
+
+    def describe(self, shown: int = 3) -> str:  # noqa: ARG002 - stands where a reading describes itself
+        return str(self)
+
+
+def best_effort(what: str, read: Callable[[], T]) -> T | Unavailable:
+    """A read that informs a verdict without deciding it (evidence, a likely cause): any failure, even an answer
+    of an unexpected shape, becomes :class:`Unavailable` with one line."""
+    token = _informing.set(True)
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 - evidence is best effort by definition
+        return Unavailable(one_line(exc))
+    finally:
+        _informing.reset(token)
+
+
 def evidence(name: str, data: Any) -> None:
-    """Attach what was measured (values, window, API used) to the Allure result, secrets masked."""
+    """Attach what was measured (values, window, API used) to the Allure result, secrets masked. A callable is an
+    evidence *read*: it runs only once the verdict is known and the check did not pass (or --evidence all), and
+    a failure of it is shown as "unavailable: ...", never as the check's outcome."""
+    run = current_run.get()
+    if callable(data) and run is not None:
+        run.deferred.append((name, data))
+        return
+    if callable(data):
+        data = best_effort(name, data)
     text = masker(json.dumps(data, default=_jsonable, indent=2, sort_keys=True))
     allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)

@@ -6,6 +6,8 @@ The checks themselves run through pytest (``pytest checks/ -m morning``); this c
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
 import shlex
 import signal
@@ -14,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from entmoot_ops.errors import OpsError
+from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops.secrets import masker
 
 
@@ -137,6 +139,71 @@ def sandbox_down(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _control(arguments: argparse.Namespace):  # noqa: ANN202 - a SandboxHandle, imported lazily
+    from entmoot_ops.sandbox.handle import attach
+
+    return attach(_state_file(arguments), what="sandbox")
+
+
+def _parameter(text: str) -> tuple[str, object]:
+    """``rate=0.3`` -> ("rate", 0.3); a value that is not JSON is a string (``message=pool timeout``)."""
+    name, found, value = text.partition("=")
+    if not found or not name:
+        raise Refused(f"fault parameter {text!r}: write NAME=VALUE", fix="e.g. rate=0.3 or version=1.6.0")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def sandbox_fault(arguments: argparse.Namespace) -> int:
+    """The faults of the sandbox's control interface, for a person at a shell: list, inject, undo."""
+    from entmoot_ops.sandbox.faults import FAULTS
+
+    handle = _control(arguments)
+    if arguments.verb == "list":
+        active = set(handle.control("GET", "state", timeout=10)["faults"])
+        for name, fault in sorted(FAULTS.items()):
+            summary = " ".join((fault.__doc__ or "").split()).split(". ")[0]
+            print(f"{'ACTIVE ' if name in active else '       '}{name:<26} {summary}")
+        return 0
+    if arguments.name not in FAULTS:
+        close = difflib.get_close_matches(arguments.name or "", FAULTS, n=3)
+        raise Refused(f"no sandbox fault {arguments.name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""),
+                      fix="entmoot-ops sandbox fault list")
+    if arguments.verb == "inject":
+        params = dict(_parameter(p) for p in arguments.params)
+        handle.inject(arguments.name, **params)
+        print(f"sandbox: fault {arguments.name} injected{' with ' + json.dumps(params) if params else ''}; "
+              f"undo it with: entmoot-ops sandbox fault undo {arguments.name}")
+    else:
+        handle.undo(arguments.name)
+        print(f"sandbox: fault {arguments.name} undone")
+    return 0
+
+
+def sandbox_traffic(arguments: argparse.Namespace) -> int:
+    """Authenticated requests through the sandbox API at a steady rate for a bounded time, then a count of answers."""
+    from entmoot_ops.sandbox.traffic import Traffic
+
+    if not (0 < arguments.rps <= MAX_TRAFFIC_RPS and 0 < arguments.seconds <= MAX_TRAFFIC_SECONDS):
+        raise Refused(f"traffic of {arguments.rps:g} requests/s for {arguments.seconds:g} s is outside 0..{MAX_TRAFFIC_RPS} "
+                      f"requests/s and 0..{MAX_TRAFFIC_SECONDS} s", fix="ask for less")
+    handle = _control(arguments)
+    env = handle.env
+    headers = {"Authorization": f"Bearer {env['ENTMOOT_SANDBOX_API_TOKEN']}"}
+    print(f"sandbox: {arguments.rps:g} requests/s to {arguments.path} for {arguments.seconds:g} s ...", flush=True)
+    with Traffic(env["ENTMOOT_SANDBOX_API_URL"], headers, arguments.path, per_second=arguments.rps) as traffic:
+        time.sleep(arguments.seconds)
+    handle.sync()
+    answers = ", ".join(f"{n} {kind}" for kind, n in sorted(traffic.answers.items())) or "none"
+    print(f"sandbox: {sum(traffic.answers.values())} requests sent; answers: {answers}")
+    return 0
+
+
+MAX_TRAFFIC_RPS, MAX_TRAFFIC_SECONDS = 200, 3600
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -145,38 +212,53 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class Refused(OpsError):
+    """A request the command will not carry out as asked: exit 4, like a usage error, before any call."""
+
+
 def scale(arguments: argparse.Namespace) -> int:
     """Runbook Scaling API Servers / Scaling Out, bounded to ecs.min_count..max_count, audited, verified."""
-    from entmoot_ops import actions
+    from entmoot_ops import actions, preflight
     from entmoot_ops.clients import Clients
     from entmoot_ops.config import environments_dir, load_environment
     from entmoot_ops.probes import ecs
     from entmoot_ops.remediation import AuditLog
 
     env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    settings, tag = env.ecs, f"[{env.name}]"
+    bounds = f"{settings.min_count}..{settings.max_count}"
+    if arguments.to is not None and not settings.min_count <= arguments.to <= settings.max_count:
+        raise Refused(f"{tag} refused: {arguments.to} tasks is outside the bounds {bounds} (ecs.min_count..max_count)",
+                      fix=f"ask for a count within {bounds}")
+    if env.production and not (arguments.yes or arguments.dry_run):
+        raise Refused(f"{tag} is production: scaling needs --yes", fix="add --yes, or --dry-run to see the plan")
     if env.kind == "sandbox":
         from entmoot_ops.sandbox.handle import attach_running
 
         # Scaling a throwaway sandbox would prove nothing and leave an audit entry that looks real.
         attach_running()
-    if env.production and not arguments.yes:
-        raise OpsError(f"{env.name} is production: scaling needs --yes")
-    readonly, writable = Clients(env), Clients(env, writable=True)
-    settings = env.ecs
-    current = ecs.service_state(readonly).desired
-    target = actions.scaled_count(current, minimum=settings.min_count, maximum=settings.max_count,
-                                  step=settings.scale_out_step if arguments.out else None, to=arguments.to)
-    note = "" if arguments.to in (None, target) else f" (asked {arguments.to}; bounds {settings.min_count}..{settings.max_count})"
-    if target == current:
-        print(f"{settings.service} already at {current} tasks{note}: nothing to do")
+    checked = preflight.run(env, remediate=False)
+    if not checked.ok:
+        raise OpsError(checked.line(), fix="")
+    readonly = Clients(env, preflight=checked)
+    current = ecs.service_state(readonly).desired if arguments.to is None or not arguments.dry_run else None
+    target = arguments.to if arguments.to is not None else actions.scaled_count(
+        current, minimum=settings.min_count, maximum=settings.max_count, step=settings.scale_out_step)
+    command = f"aws ecs update-service --cluster {settings.cluster} --service {settings.service} --desired-count {target}"
+    if arguments.dry_run:
+        print(f"{tag} plan: {command} (from {current if current is not None else 'the current count'}; bounds {bounds}); "
+              "dry run: no change made")
         return 0
-    audit = AuditLog(arguments.audit_log)
+    if target == current:
+        print(f"{tag} {settings.service} already at {current} tasks (bounds {bounds}): nothing to do")
+        return 0
+    writable = Clients(env, writable=True, preflight=checked)
     actions.set_desired_count(writable, target)
     wait = actions.wait_stable(readonly)
-    audit.write(env=env.name, check_id="(manual)", remediation_id="ecs.scale", event="acted",
-                changes=[{"action": "ecs:UpdateService desiredCount", "before": current, "after": target}],
-                stable=wait.state.stable)
-    print(f"scaled {settings.service} from {current} to {target}{note}; running {wait.state.running}/{wait.state.desired} "
+    AuditLog(arguments.audit_log).write(env=env.name, check_id="(manual)", remediation_id="ecs.scale", event="acted",
+                                        changes=[{"action": "ecs:UpdateService desiredCount", "before": current, "after": target}],
+                                        stable=wait.state.stable)
+    print(f"{tag} scaled {settings.service} from {current} to {target}; running {wait.state.running}/{wait.state.desired} "
           f"after {wait.waited_seconds:g} s{'' if wait.state.stable else ' (NOT stable: ' + wait.state.describe() + ')'}")
     return 0 if wait.state.stable else 1
 
@@ -201,6 +283,7 @@ def chaos_matrix(arguments: argparse.Namespace) -> int:
     from entmoot_ops.config import environments_dir, load_environment
     from entmoot_ops.sandbox.faults import FAULTS
     from entmoot_ops.sandbox.handle import attach_or_start
+    from entmoot_ops.sandbox.traffic import Traffic
 
     missing = matrix.uncovered(set(FAULTS))
     if missing:
@@ -216,7 +299,7 @@ def chaos_matrix(arguments: argparse.Namespace) -> int:
         checks = observe.CheckRunner(Path("checks").resolve(), "sandbox", arguments.environments_dir,
                                      {"ENTMOOT_SANDBOX_STATE": str(handle.state_file)})
         # The checks' own session stops asking a dead endpoint; the traffic must go on through every fault.
-        with matrix.Traffic(clients.api_url, dict(clients.http().headers), settings.protected_path + "/{id}"):
+        with Traffic(clients.api_url, dict(clients.http().headers), settings.protected_path + "/{id}"):
             rows = matrix.Matrix(checks, handle, deadline_seconds=arguments.deadline).run(expectations)
     finally:
         handle.release()
@@ -243,20 +326,34 @@ def report(arguments: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="entmoot-ops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    sandbox = commands.add_parser("sandbox", help="the embedded sandbox on its own: up, env, status, down")
-    actions = {"up": sandbox_up, "env": sandbox_env, "status": sandbox_status, "down": sandbox_down}
-    sandbox.add_argument("action", choices=list(actions),
-                         help="up: start it and return once ready; env: print eval-able exports; status; down: stop it")
-    sandbox.add_argument("--state-file", type=Path, help="the sandbox's state file (default: ~/.local/state/entmoot-ops/sandbox.json)")
-    sandbox.add_argument("--foreground", action="store_true", help="with up: print the exports and run until Ctrl-C")
-    sandbox.set_defaults(run=lambda arguments: actions[arguments.action](arguments))
+    sandbox = commands.add_parser("sandbox", help="the embedded sandbox on its own: up, env, status, down, fault, traffic")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    state_file = argparse.ArgumentParser(add_help=False)
+    state_file.add_argument("--state-file", type=Path, help="the sandbox's state file (default: ~/.local/state/entmoot-ops/sandbox.json)")
+    for name, run, text in (("up", sandbox_up, "start it and return once ready"), ("env", sandbox_env, "print eval-able exports"),
+                            ("status", sandbox_status, "what runs where, and the active faults"), ("down", sandbox_down, "stop it")):
+        command = sandbox_commands.add_parser(name, parents=[state_file], help=text)
+        command.set_defaults(run=run)
+        if name == "up":
+            command.add_argument("--foreground", action="store_true", help="print the exports and run until Ctrl-C")
+    fault = sandbox_commands.add_parser("fault", parents=[state_file], help="list, inject or undo a fault of the running sandbox")
+    fault.add_argument("verb", choices=("list", "inject", "undo"))
+    fault.add_argument("name", nargs="?", help="the fault (see: entmoot-ops sandbox fault list)")
+    fault.add_argument("params", nargs="*", metavar="NAME=VALUE", help="the fault's parameters, e.g. rate=0.3")
+    fault.set_defaults(run=sandbox_fault)
+    traffic = sandbox_commands.add_parser("traffic", parents=[state_file], help="steady authenticated traffic through the sandbox API")
+    traffic.add_argument("--rps", type=float, default=20, help=f"requests a second (at most {MAX_TRAFFIC_RPS}; default 20)")
+    traffic.add_argument("--seconds", type=float, required=True, help=f"for how long (at most {MAX_TRAFFIC_SECONDS})")
+    traffic.add_argument("--path", default="/api/projects/{id}", help="the route; {id} cycles over 1..50")
+    traffic.set_defaults(run=sandbox_traffic)
     scaler = commands.add_parser("scale", help="scale the API service out by +2 or to a count, within its bounds")
     scaler.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
     scaler.add_argument("--environments-dir", type=Path)
     how = scaler.add_mutually_exclusive_group(required=True)
     how.add_argument("--out", action="store_true", help="add ecs.scale_out_step tasks (runbook: +2)")
-    how.add_argument("--to", type=int, metavar="COUNT", help="a desired count (clamped to the bounds)")
+    how.add_argument("--to", type=int, metavar="COUNT", help="a desired count within ecs.min_count..max_count (else refused, exit 4)")
     scaler.add_argument("--yes", action="store_true", help="confirm on a production environment")
+    scaler.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     scaler.add_argument("--audit-log", type=Path, default=Path("reports/audit.jsonl"))
     scaler.set_defaults(run=scale)
     chaos = commands.add_parser("chaos", help="chaos experiments (run them with pytest checks/ -m chaos) and the detection matrix")
@@ -287,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     except OpsError as exc:
         fix = f" ({exc.fix})" if exc.fix and exc.fix != "see the message" else ""
         print(masker(f"entmoot-ops: {exc}{fix}"), file=sys.stderr)
-        return 2
+        return 4 if isinstance(exc, (Refused, ConfigError)) else 2
 
 
 if __name__ == "__main__":

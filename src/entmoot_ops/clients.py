@@ -7,7 +7,9 @@ refuses commands outside a read-only allow-list. All of these raise before anyth
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import json
 import re
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from entmoot_ops.breaker import breaker, measuring_fresh
+from entmoot_ops.check import collecting, touching
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
 from entmoot_ops.secrets import masker, resolve, resolve_secret
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from entmoot_ops.preflight import Preflight
 
 T = TypeVar("T")
+# The AWS action this thread called last: an answer whose shape a probe did not expect is reported against it.
+current_action: contextvars.ContextVar[str] = contextvars.ContextVar("current_action", default="")
 
 # A Logs Insights query is a read that runs on the server: starting and stopping one changes no resource.
 READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet|StartQuery$|StopQuery$)")
@@ -88,12 +93,78 @@ class GuardedSession(requests.Session):
             return super().request(method, url, *args, **kwargs)
 
 
+# IAM's prefix where it differs from the service's signing name.
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+_ERROR_CODE = re.compile(r"<Code>\s*([^<\s]+)\s*</Code>")
+_ERROR_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>", re.S)
+
+
+def iam_action(operation_model: Any) -> str:
+    """``logs:StartQuery``: the IAM action an AWS operation is authorised as."""
+    signing = operation_model.service_model.signing_name
+    return f"{IAM_PREFIX.get(signing, signing)}:{operation_model.name}"
+
+
+def _error_from_body(body: bytes) -> tuple[str, str]:
+    """Code and message of an error body in whatever shape it came: XML (query protocols, and moto's denials
+    even to JSON clients), JSON (``__type``/``code``, ``message``), or neither (a proxy's HTML, nothing)."""
+    text = body.decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {}
+        if isinstance(data, dict):
+            code = str(data.get("__type") or data.get("code") or data.get("Code") or "").rsplit("#", 1)[-1]
+            return code, str(data.get("message") or data.get("Message") or "")
+    code, message = _ERROR_CODE.search(text), _ERROR_MESSAGE.search(text)
+    if code or message:
+        return (code.group(1) if code else ""), (" ".join(message.group(1).split()) if message else "")
+    if text.startswith("<"):
+        return "", f"not an AWS error body ({'HTML' if '<html' in text[:200].lower() else 'XML'} of {len(text)} characters)"
+    return "", ""
+
+
+def _normalise_error(http_response: Any, parsed: dict, model: Any, **_: Any) -> None:
+    """Give every error answer a code, a message and the IAM action, whatever protocol its body came in: botocore
+    reports an XML denial to a JSON client as code ``403`` with the raw XML as its message."""
+    status = http_response.status_code
+    if status < 300:
+        return
+    error = parsed.setdefault("Error", {})
+    code = str(error.get("Code") or "")
+    if not code or code.isdigit() or str(error.get("Message", "")).lstrip().startswith("<"):
+        found_code, found_message = _error_from_body(http_response.content or b"")
+        error["Code"] = found_code or ("AccessDenied" if status == 403 else f"HTTP {status}")
+        error["Message"] = found_message
+        error["Unexpected"] = not found_code and status != 403  # not an AWS error at all: a proxy, a web page
+    error["Action"] = iam_action(model)
+
+
+# A CloudWatch metric depends on what it measures: the load balancer's on the API's traffic, a node's on Redis...
+NAMESPACE_DEPENDENCY = {"AWS/ApplicationELB": "traffic", "AWS/ECS": "api", "AWS/RDS": "primary", "AWS/ElastiCache": "redis"}
+
+
+def _touching_namespaces(params: dict, **_: Any) -> None:
+    queries = params.get("MetricDataQueries") or []
+    namespaces = {params.get("Namespace")} | {q.get("MetricStat", {}).get("Metric", {}).get("Namespace") for q in queries}
+    touching(*(NAMESPACE_DEPENDENCY[n] for n in namespaces if n in NAMESPACE_DEPENDENCY))
+
+
+def _remember_operation(exception: BaseException, context: dict, **_: Any) -> None:
+    """A failure botocore raises before any error is parsed (an answer it cannot parse) learns its operation."""
+    if "entmoot_action" in context:
+        exception.entmoot_action = context["entmoot_action"]  # type: ignore[attr-defined]
+
+
 def _guard_aws(client: Any, dependency: str) -> None:
     endpoint = urlsplit(client.meta.endpoint_url).netloc
 
-    def before(context: dict, **_: Any) -> None:
+    def before(context: dict, model: Any, **_: Any) -> None:
         breaker.guard(endpoint, dependency)
         context["entmoot_started"] = time.monotonic()
+        context["entmoot_action"] = iam_action(model)
+        current_action.set(context["entmoot_action"])
 
     def failed(exception: BaseException, context: dict, **_: Any) -> None:
         if isinstance(exception, AWS_NO_ANSWER):
@@ -102,6 +173,8 @@ def _guard_aws(client: Any, dependency: str) -> None:
 
     client.meta.events.register("before-call.*.*", before)
     client.meta.events.register("after-call-error.*.*", failed)
+    client.meta.events.register("after-call-error.*.*", _remember_operation)
+    client.meta.events.register("after-call.*.*", _normalise_error)
     client.meta.events.register("after-call.*.*", lambda **_: breaker.close(endpoint))
 
 
@@ -120,8 +193,11 @@ class Clients:
         """A reading several checks of one run share (one AWS call, not one per check); a re-check after a
         remediation measures fresh."""
         if measuring_fresh() or key not in self._readings:
-            self._readings[key] = measure()
-        return self._readings[key]
+            with collecting() as touched:
+                self._readings[key] = (measure(), frozenset(touched))
+        value, touched = self._readings[key]
+        touching(*touched)  # a check that shares a reading depends on what it came from
+        return value
 
     @functools.cached_property
     def _session(self) -> botocore.session.Session:
@@ -148,6 +224,7 @@ class Clients:
         return found.method
 
     def aws(self, service: str) -> Any:
+        touching("traffic" if service == "logs" else "aws")
         key = f"aws:{service}"
         if key not in self._cache:
             timeouts = self.env.timeouts
@@ -162,6 +239,7 @@ class Clients:
             _guard_aws(client, f"AWS {client.meta.service_model.service_id}")
             if not self.writable:
                 client.meta.events.register("before-call.*.*", _refuse_writes)
+            client.meta.events.register("before-parameter-build.cloudwatch.*", _touching_namespaces)
             self._cache[key] = client
         return self._cache[key]
 
@@ -191,6 +269,7 @@ class Clients:
 
     def postgres(self, dsn_reference: str, *, name: str, autocommit: bool = True) -> psycopg.Connection:
         """A new session; in check mode it is read-only with statement and lock timeouts."""
+        touching("primary" if name == "primary" else "replica")
         dsn = self.secret(dsn_reference, what=f"postgres {name} dsn")
         try:
             params = psycopg.conninfo.conninfo_to_dict(dsn)
@@ -221,6 +300,7 @@ class Clients:
     def redis(self, *, replica: bool = False) -> redis.Redis:
         """The Redis of the environment; ``replica=True``: its read replica where one is configured (a scan there
         costs the primary nothing), else the primary."""
+        touching("redis")
         settings = self.env.redis
         reference, key = (settings.replica_url, "redis-replica") if replica and settings.replica_url else (settings.url, "redis")
         if key not in self._cache:
@@ -243,6 +323,7 @@ class Clients:
 
     def http(self, *, authenticated: bool = True) -> requests.Session:
         """The API session; ``authenticated=False`` sends no credential (to prove the API demands one)."""
+        touching("api")
         key = "http" if authenticated else "http-anonymous"
         if key not in self._cache:
             session = GuardedSession()

@@ -7,25 +7,46 @@ time by :mod:`entmoot_ops.secrets`; a literal secret in a TOML file is a validat
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from entmoot_ops.errors import ConfigError
 
 SECRET_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+)$"
 SecretRef = Annotated[str, StringConstraints(pattern=SECRET_PATTERN)]
-# An endpoint is either written out (not secret: a hostname, a URL) or read from an environment variable.
-EndpointRef = Annotated[str, StringConstraints(min_length=1)]
+URL_SCHEMES = ("http", "https", "redis", "rediss", "unix")
+
+
+def _endpoint(value: str) -> str:
+    if value.startswith("env:"):
+        if not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("env: must be followed by a variable name")
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in URL_SCHEMES or not (parts.hostname or parts.scheme == "unix"):
+        raise ValueError(f"not a URL ({'|'.join(URL_SCHEMES)}://host[:port]) nor an env:NAME reference")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    return value
+
+
+# An endpoint is either written out (not secret: a URL) or read from an environment variable (checked on use).
+EndpointRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_endpoint)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `production = "yes"` or `read_seconds = "10"` is refused, not guessed (TOML has real booleans and numbers).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Timeouts(Strict):
@@ -373,7 +394,7 @@ class ChaosSettings(Strict):
     blast radius and a time limit."""
 
     allowed: bool = False
-    experiments: list[str] = []  # the allow-list, by experiment name (entmoot-ops chaos list)
+    experiments: tuple[str, ...] = ()  # the allow-list, by experiment name (entmoot-ops chaos list)
     max_task_fraction: Annotated[float, Field(gt=0, le=1)] = 0.34  # of the service's running tasks, at most
     primary_allowed: bool = False  # an experiment on the primary database must be allowed explicitly
     time_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
@@ -394,6 +415,8 @@ class Environment(Strict):
     name: str
     kind: Literal["aws", "sandbox"] = "aws"
     production: bool = False
+    # Which checks read their evidence (log groups, top statements): those that did not pass, or all (--evidence).
+    evidence: Literal["failures", "all"] = "failures"
     runbook_url: str = "https://github.com/entmoot/entmoot/blob/main/docs/operations-runbook.md"
     aws: AwsSettings = AwsSettings()
     timeouts: Timeouts = Timeouts()
@@ -430,12 +453,21 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     if data["name"] != name:
         raise ConfigError(f"{path}: name: {data['name']!r} does not match the file name {name!r}")
     try:
-        return Environment.model_validate(data)
+        return Environment.model_validate(_tuples(data))
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{path}: {key}: {_explain(first)}{more}") from None
+
+
+def _tuples(value: Any) -> Any:
+    """TOML arrays as tuples: strict validation takes a tuple field only from a tuple (the models are frozen)."""
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    return value
 
 
 def _explain(error: dict) -> str:

@@ -36,3 +36,14 @@ class ReadOnlyViolation(OpsError):
 
     def __init__(self, message: str):
         super().__init__(message, fix="a check must only read: move the write into a remediation")
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line a person can act on: our own errors as they say themselves; anything else (an answer
+    of an unexpected shape, a bug) with its type, since ``str(KeyError('events'))`` alone says only ``'events'``."""
+    if isinstance(error, OpsError):
+        return str(error).strip().splitlines()[0]
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, KeyError):
+        return f"missing field {text}" if text else "missing field"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

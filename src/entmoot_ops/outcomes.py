@@ -6,6 +6,7 @@ Results travel as junit ``user_properties`` so that, under xdist, the controller
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 import xml.etree.ElementTree as ET
@@ -35,6 +36,8 @@ class CheckResult:
     plan: list[str] = field(default_factory=list)
     readings: list[str] = field(default_factory=list)  # "running tasks 3 == desired 3"
     fix: str = ""  # for an error: what to fix in access, configuration or connectivity
+    depends: list[str] = field(default_factory=list)  # what the check declares it depends on (check.DEPENDENCIES)
+    touched: list[str] = field(default_factory=list)  # what its measurements reached this time
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [
@@ -69,7 +72,9 @@ def classify(report: pytest.TestReport, call: pytest.CallInfo[Any], remediation_
     if report.skipped:
         return "skip"
     if report.passed:
-        return "fixed" if remediation_state == "fixed" else "pass"
+        return "pass"
+    if remediation_state == "fixed":
+        return "fixed"
     if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(AssertionError):
         return "fail"
     return "error"
@@ -80,7 +85,7 @@ def first_line(report: pytest.TestReport) -> str:
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     if report.failed:
         text = str(report.longrepr).strip()
-        if text.startswith(("FAIL ", "ERROR ")):  # the plugin's own one-line verdicts
+        if text.startswith(("FAIL ", "FIXED ", "ERROR ")):  # the plugin's own one-line verdicts
             return text.splitlines()[0].split(" ", 1)[1].removeprefix("AssertionError: ")
         lines = [line for line in text.splitlines() if line.startswith("E ")]
         first = lines[0][1:].strip() if lines else text.splitlines()[-1]
@@ -114,12 +119,12 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
     width = max(60, shutil.get_terminal_size((140, 20)).columns - indent)
     terminal.write_sep("=", "entmoot checks")
     for r in results:
-        colour = {"pass": "green", "fixed": "green", "skip": "yellow"}.get(r.outcome, "red")
-        lines = textwrap.wrap(_detail(r), width, break_on_hyphens=False) or [""]
+        colour = {"pass": "green", "fixed": "yellow", "skip": "yellow"}.get(r.outcome, "red")
+        lines = _wrap(_detail(r), width) or [""]
         if r.outcome in ("fail", "fixed"):
             lines.append(f"-> remediation {r.remediation} ({r.remediation_state or 'planned'})")
         elif r.outcome == "error" and r.fix:
-            lines += textwrap.wrap(f"-> fix: {r.fix}", width, break_on_hyphens=False)
+            lines += _wrap(f"-> fix: {r.fix}", width)
         head = f"{r.outcome.upper():<6} {r.check_id:<{id_width}}  {r.env:<{env_width}}  "
         terminal.write_line(head + lines[0], **{colour: True})
         for line in lines[1:]:
@@ -138,9 +143,18 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
     terminal.write_line("checks: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
 
 
+# A number and its unit stay on one line: "280.04" at the end of one and "ms" at the start of the next misreads.
+_UNIT = re.compile(r"(\d) (ms|s|min|h|days|bytes|KiB|MiB|GiB|requests/s)\b")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    glued = _UNIT.sub("\\1\u00a0\\2", text)
+    return [line.replace("\u00a0", " ") for line in textwrap.wrap(glued, width, break_on_hyphens=False)]
+
+
 def _detail(r: CheckResult) -> str:
     if r.outcome in ("error", "skip") or not r.readings:
         return r.message or "; ".join(r.readings)
-    if r.outcome == "fail":  # the breached reading first: it is the verdict
+    if r.outcome in ("fail", "fixed"):  # the breached reading first: it is the verdict
         return r.message.split(" -> remediation")[0]
     return "; ".join(r.readings)

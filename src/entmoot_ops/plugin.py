@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
+import re
 import shutil
 import sys
 import time
@@ -12,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest import junitxml
 
 from entmoot_ops import load, outcomes, preflight, progress, reports
 from entmoot_ops.breaker import fresh
 from entmoot_ops.chaos import guard as chaos_guard
-from entmoot_ops.check import CHECKLISTS, SEVERITIES, CheckRun, CheckSpec, current_run
+from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, best_effort, current_run, evidence
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment, environments_dir, load_environment
 from entmoot_ops.errors import ConfigError, OpsError
@@ -25,6 +28,7 @@ from entmoot_ops.runbook import SECTIONS, link
 from entmoot_ops.secrets import masker
 
 RUN_KEY = pytest.StashKey[CheckRun]()
+HELD_JUNIT_KEY = pytest.StashKey[Any]()
 PLAN_KEY = pytest.StashKey[list[str]]()
 REMEDIATION_KEY = pytest.StashKey[str]()
 
@@ -47,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="JSON-lines audit of remediation actions (default REPORTS/audit.jsonl)")
     group.addoption("--check", action="append", dest="entmoot_checks", metavar="ID", default=[],
                     help="run only this check (repeatable; with -m and -k, all must select it)")
+    group.addoption("--evidence", dest="entmoot_evidence", default=None, choices=("failures", "all"),
+                    help="which checks read their evidence (logs, top statements): only those that do not pass "
+                         "(default), or all; default: the environment's `evidence` setting")
     group.addoption("--expected-version", dest="entmoot_expected_version", default=None, metavar="VERSION",
                     help="the version the deploy gate (-m deploy) expects /health and the PRIMARY image to carry")
 
@@ -60,6 +67,7 @@ class Suite:
     confirmed: bool
     reports_dir: Path | None
     audit: AuditLog
+    started: bool  # checks are running: results were emptied, the junit file will be written
     preflights: dict[str, preflight.Preflight] = field(default_factory=dict)
     sandboxes: list[Any] = field(default_factory=list)  # handles this process holds, released at the end
 
@@ -97,19 +105,16 @@ def pytest_configure(config: pytest.Config) -> None:
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
     if reports_dir is not None and not hasattr(config, "workerinput"):
-        reports_dir.mkdir(parents=True, exist_ok=True)
+        _refuse_unknown_selection(config)
         if not config.option.xmlpath:
             config.option.xmlpath = str(reports_dir / "junit.xml")
         if getattr(config.option, "allure_report_dir", None) is None:
-            results = reports_dir / "allure-results"
-            # Each run's results alone: a report must not mix runs or environments. The trend is carried by
-            # the report's history (entmoot-ops report), not by old results. Here, not by allure's own
-            # --clean-alluredir, which every xdist worker would also apply while another is writing.
-            if not config.option.collectonly:
-                shutil.rmtree(results, ignore_errors=True)
-            config.option.allure_report_dir = str(results)
+            # Each run's results alone: a report must not mix runs or environments. They are emptied once checks
+            # really start (_start_results), not before: a typo must not destroy the last run's evidence.
+            config.option.allure_report_dir = str(reports_dir / "allure-results")
     audit_path = config.getoption("entmoot_audit") or str((reports_dir or Path("reports")) / "audit.jsonl")
     suite = Suite(
+        started=hasattr(config, "workerinput"),
         environments=environments,
         remediate=config.getoption("entmoot_remediate"),
         confirmed=config.getoption("entmoot_yes"),
@@ -121,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None and "entmoot_preflight" in workerinput:
         suite.preflights = {name: preflight.Preflight.from_json(data) for name, data in workerinput["entmoot_preflight"].items()}
     progress.write = lambda line: _say(config, line)
+    config.pluginmanager.register(reports.AllureVerdicts(), "entmoot-allure-verdicts")
 
 
 def _refuse_unless_allowed(refuse: Any, environment: Environment, *, confirmed: bool) -> None:
@@ -156,14 +162,14 @@ def _say(config: pytest.Config, line: str) -> None:
             print(masker(line), file=sys.__stderr__, flush=True)
 
 
-def _preflight(suite: Suite, name: str) -> preflight.Preflight:
+def _preflight(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
     """Start or attach the sandbox of a sandbox environment, then resolve the environment's references."""
     environment = suite.environments[name]
     if environment.kind == "sandbox":
         from entmoot_ops.sandbox.handle import attach_or_start
 
         try:
-            handle = attach_or_start()
+            handle = attach_or_start(say)
             suite.sandboxes.append(handle)
             # What this run starts (xdist workers, a chaos experiment's observations) uses the same sandbox.
             os.environ["ENTMOOT_SANDBOX_STATE"] = str(handle.state_file)
@@ -175,14 +181,61 @@ def _preflight(suite: Suite, name: str) -> preflight.Preflight:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Before any check, and before xdist starts its workers (which receive the result): the preflight."""
+    """The junit file is held back until checks really start. Under xdist the preflight comes now, before the
+    workers start (they receive its result); otherwise once the selection is known (pytest_collection_finish)."""
     config = session.config
     if hasattr(config, "workerinput") or config.option.collectonly or not _runs_checks(config):
         return
+    logxml = config.stash.get(junitxml.xml_key, None)
+    if logxml is not None:
+        config.pluginmanager.unregister(logxml)
+        del config.stash[junitxml.xml_key]  # junitxml's unconfigure unregisters what it finds there
+        config.stash[HELD_JUNIT_KEY] = logxml
+    if _distributed(config):
+        _run_preflights(config)
+
+
+def _distributed(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and config.pluginmanager.hasplugin("dsession")
+
+
+def _run_preflights(config: pytest.Config) -> None:
     suite = config.stash[SUITE_KEY]
     for name in suite.environments:
-        suite.preflights[name] = _preflight(suite, name)
-        _say(config, suite.preflights[name].line())
+        if name not in suite.preflights:
+            suite.preflights[name] = _preflight(suite, name, say=lambda line: _say(config, line))
+            _say(config, suite.preflights[name].line())
+
+
+def _start_results(config: pytest.Config) -> None:
+    """Checks are about to run: empty the last run's Allure results, and let the junit file be written."""
+    suite = config.stash[SUITE_KEY]
+    if suite.started:
+        return
+    suite.started = True
+    results = getattr(config.option, "allure_report_dir", None)
+    if results and suite.reports_dir is not None:
+        shutil.rmtree(results, ignore_errors=True)
+        Path(results).mkdir(parents=True, exist_ok=True)
+    logxml = config.stash.get(HELD_JUNIT_KEY, None)
+    if logxml is not None:
+        config.pluginmanager.register(logxml)
+        config.stash[junitxml.xml_key] = logxml
+        logxml.pytest_sessionstart()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.collectonly or not _runs_checks(config) or not session.items:
+        return
+    _start_results(config)
+    _run_preflights(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    if ids and _runs_checks(node.config):
+        _start_results(node.config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -233,6 +286,8 @@ def _validate(item: pytest.Item) -> str | None:
         return f"severity {spec.severity!r} is not one of {', '.join(SEVERITIES)}"
     if spec.section not in SECTIONS:
         return f"runbook section {spec.section!r} is unknown"
+    if not spec.depends or not set(spec.depends) <= DEPENDENCIES.keys():
+        return f"depends {spec.depends!r}: name what it depends on, from {', '.join(DEPENDENCIES)}"
     if spec.remediation not in REGISTRY:
         return f"remediation {spec.remediation!r} is not registered"
     if not any(item.get_closest_marker(name) for name in CHECKLISTS):
@@ -297,6 +352,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """After pytest's own selection (-m, -k): its usage errors, such as an unknown marker, come first. A check
     of the deploy gate that is still selected needs the version it verifies."""
     _select_checks(config, items)
+    _refuse_empty_selection(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version"):
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
@@ -306,6 +362,49 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name in dict.fromkeys(_env_name(item) for item in items if fixture in getattr(item, "fixturenames", ())):
             _refuse_unless_allowed(refuse, suite.environments[name], confirmed=suite.confirmed)
     _validate_metadata(config, items)
+
+
+def _declared_check_ids(config: pytest.Config) -> list[str]:
+    """The ids the checks declare, read from their source without collecting anything; the chaos checks are one
+    per experiment of the catalog (checks/test_chaos.py)."""
+    from entmoot_ops.chaos import catalog
+
+    found = [f"chaos.{name}" for name in catalog.EXPERIMENTS]
+    for path in sorted((config.rootpath / "checks").glob("test_*.py")):
+        found += CHECK_ID.findall(path.read_text(encoding="utf-8"))
+    return sorted(set(found))
+
+
+TEST_NAME = re.compile(r"^def test_(\w+)", re.M)
+CHECK_ID = re.compile(r"""@check\(\s*id=["']([^"']+)["']""")
+
+
+def _closest(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _refuse_unknown_selection(config: pytest.Config) -> None:
+    """A typo in -m or --check is refused before anything starts, deletes or connects, with the closest names."""
+    markers = sorted({line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")})
+    for word in re.findall(r"[A-Za-z_][\w-]*", config.option.markexpr or ""):
+        if word not in ("and", "or", "not") and word not in markers:
+            raise pytest.UsageError(f"-m: no checklist {word!r}{_closest(word, markers)}; checklists: {', '.join(CHECKLISTS)}")
+    known = _declared_check_ids(config)
+    for wanted in config.getoption("entmoot_checks"):
+        if wanted not in known:
+            raise pytest.UsageError(f"--check: no check {wanted!r}{_closest(wanted, known)} (`pytest checks/ --collect-only -q` lists the checks)")
+
+
+def _refuse_empty_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keyword = config.option.keyword
+    if items or not keyword or not _runs_checks(config):
+        return
+    # What -k matches: the checks' function and file names.
+    names = sorted({name for path in (config.rootpath / "checks").glob("test_*.py")
+                    for name in [path.stem.removeprefix("test_"), *TEST_NAME.findall(path.read_text(encoding="utf-8"))]})
+    hint = next((h for w in re.findall(r"[A-Za-z_][\w.-]*", keyword) if w not in ("and", "or", "not") and (h := _closest(w, names))), "")
+    raise pytest.UsageError(f"-k {keyword!r} selects no check{hint}: nothing was started or verified")
 
 
 def _select_checks(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -372,8 +471,14 @@ def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float)
         time.sleep(interval)
 
 
-def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> bool:
-    """Plan (always) and, on --remediate, act and verify. True when the re-check passed."""
+class Fixed(AssertionError):
+    """A check that failed and passed again after its remediation acted. It stays a failure: something was wrong,
+    and a gate that rolled a release back has not verified that release."""
+
+
+def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Fixed | None:
+    """Plan (always) and, on --remediate, act and verify. The verified fix, with what it changed and the readings
+    before and after; None when nothing was fixed."""
     suite = item.config.stash[SUITE_KEY]
     target: Target = item.funcargs["env"]
     remediation = REGISTRY[run.spec.remediation]
@@ -389,22 +494,22 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> boo
     reports.attach_plan(remediation, plan)
     if not suite.remediate:
         item.stash[REMEDIATION_KEY] = "planned"
-        return False
+        return None
     audit = dict(env=target.name, check_id=run.spec.id, remediation_id=remediation.id)
     if remediation.act is None:
         item.stash[REMEDIATION_KEY] = "manual"
-        return False
+        return None
     if target.config.production and not suite.confirmed:
         item.stash[REMEDIATION_KEY] = "refused: production needs --yes"
         suite.audit.write(event="refused", reason="production environment without --yes", plan=plan, **audit)
-        return False
+        return None
     try:
         with fresh():
             changes = remediation.act(context)
     except OpsError as exc:
         item.stash[REMEDIATION_KEY] = f"action failed: {exc}"
         suite.audit.write(event="action-failed", error=str(exc), plan=plan, **audit)
-        return False
+        return None
     finally:
         context.writable.close()
     suite.audit.write(event="acted", changes=describe_changes(changes), failure=str(failure), **audit)
@@ -413,7 +518,11 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> boo
     fixed, last = _recheck(item, run, time.monotonic() + settings.verify_timeout_seconds, settings.verify_interval_seconds)
     item.stash[REMEDIATION_KEY] = "fixed" if fixed else "not fixed"
     suite.audit.write(event="verified" if fixed else "not-fixed", recheck=last or "passed", **audit)
-    return fixed
+    if not fixed:
+        return None
+    done = "; ".join(change.describe() for change in changes) or "acted"
+    return Fixed(f"fixed by {remediation.id} ({done}); before: {str(failure).split(' -> remediation')[0]}; "
+                 f"after: {'; '.join(r.describe() for r in run.readings) or 'passed'}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -426,13 +535,35 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     token = current_run.set(run)
     reports.label(item, spec, item.config.stash[SUITE_KEY].environments.get(run.env))
     try:
-        return (yield)
+        outcome = yield
     except AssertionError as failure:
-        if _remediate(item, run, failure):
-            return None
+        _read_evidence(run, wanted=True)
+        fixed = _remediate(item, run, failure)
+        if fixed is not None:
+            raise fixed from None
         raise
+    except BaseException:
+        _read_evidence(run, wanted=not isinstance(sys.exc_info()[1], pytest.skip.Exception) or _all_evidence(item))
+        raise
+    else:
+        _read_evidence(run, wanted=_all_evidence(item))
+        return outcome
     finally:
         current_run.reset(token)
+
+
+def _all_evidence(item: pytest.Item) -> bool:
+    chosen = item.config.getoption("entmoot_evidence")
+    environment = item.config.stash[SUITE_KEY].environments.get(_env_name(item))
+    return (chosen or (environment.evidence if environment else "failures")) == "all"
+
+
+def _read_evidence(run: CheckRun, *, wanted: bool) -> None:
+    """The evidence reads a check deferred: done for a check that did not pass (or on --evidence all), each best
+    effort. Whatever they meet, the verdict is the check's own."""
+    reads, run.deferred = run.deferred, []
+    for name, read in reads if wanted else ():
+        evidence(name, best_effort(name, read))
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -448,10 +579,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.when = "setup"
     if error is not None and item.config.option.tbstyle == "auto":
         # An on-call engineer reads a verdict, not test source: one line unless --tb asks for more.
-        if isinstance(error, AssertionError):
+        if isinstance(error, Fixed):
+            report.longrepr = f"FIXED {error}"
+        elif isinstance(error, AssertionError):
             report.longrepr = f"FAIL {error}"
         elif isinstance(error, OpsError):
-            report.longrepr = f"ERROR {error}\n  fix: {error.fix}"
+            report.longrepr = f"ERROR {error}" + (f"\n  fix: {error.fix}" if error.fix else "")
         elif isinstance(error, LookupError):
             report.longrepr = f"ERROR {error}"
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
@@ -479,6 +612,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             remediation_state=item.stash.get(REMEDIATION_KEY, ""),
             message=outcomes.first_line(report),
             plan=plan,
+            depends=list(spec.depends),
+            touched=sorted(run.touched) if run else [],
         )
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())

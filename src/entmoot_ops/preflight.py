@@ -8,8 +8,10 @@ Secrets Manager ARNs are read here once per run; pytest-xdist workers receive th
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -22,6 +24,9 @@ REFERENCE_PREFIXES = ("env:", "arn:aws:secretsmanager:")
 # Keys whose value is an address, not a secret: only a password inside them is masked, so messages stay readable.
 ENDPOINT_KEYS = ("url", "endpoint_url")
 REMEDIATION_ONLY = ("postgres.admin_dsn",)
+# Hosts a template or a runbook snippet carries until someone fills in the real one: never asked, not even by DNS.
+PLACEHOLDER_HOST = re.compile(r"(^|\.)(example\.(com|org|net)|yourdomain\.com|your-?domain\.[a-z]+|example|invalid|test)$"
+                              r"|x{6,}|<[^>]*>|\{\{", re.I)
 
 
 class PreflightFailed(ConfigError):
@@ -62,8 +67,8 @@ class Preflight:
     def line(self) -> str:
         if self.fatal is not None:
             return f"preflight [{self.env}] FAILED: {self.fatal.describe()}"
-        if self.problems:
-            return f"preflight [{self.env}] FAILED: " + "; ".join(p.describe() for p in self.problems.values())
+        if self.problems:  # one problem a line: each names its key and what to do
+            return f"preflight [{self.env}] FAILED ({len(self.problems)}):" + "".join(f"\n  - {p.describe()}" for p in self.problems.values())
         return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}"
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +117,7 @@ def run(env: Environment, *, remediate: bool) -> Preflight:
         result.credentials = clients.aws_credentials()
     except OpsError as exc:
         result.problems[CREDENTIALS] = Problem(CREDENTIALS, str(exc).split(": ", 1)[-1], exc.fix)
+    _placeholders(env, result)
     arns = [(k, r) for k, r in wanted if not r.startswith("env:")]
     if CREDENTIALS in result.problems:
         for key, reference in arns:
@@ -119,6 +125,37 @@ def run(env: Environment, *, remediate: bool) -> Preflight:
     else:
         _resolve(clients, arns, result)
     return result
+
+
+def _placeholders(env: Environment, result: Preflight) -> None:
+    """Endpoints still naming a template's placeholder host: each is a problem, keyed by what the clients ask for
+    (the literal, or the reference it was resolved from), so no check sends a packet, or a DNS query, there."""
+    written = [(key, value) for key, value in _endpoints(env) if not value.startswith(REFERENCE_PREFIXES)]
+    resolved = [(key, result.resolved[ref]) for key, ref in references(env) if ref in result.resolved]
+    for key, value in written + resolved:
+        host = _host(value)
+        if host and PLACEHOLDER_HOST.search(host):
+            reference = next((ref for k, ref in references(env) if k == key), value)
+            result.problems[reference] = Problem(key, f"{host} is a placeholder host", "write the environment's real endpoint")
+
+
+def _endpoints(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            found += _endpoints(value, f"{prefix}{name}.")
+        elif name in ENDPOINT_KEYS and isinstance(value, str):
+            found.append((f"{prefix}{name}", value))
+    return found
+
+
+def _host(value: str) -> str | None:
+    """The host of a URL or a libpq DSN (key=value or postgresql://)."""
+    if "://" in value:
+        return urlsplit(value).hostname
+    found = re.search(r"(?:^|\s)host=(\S+)", value)
+    return found.group(1) if found else None
 
 
 def _resolve(clients: Any, wanted: list[tuple[str, str]], result: Preflight) -> None:

@@ -36,6 +36,10 @@ class Change:
     action: str
     before: Any
     after: Any
+    summary: str = ""  # how a person says it ("release rolled back from X to Y"); else action: before -> after
+
+    def describe(self) -> str:
+        return self.summary or f"{self.action}: {self.before} -> {self.after}"
 
 
 class Plan(Protocol):

@@ -11,13 +11,14 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import allure
 import pytest
 
 from entmoot_ops.check import CHECKLISTS, CheckSpec
 from entmoot_ops.config import Environment
-from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.errors import ConfigError, OpsError, one_line
 from entmoot_ops import progress
 from entmoot_ops.remediation import Change, Remediation, describe_changes
 from entmoot_ops.runbook import SECTIONS, link
@@ -25,15 +26,20 @@ from entmoot_ops.secrets import masker
 
 # Allure sorts failed and broken results into these by status and message.
 CATEGORIES = [
+    {"name": "Fixed by a remediation (something was wrong)", "matchedStatuses": ["failed"], "messageRegex": "(?s)FIXED .*"},
     {"name": "Threshold breached", "matchedStatuses": ["failed"]},
-    {"name": "Dependency unreachable", "matchedStatuses": ["broken"], "messageRegex": ".*(DependencyError|unreachable).*"},
-    {"name": "Misconfigured", "matchedStatuses": ["broken"], "messageRegex": ".*(ConfigError|not set|not configured|ReadOnlyViolation).*"},
+    {"name": "Misconfigured", "matchedStatuses": ["broken"],
+     "messageRegex": "(?s).*(preflight|not set|not configured|placeholder|check mode refused|api\\.auth).*"},
+    {"name": "Access denied or throttled", "matchedStatuses": ["broken"], "messageRegex": "(?s).*(denied|throttled).*"},
+    {"name": "Dependency unreachable or answering nonsense", "matchedStatuses": ["broken"],
+     "messageRegex": "(?s).*(unreachable|refused the request|unexpected answer).*"},
     {"name": "No data to judge", "matchedStatuses": ["broken", "skipped"], "messageRegex": ".*(no data|too little).*"},
 ]
 
 
 def label(item: pytest.Item, spec: CheckSpec, environment: Environment | None) -> None:
-    allure.dynamic.title(f"{spec.title} [{environment.name if environment else '?'}]")
+    # The check id first: the title an incident review searches for is the id the terminal and junit show.
+    allure.dynamic.title(f"{spec.id}: {spec.title} [{environment.name if environment else '?'}]")
     allure.dynamic.severity({"critical": "critical", "high": "critical", "medium": "normal", "low": "minor"}[spec.severity])
     allure.dynamic.label("check_id", spec.id)
     allure.dynamic.label("remediation", spec.remediation)
@@ -44,6 +50,30 @@ def label(item: pytest.Item, spec: CheckSpec, environment: Environment | None) -
     for name in CHECKLISTS:
         if item.get_closest_marker(name):
             allure.dynamic.tag(name)
+
+
+def verdict_line(error: BaseException) -> str:
+    """The result's message as the terminal says it: no Python class name, and for an error what to fix."""
+    if isinstance(error, OpsError):
+        return masker(f"{error}" + (f"\n-> fix: {error.fix}" if error.fix else ""))
+    if isinstance(error, AssertionError):
+        return masker(("FIXED " if type(error).__name__ == "Fixed" else "") + str(error))
+    return masker(one_line(error))
+
+
+class AllureVerdicts:
+    """Allure writes a result's message as ``module.Class: text``. Outermost around makereport, so that Allure has
+    made the result: its message becomes the verdict line, with the fix for a broken one."""
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        yield
+        listener = item.config.pluginmanager.get_plugin("allure_listener")
+        if call.excinfo is None or listener is None or item.get_closest_marker("check") is None:
+            return
+        result = listener.allure_logger.get_test(listener._cache.get(item.nodeid))
+        if result is not None and result.statusDetails is not None:
+            result.statusDetails.message = verdict_line(call.excinfo.value)
 
 
 def attach_plan(remediation: Remediation, plan: list[str]) -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment
-from entmoot_ops.errors import OpsError
+from entmoot_ops.check import Unavailable, best_effort
 from entmoot_ops.logsearch import ErrorGroups, SlowPath, SlowPaths
 from entmoot_ops.probes import alb, cloudwatch, ecs, logs, postgres, redis
 from entmoot_ops.probes.cloudwatch import Window
@@ -54,29 +54,39 @@ class ErrorRateFindings:
     error_rate: float | None
     periods: alb.ErrorPeriods
     deployment: ecs.Deployment | None  # the PRIMARY deployment
-    logs: ErrorGroups
+    logs: ErrorGroups | Unavailable  # read only when the rate is breached: it names the cause, never the verdict
     connections: postgres.ConnectionUsage | None
     long_queries: tuple[postgres.Session, ...]
     redis: redis.RedisInfo | None
     utilisation: ecs.Utilisation | None
     unavailable: tuple[str, ...]  # parts that could not be measured, with why
+    investigated: bool = True  # False: the rate is within its threshold, so nothing else was read
 
 
 def _optional(measure, unavailable: list[str], what: str):  # noqa: ANN001, ANN202 - any probe
     """A dependency that is down is itself evidence; it must not stop the rest of the investigation."""
-    try:
-        return measure()
-    except OpsError as exc:
-        unavailable.append(f"{what}: {exc}")
+    found = best_effort(what, measure)
+    if isinstance(found, Unavailable):
+        unavailable.append(f"{what}: {found.reason}")
         return None
+    return found
 
 
 def error_rate_findings(clients: Clients, env: Environment, window: Window) -> ErrorRateFindings:
-    """Everything the runbook's investigation reads, over one window."""
+    """Everything the runbook's investigation reads, over one window. The error rate is the measurement; the rest
+    is read only when the rate is breached, each part best effort."""
     t = env.thresholds
     unavailable: list[str] = []
     periods = alb.error_periods(clients, window)
-    primary = ecs.service_state(clients).primary
+    breached = bool(periods.requests) and periods.errors / periods.requests >= t.error_rate_max
+    if not breached:
+        return ErrorRateFindings(
+            window=window.describe(), period_seconds=window.period_seconds, requests=periods.requests, errors=periods.errors,
+            error_rate=periods.errors / periods.requests if periods.requests else None, periods=periods, deployment=None,
+            logs=Unavailable("not read: the error rate is within its threshold"), connections=None, long_queries=(),
+            redis=None, utilisation=None, unavailable=(), investigated=False)
+    state = _optional(lambda: ecs.service_state(clients), unavailable, "ECS service")
+    primary = state.primary if state else ()
 
     def database() -> tuple[postgres.ConnectionUsage, tuple[postgres.Session, ...]]:
         with clients.postgres(env.postgres.primary_dsn, name="primary") as primary_db:
@@ -87,7 +97,7 @@ def error_rate_findings(clients: Clients, env: Environment, window: Window) -> E
         window=window.describe(), period_seconds=window.period_seconds, requests=periods.requests, errors=periods.errors,
         error_rate=periods.errors / periods.requests if periods.requests else None,
         periods=periods, deployment=primary[0] if primary else None,
-        logs=logs.error_groups(clients, window), connections=connections, long_queries=long_queries,
+        logs=best_effort("error logs", lambda: logs.error_groups(clients, window)), connections=connections, long_queries=long_queries,
         redis=_optional(lambda: redis.info(clients), unavailable, "Redis"),
         utilisation=_optional(lambda: ecs.utilisation(clients, window), unavailable, "ECS utilisation"),
         unavailable=tuple(unavailable))
@@ -105,8 +115,9 @@ def most_likely_cause(f: ErrorRateFindings, env: Environment) -> Cause | None:
             revision = deployment.task_definition.rsplit("/", 1)[-1]
             return _cause("deployment", f"errors began {max(after.total_seconds(), 0) / 60:.1f} min after PRIMARY deployment {revision} started "
                                         f"at {deployment.created_at:%H:%M:%SZ}, within {t.deploy_correlation_minutes:g} min")
-    database, timeouts, memory = (f.logs.share(kind) or 0.0 for kind in ("database", "timeout", "memory"))
-    pool_text = any("pool" in g.message.lower() or "connection slots" in g.message for g in f.logs.groups if g.kind == "database")
+    groups = f.logs if isinstance(f.logs, ErrorGroups) else None
+    database, timeouts, memory = ((groups.share(kind) if groups else None) or 0.0 for kind in ("database", "timeout", "memory"))
+    pool_text = any("pool" in g.message.lower() or "connection slots" in g.message for g in (groups.groups if groups else ()) if g.kind == "database")
     busy = f.connections is not None and f.connections.ratio >= t.connections_max_ratio
     if database >= t.error_cause_min_share and (pool_text or busy):
         held = f"; connections {f.connections.client_connections} of {f.connections.usable} usable" if f.connections else ""
@@ -134,34 +145,52 @@ CAUSES |= {  # API Response Time High: its Solutions, by the evidence that calls
 
 @dataclass(frozen=True)
 class ResponseTimeFindings:
-    window: str
-    p95_ms: float | None
-    p99_ms: float | None
-    slow: SlowPaths
-    host_load: alb.HostLoad
-    utilisation: ecs.Utilisation
+    """What points at a cause of slow responses; each part read best effort (None with why in ``unavailable``)."""
+
+    slow: SlowPaths | None
+    host_load: alb.HostLoad | None
+    utilisation: ecs.Utilisation | None
+    unavailable: tuple[str, ...]
+
+
+def latency_ms(clients: Clients, window: Window, percent: float) -> float | None:
+    """The ALB's TargetResponseTime percentile over a window, in ms."""
+    dims = {"LoadBalancer": alb.load_balancer_dimension(clients)}
+    seconds = clients.remember(("target-response-time", window, percent),
+                               lambda: cloudwatch.percentile(clients, "AWS/ApplicationELB", "TargetResponseTime", dims, percent, window))
+    return None if seconds is None else seconds * 1000
+
+
+def slow_paths(clients: Clients, env: Environment, window: Window) -> SlowPaths:
+    return logs.slow_paths(clients, window, env.thresholds.slow_request_min_ms)
+
+
+def host_load(clients: Clients, window: Window) -> alb.HostLoad:
+    return clients.remember(("host-load", window), lambda: alb.host_load(clients, window))
+
+
+def utilisation(clients: Clients, window: Window) -> ecs.Utilisation:
+    return clients.remember(("ecs-utilisation", window), lambda: ecs.utilisation(clients, window))
 
 
 def response_time_findings(clients: Clients, env: Environment, window: Window) -> ResponseTimeFindings:
-    dims = {"LoadBalancer": alb.load_balancer_dimension(clients)}
-
-    def percentile_ms(percent: float) -> float | None:
-        seconds = cloudwatch.percentile(clients, "AWS/ApplicationELB", "TargetResponseTime", dims, percent, window)
-        return None if seconds is None else seconds * 1000
-
-    return ResponseTimeFindings(window=window.describe(), p95_ms=percentile_ms(95), p99_ms=percentile_ms(99),
-                                slow=logs.slow_paths(clients, window, env.thresholds.slow_request_min_ms),
-                                host_load=alb.host_load(clients, window), utilisation=ecs.utilisation(clients, window))
+    unavailable: list[str] = []
+    return ResponseTimeFindings(slow=_optional(lambda: slow_paths(clients, env, window), unavailable, "slow requests in the logs"),
+                                host_load=_optional(lambda: host_load(clients, window), unavailable, "requests per healthy host"),
+                                utilisation=_optional(lambda: utilisation(clients, window), unavailable, "ECS utilisation"),
+                                unavailable=tuple(unavailable))
 
 
-def slow_endpoints(f: ResponseTimeFindings, env: Environment) -> tuple[SlowPath, ...]:
-    return tuple(p for p in f.slow.paths if p.requests >= env.thresholds.slow_endpoint_min_requests)
+def slow_endpoints(slow: SlowPaths | None, env: Environment) -> tuple[SlowPath, ...]:
+    return tuple(p for p in (slow.paths if slow else ()) if p.requests >= env.thresholds.slow_endpoint_min_requests)
 
 
 def response_time_cause(f: ResponseTimeFindings, env: Environment) -> Cause | None:
     """Saturation first: when every task is busy, every endpoint is slow, and the slow paths say nothing."""
     t = env.thresholds
-    cpu, memory, per_host = f.utilisation.cpu_percent, f.utilisation.memory_percent, f.host_load.peak_rps_per_host
+    cpu = f.utilisation.cpu_percent if f.utilisation else None
+    memory = f.utilisation.memory_percent if f.utilisation else None
+    per_host = f.host_load.peak_rps_per_host if f.host_load else None
     busy = [text for hit, text in (
         (cpu is not None and cpu >= t.scale_out_cpu_percent, f"ECS CPU {cpu or 0:.0f}% >= {t.scale_out_cpu_percent:g}%"),
         (memory is not None and memory >= t.scale_out_memory_percent, f"ECS memory {memory or 0:.0f}% >= {t.scale_out_memory_percent:g}%"),
@@ -169,8 +198,8 @@ def response_time_cause(f: ResponseTimeFindings, env: Environment) -> Cause | No
          f"{per_host or 0:.1f} requests/s per healthy host >= {t.requests_per_host_max_rps or 0:g}")) if hit]
     if busy:
         return _cause("saturated", "; ".join(busy))
-    slow = slow_endpoints(f, env)
-    if slow:
+    slow = slow_endpoints(f.slow, env)
+    if slow and f.slow:
         return _cause("slow-endpoints", "; ".join(f"{p.path} p95 {p.p95_ms:.0f} ms over {p.requests} requests >= {f.slow.min_ms:g} ms"
                                                   for p in slow[:3]))
     return None

@@ -42,7 +42,10 @@ class Experiment:
     # The checks that must fail or error while the fault lasts. Empty: the system is expected to absorb the
     # fault; the experiment then watches for ``hold_seconds`` that the steady state's checks stay green.
     detectors: tuple[str, ...] = ()
-    blast_radius: tuple[str, ...] = ()  # further checks the fault may turn red: not false alarms
+    # What the fault breaks (check.DEPENDENCIES): the checks declaring a dependency on it may turn red, and are
+    # not false alarms; ``also`` names further checks a second condition of the fault may turn red.
+    breaks: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
     steady_state: str = "morning"  # the checks (a marker expression) that must hold before, throughout and after
     hold_seconds: float = 10
     safeguards: tuple[str, ...] = ("api-error-rate",)
@@ -190,7 +193,8 @@ class Runner:
             for check_id in waiting & seen.failing():
                 journal.detection_seconds[check_id] = round(seen.ended - injected, 2)
             waiting -= seen.failing()
-            tolerated = set(experiment.detectors) | set(experiment.blast_radius) | set(journal.false_alarms)
+            tolerated = (set(experiment.detectors) | seen.depending_on(experiment.breaks) | set(experiment.also)
+                         | set(journal.false_alarms))
             for check_id in seen.failing(baseline) - tolerated:
                 journal.false_alarms[check_id] = f"{seen.outcomes[check_id].upper()}: {seen.messages[check_id]}"
             if (experiment.detectors and not waiting) or time.time() >= until:

@@ -9,29 +9,18 @@ from __future__ import annotations
 import html
 import json
 import statistics
-import threading
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 
 from entmoot_ops import progress
 from entmoot_ops.chaos import observe
 from entmoot_ops.errors import OpsError
 
 CHECKLISTS = "morning or alerts or handoff or evening or incident or weekly or monthly"
-# What a broken API shows in the incident bundles besides the alert it trips.
-_API_INCIDENT = ("incident.api-errors", "incident.response-time", "api.slow-endpoints", "api.requests-per-host")
-_REDIS = ("redis.memory", "redis.evictions", "redis.hit-rate", "redis.oom", "redis.cluster-state", "api.error-rate",
-          "api.error-rate-handoff", "api.latency-p95", *_API_INCIDENT)
-_PRIMARY = ("replication.streaming", "replication.slots-active", "replication.lag", "jobs.pending-age", "jobs.stuck-running",
-            "api.auth-enforced", "api.error-rate", "api.error-rate-handoff", "api.latency-p95", "rds.available",
-            "postgres.idle-in-transaction", "postgres.idle-sessions", "postgres.pool-capacity", "postgres.long-running-queries",
-            "postgres.seq-scan-tables", "postgres.top-statements")
 
 
 @dataclass(frozen=True)
@@ -39,7 +28,11 @@ class Expectation:
     fault: str
     params: dict[str, Any] = field(default_factory=dict)
     detectors: tuple[str, ...] = ()  # must turn red (fail or error)
-    blast_radius: tuple[str, ...] = ()  # may turn red: not a false alarm
+    # What the fault breaks (check.DEPENDENCIES): every check declaring a dependency on it may turn red.
+    breaks: tuple[str, ...] = ()
+    # Checks that may turn red because the fault really causes a second condition (named here, with the reason in
+    # the note), beyond what depends on what it breaks.
+    also: tuple[str, ...] = ()
     note: str = ""
     deadline_seconds: float | None = None  # longer than the matrix's for a fault only a sustained window can see
 
@@ -48,38 +41,41 @@ class Expectation:
         return self.fault + "".join(f" {k}={v}" for k, v in self.params.items())
 
 
+_SERVED = ("api", "traffic")  # the API is down or failing: what it serves and its own endpoint
 EXPECTATIONS: tuple[Expectation, ...] = (
-    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("incident.api-errors",)),
-    Expectation("slow_endpoints", {"paths": {"/api/projects": 1500}}, ("api.slow-endpoints",),
-                ("incident.response-time", "api.latency-p95")),
-    Expectation("memory_leak", {}, ("ecs.utilisation",), ("incident.api-errors", "incident.response-time")),
-    Expectation("api_latency", {"ms": 800}, ("api.latency-p95", "incident.response-time"), deadline_seconds=90,
+    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("traffic",)),
+    Expectation("slow_endpoints", {"paths": {"/api/projects": 1500}}, ("api.slow-endpoints",), ("traffic",)),
+    Expectation("memory_leak", {}, ("ecs.utilisation",), _SERVED),
+    Expectation("api_latency", {"ms": 800}, ("api.latency-p95", "incident.response-time"), ("traffic",), deadline_seconds=90,
                 note="p95 over thresholds.latency_window_minutes: 5% of the window's requests must be slow first"),
-    Expectation("api_degraded", {}, ("api.health",)),
-    Expectation("api_auth_disabled", {}, ("api.auth-enforced",)),
-    Expectation("api_storage_fallback", {}, ("api.health",)),
+    Expectation("api_degraded", {}, ("api.health",), ("api",)),
+    Expectation("api_auth_disabled", {}, ("api.auth-enforced",), ("api",)),
+    Expectation("api_storage_fallback", {}, ("api.health",), ("api",)),
     Expectation("api_task_rate", {"rate": 1000}, (), note="more capacity per task: not a fault, nothing may turn red"),
     Expectation("ecs_stuck_rollout", {}, ("ecs.service-steady",)),
     Expectation("alarm", {}, ("alarms.none-firing",)),
-    *(Expectation(fault, {"component": "api"}, ("api.health",), ("api.auth-enforced",)) for fault in ("component_killed", "component_frozen")),
-    *(Expectation(fault, {"component": "primary"}, ("postgres.connections", "api.health"), _PRIMARY)
+    *(Expectation(fault, {"component": "api"}, ("api.health",), _SERVED) for fault in ("component_killed", "component_frozen")),
+    *(Expectation(fault, {"component": "primary"}, ("postgres.connections", "api.health"), ("primary", "replica", *_SERVED))
       for fault in ("component_killed", "component_frozen")),
-    Expectation("component_killed", {"component": "replica"}, ("replication.streaming",), ("replication.lag", "replication.slots-active")),
-    Expectation("component_frozen", {"component": "replica"}, ("replication.lag",), ("replication.streaming", "replication.slots-active")),
-    *(Expectation(fault, {"component": "redis"}, ("redis.reachable", "redis.connection", "api.health"), _REDIS)
+    Expectation("component_killed", {"component": "replica"}, ("replication.streaming",), ("replica",), ("replication.slots-active",),
+                note="the primary's slot for the replica goes inactive"),
+    Expectation("component_frozen", {"component": "replica"}, ("replication.lag",), ("replica",),
+                ("replication.streaming", "replication.slots-active"), note="the primary sees the frozen replica stop streaming"),
+    *(Expectation(fault, {"component": "redis"}, ("redis.reachable", "redis.connection", "api.health"), ("redis", *_SERVED))
       for fault in ("component_killed", "component_frozen")),
-    Expectation("redis_password_changed", {}, ("redis.connection", "redis.reachable"), _REDIS),
-    Expectation("redis_oom", {}, ("redis.oom",), ("redis.memory", "api.error-rate", "api.error-rate-handoff", *_API_INCIDENT)),
-    *(Expectation(fault, {"dependency": "redis", **extra}, ("api.health",), _REDIS)
+    Expectation("redis_password_changed", {}, ("redis.connection", "redis.reachable"), ("redis", *_SERVED)),
+    Expectation("redis_oom", {}, ("redis.oom",), ("redis", *_SERVED)),
+    *(Expectation(fault, {"dependency": "redis", **extra}, ("api.health",), _SERVED, ("redis.hit-rate", "redis.evictions"),
+                  note="the API's cache reads fail or time out: its hits and misses change")
       for fault, extra in (("dependency_latency", {"ms": 1500}), ("dependency_blackhole", {}))),
-    *(Expectation(fault, {"dependency": "primary", **extra}, ("api.health",), _PRIMARY)
+    *(Expectation(fault, {"dependency": "primary", **extra}, ("api.health",), _SERVED)
       for fault, extra in (("dependency_latency", {"ms": 1500}), ("dependency_blackhole", {}))),
-    Expectation("redis_flushed", {}, (), ("redis.hit-rate",), note="the application refills the cache"),
-    Expectation("replica_paused", {}, ("replication.lag",)),
+    Expectation("redis_flushed", {}, (), ("redis",), note="the application refills the cache"),
+    Expectation("replica_paused", {}, ("replication.lag",), ("replica",)),
     Expectation("slot_inactive", {}, ("replication.slots-active",)),
-    Expectation("redis_memory_pressure", {}, ("redis.evictions",), ("redis.memory", "redis.hit-rate")),
-    Expectation("redis_client_pressure", {}, ("redis.reachable",)),
-    Expectation("redis_cold_cache", {}, ("redis.hit-rate",)),
+    Expectation("redis_memory_pressure", {}, ("redis.evictions",), ("redis",)),
+    Expectation("redis_client_pressure", {}, ("redis.reachable",), ("redis",)),
+    Expectation("redis_cold_cache", {}, ("redis.hit-rate",), ("redis",)),
     Expectation("rds_cpu_pressure", {"percent": 95}, ("rds.cpu-sustained", "cpu.high"), deadline_seconds=120,
                 note="sustained means every period of thresholds.rds_cpu_window_minutes: detected no sooner"),
     Expectation("rds_low_storage", {"free_ratio": 0.05}, ("rds.free-storage",)),
@@ -90,7 +86,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("long_query", {"seconds": 600}, (), note="judged after long_query_max_seconds (300 s) by -m incident"),
     Expectation("seq_scans", {}, ("postgres.seq-scan-tables",)),
     Expectation("deploy", {"version": "1.5.0"}, (), note="a good release: nothing may turn red"),
-    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("incident.api-errors",)),
+    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("traffic",)),
     Expectation("stale_backups", {}, ("backup.latest-snapshot",)),
     Expectation("pitr_lag", {}, ("backup.point-in-time",)),
     Expectation("cloudtrail_event", {"kind": "root_usage"}, ("security.unusual-activity",)),
@@ -101,10 +97,11 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("unused_index", {}, (), note="judged once the statistics cover thresholds.unused_index_min_days (30 days)"),
     Expectation("redundant_index", {}, ("postgres.redundant-indexes",)),
     Expectation("sequence_near_exhaustion", {}, ("postgres.sequences",)),
-    Expectation("gist_dropped", {}, ("postgres.spatial-index-used",),
-                ("postgres.seq-scan-tables", "postgres.top-statements", "api.latency-p95", *_API_INCIDENT)),
+    Expectation("gist_dropped", {}, ("postgres.spatial-index-used",), ("traffic",), ("postgres.seq-scan-tables", "postgres.top-statements"),
+                note="without the index the application's spatial reads scan the table, and its statements slow down"),
     Expectation("old_jobs", {}, ("jobs.archive-due",)),
-    Expectation("slow_statement", {}, ("postgres.slow-statements",), ("postgres.top-statements",)),
+    Expectation("slow_statement", {}, ("postgres.slow-statements",), (), ("postgres.top-statements",),
+                note="the slow statement is also the top statement by mean time"),
     Expectation("redis_keys_without_ttl", {}, ("redis.ttl-policy", "redis.unpersisted-keys")),
 )
 
@@ -118,7 +115,7 @@ class Row:
     detected: dict[str, float]  # check id -> seconds from injection to the observation that saw it red
     missed: list[str]
     false_alarms: dict[str, str]  # check id -> its verdict
-    blast_radius: list[str]
+    blast_radius: list[str]  # what may turn red besides the detectors: derived from what the fault breaks, and its also
     note: str
     seconds: float
     error: str = ""
@@ -126,45 +123,6 @@ class Row:
     @property
     def caught(self) -> bool:
         return not self.missed and not self.error
-
-
-class Traffic:
-    """Steady real requests through the API while the matrix runs, as production has: faults that only show in
-    traffic (errors, latency) need it. Open loop, like users: a slow API gets as many requests, not fewer."""
-
-    def __init__(self, url: str, headers: dict[str, str], path: str, per_second: float = 20):
-        self.url, self.path, self.pause = url, path, 1 / per_second
-        self.session = requests.Session()
-        self.session.headers.update(headers)
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="matrix-traffic")
-        self._room = threading.BoundedSemaphore(100)  # a dead API must not pile up requests without bound
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="matrix-traffic")
-
-    def _get(self, n: int) -> None:
-        try:
-            self.session.get(self.url + self.path.format(id=n % 50 + 1), timeout=5)
-        except requests.RequestException:
-            pass  # a fault may refuse requests: that is what the checks are to see
-        finally:
-            self._room.release()
-
-    def _loop(self) -> None:
-        n = 0
-        while not self._stop.wait(self.pause):
-            n += 1
-            if self._room.acquire(blocking=False):
-                self._pool.submit(self._get, n)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self.session.close()
 
 
 def uncovered(faults: set[str]) -> set[str]:
@@ -206,6 +164,7 @@ class Matrix:
         expected = set(expectation.detectors)
         detected: dict[str, float] = {}
         false_alarms: dict[str, str] = {}
+        radius: set[str] = set()
         started = time.time()
         error = ""
         try:
@@ -218,10 +177,11 @@ class Matrix:
             until = time.time() + (deadline if expected else min(deadline, 10))
             while not error:  # no sync: metrics reach CloudWatch by themselves, as they do on AWS
                 seen = self.checks.run(markers=CHECKLISTS)
+                radius |= seen.depending_on(expectation.breaks) | set(expectation.also)
                 for check_id in seen.failing(baseline):
                     if check_id in expected and seen.ended - started <= deadline:  # later than that is a miss
                         detected.setdefault(check_id, round(seen.ended - started, 2))
-                    elif check_id not in expectation.blast_radius:
+                    elif check_id not in radius:
                         false_alarms.setdefault(check_id, f"{seen.outcomes[check_id].upper()}: {seen.messages[check_id]}")
                 if (expected and expected <= detected.keys()) or time.time() > until:
                     break
@@ -230,7 +190,7 @@ class Matrix:
             if not error:
                 self.sandbox.undo(expectation.fault)
         return Row(expectation.name, expectation.fault, expectation.params, sorted(expected), detected, sorted(expected - detected.keys()),
-                   false_alarms, sorted(expectation.blast_radius), expectation.note, round(time.time() - started, 2), error)
+                   false_alarms, sorted(radius - expected), expectation.note, round(time.time() - started, 2), error)
 
 
 def summary(rows: list[Row]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 
@@ -32,6 +32,12 @@ class Observation:
     ended: float
     outcomes: dict[str, str]  # check id -> its worst outcome (a per-resource check runs once per resource)
     messages: dict[str, str]  # check id -> the message of that worst outcome
+    depends: dict[str, frozenset[str]] = field(default_factory=dict)  # check id -> what it declares it depends on
+
+    def depending_on(self, dependencies: Iterable[str]) -> set[str]:
+        """The checks that declare a dependency on any of these: a fault that breaks one may turn them red."""
+        wanted = set(dependencies)
+        return {c for c, d in self.depends.items() if d & wanted}
 
     def failing(self, check_ids: Iterable[str] | None = None) -> set[str]:
         wanted = set(self.outcomes if check_ids is None else check_ids)
@@ -83,7 +89,7 @@ class CheckRunner:
             if known is None or outcomes.ORDER[result.outcome] < outcomes.ORDER[known.outcome]:
                 worst[result.check_id] = result
         return Observation(started, time.time(), {c: r.outcome for c, r in worst.items()},
-                           {c: r.message for c, r in worst.items()})
+                           {c: r.message for c, r in worst.items()}, {c: frozenset(r.depends) for c, r in worst.items()})
 
     def _wait(self, process: subprocess.Popen, stop: threading.Event | None) -> None:
         deadline = time.monotonic() + self.timeout

@@ -17,7 +17,7 @@ import botocore.exceptions
 
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.logsearch import NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors, group_slow
-from entmoot_ops.probes import measuring
+from entmoot_ops.probes import aws_error, measuring
 from entmoot_ops.probes.cloudwatch import Window
 
 if TYPE_CHECKING:
@@ -54,10 +54,10 @@ class CloudWatchLogs:
 
     def error_groups(self, window: Window, limit: int) -> ErrorGroups:
         calls_before = self.calls
-        results = self._insights([ERROR_GROUPS_QUERY.format(limit=limit), ERROR_TOTAL_QUERY], window)
-        if results is None:
+        results = self._insights({ERROR_GROUPS_QUERY.format(limit=limit): ("events",), ERROR_TOTAL_QUERY: ("errors",)}, window)
+        if isinstance(results, str):
             entries, complete = self._filter(ERRORS_PATTERN, window)
-            return group_errors(entries, limit=limit, complete=complete, source=self._source("FilterLogEvents"),
+            return group_errors(entries, limit=limit, complete=complete, source=self._fallback_source(results),
                                 window=window, api_calls=self.calls - calls_before)
         grouped, total = results
         groups = tuple(ErrorGroup(message=r.get("error", NO_ERROR_TEXT), count=int(r["events"]),
@@ -69,10 +69,10 @@ class CloudWatchLogs:
 
     def slow_paths(self, window: Window, min_ms: float, limit: int) -> SlowPaths:
         calls_before = self.calls
-        results = self._insights([SLOW_PATHS_QUERY.format(min_ms=min_ms, limit=limit)], window)
-        if results is None:
+        results = self._insights({SLOW_PATHS_QUERY.format(min_ms=min_ms, limit=limit): ("requests", "p95_ms", "max_ms")}, window)
+        if isinstance(results, str):
             entries, complete = self._filter(SLOW_PATTERN.format(min_ms=min_ms), window)
-            return group_slow(entries, min_ms=min_ms, limit=limit, complete=complete, source=self._source("FilterLogEvents"),
+            return group_slow(entries, min_ms=min_ms, limit=limit, complete=complete, source=self._fallback_source(results),
                               window=window, api_calls=self.calls - calls_before)
         paths = tuple(SlowPath(r.get("path", "?"), int(r["requests"]), float(r["p95_ms"]), float(r["max_ms"])) for r in results[0])
         return SlowPaths(source=self._source("Logs Insights"), window=window.describe(), min_ms=min_ms, paths=paths,
@@ -81,42 +81,57 @@ class CloudWatchLogs:
     def _source(self, method: str) -> str:
         return f"CloudWatch {method} {self.settings.group}"
 
+    def _fallback_source(self, why: str) -> str:
+        return f"{self._source('FilterLogEvents')} (Logs Insights not used: {why})"
+
     def _call(self, operation: str, **kwargs: Any) -> Any:
         self.calls += 1
         return getattr(self.logs, operation)(**kwargs)
 
-    def _insights(self, queries: list[str], window: Window) -> list[list[dict[str, str]]] | None:
-        """Run the queries side by side; None when this role may not use Insights (the caller falls back)."""
+    def _insights(self, queries: dict[str, tuple[str, ...]], window: Window) -> list[list[dict[str, str]]] | str:
+        """Run the queries side by side, each with the fields its rows must carry. Where Insights is off, denied, or
+        answers something unusable (a failed query, rows without the requested fields), the reason why: the caller
+        falls back to FilterLogEvents, which needs no field of Insights' making."""
         if not self.settings.insights:
-            return None
+            return "logs.insights = false"
         with measuring(DEPENDENCY):
             try:
-                ids = [self._call("start_query", logGroupName=self.settings.group, queryString=query,
-                                  startTime=int(window.start.timestamp()), endTime=int(window.end.timestamp()))["queryId"]
-                       for query in queries]
+                ids = {self._call("start_query", logGroupName=self.settings.group, queryString=query,
+                                  startTime=int(window.start.timestamp()), endTime=int(window.end.timestamp()))["queryId"]: fields
+                       for query, fields in queries.items()}
             except botocore.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
-                    return None
-                raise
+                problem = aws_error(DEPENDENCY, exc)
+                if "denied" not in str(problem):
+                    raise problem from None
+                return str(problem).removeprefix(f"{DEPENDENCY} refused the request: ")
             deadline = time.monotonic() + self.settings.query_timeout_seconds
             results: dict[str, list[dict[str, str]]] = {}
             while len(results) < len(ids):
                 for query_id in (i for i in ids if i not in results):
                     answer = self._call("get_query_results", queryId=query_id)
-                    status = answer["status"]
+                    status = answer.get("status")
                     if status == "Complete":
-                        results[query_id] = [_row(fields) for fields in answer.get("results", [])]
-                    elif status in ("Failed", "Cancelled", "Timeout", "Unknown"):
-                        raise DependencyError(DEPENDENCY, f"Logs Insights query {status.lower()}", reachable=True)
+                        rows = [_row(fields) for fields in answer.get("results", [])]
+                        missing = sorted({f for row in rows for f in ids[query_id] if f not in row})
+                        if missing:
+                            self._stop_all(ids, results)
+                            return f"its rows lack the requested fields {', '.join(missing)}"
+                        results[query_id] = rows
+                    elif status not in ("Scheduled", "Running"):
+                        self._stop_all(ids, results)
+                        return f"a query ended {str(status).lower()}"
                 if len(results) < len(ids):
                     if time.monotonic() + POLL_SECONDS > deadline:
-                        for query_id in (i for i in ids if i not in results):
-                            self._stop(query_id)
+                        self._stop_all(ids, results)
                         raise DependencyError(DEPENDENCY, f"Logs Insights query not complete after "
                                                           f"{self.settings.query_timeout_seconds:g} s (logs.query_timeout_seconds)",
                                               reachable=True)
                     time.sleep(POLL_SECONDS)
         return [results[i] for i in ids]
+
+    def _stop_all(self, ids: dict[str, Any], done: dict[str, Any]) -> None:
+        for query_id in (i for i in ids if i not in done):
+            self._stop(query_id)
 
     def _stop(self, query_id: str) -> None:
         try:  # a query left running keeps costing; stopping it is best effort, the timeout is what is reported

@@ -74,6 +74,19 @@ def replica_lag(replica: psycopg.Connection) -> ReplicaLag:
     return ReplicaLag(in_recovery=row[0], replay_paused=row[1], lag_seconds=row[2])
 
 
+def lag_seen_by_primary(primary: psycopg.Connection, application_name: str) -> float | None:
+    """The replica's lag as the primary sees it (pg_stat_replication): 0 when it has replayed all the primary
+    wrote, else ``replay_lag``; None when the primary knows nothing (not connected, or no lag sample yet). It
+    judges a replica that has received WAL but has not replayed a transaction since it started."""
+    with measuring("PostgreSQL primary"):
+        row = primary.execute(
+            """SELECT CASE WHEN replay_lsn = pg_current_wal_lsn() THEN 0
+                           ELSE extract(epoch FROM replay_lag)::float8 END
+                 FROM pg_stat_replication WHERE application_name = %s ORDER BY replay_lsn DESC NULLS LAST LIMIT 1""",
+            (application_name,)).fetchone()
+    return row[0] if row else None
+
+
 @dataclass(frozen=True)
 class ConnectionUsage:
     by_database_user_state: tuple[tuple[str, str, str, int], ...]

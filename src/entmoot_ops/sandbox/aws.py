@@ -201,7 +201,8 @@ class Aws:
         return undo
 
     def seed_history(self, days: int = 8) -> None:
-        """Traffic history: hourly for a week, per minute for the last hour, so windows and baselines exist."""
+        """Traffic history: hourly for a week, per minute for the last hour, so that every window a check reads
+        (error rate, latency percentiles, hosts, cache) has data the moment the sandbox says it is ready."""
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         rng = random.Random(7)
         alb: list[dict] = []
@@ -213,7 +214,12 @@ class Aws:
         for at, _, scale in points:
             requests = rng.randint(18, 26) * scale
             errors = rng.randint(0, 2) if scale > 1 else int(rng.random() < 0.02)  # about 0.1%
+            fast = requests - requests // 20  # about 95% within 60 ms, the rest up to 250 ms: a p95 near 60 ms
             alb += [
+                {"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": at, "Unit": "Seconds",
+                 "Values": [0.02, 0.06, 0.25], "Counts": [float(fast - fast // 3), float(fast // 3), float(requests - fast)]},
+                {"MetricName": "HealthyHostCount", "Dimensions": dims + [{"Name": "TargetGroup", "Value": self.target_group_dimension}],
+                 "Timestamp": at, "Value": 3.0, "Unit": "Count"},
                 {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": at, "Value": requests, "Unit": "Count"},
                 {"MetricName": "HTTPCode_Target_2XX_Count", "Dimensions": dims, "Timestamp": at, "Value": requests - errors, "Unit": "Count"},
                 {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims, "Timestamp": at, "Value": errors, "Unit": "Count"},

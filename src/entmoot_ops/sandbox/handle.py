@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,16 @@ def start(state_file: Path | None = None, *, detached: bool = False) -> SandboxH
     return SandboxHandle(state_file, json.loads(state_file.read_text()), process)
 
 
+def _start_telling(say: Callable[[str], None] | None) -> SandboxHandle:
+    started = time.monotonic()
+    if say:
+        say("sandbox: starting on 127.0.0.1 (PostgreSQL primary and replica, Redis, AWS endpoint, API) ...")
+    handle = start()
+    if say:
+        say(f"sandbox: ready in {time.monotonic() - started:.1f} s")
+    return handle
+
+
 NOT_RUNNING_FIX = "start one with `entmoot-ops sandbox up`, or unset ENTMOOT_SANDBOX_STATE to let the run start its own"
 
 
@@ -161,9 +171,10 @@ def _exported(handle: SandboxHandle) -> SandboxHandle:
     return handle
 
 
-def attach_or_start() -> SandboxHandle:
+def attach_or_start(say: Callable[[str], None] | None = None) -> SandboxHandle:
     """The sandbox for this process, exported as ENTMOOT_SANDBOX_* variables for the configuration to read:
-    the one ENTMOOT_SANDBOX_STATE names, else the one ``sandbox up`` left running, else one of its own."""
+    the one ENTMOOT_SANDBOX_STATE names, else the one ``sandbox up`` left running, else one of its own (``say``
+    hears that it is starting, and when it is ready)."""
     named = os.environ.get("ENTMOOT_SANDBOX_STATE")
     key = Path(named) if named else Path("<own>")
     handle = _handles.get(key)
@@ -171,7 +182,7 @@ def attach_or_start() -> SandboxHandle:
         if named:
             handle = attach(key)
         else:
-            handle = running(default_state_file()) or start()
+            handle = running(default_state_file()) or _start_telling(say)
         _handles[key] = _exported(handle)
     handle.users += 1
     return handle

@@ -1,0 +1,110 @@
+"""The morning checklist against the runbook's own morning script, both on the same sandbox in the same run, with its
+normal background errors (about 0.3 %); then the same morning run against 10 environments.
+
+Prints the whole-process wall time of each (interpreter start included) and the pytest session time of ours. The
+runbook's script only prints what it reads (it judges nothing), so it is a floor to compare with, not a peer.
+Targets: our session <= 0.6 s; our whole process <= half of the script's; 10 environments with -n 2 <= 2x one.
+Usage: python bench/runbook_morning.py [--runs N]   (needs bash, the aws CLI, psql, redis-cli, jq and curl)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from morning import run_morning
+from entmoot_ops.sandbox.handle import start
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNBOOK = ROOT.parent / "shared" / "runbook" / "operations-runbook.md"
+# Only endpoints and names change: the script's commands, queries and flags are the runbook's own.
+POINTED_AT_SANDBOX = {
+    "https://api.yourdomain.com": "$API_URL",
+    "psql -h entmoot-prod.rds.amazonaws.com -U postgres -d entmoot": 'psql "$DATABASE_URL"',
+    "redis-cli -h entmoot-redis-prod.cache.amazonaws.com": 'redis-cli -u "$REDIS_URL"',
+    "--db-instance-identifier entmoot-prod": "--db-instance-identifier entmoot-sandbox",
+    "/ecs/entmoot-prod": "/ecs/entmoot-sandbox",
+}
+
+
+def runbook_script() -> str:
+    text = RUNBOOK.read_text()
+    script = re.search(r"```bash\n(#!/bin/bash\n# scripts/daily-morning-checklist.sh\n.*?)```", text, re.S).group(1)
+    for old, new in POINTED_AT_SANDBOX.items():
+        assert old in script, old
+        script = script.replace(old, new)
+    return script
+
+
+def sandbox_shell_env(state: dict) -> dict[str, str]:
+    env = state["env"]
+    return {**os.environ, "AWS_ENDPOINT_URL": env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"],
+            "AWS_ACCESS_KEY_ID": env["ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": env["ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY"], "AWS_DEFAULT_REGION": "us-east-1",
+            "API_URL": env["ENTMOOT_SANDBOX_API_URL"], "API_TOKEN": env["ENTMOOT_SANDBOX_API_TOKEN"],
+            "DATABASE_URL": env["ENTMOOT_SANDBOX_PG_PRIMARY_DSN"], "REDIS_URL": env["ENTMOOT_SANDBOX_REDIS_URL"],
+            "REDISCLI_AUTH": env["ENTMOOT_SANDBOX_REDIS_PASSWORD"], "AWS_PAGER": ""}
+
+
+def time_script(script: Path, env: dict[str, str]) -> tuple[float, int]:
+    started = time.monotonic()
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=300)
+    return time.monotonic() - started, done.returncode
+
+
+def ten_environments(directory: Path) -> list[str]:
+    names = [f"env{i}" for i in range(10)]
+    for name in names:
+        (directory / f"{name}.toml").write_text((ROOT / "environments" / "sandbox.toml").read_text())
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    missing = [tool for tool in ("bash", "aws", "psql", "redis-cli", "jq", "curl") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"bench/runbook_morning.py needs {', '.join(missing)} on the PATH")
+    handle = start()
+    handle.users = 1
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            scratch_dir = Path(scratch)
+            script = scratch_dir / "daily-morning-checklist.sh"
+            script.write_text(runbook_script())
+            shell_env = sandbox_shell_env(handle.state)
+            run_morning(handle.state_file, scratch_dir / "warm-up")
+            time_script(script, shell_env)
+            ours = [run_morning(handle.state_file, scratch_dir / f"ours{i}") for i in range(runs)]
+            theirs = [time_script(script, shell_env) for _ in range(runs)]
+            wall = statistics.median(w for w, _, _ in ours)
+            session = statistics.median(s for _, s, _ in ours)
+            floor = statistics.median(w for w, _ in theirs)
+            print(f"morning checklist (ours): whole process median {wall:.2f} s, pytest session median {session:.2f} s "
+                  f"[{ours[-1][2]}]  target: session <= 0.6 s")
+            print(f"runbook's morning script: whole process median {floor:.2f} s (exit {theirs[-1][1]}; it judges nothing)")
+            print(f"ours / script: {wall / floor:.2f}  target <= 0.5")
+            environments = scratch_dir / "environments"
+            environments.mkdir()
+            names = ten_environments(environments)
+            one = statistics.median(run_morning(handle.state_file, scratch_dir / f"one{i}", "--environments-dir", str(environments),
+                                                "--env", names[0])[0] for i in range(3))
+            args = [arg for name in names for arg in ("--env", name)]
+            ten = statistics.median(run_morning(handle.state_file, scratch_dir / f"ten{i}", "--environments-dir", str(environments),
+                                                *args, "-n", "2")[0] for i in range(3))
+            print(f"10 environments with -n 2: whole process median {ten:.2f} s against {one:.2f} s for one: {ten / one:.2f}x  "
+                  "target <= 2x")
+    finally:
+        handle.release()
+
+
+if __name__ == "__main__":
+    main()
