@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import botocore.config
 import botocore.exceptions
+import botocore.loaders
 import botocore.session
 import psycopg
 import redis
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from entmoot_ops.preflight import Preflight
 
 T = TypeVar("T")
+# One loader per process: a service's model is parsed once, whatever the number of environments (one botocore
+# session each) a run checks.
+_LOADER = botocore.loaders.create_loader()
+_SESSIONS: dict[tuple, botocore.session.Session] = {}  # per environment and credential source
+
+
 # The AWS action this thread called last: an answer whose shape a probe did not expect is reported against it.
 current_action: contextvars.ContextVar[str] = contextvars.ContextVar("current_action", default="")
 
@@ -178,6 +185,22 @@ def _guard_aws(client: Any, dependency: str) -> None:
     client.meta.events.register("after-call.*.*", lambda **_: breaker.close(endpoint))
 
 
+class _Kept:
+    """A shared session as ``with clients.postgres(...) as session`` expects it, left open at the block's end."""
+
+    def __init__(self, connection: psycopg.Connection):
+        self._connection = connection
+
+    def __enter__(self) -> psycopg.Connection:
+        return self._connection
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
 @dataclass
 class Clients:
     """Lazily built clients for one environment. ``writable`` is for remediations only."""
@@ -205,7 +228,11 @@ class Clients:
         if self.preflight is not None:
             self.preflight.raise_for("aws.credentials")
         aws = self.env.aws
+        key = (self.env.name, aws.profile, aws.access_key_id, aws.secret_access_key)
+        if key in _SESSIONS:  # the preflight's: its configuration and credentials are read once a run
+            return _SESSIONS[key]
         session = botocore.session.Session(profile=aws.profile)
+        session.register_component("data_loader", _LOADER)
         if aws.access_key_id and aws.secret_access_key:
             session.set_credentials(self.secret(aws.access_key_id, what="aws.access_key_id"),
                                     self.secret(aws.secret_access_key, what="aws.secret_access_key"))
@@ -213,6 +240,7 @@ class Clients:
             session.get_scoped_config()  # an unknown profile is said here, once, not by the first call
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(f"aws.profile: {exc}", fix="name a profile that exists in ~/.aws/config, or unset it") from None
+        _SESSIONS[key] = session
         return session
 
     def aws_credentials(self) -> str:
@@ -268,8 +296,20 @@ class Clients:
         return resolve_secret(reference, what=what, fetch_secret=fetch)
 
     def postgres(self, dsn_reference: str, *, name: str, autocommit: bool = True) -> psycopg.Connection:
-        """A new session; in check mode it is read-only with statement and lock timeouts."""
+        """A session; in check mode it is read-only with statement and lock timeouts, and one per database serves
+        every check of the run (a connection costs the server a process: six a run, ten environments, sixty). It
+        is handed out as a context manager that leaves it open; a broken one is replaced. A remediation's session
+        is its own, and closed after use."""
         touching("primary" if name == "primary" else "replica")
+        if self.writable or not autocommit:
+            return self._connect(dsn_reference, name=name, autocommit=autocommit)
+        key = f"postgres:{dsn_reference}"
+        shared = self._cache.get(key)
+        if shared is None or shared.closed or shared.broken:
+            shared = self._cache[key] = self._connect(dsn_reference, name=name, autocommit=True)
+        return _Kept(shared)
+
+    def _connect(self, dsn_reference: str, *, name: str, autocommit: bool) -> psycopg.Connection:
         dsn = self.secret(dsn_reference, what=f"postgres {name} dsn")
         try:
             params = psycopg.conninfo.conninfo_to_dict(dsn)

@@ -16,9 +16,10 @@
   primary (status ``rebooting`` meanwhile) or drops its real Redis's client connections, as a failover does.
 - FIS: moto moves an experiment through its states but runs none of its actions. The sandbox runs an
   ``aws:ecs:stop-task`` action on its own service's tasks when the experiment starts.
-- CloudWatch ``GetMetricData``: moto's answer is right but scans every stored datapoint once per period (0.75 s
-  for three series over an hour of 10 s periods beside eight days of history). Each query is answered by moto's
-  own code over the datapoints of its metric alone: the same answer, thirty times faster.
+- CloudWatch ``GetMetricData`` and ``GetMetricStatistics``: moto's answer is right but scans every stored datapoint
+  (once per period for GetMetricData: 0.75 s for three series over an hour of 10 s periods beside eight days of
+  history). Each query is answered by moto's own code over the datapoints of its metric alone, kept in an index
+  that follows what is stored: the same answer, many times faster.
 - CloudWatch Logs filter patterns (JSON and space-delimited) and Logs Insights ``filter``/``stats``/``sort``: moto
   matches every event or ignores the clause; :mod:`entmoot_ops.sandbox.log_queries` answers them as AWS does.
 """
@@ -84,18 +85,51 @@ def _get_metric_statistics(self: CloudWatchResponse) -> Any:
     return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": datapoints})
 
 
+class _MetricIndex:
+    """moto's stored datapoints by (namespace, metric name). moto only appends to its list, and the sandbox replaces
+    the list when it forgets datapoints: the index reads what was appended since, and starts again on a new list."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._source: list[Any] | None = None
+        self._seen = 0
+        self._by_metric: dict[tuple[str, str], list[Any]] = {}
+
+    def of(self, backend: CloudWatchBackend, namespace: str, name: str) -> list[Any]:
+        with self._lock:
+            stored = backend.metric_data
+            if stored is not self._source or len(stored) < self._seen:
+                self._source, self._seen, self._by_metric = stored, 0, {}
+            for datum in stored[self._seen:]:
+                self._by_metric.setdefault((datum.namespace, datum.name), []).append(datum)
+            self._seen = len(stored)
+            return [*self._by_metric.get((namespace, name), ()),
+                    *(d for d in backend.aws_metric_data if d.namespace == namespace and d.name == name)]
+
+
+_index = _MetricIndex()
+
+
+def _view(backend: CloudWatchBackend, namespace: str, name: str) -> SimpleNamespace:
+    """The backend as moto's own code sees it, holding only one metric's datapoints."""
+    own = _index.of(backend, namespace, name)
+    return SimpleNamespace(get_all_metrics=lambda: own)
+
+
 def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], start_time: datetime, end_time: datetime,
                      scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
     if not queries or not all("MetricStat" in q for q in queries):  # metric math reads other queries' results
         return _original_get_metric_data(self, queries, start_time, end_time, scan_by)
-    stored = self.get_all_metrics()
     answers = []
     for query in queries:
         metric = query["MetricStat"]["Metric"]
-        own = [d for d in stored if d.name == metric["MetricName"] and d.namespace == metric["Namespace"]]
-        view = SimpleNamespace(get_all_metrics=lambda own=own: own)
-        answers += _original_get_metric_data(view, [query], start_time, end_time, scan_by)
+        answers += _original_get_metric_data(_view(self, metric["Namespace"], metric["MetricName"]), [query], start_time,
+                                             end_time, scan_by)
     return answers
+
+
+def _backend_get_metric_statistics(self: CloudWatchBackend, namespace: str, metric_name: str, *args: Any, **kwargs: Any) -> Any:
+    return _original_backend_get_metric_statistics(_view(self, namespace, metric_name), namespace, metric_name, *args, **kwargs)
 
 
 REPLACE_AFTER_SECONDS = 10
@@ -255,6 +289,7 @@ def _error(self: CloudTrailResponse, code: str, message: str) -> Any:
 
 _original_get_metric_statistics = CloudWatchResponse.get_metric_statistics
 _original_get_metric_data = CloudWatchBackend.get_metric_data
+_original_backend_get_metric_statistics = CloudWatchBackend.get_metric_statistics
 _original_modify_db_instance = RDSBackend.modify_db_instance
 _original_list_tasks = EC2ContainerServiceResponse.list_tasks
 _original_stop_task = EC2ContainerServiceResponse.stop_task
@@ -288,6 +323,7 @@ def install() -> None:
             return
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
         CloudWatchBackend.get_metric_data = _get_metric_data
+        CloudWatchBackend.get_metric_statistics = _backend_get_metric_statistics
         ElastiCacheResponse.increase_replica_count = _increase_replica_count
         ElastiCacheResponse.test_failover = _test_failover
         EC2ContainerServiceResponse.list_tasks = _list_tasks
