@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from entmoot_ops.outcomes import wrap
 from entmoot_ops.check import CheckRun, CheckSpec, current_run, expect, expect_present, format_value
 from conftest import ROOT
 
@@ -95,3 +97,10 @@ def test_invalid_metadata_is_a_collection_error(tmp_path):
                      "test_unknown_dependency[sandbox]: depends ('the-internet',): name what it depends on, from api, traffic",
                      "test_undeclared[sandbox]: not declared with entmoot_ops.check.check(...)"):
         assert expected in completed.stderr, completed.stderr
+
+
+def test_a_number_stays_with_its_unit_when_a_line_wraps():
+    text = "highest mean time of the top statements (a long statement text that fills the line up) 280.04 ms < 1000 ms"
+    for width in range(20, len(text)):
+        for line in wrap(text, width):
+            assert not re.match(r"^(ms|s|min)\b", line), (width, line)

@@ -6,9 +6,11 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
 
 from conftest import api_traffic
+from entmoot_ops.probes import postgres
 
 MORNING_CHECKS = {
     "api.health", "ecs.service-steady", "alarms.none-firing", "alarms.insufficient-data", "replication.streaming",
@@ -117,6 +119,16 @@ def test_idle_primary_is_not_lag(sandbox, run_checks, environments):
     run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
     assert run.outcome("replication.lag") == "pass", run.output[-2000:]
     assert run.result("replication.lag").measured.endswith("0 s")
+
+
+def test_the_primary_knows_the_lag_of_a_replica_that_has_not_replayed_since_it_started(sandbox):
+    """A replica that received WAL but has not replayed a transaction since it started has no replay timestamp: it
+    cannot tell its lag. Its primary can (pg_stat_replication), and says nothing of a replica it does not know."""
+    with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_PRIMARY_DSN"], autocommit=True) as primary:
+        # Between a write and its replay the primary may hold no lag sample yet (NULL): "cannot judge" for an instant.
+        readings = [postgres.lag_seen_by_primary(primary, "replica1") for _ in range(20) if time.sleep(0.1) is None]
+        assert any(r is not None for r in readings) and all(0 <= r < 60 for r in readings if r is not None), readings
+        assert postgres.lag_seen_by_primary(primary, "no-such-replica") is None
 
 
 def test_replica_stopped_is_reported_as_not_streaming(sandbox, run_checks):

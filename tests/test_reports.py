@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from conftest import api_traffic
+
 
 def _results(run) -> list[dict]:
     return [json.loads(p.read_text()) for p in (run.reports / "allure-results").glob("*-result.json")]
@@ -103,3 +105,32 @@ def test_report_without_results_is_one_line(tmp_path):
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [f"entmoot-ops: {tmp_path / 'none'}: no Allure results; run the checks first"]
+
+
+def _attachments(run, check_id: str) -> set[str]:
+    result = next(r for r in _results(run) if any(label == {"name": "check_id", "value": check_id} for label in r["labels"]))
+    return {a["name"] for a in result.get("attachments", [])}
+
+
+def test_evidence_is_read_for_a_check_that_did_not_pass_or_on_request(sandbox, run_checks):
+    """A healthy morning never waits on a log query: the error logs are read for a breached error rate only, or
+    with --evidence all."""
+    healthy = run_checks("-m", "morning", "-k", "error_rate")
+    assert healthy.outcome("api.error-rate") == "pass"
+    assert _attachments(healthy, "api.error-rate") == {"ALB requests and 5XX"}
+    everything = run_checks("-m", "morning", "-k", "error_rate", "--evidence", "all")
+    assert "top error messages" in _attachments(everything, "api.error-rate")
+    with sandbox.fault("api_errors", rate=0.5):
+        api_traffic(sandbox, 60)
+        breached = run_checks("-m", "morning", "-k", "error_rate")
+    assert breached.outcome("api.error-rate") == "fail"
+    assert "top error messages" in _attachments(breached, "api.error-rate")
+
+
+def test_a_fixed_check_is_a_failure_in_allure_with_its_own_category(sandbox, run_checks):
+    with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        run = run_checks("-m", "morning", "-k", "free_storage", "--remediate")
+    (result,) = _results(run)
+    assert result["status"] == "failed" and result["statusDetails"]["message"].startswith("FIXED fixed by rds.increase-storage")
+    categories = json.loads((run.reports / "allure-results" / "categories.json").read_text())
+    assert categories[0]["name"].startswith("Fixed by a remediation") and categories[0]["messageRegex"] == "(?s)FIXED .*"

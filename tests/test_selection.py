@@ -5,6 +5,7 @@ then empty reports/ and write a junit file of 0 tests.)"""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,15 @@ def test_a_typo_starts_nothing_and_keeps_the_last_run(tmp_path, args, says):
     assert "Traceback" not in result.stderr and not (tmp_path / "state" / "entmoot-ops").exists()
     assert (reports / "junit.xml").read_text().startswith("<testsuites><testsuite name='the last real run'")
     assert (reports / "allure-results" / "last-run-result.json").exists()
+
+
+def test_a_run_that_starts_its_own_sandbox_says_so_and_counts_the_boot(tmp_path):
+    """No silence while the sandbox boots, and pytest's closing time includes the boot the run waited for."""
+    result = _checks(tmp_path, "-m", "morning", "-k", "api_health")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "sandbox: starting on 127.0.0.1 (PostgreSQL primary and replica, Redis, AWS endpoint, API) ..." in output
+    ready = float(re.search(r"sandbox: ready in ([\d.]+) s", output).group(1))
+    session = float(re.search(r"1 passed, \d+ deselected in ([\d.]+)s", output).group(1))
+    assert session >= ready, (ready, session)
+    assert not (tmp_path / "state" / "entmoot-ops").exists() or not any((tmp_path / "state" / "entmoot-ops").iterdir())

@@ -120,11 +120,11 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
     terminal.write_sep("=", "entmoot checks")
     for r in results:
         colour = {"pass": "green", "fixed": "yellow", "skip": "yellow"}.get(r.outcome, "red")
-        lines = _wrap(_detail(r), width) or [""]
+        lines = wrap(_detail(r), width) or [""]
         if r.outcome in ("fail", "fixed"):
             lines.append(f"-> remediation {r.remediation} ({r.remediation_state or 'planned'})")
         elif r.outcome == "error" and r.fix:
-            lines += _wrap(f"-> fix: {r.fix}", width)
+            lines += wrap(f"-> fix: {r.fix}", width)
         head = f"{r.outcome.upper():<6} {r.check_id:<{id_width}}  {r.env:<{env_width}}  "
         terminal.write_line(head + lines[0], **{colour: True})
         for line in lines[1:]:
@@ -147,7 +147,7 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
 _UNIT = re.compile(r"(\d) (ms|s|min|h|days|bytes|KiB|MiB|GiB|requests/s)\b")
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def wrap(text: str, width: int) -> list[str]:
     glued = _UNIT.sub("\\1\u00a0\\2", text)
     return [line.replace("\u00a0", " ") for line in textwrap.wrap(glued, width, break_on_hyphens=False)]
 
