@@ -102,10 +102,6 @@ def pytest_configure(config: pytest.Config) -> None:
         if selects_chaos:
             _refuse_unless_allowed(chaos_guard.refuse_unless_allowed, environment, confirmed=config.getoption("entmoot_yes"))
 
-    if len(environments) > 1 and getattr(config.option, "dist", None) == "load":  # -n without an explicit --dist
-        config.option.dist = "loadgroup"
-    if getattr(config, "workerinput", {}).get("entmoot_loadgroup"):  # a worker re-parses the command line: told here
-        config.option.loadgroup = True
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
     if reports_dir is not None and not hasattr(config, "workerinput"):
@@ -246,7 +242,6 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 def pytest_configure_node(node: Any) -> None:
     suite = node.config.stash[SUITE_KEY]
     node.workerinput["entmoot_preflight"] = {name: p.to_json() for name, p in suite.preflights.items()}
-    node.workerinput["entmoot_loadgroup"] = node.config.option.dist == "loadgroup"
 
 
 def _resources(env: Environment, fixture: str) -> list[str]:
@@ -261,26 +256,19 @@ def _resources(env: Environment, fixture: str) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite = metafunc.config.stash[SUITE_KEY]
-    grouped = bool(getattr(metafunc.config.option, "loadgroup", False))
-
-    def _group(env: str) -> list[pytest.MarkDecorator]:
-        """An environment's checks on one xdist worker (--dist loadgroup, the default here with several environments):
-        each worker builds the clients and sessions of its environments only, not every worker of all of them."""
-        return [pytest.mark.xdist_group(env)] if grouped else []
-
     fixture = next((f for f in ("replica", "lag_target") if f in metafunc.fixturenames), None)
     if fixture:
         params = []
         for name, env in suite.environments.items():
             resources = _resources(env, fixture)
-            params += [pytest.param(name, r, id=f"{name}-{r.split(':')[-1]}", marks=_group(name)) for r in resources]
+            params += [pytest.param(name, r, id=f"{name}-{r.split(':')[-1]}") for r in resources]
             if not resources:  # said once, as a skip; an empty parameter set would be pytest's NOTSET
                 reason = (f"no {'replica' if fixture == 'replica' else 'replica lag source'} configured in {name} "
                           f"(postgres.replicas{'' if fixture == 'replica' else ' / postgres.replica_instances'} is empty)")
-                params.append(pytest.param(name, None, id=f"{name}-none", marks=[pytest.mark.skip(reason=reason), *_group(name)]))
+                params.append(pytest.param(name, None, id=f"{name}-none", marks=pytest.mark.skip(reason=reason)))
         metafunc.parametrize(("env", fixture), params, indirect=True)
     elif "env" in metafunc.fixturenames:
-        metafunc.parametrize("env", [pytest.param(name, id=name, marks=_group(name)) for name in suite.environments], indirect=True)
+        metafunc.parametrize("env", list(suite.environments), indirect=True, ids=list(suite.environments))
 
 
 def spec_of(item: pytest.Item) -> CheckSpec | None:

@@ -67,23 +67,35 @@ class Fleet:
     def __init__(self, tasks: int):
         self.tasks = tasks
         self.rate = TASK_RATE
-        self._next_turn = 0.0
-        self._reserved = 0.0  # seconds of the fleet's time taken since the last utilisation reading
-        self._read_at = time.monotonic()
+        self._next_turn = 0.0  # the fleet is busy until then
+        self._busy_since = 0.0  # when its current busy spell began
+        self._busy = 0.0  # seconds the fleet was busy since the last utilisation reading
+        self._counted_to = self._read_at = time.monotonic()
+
+    def _count(self, now: float) -> None:
+        """Add the busy time since the last count: the fleet is busy from the start of its spell to its last turn."""
+        if self._next_turn > self._counted_to:
+            self._busy += max(0.0, min(now, self._next_turn) - max(self._counted_to, self._busy_since))
+        self._counted_to = now
 
     async def turn(self) -> None:
         now = time.monotonic()
+        self._count(now)
+        if now >= self._next_turn:  # idle until this request: a new busy spell
+            self._busy_since = now
         start = max(now, self._next_turn)
         self._next_turn = start + 1 / (self.tasks * self.rate)
-        self._reserved += 1 / self.rate / self.tasks
         if start > now:
             await asyncio.sleep(start - now)
 
     def utilisation(self) -> float:
-        """Percent of the fleet's capacity used since the last reading: ECS's CPUUtilization of the service."""
+        """Percent of the time since the last reading that the fleet was busy serving: ECS's CPUUtilization of the
+        service. Busy time, not requests counted on arrival: three requests arriving together then none for a second
+        keep the fleet busy for that second, they do not make it 100% busy, then idle."""
         now = time.monotonic()
-        used = min(1.0, self._reserved / max(now - self._read_at, 1e-3))
-        self._reserved, self._read_at = 0.0, now
+        self._count(now)
+        used = min(1.0, self._busy / max(now - self._read_at, 1e-3))
+        self._busy, self._read_at = 0.0, now
         return 100 * used
 
 
