@@ -181,3 +181,15 @@ def test_window_of_the_fallback_is_bounded(endpoint, clients):
     endpoint.reply("FilterLogEvents", 200, page)
     groups = CloudWatchLogs(clients).error_groups(Window(datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC), 60), 10)
     assert not groups.complete and endpoint.calls.count("FilterLogEvents") == clients.env.logs.max_pages
+
+
+def test_a_page_instead_of_an_answer_is_an_unexpected_answer(endpoint, clients):
+    """HTTP 200 with a web page (a captive portal, a proxy's login): botocore cannot parse it at all."""
+    for page, what in (("<html><body>Please log in</body></html>", "missing field 'DescribeReplicationGroupsResult'"),
+                       ("Please log in", "not a valid AWS response (")):
+        endpoint.reply("DescribeReplicationGroups", 200, page, kind="text/html")
+        with pytest.raises(DependencyError) as odd, measuring("AWS ElastiCache"):
+            clients.aws("elasticache").describe_replication_groups()
+        assert str(odd.value).startswith("AWS ElastiCache refused the request: unexpected answer from AWS ElastiCache "
+                                         f"elasticache:DescribeReplicationGroups: {what}"), str(odd.value)
+        assert len(str(odd.value).splitlines()) == 1 and "aws.endpoint_url" in odd.value.fix

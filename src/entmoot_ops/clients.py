@@ -158,20 +158,13 @@ def _touching_namespaces(params: dict, **_: Any) -> None:
     touching(*(NAMESPACE_DEPENDENCY[n] for n in namespaces if n in NAMESPACE_DEPENDENCY))
 
 
-def _remember_operation(exception: BaseException, context: dict, **_: Any) -> None:
-    """A failure botocore raises before any error is parsed (an answer it cannot parse) learns its operation."""
-    if "entmoot_action" in context:
-        exception.entmoot_action = context["entmoot_action"]  # type: ignore[attr-defined]
-
-
 def _guard_aws(client: Any, dependency: str) -> None:
     endpoint = urlsplit(client.meta.endpoint_url).netloc
 
     def before(context: dict, model: Any, **_: Any) -> None:
         breaker.guard(endpoint, dependency)
         context["entmoot_started"] = time.monotonic()
-        context["entmoot_action"] = iam_action(model)
-        current_action.set(context["entmoot_action"])
+        current_action.set(iam_action(model))
 
     def failed(exception: BaseException, context: dict, **_: Any) -> None:
         if isinstance(exception, AWS_NO_ANSWER):
@@ -180,7 +173,6 @@ def _guard_aws(client: Any, dependency: str) -> None:
 
     client.meta.events.register("before-call.*.*", before)
     client.meta.events.register("after-call-error.*.*", failed)
-    client.meta.events.register("after-call-error.*.*", _remember_operation)
     client.meta.events.register("after-call.*.*", _normalise_error)
     client.meta.events.register("after-call.*.*", lambda **_: breaker.close(endpoint))
 

@@ -38,8 +38,7 @@ def measuring(dependency: str) -> Iterator[None]:
     except botocore.exceptions.ClientError as exc:
         raise aws_error(dependency, exc) from None
     except ResponseParserError as exc:
-        action = getattr(exc, "entmoot_action", "") or clients.current_action.get()
-        raise DependencyError(dependency, f"unexpected answer from {dependency} {action}: not a valid AWS response "
+        raise DependencyError(dependency, f"unexpected answer from {dependency} {clients.current_action.get()}: not a valid AWS response "
                                           f"({_cause(exc)[:160]})", reachable=True,
                               fix=ENDPOINT_HINT) from None
     except (KeyError, IndexError, TypeError) as exc:  # a field the API documents is missing: the answer, not the code
