@@ -70,17 +70,18 @@ def _state_option(arguments: argparse.Namespace) -> str:
 
 def _foreground(handle: object) -> int:
     handle.users = 1
-    for line in _exports(handle.state, handle.state_file):
-        print(line)
-    print("# sandbox ready; eval these lines in another shell. Ctrl-C stops it.", flush=True)
+    # Ctrl-C and SIGTERM are handled before "ready" is said: a signal sent the instant after must stop the sandbox
+    # cleanly, and a SIGINT that a parent (nohup, a CI runner) set to be ignored is not ignored here.
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: done.set())
     try:
+        for line in _exports(handle.state, handle.state_file):
+            print(line)
+        print("# sandbox ready; eval these lines in another shell. Ctrl-C stops it.", flush=True)
         while not done.wait(0.5):
             if handle.process.poll() is not None:
                 raise OpsError(f"the sandbox exited with {handle.process.returncode}")
-    except KeyboardInterrupt:
-        pass
     finally:
         handle.release()
     return 0
