@@ -28,9 +28,11 @@ def _checks(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     (("-m", "morning and not redsi"), "-m: no checklist 'redsi'"),
     (("-k", "nosuchcheck"), "-k 'nosuchcheck' selects no check: nothing was started or verified"),
     (("-k", "eror_rate"), "-k 'eror_rate' selects no check (did you mean error_rate, "),
+    # xdist's workers collect, not the controller, which hears of an empty selection only from them
+    (("-k", "eror_rate", "-n", "2"), "-k 'eror_rate' selects no check (did you mean error_rate, "),
     (("--check", "chaos.kill-redsi"), "--check: no check 'chaos.kill-redsi' (did you mean chaos.kill-redis"),
     (("--check", "api.healht", "-m", "morning"), "--check: no check 'api.healht' (did you mean api.health?)"),
-], ids=["marker", "marker-in-expression", "keyword", "keyword-close", "chaos-check", "check"])
+], ids=["marker", "marker-in-expression", "keyword", "keyword-close", "keyword-under-xdist", "chaos-check", "check"])
 def test_a_typo_starts_nothing_and_keeps_the_last_run(tmp_path, args, says):
     reports = tmp_path / "reports"
     (reports / "allure-results").mkdir(parents=True)
@@ -45,13 +47,16 @@ def test_a_typo_starts_nothing_and_keeps_the_last_run(tmp_path, args, says):
     assert (reports / "allure-results" / "last-run-result.json").exists()
 
 
-def test_a_run_that_starts_its_own_sandbox_says_so_and_counts_the_boot(tmp_path):
-    """No silence while the sandbox boots, and pytest's closing time includes the boot the run waited for."""
-    result = _checks(tmp_path, "-m", "morning", "-k", "api_health")
+@pytest.mark.parametrize("distributed", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_a_run_that_starts_its_own_sandbox_says_so_and_counts_the_boot(tmp_path, distributed):
+    """No silence while the sandbox boots, and pytest's closing time includes the boot the run waited for. Under
+    xdist the workers, started before the sandbox, check against the one the controller started."""
+    result = _checks(tmp_path, "-m", "morning", "-k", "api_health or replication", *distributed)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "sandbox: starting on 127.0.0.1 (PostgreSQL primary and replica, Redis, AWS endpoint, API) ..." in output
+    assert output.count("sandbox: starting") == 1, output
     ready = float(re.search(r"sandbox: ready in ([\d.]+) s", output).group(1))
-    session = float(re.search(r"1 passed, \d+ deselected in ([\d.]+)s", output).group(1))
+    session = float(re.search(r"4 passed(, \d+ deselected)? in ([\d.]+)s", output).group(2))
     assert session >= ready, (ready, session)
     assert not (tmp_path / "state" / "entmoot-ops").exists() or not any((tmp_path / "state" / "entmoot-ops").iterdir())

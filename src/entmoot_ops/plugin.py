@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,10 @@ class Suite:
     started: bool  # checks are running: results were emptied, the junit file will be written
     preflights: dict[str, preflight.Preflight] = field(default_factory=dict)
     sandboxes: list[Any] = field(default_factory=list)  # handles this process holds, released at the end
+    # Under xdist the controller runs the preflight once the workers' selection is known, after they started: it
+    # hands its result over through this file, written before any check is sent to a worker.
+    handoff: Path | None = None
+    refusal: str | None = None  # a usage error found only once xdist's workers had collected
 
 
 SUITE_KEY = pytest.StashKey[Suite]()
@@ -124,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SUITE_KEY] = suite
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "entmoot_preflight" in workerinput:
-        suite.preflights = {name: preflight.Preflight.from_json(data) for name, data in workerinput["entmoot_preflight"].items()}
+        suite.handoff = Path(workerinput["entmoot_preflight"])
     progress.write = lambda line: _say(config, line)
     config.pluginmanager.register(reports.AllureVerdicts(), "entmoot-allure-verdicts")
 
@@ -181,8 +187,8 @@ def _preflight(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The junit file is held back until checks really start. Under xdist the preflight comes now, before the
-    workers start (they receive its result); otherwise once the selection is known (pytest_collection_finish)."""
+    """The junit file is held back until checks really start, and the preflight waits for the selection: it
+    starts a sandbox, which a selection of nothing must not cost."""
     config = session.config
     if hasattr(config, "workerinput") or config.option.collectonly or not _runs_checks(config):
         return
@@ -192,7 +198,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         del config.stash[junitxml.xml_key]  # junitxml's unconfigure unregisters what it finds there
         config.stash[HELD_JUNIT_KEY] = logxml
     if _distributed(config):
-        _run_preflights(config)
+        config.stash[SUITE_KEY].handoff = Path(tempfile.mkdtemp(prefix="entmoot-ops-")) / "preflight.json"
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -234,14 +240,38 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    if ids and _runs_checks(node.config):
-        _start_results(node.config)
+    """The first worker's selection is known: refuse an empty one, else run the preflight and hand it over
+    before xdist sends the first check (it schedules after this hook returns)."""
+    config = node.config
+    suite = config.stash[SUITE_KEY]
+    if config.option.collectonly or not _runs_checks(config) or suite.handoff is None or suite.handoff.exists():
+        return
+    if not ids:
+        try:
+            _refuse_empty_selection(config, [])
+        except pytest.UsageError as exc:
+            suite.refusal = str(exc)  # said as pytest says a usage error, when the session ends
+        return
+    _start_results(config)
+    _run_preflights(config)
+    handed = {"preflights": {name: p.to_json() for name, p in suite.preflights.items()},
+              "sandbox_state": os.environ.get("ENTMOOT_SANDBOX_STATE")}
+    suite.handoff.write_text(json.dumps(handed), encoding="utf-8")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     suite = node.config.stash[SUITE_KEY]
-    node.workerinput["entmoot_preflight"] = {name: p.to_json() for name, p in suite.preflights.items()}
+    if suite.handoff is not None:
+        node.workerinput["entmoot_preflight"] = str(suite.handoff)
+
+
+def _handed_over(suite: Suite) -> None:
+    """A worker takes the controller's preflight (and the sandbox it attached to) instead of running its own."""
+    handed = json.loads(suite.handoff.read_text(encoding="utf-8"))
+    if handed["sandbox_state"]:
+        os.environ["ENTMOOT_SANDBOX_STATE"] = handed["sandbox_state"]
+    suite.preflights.update({name: preflight.Preflight.from_json(data) for name, data in handed["preflights"].items()})
 
 
 def _resources(env: Environment, fixture: str) -> list[str]:
@@ -318,6 +348,8 @@ class Target:
 def env(request: pytest.FixtureRequest) -> Any:
     suite = request.config.stash[SUITE_KEY]
     name = request.param
+    if name not in suite.preflights and suite.handoff is not None and suite.handoff.exists():
+        _handed_over(suite)
     if name not in suite.preflights:  # checks run from a path pytest_sessionstart did not recognise
         suite.preflights[name] = _preflight(suite, name)
     clients = Clients(suite.environments[name], preflight=suite.preflights[name])
@@ -398,7 +430,8 @@ def _refuse_unknown_selection(config: pytest.Config) -> None:
 
 def _refuse_empty_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
     keyword = config.option.keyword
-    if items or not keyword or not _runs_checks(config):
+    # Under xdist the controller judges what its workers selected (pytest_xdist_node_collection_finished).
+    if items or not keyword or not _runs_checks(config) or hasattr(config, "workerinput"):
         return
     # What -k matches: the checks' function and file names.
     names = sorted({name for path in (config.rootpath / "checks").glob("test_*.py")
@@ -644,9 +677,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     suite = config.stash.get(SUITE_KEY, None)
     for handle in suite.sandboxes if suite else ():
         handle.release()
+    if suite and suite.handoff is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(suite.handoff.parent, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    suite = session.config.stash.get(SUITE_KEY, None)
+    if suite is not None and suite.refusal:
+        print(f"ERROR: {suite.refusal}", file=sys.stderr, flush=True)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
     # A checklist that selected nothing proves nothing: say so with a failing exit, not pytest's quiet 5.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _runs_checks(session.config):
         session.config.get_terminal_writer().line("ERROR no check selected: nothing was verified", red=True)
