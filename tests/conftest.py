@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import threading
 import subprocess
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,75 @@ import requests
 from entmoot_ops.sandbox.handle import SandboxHandle, start
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every process the test session starts inherits this mark (the name avoids the ENTMOOT_ prefix that tests strip
+# from a child's environment), so that the session's end finds whatever was left running.
+SESSION_MARK = "OPS_TEST_SESSION"
+
+
+def default_signals() -> None:
+    """For a child whose test sends it a signal: SIGINT and SIGTERM as a terminal gives them, whatever this process
+    inherited (a run under nohup, as a background job or by some CI runners ignores SIGINT, and so would the child)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        os.environ[SESSION_MARK] = uuid.uuid4().hex  # xdist's workers inherit it
+
+
+def _left_running(mark: str, basetemp: str) -> dict[int, str]:
+    """Processes of this test session still alive: they carry its mark, or name its temporary directory."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if _alive(int(entry)) and (f"{SESSION_MARK}={mark}".encode() in environ or basetemp.encode() in environ + command.encode()):
+            found[int(entry)] = command
+    return found
+
+
+def _stop(pids: list[int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # a frozen process (SIGSTOP) cannot act on SIGTERM
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # a child of this very process stays a zombie until reaped
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.hookimpl(trylast=True)  # after xdist has stopped its workers and they their sandboxes
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Nothing a test started may outlive the session: a sandbox, a locust or a proxy left running serves traffic
+    into the next run's measurements. Stop it, and fail the run that left it."""
+    if hasattr(session.config, "workerinput"):
+        return
+    basetemp = str(session.config._tmp_path_factory.getbasetemp())
+    left = _left_running(os.environ[SESSION_MARK], basetemp)
+    if not left:
+        return
+    _stop(sorted(left))
+    writer = session.config.get_terminal_writer()
+    writer.line(f"FAILED the tests left {len(left)} process(es) running; stopped now:", red=True)
+    for pid, command in sorted(left.items()):
+        writer.line(f"  pid {pid}: {command[:200]}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @dataclass(frozen=True)

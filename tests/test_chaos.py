@@ -20,7 +20,7 @@ from entmoot_ops.clients import Clients
 from entmoot_ops.config import load_environment
 from entmoot_ops.remediation import AuditLog
 
-from conftest import ROOT, background_traffic
+from conftest import ROOT, background_traffic, default_signals
 
 
 
@@ -106,7 +106,13 @@ def test_the_hard_time_limit_aborts_and_rolls_back(sandbox, runner):
 def test_a_failed_rollback_fails_loudly_and_says_what_is_left(sandbox, runner, run_checks):
     kill = Experiment("kill-redis-long", "Redis killed, someone else restarts it meanwhile", "redis-connection-issues", "sandbox",
                       (Step("kill", {"component": "redis"}),), detectors=("postgres.connections",))  # held for the timeout
-    meddler = threading.Timer(3, lambda: sandbox.undo("component_killed"))
+    def meddle() -> None:  # once the experiment has killed Redis, whenever that is on this machine
+        deadline = time.monotonic() + 60
+        while "component_killed" not in sandbox.control("GET", "state")["faults"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sandbox.undo("component_killed")
+
+    meddler = threading.Thread(target=meddle)
     meddler.start()
     journal = runner("kill-redis-long").run(kill)
     meddler.join()
@@ -121,7 +127,8 @@ def test_ctrl_c_rolls_back_and_ends_the_run(sandbox, environments, tmp_path):
     environ = {**os.environ, "ENTMOOT_SANDBOX_STATE": str(sandbox.state_file)}
     process = subprocess.Popen([sys.executable, "-m", "pytest", "checks/", "-m", "chaos", "--check", "chaos.flush-cache",
                                 "--check", "chaos.freeze-replica", "--environments-dir", str(directory), "--reports-dir", str(reports)],
-                               cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=default_signals)
     deadline = time.monotonic() + 60
     while "component_frozen" not in sandbox.control("GET", "state")["faults"]:
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()[0][-3000:]

@@ -168,21 +168,21 @@ def test_error_rate_is_a_rate_of_requests_not_a_count_of_log_lines(sandbox, run_
 
 
 def test_a_recent_hit_rate_collapse_is_not_averaged_away(sandbox, run_checks, environments, monkeypatch):
-    """Misses in the last half minute drop its hit rate below 70% while the hour, averaged, still looks fine."""
+    """Misses in the last quarter minute drop its hit rate below 70% while the hour, averaged, still looks fine."""
     from entmoot_ops.clients import Clients
     from entmoot_ops.config import load_environment
     from entmoot_ops.probes import cloudwatch, redis
 
-    directory = environments(replace={"[thresholds]\n": "[thresholds]\nredis_recent_window_minutes = 0.5\n"})
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nredis_recent_window_minutes = 0.25\n"})
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
     api_traffic(sandbox, 400, path="/api/projects/2")  # cache hits: the first request misses, the rest hit
-    time.sleep(31)  # those hits are now in the hour but no longer in its last half minute
+    time.sleep(16)  # those hits are now in the hour but no longer in its last quarter minute
     sandbox.sync()
     clients = Clients(load_environment("sandbox", directory))
-    before = redis.cache_traffic(clients, cloudwatch.Window.last(60, 10), 0.5)
+    before = redis.cache_traffic(clients, cloudwatch.Window.last(60, 10), 0.25)
     clients.close()
-    # Enough misses to sink the last half minute below 60%, few enough to keep the hour above 75%.
+    # Enough misses to sink the last quarter minute below 60%, few enough to keep the hour above 75%.
     most = before.whole.hits / 0.75 - before.whole.lookups
     least = max(before.recent.hits / 0.6 - before.recent.lookups, 150)
     assert least < most, f"the hour holds too few hits for this test: {before}"
@@ -190,7 +190,7 @@ def test_a_recent_hit_rate_collapse_is_not_averaged_away(sandbox, run_checks, en
         run = run_checks("-m", "morning", "-k", "hit_rate", "--environments-dir", str(directory))
     failed = run.result("redis.hit-rate")
     assert failed.outcome == "fail", run.output[-2000:]
-    found = re.search(r"hit rate in the last 0.5 min \(\d+ hits, \d+ misses\): measured (\d+\.\d+)%, threshold > 70\.00%", failed.message)
+    found = re.search(r"hit rate in the last 0.25 min \(\d+ hits, \d+ misses\): measured (\d+\.\d+)%, threshold > 70\.00%", failed.message)
     assert found and float(found.group(1)) < 60, failed.message
     hour = float(failed.measured.split(";")[0].rstrip("%"))
     assert hour > 70, failed.measured  # the hour's reading was taken and passed: only the recent window failed

@@ -4,11 +4,14 @@ the termination guardrails (a superuser's session is never touched)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import psycopg
 
-SHORT_TRANSACTIONS = {"[thresholds]\n": "[thresholds]\nidle_in_transaction_max_seconds = 1\n"}
+SHORT_TRANSACTIONS = {"[thresholds]\n": "[thresholds]\nidle_in_transaction_max_seconds = 1\n",
+                      # the superuser's transaction outlives the remediation: its re-check fails until this deadline
+                      "verify_timeout_seconds = 30\n": "verify_timeout_seconds = 4\n"}
 
 
 def _audit(run) -> list[dict]:
@@ -44,7 +47,9 @@ def test_long_idle_sessions_holding_the_connections_fail(sandbox, run_checks, en
         run = run_checks("-m", "incident", "--check", "postgres.idle-sessions", "--environments-dir", str(directory))
     failed = run.result("postgres.idle-sessions")
     assert failed.outcome == "fail", run.output[-2000:]
-    assert "usable connections held by entmoot_app sessions idle longer than 0.02 min (4" in failed.message
+    # The 45 sessions of the fault, and the API pool's own when they too have been idle that long: not judged here.
+    held = re.search(r"usable connections held by entmoot_app sessions idle longer than 0.02 min \((\d+) of \d+\)", failed.message)
+    assert held and int(held.group(1)) >= 45, failed.message
     assert "threshold < 20.00%" in failed.message and "-> remediation postgres.terminate-idle-sessions" in failed.message
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, UTC
 
 import boto3
@@ -18,7 +19,7 @@ import testinfra
 
 from entmoot_ops.errors import OpsError
 from entmoot_ops.sandbox import aws as sandbox_aws
-from conftest import ROOT
+from conftest import ROOT, default_signals
 
 
 @pytest.fixture
@@ -108,6 +109,61 @@ def test_api_writes_access_logs_and_alb_metrics(sandbox):
     assert all(line["request_id"] and line["duration_ms"] >= 0 for line in lines)
 
 
+def test_response_time_is_the_service_models_not_this_machines(sandbox):
+    """The time the load balancer records is the model's (queue turn and injected latency) plus the handler's own
+    work: an API process stalled for 2 s (as a busy machine stalls it) serves a 700 ms request late, but records it
+    as the 700 ms request it is, so that a check's verdict does not follow the machine's load."""
+    api, path = sandbox.pids["api"], "/api/projects/141"  # a project no other test asks for
+    headers = {"Authorization": f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}"}
+    start = datetime.now(UTC)
+    with sandbox.fault("api_latency", ms=700):
+        with ThreadPoolExecutor(1) as pool:
+            asked = time.monotonic()
+            answer = pool.submit(requests.get, sandbox.env["ENTMOOT_SANDBOX_API_URL"] + path, headers=headers, timeout=30)
+            time.sleep(0.3)  # within the injected latency
+            os.kill(api, signal.SIGSTOP)
+            try:
+                time.sleep(2)
+            finally:
+                os.kill(api, signal.SIGCONT)
+            assert answer.result().status_code == 200
+            waited = time.monotonic() - asked
+        sandbox.sync()  # read before the fault's undo forgets its requests
+        events = _aws(sandbox, "logs").filter_log_events(logGroupName=sandbox_aws.LOG_GROUP, filterPattern=f'{{ $.path = "{path}" }}',
+                                                         startTime=int(start.timestamp() * 1000))["events"]
+    recorded = [json.loads(e["message"])["duration_ms"] for e in events]
+    assert waited >= 2.3 and len(recorded) == 1, (waited, recorded)
+    assert 700 <= recorded[0] < 2000, recorded  # the 2 s stall is not in it
+
+
+def test_forgetting_recent_traffic_leaves_a_window_to_the_next_test(sandbox):
+    """What the tests use to judge only their own requests: the last seconds' ALB datapoints, CPU and log lines go;
+    the agent's HealthyHostCount and older history stay."""
+    headers = {"Authorization": f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}"}
+    for _ in range(5):
+        requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/143", headers=headers, timeout=5)
+    sandbox.sync()
+    since = datetime.now(UTC) - timedelta(seconds=30)
+    cloudwatch, arn = _aws(sandbox, "cloudwatch"), _aws(sandbox, "elbv2").describe_load_balancers(
+        Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"]
+
+    def recent(metric: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApplicationELB", MetricName=metric, Statistics=["Sum"], Period=60, StartTime=since,
+            EndTime=datetime.now(UTC) + timedelta(seconds=1),
+            Dimensions=[{"Name": "LoadBalancer", "Value": arn.split(":loadbalancer/", 1)[1]}])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    assert recent("RequestCount") >= 5
+    forgotten = sandbox.forget_traffic(30)
+    assert forgotten["datapoints"] > 0 and forgotten["log_events"] >= 5, forgotten
+    assert recent("RequestCount") == 0
+    assert _aws(sandbox, "logs").filter_log_events(logGroupName=sandbox_aws.LOG_GROUP, filterPattern='{ $.path = "/api/projects/143" }',
+                                                   startTime=int(since.timestamp() * 1000))["events"] == []
+    sandbox.sync()  # the agent goes on publishing
+    assert recent("HealthyHostCount") > 0
+
+
 def test_metric_history_exists_for_baselines(sandbox):
     now = datetime.now(UTC)
     arn = _aws(sandbox, "elbv2").describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"]
@@ -132,7 +188,7 @@ def test_control_interface_says_what_is_wrong(sandbox):
 def test_sandbox_up_in_the_foreground_prints_endpoints_and_stops_cleanly(tmp_path):
     state_file = tmp_path / "state.json"
     process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.cli", "sandbox", "up", "--foreground", "--state-file", str(state_file)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
         lines = []
         while not lines or not lines[-1].startswith("# sandbox ready"):

@@ -78,20 +78,24 @@ def test_scale_without_credentials_is_diagnosed_as_the_preflight_does(tmp_path):
 
 def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, environments):
     """Injected latency does not depend on capacity: the scale-out acts (+2) but the re-check says not fixed."""
-    # A one-minute window that the slow requests dominate, whatever traffic earlier tests left in the last 15.
-    directory = environments(replace={"[thresholds]\n": "[thresholds]\nlatency_window_minutes = 1\n"})
+    # A one-minute window that holds only this test's requests.
+    directory = environments(replace={"[thresholds]\n": "[thresholds]\nlatency_window_minutes = 1\n",
+                                      "verify_timeout_seconds = 30\n": "verify_timeout_seconds = 12\n"})
+    sandbox.forget_traffic(120)
     with sandbox.fault("api_latency", ms=700):
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda _: api_traffic(sandbox, 25, path="/health"), range(8)))
+            list(pool.map(lambda _: api_traffic(sandbox, 6, path="/health"), range(8)))  # the window holds these alone
         run = run_checks("-m", "alerts", "-k", "latency", "--remediate", "--environments-dir", str(directory))
     try:
         result = run.result("api.latency-p95")
         assert result.outcome == "fail" and "ecs.scale-out (not fixed)" in run.output
-        # The verification waits up to 30 s: it says so every few seconds, with the last reading.
+        # The verification waits up to its deadline (12 s here): it says so every few seconds, with the last reading.
         ticks = re.findall(r"^\.\.\. verifying api.latency-p95 after the remediation \(deadline \d+ s\): .*TargetResponseTime p95", run.output, re.M)
-        assert len(ticks) >= 4, run.output[-3000:]
-        assert re.search(r"TargetResponseTime p95: measured 7\d\d(\.\d+)? ms, threshold < 500 ms over .* "
-                         r"-> remediation ecs.scale-out", result.message), result.message
+        assert len(ticks) >= 2, run.output[-3000:]
+        # At least the injected 700 ms: what the handler adds on top depends on this machine, and is not judged.
+        measured = re.search(r"TargetResponseTime p95: measured ([\d.]+) ms, threshold < 500 ms over .* -> remediation ecs.scale-out",
+                             result.message)
+        assert measured and float(measured.group(1)) >= 700, result.message
         acted = next(json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines() if '"acted"' in line)
         assert acted["changes"][0]["before"] == 3 and acted["changes"][0]["after"].startswith("5 ")
     finally:

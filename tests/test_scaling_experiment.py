@@ -45,12 +45,16 @@ SCALE_OUT_ERROR_RATE = Thresholds().scale_out_error_rate  # the runbook's Scalin
 
 
 @pytest.fixture
-def experiment(sandbox, environments, monkeypatch, tmp_path):
+def experiment(request, sandbox, environments, monkeypatch, tmp_path):
+    """The load's duration is the fixture's parameter: 60 s unless a test needs less."""
+    seconds = getattr(request, "param", 60)
     directory = environments(replace={
-        "[remediation]\nverify_timeout_seconds = 30\nverify_interval_seconds = 1\n": EXPERIMENT,
+        "[remediation]\nverify_timeout_seconds = 30\nverify_interval_seconds = 1\n":
+            EXPERIMENT.replace("duration_seconds = 60", f"duration_seconds = {seconds}"),
         "[thresholds]\n": "[thresholds]\nlatency_window_minutes = 0.25\n"})
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
+    sandbox.forget_traffic(60)  # the 15 s window then holds this experiment's load alone
     env = load_environment("sandbox", directory)
     clients = Clients(env)
 
@@ -110,8 +114,8 @@ def test_breach_scale_out_recovery_and_scale_in(sandbox, experiment, run_checks,
     report = {"p95_before_ms": max(before), "p95_after_ms": after[-1], "alert_p95_ms": breach_ms, "errors": run.failures,
               "requests": run.requests, "recovery_seconds": round(recovered_at - act_at, 1), "tasks": "3 -> 5 -> 3",
               "experiment_seconds": round(took, 1)}
+    # locust's own p95 is measured by the client on this machine: reported, not judged (CloudWatch's is, above).
     print(f"scale-out experiment: {report}")
-    assert report["p95_before_ms"] > 500 and report["p95_after_ms"] < 500, report
     assert run.failure_ratio < SCALE_OUT_ERROR_RATE, f"{report}: {run.describe_errors()}"
     assert report["recovery_seconds"] < 40, report
     # The runbook's CPU trigger fired too: the fleet ran at its capacity before the scale-out.
@@ -132,6 +136,7 @@ def _peak_cpu(sandbox, since: float, until: float) -> float:
     return max(p["Maximum"] for p in points)
 
 
+@pytest.mark.parametrize("experiment", [25], indirect=True)  # no remediation to wait for: 12 s to settle, then the check
 def test_control_with_enough_capacity_breaches_nothing(sandbox, experiment, run_checks, tmp_path):
     directory, under_load = experiment
     _scale(sandbox, 5, tmp_path)
@@ -140,8 +145,7 @@ def test_control_with_enough_capacity_breaches_nothing(sandbox, experiment, run_
     finally:
         _scale(sandbox, 3, tmp_path)
     assert check.outcome("api.latency-p95") == "pass", check.output[-2000:]
-    # No breach is the runbook's: p95 under 500 ms and errors under the 0.5% scale-out trigger. A handful of failed
-    # requests among 15,000 on a busy CI machine is not a breach; what they were is in the message.
-    assert max(p95 for _, p95 in _p95_history(run)[3:]) < 500, _p95_history(run)
+    # No breach is the runbook's: p95 under 500 ms (the check's, from CloudWatch: locust's is the client's view on
+    # this machine) and errors under the 0.5% scale-out trigger.
     assert run.failure_ratio < SCALE_OUT_ERROR_RATE, f"{run.failures} of {run.requests}: {run.describe_errors()}"
     assert Path(run.files[0]).name == "locust.html"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import difflib
 import json
@@ -31,6 +32,7 @@ from entmoot_ops.secrets import masker
 
 RUN_KEY = pytest.StashKey[CheckRun]()
 HELD_JUNIT_KEY = pytest.StashKey[Any]()
+SESSION_KEY = pytest.StashKey[pytest.Session]()
 PLAN_KEY = pytest.StashKey[list[str]]()
 REMEDIATION_KEY = pytest.StashKey[str]()
 
@@ -190,6 +192,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """The junit file is held back until checks really start, and the preflight waits for the selection: it
     starts a sandbox, which a selection of nothing must not cost."""
     config = session.config
+    config.stash[SESSION_KEY] = session  # its exit status is final when pytest_unconfigure runs
     if hasattr(config, "workerinput") or config.option.collectonly or not _runs_checks(config):
         return
     logxml = config.stash.get(junitxml.xml_key, None)
@@ -673,12 +676,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     suite = config.stash.get(SUITE_KEY, None)
     for handle in suite.sandboxes if suite else ():
         handle.release()
     if suite and suite.handoff is not None and not hasattr(config, "workerinput"):
         shutil.rmtree(suite.handoff.parent, ignore_errors=True)
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None and not hasattr(config, "workerinput") and _runs_checks(config):
+        _exit_now(int(session.exitstatus))
+
+
+def _exit_now(status: int) -> None:
+    """The last step of a run of checks, after every plugin has finished (this hook runs last): what remains is the
+    interpreter freeing every object one by one, a quarter of a small run's time (0.2 to 0.4 s), paid again by
+    each observation of a chaos experiment. Exit-time handlers still run and output is flushed; only that is skipped."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -2,9 +2,10 @@
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-from entmoot_ops.sandbox.supervisor import serve
+from entmoot_ops.sandbox.postgres import PostgresPair
 
 parser = argparse.ArgumentParser(prog="python -m entmoot_ops.sandbox")
 commands = parser.add_subparsers(dest="command", required=True)
@@ -12,4 +13,13 @@ serve_parser = commands.add_parser("serve")
 serve_parser.add_argument("--state-file", type=Path, required=True)
 serve_parser.add_argument("--parent-pid", type=int)
 arguments = parser.parse_args()
-sys.exit(serve(arguments.state_file, arguments.parent_pid))
+root = Path(tempfile.mkdtemp(prefix="entmoot-sandbox-"))
+root.chmod(0o711)  # the PostgreSQL user must reach its data directory below
+# PostgreSQL, the longest part of the start (about 2 s), begins before the supervisor's imports (moto, aiohttp:
+# over a second), which then overlap it.
+postgres = PostgresPair(root / "pg")
+postgres_started = postgres.start_in_background()
+
+from entmoot_ops.sandbox.supervisor import serve  # noqa: E402 - after PostgreSQL's start began, on purpose
+
+sys.exit(serve(arguments.state_file, arguments.parent_pid, root, postgres, postgres_started))

@@ -78,7 +78,9 @@ class Fleet:
             self._busy += max(0.0, min(now, self._next_turn) - max(self._counted_to, self._busy_since))
         self._counted_to = now
 
-    async def turn(self) -> None:
+    async def turn(self) -> float:
+        """Wait for this request's turn; return the wait the model gives it, which is what it counts as having
+        waited: on a busy machine the sleep itself overruns, and that is the machine's delay, not the service's."""
         now = time.monotonic()
         self._count(now)
         if now >= self._next_turn:  # idle until this request: a new busy spell
@@ -87,6 +89,7 @@ class Fleet:
         self._next_turn = start + 1 / (self.tasks * self.rate)
         if start > now:
             await asyncio.sleep(start - now)
+        return start - now
 
     def utilisation(self) -> float:
         """Percent of the time since the last reading that the fleet was busy serving: ECS's CPUUtilization of the
@@ -262,10 +265,13 @@ class App:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/_sandbox/"):
             return await handler(request)
-        started = time.perf_counter()
+        # The response time the load balancer records is the service model's (the turn in the fleet's queue and
+        # the injected latency, as the model gives them) plus the real work of the handler: the same load gives the
+        # same latency on a busy machine as on a quiet one, while a slow dependency still shows.
         error = None
         self.fleet.rate = self.faults.task_rate or TASK_RATE
-        await self.fleet.turn()
+        modelled = await self.fleet.turn()
+        worked = 0.0
         try:
             # As the real service: /health is public, /api/* demands Bearer (the runbook's) or an API-key header.
             if (request.path.startswith("/api/") and not self.faults.auth_disabled
@@ -276,9 +282,14 @@ class App:
             latency_ms += self.faults.path_latency_ms(request.path)
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
+                modelled += latency_ms / 1000
             if request.path.startswith("/api/") and self._error_due(error_rate):
                 raise InjectedError(self.faults.error_message)
-            response = await handler(request)
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            finally:
+                worked = time.perf_counter() - started
             status = response.status
         except web.HTTPException as exc:
             response, status = exc, exc.status
@@ -286,7 +297,7 @@ class App:
             error = str(exc) if isinstance(exc, InjectedError) else f"{type(exc).__name__}: {exc}"
             response = web.json_response({"error": "internal error"}, status=500)
             status = 500
-        self.telemetry.record(request.method, request.path, status, time.perf_counter() - started, error)
+        self.telemetry.record(request.method, request.path, status, modelled + worked, error)
         if isinstance(response, web.HTTPException):
             raise response
         return response

@@ -315,11 +315,13 @@ class Aws:
     def set_db_status(self, status: str) -> None:
         _backend("rds").databases[DB_INSTANCE].status = status
 
-    def rewind_metrics(self, namespace: str, since: datetime) -> int:
-        """Forget datapoints of one namespace since a moment: the undo of a fault that produced them."""
+    def rewind_metrics(self, namespace: str, since: datetime, names: tuple[str, ...] = ()) -> int:
+        """Forget datapoints of one namespace (of ``names`` only, when given) since a moment: the undo of a fault
+        that produced them."""
         backend = _backend("cloudwatch")
         before = len(backend.metric_data)
-        backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and _aware(d.timestamp) >= since)]
+        backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and _aware(d.timestamp) >= since
+                                                                      and (not names or d.name in names))]
         return before - len(backend.metric_data)
 
     def rewind_logs(self, since: datetime) -> int:

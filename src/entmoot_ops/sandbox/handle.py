@@ -71,6 +71,9 @@ class SandboxHandle:
     def sync(self) -> Any:
         return self.control("POST", "sync")
 
+    def forget_traffic(self, seconds: float) -> Any:
+        return self.control("POST", "forget-traffic", {"seconds": seconds})
+
     def component(self, name: str, action: str) -> Any:
         return self.control("POST", f"components/{name}/{action}")
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +72,31 @@ class PostgresPair:
                                log=log, user=self.user)
         wait_until(lambda: psycopg.connect(self.dsn("postgres", server=server, database="postgres"), connect_timeout=1).close() is None,
                    what=f"PostgreSQL {server.name}", process=server.process, log=log)
+
+    def start_in_background(self) -> Callable[[], float]:
+        """Start on a thread. The call returned waits for the start, raises what it raised, and returns how long
+        it took."""
+        failed: list[BaseException] = []
+        took: list[float] = []
+
+        def starting() -> None:
+            began = time.monotonic()
+            try:
+                self.start()
+            except BaseException as exc:  # noqa: BLE001 - raised again by whoever waits for the start
+                failed.append(exc)
+            took.append(round(time.monotonic() - began, 3))
+
+        thread = threading.Thread(target=starting, name="postgres-start", daemon=True)
+        thread.start()
+
+        def wait() -> float:
+            thread.join()
+            if failed:
+                raise failed[0]
+            return took[0]
+
+        return wait
 
     def start(self) -> None:
         pwfile = self.root / "pwfile"

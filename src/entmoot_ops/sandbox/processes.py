@@ -52,18 +52,25 @@ def chown_tree(path: Path, user: str | None) -> None:
 _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
 
 
-def spawn(argv: list[str], *, log: Path, user: str | None = None, stdin_line: str | None = None) -> subprocess.Popen:
+def spawn(argv: list[str], *, log: Path, user: str | None = None, stdin_line: str | None = None,
+          feed_later: bool = False) -> subprocess.Popen:
+    """A child that dies with the sandbox. Its settings come as ``stdin_line``, or, with ``feed_later``, through
+    :func:`feed` once they are known: the child imports what it needs meanwhile."""
     def fork() -> subprocess.Popen:
         handle = log.open("ab")
         process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.PIPE if stdin_line is not None else subprocess.DEVNULL,
+                                   stdin=subprocess.PIPE if stdin_line is not None or feed_later else subprocess.DEVNULL,
                                    user=user, preexec_fn=_die_with_parent, cwd="/")
         if stdin_line is not None:
-            process.stdin.write((stdin_line + "\n").encode())
-            process.stdin.close()
+            feed(process, stdin_line)
         return process
 
     return _spawner.submit(fork).result()
+
+
+def feed(process: subprocess.Popen, line: str) -> None:
+    process.stdin.write((line + "\n").encode())
+    process.stdin.close()
 
 
 def run(argv: list[str], *, user: str | None = None, env: dict[str, str] | None = None) -> None:

@@ -14,12 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from datetime import datetime, UTC
+from datetime import datetime, timedelta, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -28,20 +28,26 @@ from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import faults, moto_extensions
 from entmoot_ops.sandbox.agent import Agent
 from entmoot_ops.sandbox.postgres import PostgresPair
-from entmoot_ops.sandbox.processes import free_port, spawn, stop, wait_until
+from entmoot_ops.sandbox.processes import feed, free_port, spawn, stop, wait_until
 from entmoot_ops.sandbox.redis_server import RedisServer
 
 VERSION = "1.4.2"
+PROXY = [sys.executable, "-m", "entmoot_ops.sandbox.proxy"]
 REBOOT_SECONDS = 5  # a reboot of the sandbox's RDS keeps its primary down this long
+# What the API's requests put into CloudWatch (its flush); the agent's HealthyHostCount is not traffic.
+TRAFFIC_METRICS = ("RequestCount", "HTTPCode_Target_2XX_Count", "HTTPCode_Target_4XX_Count", "HTTPCode_Target_5XX_Count",
+                   "TargetResponseTime")
 
 
 class Sandbox:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, postgres: PostgresPair, postgres_started: Callable[[], float]):
+        """``postgres`` is already starting (``postgres_started`` waits for it): it starts before this module's
+        imports, which it overlaps."""
         self.root = root
         self.api_token = secrets.token_urlsafe(24)
         self.api_port = free_port()
         self.api_process: subprocess.Popen | None = None
-        self.postgres = PostgresPair(root / "pg")
+        self.postgres, self.postgres_started = postgres, postgres_started
         self.redis = RedisServer(root)
         self.aws = sandbox_aws.Aws(version=VERSION)
         self.agent = Agent(self)
@@ -52,6 +58,9 @@ class Sandbox:
         # The API reaches Redis and the primary through a loopback proxy, where latency or a black hole can be put.
         self.proxy_process: subprocess.Popen | None = None
         self.proxy_ports = {"redis": free_port(), "primary": free_port(), "admin": free_port()}
+        # The API and the proxy are started first and told their settings once the rest is up: their imports (most
+        # of their start-up) overlap PostgreSQL's and moto's.
+        self.warming: dict[str, subprocess.Popen] = {}
 
     # -------------------------------------------------------------------------------------- lifecycle
     def _timed(self, name: str, step: Any) -> None:
@@ -60,11 +69,12 @@ class Sandbox:
         self.timings[name] = round(time.monotonic() - started, 3)
 
     def start(self) -> None:
+        self.warming = {"api": self._spawn_api(), "proxy": spawn(PROXY, log=self.root / "proxy.log", feed_later=True)}
         # moto runs in-process: its start and seed overlap PostgreSQL's in a side thread.
         errors: list[BaseException] = []
         aws = threading.Thread(target=_capturing(lambda: self._timed("aws", self._start_aws), errors))
         aws.start()
-        self._timed("postgres", self.postgres.start)
+        self.timings["postgres"] = self.postgres_started()
         self._timed("redis", self.redis.start)
         aws.join()
         if errors:
@@ -106,8 +116,8 @@ class Sandbox:
     def start_proxy(self) -> None:
         ports = self.proxy_ports
         routes = {"redis": [ports["redis"], self.redis.port], "primary": [ports["primary"], self.postgres.primary.port]}
-        self.proxy_process = spawn([sys.executable, "-m", "entmoot_ops.sandbox.proxy"], log=self.root / "proxy.log",
-                                   stdin_line=json.dumps({"admin_port": ports["admin"], "routes": routes}))
+        self.proxy_process = self.warming.pop("proxy", None) or spawn(PROXY, log=self.root / "proxy.log", feed_later=True)
+        feed(self.proxy_process, json.dumps({"admin_port": ports["admin"], "routes": routes}))
         wait_until(lambda: requests.get(f"http://127.0.0.1:{ports['admin']}/health", timeout=1).ok, what="dependency proxy",
                    process=self.proxy_process, log=self.root / "proxy.log")
 
@@ -129,9 +139,12 @@ class Sandbox:
                     "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
                     "desired_count": self.aws.desired_count()}
         # Settings (with secrets) go through stdin, not argv, which any local user can read in /proc.
-        self.api_process = spawn([sys.executable, "-m", "entmoot_ops.sandbox.api"], log=self.root / "api.log",
-                                 stdin_line=json.dumps(settings))
+        self.api_process = self.warming.pop("api", None) or self._spawn_api()
+        feed(self.api_process, json.dumps(settings))
         wait_until(lambda: self.api_health(), what="sandbox API", process=self.api_process, log=self.root / "api.log")
+
+    def _spawn_api(self) -> subprocess.Popen:
+        return spawn([sys.executable, "-m", "entmoot_ops.sandbox.api"], log=self.root / "api.log", feed_later=True)
 
     def api_admin(self, path: str, body: dict) -> Any:
         response = requests.post(f"http://127.0.0.1:{self.api_port}{path}", json=body, timeout=10)
@@ -144,6 +157,8 @@ class Sandbox:
             self.undo(name)
         stop(self.api_process)
         stop(self.proxy_process)
+        for waiting in self.warming.values():  # a start that failed before they were told their settings
+            stop(waiting)
         self.redis.close()
         self.postgres.close()
         self.aws.stop()
@@ -203,6 +218,15 @@ class Sandbox:
                 self.api_admin("/_sandbox/flush", {})
         self.agent.tick()
         return {"synced": datetime.now(UTC).isoformat(), "agent_errors": self.agent.errors}
+
+    def forget_traffic(self, seconds: float) -> dict:
+        """Forget what the API served in the last ``seconds``: its ALB datapoints, its CPU and its log lines. A test
+        that judges a window of traffic then judges only the traffic it sent, not what an earlier test left there."""
+        self.sync()
+        since = datetime.now(UTC) - timedelta(seconds=seconds)
+        forgotten = self.aws.rewind_metrics("AWS/ApplicationELB", since, TRAFFIC_METRICS)
+        forgotten += self.aws.rewind_metrics("AWS/ECS", since, ("CPUUtilization",))
+        return {"since": since.isoformat(), "datapoints": forgotten, "log_events": self.aws.rewind_logs(since)}
 
     # ------------------------------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -270,6 +294,8 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                     result = sandbox.component(parts[1], parts[2])
                 elif method == "POST" and parts == ["sync"]:
                     result = sandbox.sync()
+                elif method == "POST" and parts == ["forget-traffic"]:
+                    result = sandbox.forget_traffic(float(body["seconds"]))
                 else:
                     self._answer(404, {"error": f"no route {method} {self.path}"})
                     return
@@ -293,10 +319,8 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     return Control
 
 
-def serve(state_file: Path, parent_pid: int | None) -> int:
-    root = Path(tempfile.mkdtemp(prefix="entmoot-sandbox-"))
-    root.chmod(0o711)  # the PostgreSQL user must reach its data directory below
-    sandbox = Sandbox(root)
+def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: PostgresPair, postgres_started: Callable[[], float]) -> int:
+    sandbox = Sandbox(root, postgres, postgres_started)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
