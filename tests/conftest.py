@@ -38,6 +38,7 @@ def default_signals() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: a slow end-to-end test of a whole procedure (README: The project's tests)")
     if not hasattr(config, "workerinput"):
         os.environ[SESSION_MARK] = uuid.uuid4().hex  # xdist's workers inherit it
 

@@ -24,6 +24,7 @@ from conftest import ROOT, background_traffic, default_signals
 
 
 
+@pytest.mark.e2e
 def test_every_experiment_end_to_end(sandbox, run_checks, tmp_path):
     run = run_checks("-m", "chaos", timeout=600)
     assert {r.check_id for r in run.results} == {f"chaos.{name}" for name in catalog.EXPERIMENTS}

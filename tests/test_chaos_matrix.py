@@ -9,6 +9,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from entmoot_ops.chaos import catalog, matrix
 from entmoot_ops.check import DEPENDENCIES
 from entmoot_ops.sandbox.faults import FAULTS
@@ -46,6 +48,7 @@ def _matrix(sandbox, tmp_path, *args: str) -> tuple[subprocess.CompletedProcess,
     return done, found
 
 
+@pytest.mark.e2e
 def test_a_few_faults_caught_with_their_latency_in_json_html_and_junit(sandbox, tmp_path):
     done, found = _matrix(sandbox, tmp_path, "--fault", "api_auth_disabled", "--fault", "replica_paused", "--fault", "redis_flushed")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -11,6 +11,8 @@ import sys
 import time
 
 from conftest import ROOT
+import pytest
+
 from entmoot_ops.check import CHECKLISTS as ALL_CHECKLISTS
 
 # Every checklist that only reads: load and chaos are actions, run by their own tests.
@@ -24,6 +26,7 @@ def _ops(*args: str, state_home, timeout: float = 120, env: dict | None = None) 
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_sandbox_up_env_status_down(tmp_path):
     state_home = tmp_path / "state"
     assert _ops("sandbox", "status", state_home=state_home).stdout.strip() == "sandbox: not running"

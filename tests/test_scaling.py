@@ -76,6 +76,7 @@ def test_scale_without_credentials_is_diagnosed_as_the_preflight_does(tmp_path):
     assert "unreachable" not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, environments):
     """Injected latency does not depend on capacity: the scale-out acts (+2) but the re-check says not fixed."""
     # A one-minute window that holds only this test's requests.

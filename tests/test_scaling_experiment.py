@@ -86,6 +86,7 @@ def _p95_history(run: load.LoadResult) -> list[tuple[float, float]]:
             if r["Name"] == "Aggregated" and r["95%"] not in ("N/A", "0")]
 
 
+@pytest.mark.e2e
 def test_breach_scale_out_recovery_and_scale_in(sandbox, experiment, run_checks, tmp_path):
     directory, under_load = experiment
     started = time.monotonic()
@@ -136,6 +137,7 @@ def _peak_cpu(sandbox, since: float, until: float) -> float:
     return max(p["Maximum"] for p in points)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("experiment", [25], indirect=True)  # no remediation to wait for: 12 s to settle, then the check
 def test_control_with_enough_capacity_breaches_nothing(sandbox, experiment, run_checks, tmp_path):
     directory, under_load = experiment

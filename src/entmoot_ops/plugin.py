@@ -684,7 +684,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if suite and suite.handoff is not None and not hasattr(config, "workerinput"):
         shutil.rmtree(suite.handoff.parent, ignore_errors=True)
     session = config.stash.get(SESSION_KEY, None)
-    if session is not None and not hasattr(config, "workerinput") and _runs_checks(config):
+    # Only a run that ended as runs end: a usage error, an interruption or an internal error is still on its way
+    # up to pytest, which prints it after this hook.
+    if (session is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
+            and not hasattr(config, "workerinput") and _runs_checks(config)):
         _exit_now(int(session.exitstatus))
 
 

@@ -77,7 +77,7 @@ class Agent:
 
     def _query(self, server: Any, sql: str, role: str = "postgres") -> Any:
         pg = self.sandbox.postgres
-        with psycopg.connect(pg.dsn(role, server=server), connect_timeout=1, autocommit=True,
+        with psycopg.connect(pg.local_dsn(role, server), connect_timeout=1, autocommit=True,
                              options="-c statement_timeout=1000") as conn:
             return conn.execute(sql).fetchone()
 

@@ -64,13 +64,20 @@ class Aws:
     tasks: moto_extensions.ServiceTasks = field(
         default_factory=lambda: moto_extensions.ServiceTasks(CLUSTER, SERVICE, f"arn:aws:ecs:{REGION}:{ACCOUNT}:task"))
     _ecs_lock: threading.Lock = field(default_factory=threading.Lock)
+    # One client per service and endpoint: the agent calls every second, and a new client costs more CPU than the call.
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **CREDENTIALS)
+        key = (service, self.endpoint)
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **CREDENTIALS)
+            return self._clients[key]
 
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
