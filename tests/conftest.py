@@ -160,6 +160,13 @@ def sandbox() -> SandboxHandle:
 
 
 @pytest.fixture
+def own_window(sandbox: SandboxHandle) -> None:
+    """The API's last five minutes of traffic forgotten (ALB datapoints, CPU, log lines): a window the test then
+    judges holds its own requests, whatever the tests before it on this worker's sandbox served."""
+    sandbox.forget_traffic(300)
+
+
+@pytest.fixture
 def run_checks(sandbox: SandboxHandle, tmp_path: Path):
     """Run ``pytest checks/ ARGS`` against the session's sandbox; return a :class:`Run`."""
     counter = iter(range(1000))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from conftest import background_traffic
 
 SHORT = {"cpu_alert_window_minutes = 1\n": "cpu_alert_window_minutes = 0.25\n"}
@@ -27,6 +29,7 @@ def test_busy_database_fails_naming_rds(sandbox, run_checks, environments):
     assert "-> remediation cpu.identify-source" in failed.message
 
 
+@pytest.mark.usefixtures("own_window")  # the fleet's CPU of this test alone
 def test_a_saturated_service_fails_naming_ecs(sandbox, run_checks, environments):
     """Two requests a second per task (6 for the service) and steady traffic: the fleet runs at its capacity."""
     with sandbox.fault("api_task_rate", rate=2), background_traffic(sandbox):

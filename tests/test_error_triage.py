@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from conftest import api_traffic, background_traffic
+
+pytestmark = pytest.mark.usefixtures("own_window")  # each judges a window of its own traffic
 
 CHECK = "incident.api-errors"
 # The last minute, not 30: the session's sandbox has served other tests' traffic, which would dilute the rate. Periods

@@ -6,7 +6,11 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from conftest import api_traffic, background_traffic
+
+pytestmark = pytest.mark.usefixtures("own_window")  # each judges a window of its own traffic
 
 CHECKS = {"incident.response-time", "api.slow-endpoints", "api.requests-per-host", "ecs.utilisation"}
 
