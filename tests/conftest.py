@@ -167,6 +167,15 @@ def own_window(sandbox: SandboxHandle) -> None:
 
 
 @pytest.fixture
+def forgets_its_traffic(sandbox: SandboxHandle):
+    """What a test's own load served (no fault's undo forgets it) is forgotten after the test: a later test on this
+    worker's sandbox must not judge a window that holds it."""
+    began = time.monotonic()
+    yield
+    sandbox.forget_traffic(time.monotonic() - began + 2)
+
+
+@pytest.fixture
 def run_checks(sandbox: SandboxHandle, tmp_path: Path):
     """Run ``pytest checks/ ARGS`` against the session's sandbox; return a :class:`Run`."""
     counter = iter(range(1000))

@@ -16,7 +16,9 @@ GATE = {"deploy.version", "deploy.image", "deploy.rollout", "deploy.error-rate",
 
 
 def test_gate_passes_on_the_running_release(sandbox, run_checks):
-    with background_traffic(sandbox):
+    # Rolled out afresh, as a pipeline that redeploys it: "since the deployment" then holds this test's traffic
+    # alone, not what earlier tests served on this worker's sandbox (a saturating load, say).
+    with sandbox.fault("deploy", version="1.4.2"), background_traffic(sandbox):
         time.sleep(1.5)
         run = run_checks("-m", "deploy", "--expected-version", "1.4.2")
     assert run.returncode == 0, run.output[-3000:]

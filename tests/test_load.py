@@ -18,6 +18,8 @@ import pytest
 
 from conftest import ROOT, default_signals
 
+pytestmark = pytest.mark.usefixtures("forgets_its_traffic")  # its locust load is no fault: nothing else forgets it
+
 SHORT = "[load]\nusers = 5\nspawn_rate = 5\nduration_seconds = 8\n\n[remediation]\n"
 LOAD_CHECKS = {"load.latency-p95", "load.failure-ratio", "load.scaling-triggers"}
 

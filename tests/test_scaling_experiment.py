@@ -27,6 +27,8 @@ from entmoot_ops.config import Thresholds, load_environment
 
 from conftest import scale_command
 
+pytestmark = pytest.mark.usefixtures("forgets_its_traffic")  # its locust load is no fault: nothing else forgets it
+
 EXPERIMENT = """[load]
 users = 90
 spawn_rate = 90

@@ -47,27 +47,28 @@ def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
-def _forgetting_alb_metrics(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None],
-                            drain_seconds: float = 0) -> Callable[[], None]:
+def _forgetting_traffic(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None],
+                        drain_seconds: float = 0) -> Callable[[], None]:
     """The undo of an API fault whose requests reached CloudWatch: stop the fault, let the requests it held finish
-    (``drain_seconds``), then forget its datapoints and its log lines."""
+    (``drain_seconds``), then forget its datapoints (the load balancer's, and the fleet's CPU) and its log lines."""
     def undo() -> None:
         undo_api()
         time.sleep(drain_seconds)
         sandbox.api_admin("/_sandbox/flush", {})
         sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
+        sandbox.aws.rewind_metrics("AWS/ECS", since, ("CPUUtilization",))
         sandbox.aws.rewind_logs(since)
     return undo
 
 
 def api_errors(sandbox: Sandbox, since: datetime, rate: float = 0.5, message: str = POOL_ERROR) -> Callable[[], None]:
     """A share of the API's requests fail, logging ``message`` (a pool timeout by default; an external timeout...)."""
-    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, error_rate=rate, error_message=message))
+    return _forgetting_traffic(sandbox, since, _api(sandbox, error_rate=rate, error_message=message))
 
 
 def slow_endpoints(sandbox: Sandbox, since: datetime, paths: dict | None = None) -> Callable[[], None]:
     """Requests to some paths take longer ({prefix: extra ms}): slow endpoints in the logs and the ALB's p95."""
-    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, slow_paths=paths or {"/api/buildings": 1500}))
+    return _forgetting_traffic(sandbox, since, _api(sandbox, slow_paths=paths or {"/api/buildings": 1500}))
 
 
 def memory_leak(sandbox: Sandbox, since: datetime, percent: float = 96) -> Callable[[], None]:
@@ -81,7 +82,7 @@ def memory_leak(sandbox: Sandbox, since: datetime, percent: float = 96) -> Calla
 
 
 def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[[], None]:
-    return _forgetting_alb_metrics(sandbox, since, _api(sandbox, latency_ms=ms))
+    return _forgetting_traffic(sandbox, since, _api(sandbox, latency_ms=ms))
 
 
 def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -97,8 +98,9 @@ def api_storage_fallback(sandbox: Sandbox, since: datetime) -> Callable[[], None
 
 
 def api_task_rate(sandbox: Sandbox, since: datetime, rate: float = 1000.0) -> Callable[[], None]:
-    """Another capacity per ECS task (requests a second): a benchmark lifts the ceiling to measure the load side."""
-    return _api(sandbox, task_rate=rate)
+    """Another capacity per ECS task (requests a second): a benchmark lifts the ceiling to measure the load side; a
+    test lowers it to saturate the fleet, whose slow requests and busy CPU are forgotten with the fault."""
+    return _forgetting_traffic(sandbox, since, _api(sandbox, task_rate=rate))
 
 
 def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -122,7 +124,7 @@ def component_killed(sandbox: Sandbox, since: datetime, component: str = "redis"
     """The component's server stops (the API, the PostgreSQL primary or replica, Redis); undo starts it again and,
     as for every fault, forgets the slow and failed requests it caused."""
     sandbox.component(component, "stop")
-    return _forgetting_alb_metrics(sandbox, since, lambda: sandbox.component(component, "start"))
+    return _forgetting_traffic(sandbox, since, lambda: sandbox.component(component, "start"))
 
 
 def component_frozen(sandbox: Sandbox, since: datetime, component: str = "redis") -> Callable[[], None]:
@@ -138,19 +140,19 @@ def component_frozen(sandbox: Sandbox, since: datetime, component: str = "redis"
         for member in reversed(frozen):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(member, signal.SIGCONT)
-    return _forgetting_alb_metrics(sandbox, since, undo)
+    return _forgetting_traffic(sandbox, since, undo)
 
 
 def dependency_latency(sandbox: Sandbox, since: datetime, dependency: str = "redis", ms: float = 1500) -> Callable[[], None]:
     """Every answer of Redis or the primary reaches the API ``ms`` late (the suite's own probes are not slowed)."""
     sandbox.proxy_route(dependency, latency_ms=ms)
-    return _forgetting_alb_metrics(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=ms / 1000 + 0.5)
+    return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=ms / 1000 + 0.5)
 
 
 def dependency_blackhole(sandbox: Sandbox, since: datetime, dependency: str = "redis") -> Callable[[], None]:
     """Between the API and Redis or the primary, connections are accepted and nothing goes through either way."""
     sandbox.proxy_route(dependency, blackhole=True)
-    return _forgetting_alb_metrics(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=0.5)
+    return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=0.5)
 
 
 def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
@@ -527,7 +529,7 @@ def deploy(sandbox: Sandbox, since: datetime, version: str = "1.5.0", error_rate
         sandbox.aws.client("ecs").update_service(cluster=sandbox_aws.CLUSTER, service=sandbox_aws.SERVICE, taskDefinition=baseline)
         _wait_for_version(sandbox, baseline_version)
         sandbox.api_admin("/_sandbox/faults", {"versions": {}})
-    return _forgetting_alb_metrics(sandbox, since, restore)
+    return _forgetting_traffic(sandbox, since, restore)
 
 
 def stale_backups(sandbox: Sandbox, since: datetime, hours: float = 30) -> Callable[[], None]:
