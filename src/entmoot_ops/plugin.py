@@ -201,6 +201,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         del config.stash[junitxml.xml_key]  # junitxml's unconfigure unregisters what it finds there
         config.stash[HELD_JUNIT_KEY] = logxml
     if _distributed(config):
+        # The preflight holds resolved secrets: mkdtemp's directory is the user's alone (0700), removed at the end.
         config.stash[SUITE_KEY].handoff = Path(tempfile.mkdtemp(prefix="entmoot-ops-")) / "preflight.json"
 
 
