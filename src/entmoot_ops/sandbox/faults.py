@@ -55,9 +55,7 @@ def _forgetting_traffic(sandbox: Sandbox, since: datetime, undo_api: Callable[[]
         undo_api()
         time.sleep(drain_seconds)
         sandbox.api_admin("/_sandbox/flush", {})
-        sandbox.aws.rewind_metrics("AWS/ApplicationELB", since)
-        sandbox.aws.rewind_metrics("AWS/ECS", since, ("CPUUtilization",))
-        sandbox.aws.rewind_logs(since)
+        sandbox.forget_since(since)
     return undo
 
 

@@ -224,9 +224,15 @@ class Sandbox:
         that judges a window of traffic then judges only the traffic it sent, not what an earlier test left there."""
         self.sync()
         since = datetime.now(UTC) - timedelta(seconds=seconds)
-        forgotten = self.aws.rewind_metrics("AWS/ApplicationELB", since, TRAFFIC_METRICS)
-        forgotten += self.aws.rewind_metrics("AWS/ECS", since, ("CPUUtilization",))
-        return {"since": since.isoformat(), "datapoints": forgotten, "log_events": self.aws.rewind_logs(since)}
+        datapoints, log_events = self.forget_since(since, TRAFFIC_METRICS)
+        return {"since": since.isoformat(), "datapoints": datapoints, "log_events": log_events}
+
+    def forget_since(self, since: datetime, alb_metrics: tuple[str, ...] = ()) -> tuple[int, int]:
+        """Forget the API's traffic since a moment: the load balancer's datapoints (``alb_metrics`` only, when
+        given), the fleet's CPU, and the log lines. Returns the datapoints and the log lines forgotten."""
+        datapoints = self.aws.rewind_metrics("AWS/ApplicationELB", since, alb_metrics)
+        datapoints += self.aws.rewind_metrics("AWS/ECS", since, ("CPUUtilization",))
+        return datapoints, self.aws.rewind_logs(since)
 
     # ------------------------------------------------------------------------------------------ state
     def state(self) -> dict:
