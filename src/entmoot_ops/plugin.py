@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _pytest import junitxml
 
-from entmoot_ops import load, outcomes, preflight, progress, reports
+from entmoot_ops import load, outcomes, preflight, progress, reports, scheduling
 from entmoot_ops.breaker import fresh
 from entmoot_ops.chaos import guard as chaos_guard
 from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, best_effort, current_run, evidence
@@ -261,6 +261,11 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     handed = {"preflights": {name: p.to_json() for name, p in suite.preflights.items()},
               "sandbox_state": os.environ.get("ENTMOOT_SANDBOX_STATE")}
     suite.handoff.write_text(json.dumps(handed), encoding="utf-8")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return scheduling.scheduler(config, log, list(config.stash[SUITE_KEY].environments))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -686,9 +691,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(suite.handoff.parent, ignore_errors=True)
     session = config.stash.get(SESSION_KEY, None)
     # Only a run that ended as runs end: a usage error, an interruption or an internal error is still on its way
-    # up to pytest, which prints it after this hook.
+    # up to pytest, which prints it after this hook. An xdist worker has sent all it had to say when its session
+    # finished ("workerfinished"); the controller waits for its process to end before it can end itself.
     if (session is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
-            and not hasattr(config, "workerinput") and _runs_checks(config)):
+            and _runs_checks(config)):
         _exit_now(int(session.exitstatus))
 
 
