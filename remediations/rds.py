@@ -7,6 +7,8 @@ import math
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import measuring, rds
 from entmoot_ops.remediation import Change, RemediationContext, procedure, remediation
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 
 def _target_gib(ctx: RemediationContext, current: int) -> int:
@@ -26,6 +28,7 @@ def _plan(ctx: RemediationContext) -> list[str]:
             "then re-check free storage until it is above the threshold"]
 
 
+@needs("rds:ModifyDBInstance", mode="remediate", resources=iam.DB_INSTANCES)
 def _act(ctx: RemediationContext) -> list[Change]:
     db = rds.instance(ctx.readonly)
     target = _target_gib(ctx, db.allocated_gib)

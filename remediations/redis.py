@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import measuring, redis
 from entmoot_ops.remediation import Change, RemediationContext, procedure, remediation
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 procedure("redis.check-auth-and-clients", title="Restore Redis connectivity", section="redis-connection-issues", steps=[
     "NOAUTH/WRONGPASS: verify the AUTH token in the secret store matches the replication group's",
@@ -34,6 +36,7 @@ class Step:
         return self.larger_node is not None
 
 
+@needs("elasticache:DescribeReplicationGroups", resources=iam.REPLICATION_GROUP)
 def _step(ctx: RemediationContext) -> tuple[Step, bool]:
     settings = ctx.env.redis
     if not settings.replication_group:
@@ -65,6 +68,7 @@ def _plan(ctx: RemediationContext) -> list[str]:
             "never FLUSHALL to 'free memory': it turns every request into a database query"]
 
 
+@needs("elasticache:IncreaseReplicaCount", "elasticache:ModifyReplicationGroup", mode="remediate", resources=iam.REPLICATION_GROUP)
 def _act(ctx: RemediationContext) -> list[Change]:
     if not ctx.env.redis.scaling_allowed:
         raise OpsError(f"redis.scaling_allowed is not true for {ctx.env.name}: cache scaling stays a plan")

@@ -13,6 +13,8 @@ from entmoot_ops import progress
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import measuring, rds
 from entmoot_ops.remediation import Change, RemediationContext, remediation
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 
 def _larger(ctx: RemediationContext) -> tuple[rds.DbInstance, str | None]:
@@ -34,6 +36,7 @@ def _plan(ctx: RemediationContext) -> list[str]:
             "then wait until the instance is available on the new class, and re-check its CPU"]
 
 
+@needs("rds:ModifyDBInstance", mode="remediate", resources=iam.DB_INSTANCES)
 def _act(ctx: RemediationContext) -> list[Change]:
     settings = ctx.env.rds
     if not settings.scaling_allowed:

@@ -178,6 +178,11 @@ def forgets_its_traffic(sandbox: SandboxHandle):
 @pytest.fixture
 def run_checks(sandbox: SandboxHandle, tmp_path: Path):
     """Run ``pytest checks/ ARGS`` against the session's sandbox; return a :class:`Run`."""
+    return checks_runner(sandbox, tmp_path)
+
+
+def checks_runner(sandbox: SandboxHandle, tmp_path: Path):
+    """``run(*ARGS)``: ``pytest checks/ ARGS`` against this sandbox, as a :class:`Run`."""
     counter = iter(range(1000))
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Run:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import ecs, measuring
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 
 def scaled_count(current: int, *, minimum: int, maximum: int, step: int) -> int:
@@ -34,6 +36,7 @@ class Revision:
         return f"{self.family}:{self.number}"
 
 
+@needs("ecs:ListTaskDefinitions")
 def previous_revision(clients: Clients, current: str) -> Revision:
     """The newest ACTIVE revision of the same family older than the one running."""
     running = Revision.of(current)
@@ -47,12 +50,14 @@ def previous_revision(clients: Clients, current: str) -> Revision:
     raise OpsError(f"no ACTIVE revision of {running.family} older than {running}: nothing to roll back to")
 
 
+@needs("ecs:UpdateService", mode="remediate", resources=iam.ECS_SERVICE)
 def roll_back(writable: Clients, target: Revision) -> None:
     settings = writable.env.ecs
     with measuring("AWS ECS"):
         writable.aws("ecs").update_service(cluster=settings.cluster, service=settings.service, taskDefinition=target.arn)
 
 
+@needs("ecs:UpdateService", mode="remediate", resources=iam.ECS_SERVICE)
 def set_desired_count(writable: Clients, count: int) -> None:
     settings = writable.env.ecs
     if not settings.min_count <= count <= settings.max_count:

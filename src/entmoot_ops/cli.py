@@ -56,14 +56,34 @@ def sandbox_up(arguments: argparse.Namespace) -> int:
         print(f"sandbox already running (pid {handle.state['pids']['supervisor']}); "
               f'use it with: eval "$(entmoot-ops sandbox env{_state_option(arguments)})"')
         return 0
+    from entmoot_ops.config import environments_dir, load_environment
+
+    # A project error is said before anything starts.
+    policies = _declared_policies(load_environment("sandbox", environments_dir())) if arguments.iam else None
     print("starting the sandbox (PostgreSQL primary and replica, Redis, moto, the API) ...", file=sys.stderr, flush=True)
     began = time.monotonic()
     handle = start(state_file, detached=True)
+    if policies is not None:
+        handle.enforce_iam(policies)
+        print("IAM enforced: each run signs as the sandbox's user for its mode (check, remediate, chaos, load), "
+              "holding exactly `entmoot-ops iam-policy MODE`", file=sys.stderr)
     # The wall time waited, not the sum of the components' timings: PostgreSQL's start overlaps moto's.
     print(f"sandbox ready in {time.monotonic() - began:.1f} s (pid {handle.state['pids']['supervisor']}); "
           f'use it with: eval "$(entmoot-ops sandbox env{_state_option(arguments)})"; '
           f"stop it with: entmoot-ops sandbox down{_state_option(arguments)}")
     return 0
+
+
+def _declared_policies(env: object) -> dict:
+    from entmoot_ops import iam
+
+    # The remediations live in the project beside checks/, as pytest finds them: run from the project's directory.
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        return iam.policies(env)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"the IAM policies read the remediations of the project: {exc}",
+                          fix="run it from the project's directory (the one holding checks/ and remediations/)") from None
 
 
 def _state_option(arguments: argparse.Namespace) -> str:
@@ -219,6 +239,15 @@ class Refused(OpsError):
     """A request the command will not carry out as asked: exit 4, like a usage error, before any call."""
 
 
+def iam_policy(arguments: argparse.Namespace) -> int:
+    """The least-privilege IAM policy of a mode, from the actions the code declares (entmoot_ops.iam)."""
+    from entmoot_ops.config import environments_dir, load_environment
+
+    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    print(json.dumps(_declared_policies(env)[arguments.mode], indent=2))
+    return 0
+
+
 def scale(arguments: argparse.Namespace) -> int:
     """Runbook Scaling API Servers / Scaling Out, bounded to ecs.min_count..max_count, audited, verified."""
     from entmoot_ops import actions, preflight
@@ -339,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         command.set_defaults(run=run)
         if name == "up":
             command.add_argument("--foreground", action="store_true", help="print the exports and run until Ctrl-C")
+            command.add_argument("--iam", action="store_true",
+                                 help="enforce IAM: the suite signs as a user holding exactly its mode's policy")
     fault = sandbox_commands.add_parser("fault", parents=[state_file], help="list, inject or undo a fault of the running sandbox")
     fault.add_argument("verb", choices=("list", "inject", "undo"))
     fault.add_argument("name", nargs="?", help="the fault (see: entmoot-ops sandbox fault list)")
@@ -359,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     scaler.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     scaler.add_argument("--audit-log", type=Path, default=Path("reports/audit.jsonl"))
     scaler.set_defaults(run=scale)
+    policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policy of a mode as JSON")
+    policy.add_argument("mode", choices=("check", "remediate", "chaos", "load"),
+                        help="check: the checklists; remediate: --remediate and entmoot-ops scale; chaos: -m chaos; load: -m load")
+    policy.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
+    policy.add_argument("--environments-dir", type=Path)
+    policy.set_defaults(run=iam_policy)
     chaos = commands.add_parser("chaos", help="chaos experiments (run them with pytest checks/ -m chaos) and the detection matrix")
     chaos_commands = chaos.add_subparsers(dest="chaos_command", required=True)
     listing = chaos_commands.add_parser("list", help="the experiments, and which the environment allows")

@@ -30,7 +30,9 @@ from redis.retry import Retry
 from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.check import collecting, touching
 from entmoot_ops.config import Environment
+from entmoot_ops import iam
 from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
+from entmoot_ops.iam import needs
 from entmoot_ops.secrets import masker, resolve, resolve_secret
 
 if TYPE_CHECKING:
@@ -271,6 +273,7 @@ class Clients:
             self.preflight.raise_for(reference)
         return resolve(reference, what=what)
 
+    @needs("secretsmanager:GetSecretValue", resources=iam.SECRETS)
     def secret(self, reference: str, *, what: str) -> str:
         if self.preflight is not None and reference in self.preflight.resolved:
             return self.preflight.resolved[reference]

@@ -58,6 +58,8 @@ class Timeouts(Strict):
 
 class AwsSettings(Strict):
     region: str = "us-east-1"
+    # Scopes the printed IAM policy (entmoot-ops iam-policy) to this account's ARNs; "*" in them without it.
+    account_id: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
     profile: str | None = None
     endpoint_url: EndpointRef | None = None
     # Normally absent: boto3's chain (profile, SSO, instance role) is preferred. The sandbox names its own.

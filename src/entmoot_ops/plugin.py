@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _pytest import junitxml
 
-from entmoot_ops import load, outcomes, preflight, progress, reports, scheduling
+from entmoot_ops import iam, load, outcomes, preflight, progress, reports, scheduling
 from entmoot_ops.breaker import fresh
 from entmoot_ops.chaos import guard as chaos_guard
 from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, best_effort, current_run, evidence
@@ -68,6 +68,7 @@ class Suite:
 
     environments: dict[str, Environment]
     remediate: bool
+    mode: iam.Mode  # which least-privilege policy this run needs (entmoot-ops iam-policy MODE)
     confirmed: bool
     reports_dir: Path | None
     audit: AuditLog
@@ -125,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
         started=hasattr(config, "workerinput"),
         environments=environments,
         remediate=config.getoption("entmoot_remediate"),
+        mode="chaos" if selects_chaos else "load" if selects_load else "remediate" if config.getoption("entmoot_remediate") else "check",
         confirmed=config.getoption("entmoot_yes"),
         reports_dir=reports_dir,
         audit=AuditLog(Path(audit_path)),
@@ -181,6 +183,8 @@ def _preflight(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
             suite.sandboxes.append(handle)
             # What this run starts (xdist workers, a chaos experiment's observations) uses the same sandbox.
             os.environ["ENTMOOT_SANDBOX_STATE"] = str(handle.state_file)
+            # Under IAM enforcement, the run signs as the sandbox's user for its mode, as a team would use a role.
+            os.environ.update(handle.state.get("iam", {}).get(suite.mode, {}))
         except OpsError as exc:
             problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
             return preflight.Preflight(name, fatal=problem)

@@ -20,6 +20,8 @@ from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops.probes import measuring
 from entmoot_ops.remediation import AuditLog
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 Rollback = Callable[[], None]
 
@@ -57,6 +59,8 @@ def _on_primary(params: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------- AWS
+@needs("ecs:ListTasks", mode="chaos")
+@needs("ecs:StopTask", mode="chaos", resources=iam.ECS_TASKS)
 def _stop_tasks(ctx: ActionContext, params: dict) -> None:
     """StopTask of a fraction of the service's running tasks, never above chaos.max_task_fraction."""
     ecs, limit = ctx.env.ecs, ctx.env.chaos.max_task_fraction
@@ -75,6 +79,7 @@ def _stop_tasks(ctx: ActionContext, params: dict) -> None:
     return None  # ECS's scheduler replaces stopped tasks: there is nothing to undo
 
 
+@needs("rds:DescribeDBInstances", "rds:RebootDBInstance", mode="chaos", resources=iam.DB_INSTANCES)
 def _reboot_database(ctx: ActionContext, params: dict) -> None:
     instance = ctx.env.rds.instance
     with measuring("AWS RDS"):
@@ -87,6 +92,7 @@ def _reboot_database(ctx: ActionContext, params: dict) -> None:
     return None  # the instance comes back by itself; recovery waits for it
 
 
+@needs("elasticache:DescribeReplicationGroups", "elasticache:TestFailover", mode="chaos", resources=iam.REPLICATION_GROUP)
 def _cache_failover(ctx: ActionContext, params: dict) -> None:
     group = ctx.env.redis.replication_group
     if not group:
@@ -102,6 +108,7 @@ FIS_ACTIVE = ("pending", "initiating", "running")
 FIS_START_SECONDS = 30
 
 
+@needs("fis:ListExperimentTemplates", mode="chaos")
 def fis_template_id(clients: Clients, wanted: str) -> str:
     """A template by its id, or by its Name tag."""
     with measuring("AWS FIS"):
@@ -112,6 +119,8 @@ def fis_template_id(clients: Clients, wanted: str) -> str:
     raise ConfigError(f"no FIS experiment template {wanted!r} (by id or Name tag)", fix="name one in chaos.fis_templates")
 
 
+@needs("fis:StartExperiment", "fis:TagResource", mode="chaos", resources=iam.FIS_TEMPLATES)
+@needs("fis:GetExperiment", "fis:StopExperiment", mode="chaos", resources=iam.FIS_EXPERIMENTS)
 def _fis_experiment(ctx: ActionContext, params: dict) -> Rollback:
     """Start an FIS template, wait until it runs; the rollback stops it if it still runs."""
     wanted = ctx.env.chaos.fis_templates.get(ctx.experiment) or params.get("template")

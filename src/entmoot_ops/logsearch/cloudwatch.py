@@ -19,6 +19,8 @@ from entmoot_ops.errors import DependencyError
 from entmoot_ops.logsearch import NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors, group_slow
 from entmoot_ops.probes import aws_error, measuring
 from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 if TYPE_CHECKING:
     from entmoot_ops.clients import Clients
@@ -88,6 +90,8 @@ class CloudWatchLogs:
         self.calls += 1
         return getattr(self.logs, operation)(**kwargs)
 
+    @needs("logs:StartQuery", resources=iam.LOG_GROUP)
+    @needs("logs:GetQueryResults", "logs:StopQuery")
     def _insights(self, queries: dict[str, tuple[str, ...]], window: Window) -> list[list[dict[str, str]]] | str:
         """Run the queries side by side, each with the fields its rows must carry. Where Insights is off, denied, or
         answers something unusable (a failed query, rows without the requested fields), the reason why: the caller
@@ -139,6 +143,7 @@ class CloudWatchLogs:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
             pass
 
+    @needs("logs:FilterLogEvents", resources=iam.LOG_GROUP)
     def _filter(self, pattern: str, window: Window) -> tuple[list[Entry], bool]:
         entries: list[Entry] = []
         kwargs: dict[str, Any] = dict(logGroupName=self.settings.group, filterPattern=pattern,

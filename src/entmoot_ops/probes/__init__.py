@@ -16,7 +16,7 @@ import psycopg
 import redis as redis_library
 import requests
 
-from entmoot_ops import clients
+from entmoot_ops import clients, iam
 from entmoot_ops.errors import DependencyError, one_line
 from entmoot_ops.secrets import masker
 
@@ -28,7 +28,6 @@ THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException"
                        "EC2ThrottledException"})
 _DENIED_ACTION = re.compile(r"perform:? ([a-z0-9-]+:[A-Za-z0-9]+)")
 ENDPOINT_HINT = "check that aws.endpoint_url points at the AWS API, not a proxy or a web page"
-POLICY_HINT = "the README's least-privilege policy lists every action of each mode"
 
 
 @contextlib.contextmanager
@@ -63,7 +62,8 @@ def aws_error(dependency: str, exc: botocore.exceptions.ClientError) -> Dependen
         named = _DENIED_ACTION.search(message)
         action = named.group(1) if named else action
         return DependencyError(dependency, f"denied {action} ({code})", reachable=True,
-                               fix=f"grant {action} to the role this run uses ({POLICY_HINT})")
+                               fix=f"grant {action} to the role this run uses: `entmoot-ops iam-policy {iam.mode_of(action)}` "
+                                   "prints the policy")
     if error.get("Unexpected"):
         return DependencyError(dependency, f"unexpected answer from {dependency} {action}: {code}, {message or 'no body'}",
                                reachable=True, fix=ENDPOINT_HINT)

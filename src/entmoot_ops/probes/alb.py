@@ -12,6 +12,7 @@ from datetime import datetime
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
+from entmoot_ops.iam import needs
 
 
 _RESOURCES = {  # kind: (ELBv2 describe call, its list, the ARN field)
@@ -20,6 +21,7 @@ _RESOURCES = {  # kind: (ELBv2 describe call, its list, the ARN field)
 }
 
 
+@needs("elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups")
 def _dimension(clients: Clients, kind: str, name: str) -> str:
     """CloudWatch names a load balancer or target group by its ARN's resource part: ``app/entmoot-prod/50dc6c49``
     for a load balancer, ``targetgroup/entmoot-api/73e2d6bc`` for a target group."""

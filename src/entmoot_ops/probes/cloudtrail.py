@@ -14,6 +14,7 @@ from typing import Any
 from entmoot_ops.clients import Clients
 from entmoot_ops.probes import measuring
 from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops.iam import needs
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TrailScan:
     complete: bool
 
 
+@needs("cloudtrail:LookupEvents")
 def events(clients: Clients, window: Window) -> TrailScan:
     limit = clients.env.cloudtrail.max_events
     seen: dict[str, TrailEvent] = {}

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, UTC
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.probes import measuring
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ def alarms(clients: Clients) -> tuple[Alarm, ...]:
     return clients.remember("cloudwatch.alarms", lambda: _alarms(clients))
 
 
+@needs("cloudwatch:DescribeAlarms", resources=iam.ALARMS)
 def _alarms(clients: Clients) -> tuple[Alarm, ...]:
     found: list[Alarm] = []
     with measuring("AWS CloudWatch"):
@@ -89,6 +92,7 @@ class Series:
         return self.points[-1] if self.points else None
 
 
+@needs("cloudwatch:GetMetricStatistics")
 def series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], statistic: str, window: Window) -> Series:
     with measuring("AWS CloudWatch"):
         answer = clients.aws("cloudwatch").get_metric_statistics(
@@ -104,6 +108,7 @@ def series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, 
     return Series(namespace=namespace, metric=metric, statistic=statistic, points=tuple(points))
 
 
+@needs("cloudwatch:GetMetricData")
 def many_series(clients: Clients, namespace: str, metrics: list[tuple[str, dict[str, str]]], statistic: str,
                 window: Window) -> list[Series]:
     """Several series of one window in one GetMetricData call (paged), in the order asked."""
@@ -120,6 +125,7 @@ def many_series(clients: Clients, namespace: str, metrics: list[tuple[str, dict[
             for i, (metric, _) in enumerate(metrics)]
 
 
+@needs("cloudwatch:GetMetricStatistics")
 def percentile(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], percent: float,
                window: Window) -> float | None:
     """One percentile over the whole window (a single period spanning it), or None without datapoints."""

@@ -10,6 +10,8 @@ from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
 from entmoot_ops.progress import Progress
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ServiceState:
                          f"running {d.running}/{d.desired} pending {d.pending} failed {d.failed_tasks}" for d in self.deployments)
 
 
+@needs("ecs:DescribeServices", resources=iam.ECS_SERVICE)
 def service_state(clients: Clients) -> ServiceState:
     cluster, service = clients.env.ecs.cluster, clients.env.ecs.service
     with measuring("AWS ECS"):
@@ -116,6 +119,8 @@ class Release:
     in_registry: bool | None  # None: the image is not in this account's ECR, so the suite cannot look
 
 
+@needs("ecs:DescribeTaskDefinition")
+@needs("ecr:DescribeImages", resources=iam.ECR_REPOSITORIES)
 def release(clients: Clients, task_definition: str) -> Release:
     """The image a task definition runs, and whether that tag exists in ECR."""
     with measuring("AWS ECS"):
@@ -153,6 +158,7 @@ def utilisation(clients: Clients, window: cloudwatch.Window) -> Utilisation:
     return Utilisation(window=window.describe(), cpu_percent=latest(cpu), memory_percent=latest(memory))
 
 
+@needs("ecs:DescribeTaskDefinition")
 def container_environment(clients: Clients) -> dict[str, str]:
     """The environment of the service's PRIMARY task definition (its containers' variables, merged)."""
     state = service_state(clients)

@@ -8,6 +8,8 @@ from datetime import datetime
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 GIB = 1024**3
 
@@ -31,6 +33,7 @@ def instance(clients: Clients) -> DbInstance:
     return clients.remember(("rds.instance", identifier), lambda: _instance(clients, identifier))
 
 
+@needs("rds:DescribeDBInstances", resources=iam.DB_INSTANCES)
 def _instance(clients: Clients, identifier: str) -> DbInstance:
     with measuring("AWS RDS"):
         answer = clients.aws("rds").describe_db_instances(DBInstanceIdentifier=identifier)
@@ -57,6 +60,7 @@ class Snapshot:
     created: datetime | None
 
 
+@needs("rds:DescribeDBSnapshots", resources=iam.DB_SNAPSHOTS)
 def automated_snapshots(clients: Clients) -> tuple[Snapshot, ...]:
     """Every automated snapshot of the instance, oldest first. DescribeDBSnapshots has no order (the runbook's
     ``DBSnapshots[0]`` is whichever came first), so this sorts; one still being created has no time yet."""
@@ -92,6 +96,7 @@ def free_storage(clients: Clients, db: DbInstance) -> FreeStorage:
     )
 
 
+@needs("ec2:DescribeInstanceTypes")
 def physical_cores(clients: Clients, instance_class: str) -> int:
     """The physical cores of an RDS instance class, from the EC2 instance type it runs on (db.r6i.xlarge: r6i.xlarge)."""
     with measuring("AWS EC2"):

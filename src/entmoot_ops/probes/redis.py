@@ -12,6 +12,8 @@ from entmoot_ops.breaker import fresh
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
+from entmoot_ops import iam
+from entmoot_ops.iam import needs
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class CacheTraffic:
     recent: CacheCounts  # its last minutes, where a collapse shows before an hour's average hides it
 
 
+@needs("elasticache:DescribeReplicationGroups", resources=iam.REPLICATION_GROUP)
 def cache_nodes(clients: Clients) -> tuple[str, ...]:
     group = clients.env.redis.replication_group
     if not group:

@@ -48,6 +48,7 @@ DESIRED = 3
 ALLOCATED_GIB = 20
 ACCOUNT = DEFAULT_ACCOUNT_ID
 DEPLOY_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/entmoot-deploy/github-actions"
+AGENT_USER = "entmoot-sandbox-agent"  # the sandbox's own processes, with every right under IAM enforcement
 MONITOR_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/entmoot-ops-readonly/oncall"
 
 
@@ -67,6 +68,7 @@ class Aws:
     # One client per service and endpoint: the agent calls every second, and a new client costs more CPU than the call.
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
+    iam_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # per mode, once IAM is enforced
 
     @property
     def endpoint(self) -> str:
@@ -330,6 +332,31 @@ class Aws:
         backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and _aware(d.timestamp) >= since
                                                                       and (not names or d.name in names))]
         return before - len(backend.metric_data)
+
+    def enforce_iam(self, policies: dict[str, dict]) -> dict[str, dict[str, str]]:
+        """IAM as AWS enforces it: a user per mode holding exactly its policy (``entmoot-ops-check``...), whose keys
+        are returned; the sandbox's own key becomes an administrator's, so that the agent keeps every right.
+        Called again, it replaces the policies and keeps the users and keys."""
+        iam = self.client("iam")
+        existing = {user["UserName"] for user in iam.list_users()["Users"]}
+        if AGENT_USER not in existing:
+            iam.create_user(UserName=AGENT_USER)
+            iam.put_user_policy(UserName=AGENT_USER, PolicyName="everything", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+            iam.create_access_key(UserName=AGENT_USER)
+            # moto draws keys at random; the agent and every sandbox process already sign with CREDENTIALS.
+            (key,) = get_backend("iam")[ACCOUNT]["aws"].get_user(AGENT_USER).access_keys
+            key.access_key_id, key.secret_access_key = CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"]
+        keys = self.iam_keys
+        for mode, document in policies.items():
+            user = f"entmoot-ops-{mode}"
+            if user not in existing:
+                iam.create_user(UserName=user)
+                created = iam.create_access_key(UserName=user)["AccessKey"]
+                keys[mode] = {"access_key_id": created["AccessKeyId"], "secret_access_key": created["SecretAccessKey"]}
+            iam.put_user_policy(UserName=user, PolicyName="entmoot-ops", PolicyDocument=json.dumps(document))
+        moto_extensions.enforce_iam(True)
+        return keys
 
     def rewind_logs(self, since: datetime) -> int:
         """Forget the API's log events since a moment, with the datapoints of the fault that wrote them."""

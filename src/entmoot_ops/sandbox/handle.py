@@ -75,6 +75,13 @@ class SandboxHandle:
     def forget_traffic(self, seconds: float) -> Any:
         return self.control("POST", "forget-traffic", {"seconds": seconds})
 
+    def enforce_iam(self, policies: dict[str, dict]) -> None:
+        """Enforce IAM from now on: a user per mode holding its policy (see entmoot_ops.iam.policies); called again,
+        it replaces the policies."""
+        self.state = self.control("POST", "iam", {"policies": policies})
+        for secret in self.state.get("secrets", []):
+            masker.add(secret)
+
     def component(self, name: str, action: str) -> Any:
         return self.control("POST", f"components/{name}/{action}")
 

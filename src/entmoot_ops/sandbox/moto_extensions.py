@@ -22,6 +22,10 @@
   that follows what is stored: the same answer, many times faster.
 - CloudWatch Logs filter patterns (JSON and space-delimited) and Logs Insights ``filter``/``stats``/``sort``: moto
   matches every event or ignores the clause; :mod:`entmoot_ops.sandbox.log_queries` answers them as AWS does.
+- IAM enforcement (:func:`enforce_iam`): moto authorises CloudWatch as ``monitoring:Action`` (its signing name),
+  where IAM says ``cloudwatch:Action``; and it answers a JSON-protocol client's denial with an XML body, where AWS
+  answers ``AccessDeniedException`` in JSON. moto authorises every request against the resource ``*``: a statement
+  scoped to ARNs counts as matching, so the sandbox enforces actions and AWS alone enforces the ARNs.
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.elasticache.exceptions import InvalidParameterValueException, ReplicationGroupNotFound
 from moto.elasticache.responses import ElastiCacheResponse
-from moto.core.exceptions import JsonRESTError
+from moto import settings as moto_settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.exceptions import AccessDeniedError, JsonRESTError
+from moto.iam import access_control
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.ecs.responses import EC2ContainerServiceResponse
@@ -49,6 +56,7 @@ from moto.logs import models as logs_models
 from moto.rds.responses import RDSResponse
 from moto.rds.models import DBInstance, RDSBackend
 
+from entmoot_ops.clients import IAM_PREFIX
 from entmoot_ops.sandbox import log_queries
 
 _installed = False
@@ -316,6 +324,38 @@ class _EventMessageFilter(log_queries.EventMessageFilter):
             raise JsonRESTError("InvalidParameterException", f"Invalid filter pattern: {exc}") from None
 
 
+_original_iam_request_init = access_control.IAMRequestBase.__init__
+_original_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+_original_element_matches = access_control.IAMPolicyStatement._check_element_matches
+
+
+def _iam_request_init(self: access_control.IAMRequestBase, *args: Any, **kwargs: Any) -> None:
+    _original_iam_request_init(self, *args, **kwargs)
+    service, _, operation = self._action.partition(":")
+    self._action = f"{IAM_PREFIX.get(service, service)}:{operation}"
+
+
+def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+    try:
+        _original_authorize(self, iam_request_cls, resource)
+    except AccessDeniedError as exc:
+        if "json" in (self.headers.get("Content-Type") or "") or self.headers.get("X-Amz-Target"):
+            raise JsonRESTError("AccessDeniedException", exc.message) from None
+        raise
+
+
+def _element_matches(self: access_control.IAMPolicyStatement, statement_element: Any, value: str) -> bool:
+    if statement_element == "Resource" and value == "*":  # moto does not know the request's resource
+        return True
+    return _original_element_matches(self, statement_element, value)
+
+
+def enforce_iam(enforced: bool) -> None:
+    """From now on, every request is authorised against the policies of the IAM user whose key signed it."""
+    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0 if enforced else float("inf")
+    ActionAuthenticatorMixin.request_count = 0
+
+
 def install() -> None:
     global _installed
     with _lock:
@@ -336,6 +376,9 @@ def install() -> None:
         CloudTrailResponse._error = _error
         logs_models.execute_query = _execute_query
         logs_models.EventMessageFilter = _EventMessageFilter
+        access_control.IAMRequestBase.__init__ = _iam_request_init
+        access_control.IAMPolicyStatement._check_element_matches = _element_matches
+        ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize
         _installed = True
 
 

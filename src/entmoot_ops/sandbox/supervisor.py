@@ -55,6 +55,7 @@ class Sandbox:
         self.lock = threading.RLock()
         self.control_port = free_port()
         self.timings: dict[str, float] = {}
+        self.state_file: Path | None = None  # written once the sandbox is ready, again when IAM is enforced
         # The API reaches Redis and the primary through a loopback proxy, where latency or a black hole can be put.
         self.proxy_process: subprocess.Popen | None = None
         self.proxy_ports = {"redis": free_port(), "primary": free_port(), "admin": free_port()}
@@ -234,6 +235,12 @@ class Sandbox:
         datapoints += self.aws.rewind_metrics("AWS/ECS", since, ("CPUUtilization",))
         return datapoints, self.aws.rewind_logs(since)
 
+    def enforce_iam(self, policies: dict[str, dict]) -> dict:
+        """From now on AWS calls are authorised as IAM would: the suite signs as the user of its mode."""
+        self.aws.enforce_iam(policies)
+        write_state(self.state_file, self.state())
+        return self.state()
+
     # ------------------------------------------------------------------------------------------ state
     def state(self) -> dict:
         pg = self.postgres
@@ -250,13 +257,19 @@ class Sandbox:
             "ENTMOOT_SANDBOX_REDIS_PASSWORD": self.redis.password,
             "ENTMOOT_SANDBOX_CONTROL_URL": f"http://127.0.0.1:{self.control_port}",
         }
+        # Under IAM enforcement the suite signs as the user of its mode; check mode's is the default.
+        iam = {mode: {"ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID": key["access_key_id"],
+                      "ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY": key["secret_access_key"]} for mode, key in self.aws.iam_keys.items()}
+        env.update(iam.get("check", {}))
         return {
             "env": env,
+            "iam": iam,
             "pids": {"supervisor": os.getpid(), **self.component_pids()},
             "ports": {"api": self.api_port, "primary": pg.primary.port, "replica": pg.replica.port,
                       "redis": self.redis.port, "aws": self.aws.port, "control": self.control_port,
                       **{f"proxy_{name}": port for name, port in self.proxy_ports.items()}},
-            "secrets": [pg.passwords[r] for r in pg.passwords] + [self.redis.password, self.api_token],
+            "secrets": [pg.passwords[r] for r in pg.passwords] + [self.redis.password, self.api_token]
+                       + [key["secret_access_key"] for key in self.aws.iam_keys.values()],
             "faults": sorted(self.active),
             "timings": self.timings,
             "root": str(self.root),
@@ -300,6 +313,8 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                     result = sandbox.component(parts[1], parts[2])
                 elif method == "POST" and parts == ["sync"]:
                     result = sandbox.sync()
+                elif method == "POST" and parts == ["iam"]:
+                    result = sandbox.enforce_iam(body["policies"])
                 elif method == "POST" and parts == ["forget-traffic"]:
                     result = sandbox.forget_traffic(float(body["seconds"]))
                 else:
@@ -325,6 +340,14 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     return Control
 
 
+def write_state(state_file: Path, state: dict) -> None:
+    """Whole or not at all, and readable by its user alone (it holds the sandbox's passwords)."""
+    temporary = state_file.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.chmod(0o600)
+    temporary.replace(state_file)
+
+
 def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: PostgresPair, postgres_started: Callable[[], float]) -> int:
     sandbox = Sandbox(root, postgres, postgres_started)
     done = threading.Event()
@@ -334,10 +357,8 @@ def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: Postgr
         sandbox.start()
         server = ThreadingHTTPServer(("127.0.0.1", sandbox.control_port), _handler(sandbox))
         threading.Thread(target=server.serve_forever, name="sandbox-control", daemon=True).start()
-        temporary = state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(sandbox.state()))
-        temporary.chmod(0o600)
-        temporary.replace(state_file)
+        sandbox.state_file = state_file
+        write_state(state_file, sandbox.state())
         while not done.wait(0.5):
             if parent_pid is not None and os.getppid() != parent_pid:
                 break  # whoever started us is gone: do not linger

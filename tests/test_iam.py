@@ -1,0 +1,162 @@
+"""IAM as a tested artifact: the policy of each mode, generated from what the code declares, and enforced by the
+sandbox as AWS would; a missing action errs only the checks that need it, in one line that says how to fix it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import botocore.session
+import pytest
+
+from conftest import ROOT, checks_runner
+from entmoot_ops import iam
+from entmoot_ops.clients import IAM_PREFIX, READ_ONLY_AWS
+from entmoot_ops.config import load_environment
+from entmoot_ops.sandbox.handle import start
+
+CHECK_MARKERS = "morning or evening or deploy or handoff or incident or alerts or weekly or monthly"
+# On a healthy sandbox no check errs without these: Logs Insights falls back to FilterLogEvents where it is denied,
+# and the log reads (evidence) and the previous task definition (a rollback's plan) are read for failing checks only.
+ONLY_WHEN_FAILING = {"logs:StartQuery", "logs:GetQueryResults", "logs:StopQuery", "logs:FilterLogEvents", "ecs:ListTaskDefinitions"}
+
+
+def _policy(mode: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "iam-policy", mode, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _actions(document: dict) -> set[str]:
+    return {a for statement in document["Statement"] for a in statement["Action"]}
+
+
+def _operations() -> dict[str, set[str]]:
+    """Every IAM action botocore knows, by IAM prefix: an action in a policy must name a real operation."""
+    session = botocore.session.get_session()
+    known: dict[str, set[str]] = {}
+    for service in session.get_available_services():
+        model = session.get_service_model(service)
+        prefix = IAM_PREFIX.get(model.signing_name, model.signing_name)
+        known.setdefault(prefix, set()).update(model.operation_names)
+    return known
+
+
+def test_each_mode_prints_a_valid_least_privilege_policy():
+    known = _operations()
+    documents = {}
+    for mode in iam.MODES:
+        printed = _policy(mode)
+        assert printed.returncode == 0, printed.stderr
+        documents[mode] = document = json.loads(printed.stdout)
+        assert document["Version"] == "2012-10-17"
+        assert len({s["Sid"] for s in document["Statement"]}) == len(document["Statement"])
+        for action in _actions(document):
+            prefix, operation = action.split(":")
+            assert operation in known.get(prefix, set()), f"{action} is no AWS operation"
+    check = _actions(documents["check"])
+    assert all(READ_ONLY_AWS.match(a.split(":")[1]) for a in check), "check mode may only read"
+    assert {"logs:StartQuery", "elasticloadbalancing:DescribeTargetGroups", "ec2:DescribeInstanceTypes",
+            "logs:GetQueryResults", "logs:StopQuery", "cloudwatch:DescribeAlarms"} <= check
+    assert check < _actions(documents["remediate"]) and check < _actions(documents["chaos"])
+    assert {"ecs:UpdateService", "rds:ModifyDBInstance", "elasticache:ModifyReplicationGroup"} <= _actions(documents["remediate"])
+    assert {"ecs:StopTask", "rds:RebootDBInstance", "elasticache:TestFailover", "fis:StartExperiment"} <= _actions(documents["chaos"])
+    assert _actions(documents["load"]) == check  # a load run's only writes are HTTP requests to the API
+
+
+def test_the_policy_is_scoped_to_the_environment(environments):
+    directory = environments("prod", replace={'region = "us-east-1"': 'region = "eu-west-1"\naccount_id = "123456789012"',
+                                              'access_key_id = "env:ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"':
+                                              'access_key_id = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entmoot/prod/aws-key"'})
+    printed = _policy("remediate", "--env", "prod", "--environments-dir", str(directory))
+    assert printed.returncode == 0, printed.stderr
+    resources = {(a, r) for s in json.loads(printed.stdout)["Statement"] for a in s["Action"]
+                 for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
+    assert ("ecs:UpdateService", "arn:aws:ecs:eu-west-1:123456789012:service/entmoot-sandbox/entmoot-api") in resources
+    assert ("rds:ModifyDBInstance", "arn:aws:rds:eu-west-1:123456789012:db:entmoot-sandbox") in resources
+    assert ("logs:StartQuery", "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/entmoot-sandbox:*") in resources
+    assert ("secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entmoot/prod/aws-key-*") in resources
+    assert ("cloudwatch:GetMetricData", "*") in resources  # AWS authorises metric reads on "*" only
+
+
+def test_outside_the_project_the_command_says_where_to_run_it(tmp_path):
+    printed = _policy("check", "--environments-dir", str(ROOT / "environments"), cwd=tmp_path)
+    assert printed.returncode == 4 and not printed.stdout
+    assert printed.stderr.count("\n") == 1 and "run it from the project's directory" in printed.stderr, printed.stderr
+
+
+@pytest.fixture(scope="module")
+def iam_sandbox(tmp_path_factory):
+    """A sandbox of this module's own, with IAM enforced: each test below changes the users' policies."""
+    handle = start(tmp_path_factory.mktemp("iam-sandbox") / "state.json")
+    handle.users = 1
+    environment = load_environment("sandbox", ROOT / "environments")
+    handle.enforce_iam(iam.policies(environment))
+    yield handle, environment
+    handle.release()
+
+
+def _checks_with_policy(iam_sandbox, tmp_path, check_policy: dict):
+    handle, environment = iam_sandbox
+    handle.enforce_iam({**iam.policies(environment), "check": check_policy})
+    return checks_runner(handle, tmp_path)("-m", CHECK_MARKERS, "--expected-version", "1.4.2")
+
+
+def _without(document: dict, action: str) -> dict:
+    statements = [{**s, "Action": [a for a in s["Action"] if a != action]} for s in document["Statement"]]
+    return {**document, "Statement": [s for s in statements if s["Action"]]}
+
+
+def test_the_sandbox_enforces_iam_as_aws_answers_it(iam_sandbox):
+    """moto's IAM, corrected: CloudWatch is authorised as cloudwatch:, and a JSON client's denial is JSON."""
+    handle, environment = iam_sandbox
+    handle.enforce_iam({**iam.policies(environment), "check": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "cloudwatch:DescribeAlarms", "Resource": "*"}]}})
+    keys = handle.state["iam"]["check"]
+    session = botocore.session.get_session()
+
+    def client(service: str):
+        return session.create_client(service, region_name="us-east-1", endpoint_url=handle.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"],
+                                     aws_access_key_id=keys["ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"],
+                                     aws_secret_access_key=keys["ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY"])
+
+    assert "MetricAlarms" in client("cloudwatch").describe_alarms()  # granted as cloudwatch:, not monitoring:
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        client("logs").describe_log_groups()
+    error = denied.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException", error
+    assert error["Message"].endswith("is not authorized to perform: logs:DescribeLogGroups"), error
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        client("rds").describe_db_instances()  # a query-protocol service: XML, as AWS answers it
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_every_check_marker_passes_under_the_check_policy(iam_sandbox, tmp_path):
+    run = _checks_with_policy(iam_sandbox, tmp_path, iam.policy("check", iam_sandbox[1]))
+    assert run.returncode == 0, run.output[-3000:]
+    assert "denied" not in run.output and "AccessDenied" not in run.output
+    assert len(run.results) > 50
+
+
+def test_without_any_one_action_exactly_the_checks_that_need_it_err(iam_sandbox, tmp_path):
+    """Each action of the check policy taken away in turn: the checks that err name it and the command that prints
+    the policy; every other check keeps its verdict (pass or fail). An action no check errs without on a healthy
+    sandbox must be one read only for a failing check."""
+    policy = iam.policy("check", iam_sandbox[1])
+    baseline = {r.nodeid: r.outcome for r in _checks_with_policy(iam_sandbox, tmp_path, policy).results}
+    unused = []
+    for action in sorted(_actions(policy)):
+        run = _checks_with_policy(iam_sandbox, tmp_path / action.replace(":", "-"), _without(policy, action))
+        errored = {r.nodeid: r for r in run.results if r.outcome == "error"}
+        for result in errored.values():
+            assert f"denied {action} (" in result.message, (action, result.message)
+            assert "`entmoot-ops iam-policy check` prints the policy" in result.fix, result.fix
+        # A check skipped for too little traffic on a young sandbox judges once traffic has come: only verdicts count.
+        changed = {r.nodeid: (baseline.get(r.nodeid), r.outcome) for r in run.results
+                   if {baseline.get(r.nodeid), r.outcome} <= {"pass", "fail"} and baseline[r.nodeid] != r.outcome}
+        assert not changed, (action, changed)
+        if not errored:
+            unused.append(action)
+    assert set(unused) <= ONLY_WHEN_FAILING, f"no check errs without {sorted(set(unused) - ONLY_WHEN_FAILING)}: the policy need not grant it"
