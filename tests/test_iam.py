@@ -160,3 +160,37 @@ def test_without_any_one_action_exactly_the_checks_that_need_it_err(iam_sandbox,
         if not errored:
             unused.append(action)
     assert set(unused) <= ONLY_WHEN_FAILING, f"no check errs without {sorted(set(unused) - ONLY_WHEN_FAILING)}: the policy need not grant it"
+
+
+def _runs_with_mode_policies(iam_sandbox, tmp_path, **replaced: dict):
+    handle, environment = iam_sandbox
+    handle.enforce_iam({**iam.policies(environment), **replaced})
+    return checks_runner(handle, tmp_path)
+
+
+def test_remediate_acts_under_its_own_policy_and_a_missing_write_is_one_line(iam_sandbox, tmp_path):
+    handle, environment = iam_sandbox
+    remediate = iam.policy("remediate", environment)
+    with handle.fault("rds_low_storage", free_ratio=0.05):
+        denied = _runs_with_mode_policies(iam_sandbox, tmp_path, remediate=_without(remediate, "rds:ModifyDBInstance"))(
+            "-m", "morning", "-k", "free_storage", "--remediate")
+        assert denied.outcome("rds.free-storage") == "fail", denied.output[-3000:]
+        assert "denied rds:ModifyDBInstance (AccessDenied)" in denied.output
+        assert "`entmoot-ops iam-policy remediate` prints the policy" in denied.output
+        run = _runs_with_mode_policies(iam_sandbox, tmp_path / "granted")("-m", "morning", "-k", "free_storage", "--remediate")
+    assert run.outcome("rds.free-storage") == "fixed", run.output[-3000:]
+    assert "denied" not in run.output
+
+
+def test_chaos_on_aws_actions_passes_under_its_own_policy(iam_sandbox, tmp_path):
+    run = _runs_with_mode_policies(iam_sandbox, tmp_path)(
+        "-m", "chaos", "-k", "lose_api_tasks or redis_failover or fis_stop_api_tasks or rds_reboot_failover", timeout=600)
+    assert run.by_outcome().keys() == {"pass"} and len(run.results) == 4, run.output[-4000:]
+    assert "denied" not in run.output
+
+
+def test_load_passes_under_its_own_policy(iam_sandbox, tmp_path, environments):
+    short = environments(replace={"[remediation]\n": "[load]\nusers = 5\nspawn_rate = 5\nduration_seconds = 8\n\n[remediation]\n"})
+    run = _runs_with_mode_policies(iam_sandbox, tmp_path)("-m", "load", "--environments-dir", str(short))
+    assert run.by_outcome().keys() == {"pass"}, run.output[-3000:]
+    assert "denied" not in run.output

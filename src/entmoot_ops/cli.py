@@ -268,7 +268,7 @@ def scale(arguments: argparse.Namespace) -> int:
         from entmoot_ops.sandbox.handle import attach_running
 
         # Scaling a throwaway sandbox would prove nothing and leave an audit entry that looks real.
-        attach_running()
+        attach_running().sign_as("remediate")
     checked = preflight.run(env, remediate=False)
     if not checked.ok:
         raise OpsError(checked.line(), fix="")
@@ -422,8 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except OpsError as exc:
-        fix = f" ({exc.fix})" if exc.fix and exc.fix != "see the message" else ""
-        print(masker(f"entmoot-ops: {exc}{fix}"), file=sys.stderr)
+        print(masker(f"entmoot-ops: {exc.with_fix()}"), file=sys.stderr)
         return 4 if isinstance(exc, (Refused, ConfigError)) else 2
 
 

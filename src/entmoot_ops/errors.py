@@ -12,6 +12,10 @@ class OpsError(Exception):
         super().__init__(message)
         self.fix = fix or "see the message"
 
+    def with_fix(self) -> str:
+        """The message and, where it says more than the message, its fix: one line."""
+        return f"{self} ({self.fix})" if self.fix and self.fix != "see the message" else str(self)
+
 
 class ConfigError(OpsError):
     """An environment file, a flag or a secret reference is wrong."""

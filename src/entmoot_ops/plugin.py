@@ -183,8 +183,7 @@ def _preflight(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
             suite.sandboxes.append(handle)
             # What this run starts (xdist workers, a chaos experiment's observations) uses the same sandbox.
             os.environ["ENTMOOT_SANDBOX_STATE"] = str(handle.state_file)
-            # Under IAM enforcement, the run signs as the sandbox's user for its mode, as a team would use a role.
-            os.environ.update(handle.state.get("iam", {}).get(suite.mode, {}))
+            handle.sign_as(suite.mode)
         except OpsError as exc:
             problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
             return preflight.Preflight(name, fatal=problem)
@@ -553,7 +552,7 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Fix
         with fresh():
             changes = remediation.act(context)
     except OpsError as exc:
-        item.stash[REMEDIATION_KEY] = f"action failed: {exc}"
+        item.stash[REMEDIATION_KEY] = f"action failed: {exc.with_fix()}"
         suite.audit.write(event="action-failed", error=str(exc), plan=plan, **audit)
         return None
     finally:

@@ -82,6 +82,11 @@ class SandboxHandle:
         for secret in self.state.get("secrets", []):
             masker.add(secret)
 
+    def sign_as(self, mode: str) -> None:
+        """Under IAM enforcement, this process's AWS calls are signed as the sandbox's user for ``mode``, as a team
+        would use a role per mode; without it, the sandbox's own key stays."""
+        os.environ.update(self.state.get("iam", {}).get(mode, {}))
+
     def component(self, name: str, action: str) -> Any:
         return self.control("POST", f"components/{name}/{action}")
 
