@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from entmoot_ops import iam
+from entmoot_ops.config import load_environment
 from entmoot_ops.sandbox.handle import SandboxHandle, start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +155,10 @@ def parse_junit(path: Path) -> list[Result]:
 
 @pytest.fixture(scope="session")
 def sandbox() -> SandboxHandle:
+    """The worker's sandbox, with IAM enforced as AWS does: every run of the suite in these tests signs as the user
+    holding exactly its mode's generated policy (check, remediate, chaos or load)."""
     handle = start()
+    handle.enforce_iam(iam.policies(load_environment("sandbox", ROOT / "environments")))
     yield handle
     handle.users = 1
     handle.release()

@@ -182,15 +182,15 @@ def test_remediate_acts_under_its_own_policy_and_a_missing_write_is_one_line(iam
     assert "denied" not in run.output
 
 
-def test_chaos_on_aws_actions_passes_under_its_own_policy(iam_sandbox, tmp_path):
-    run = _runs_with_mode_policies(iam_sandbox, tmp_path)(
-        "-m", "chaos", "-k", "lose_api_tasks or redis_failover or fis_stop_api_tasks or rds_reboot_failover", timeout=600)
-    assert run.by_outcome().keys() == {"pass"} and len(run.results) == 4, run.output[-4000:]
-    assert "denied" not in run.output
-
-
-def test_load_passes_under_its_own_policy(iam_sandbox, tmp_path, environments):
-    short = environments(replace={"[remediation]\n": "[load]\nusers = 5\nspawn_rate = 5\nduration_seconds = 8\n\n[remediation]\n"})
-    run = _runs_with_mode_policies(iam_sandbox, tmp_path)("-m", "load", "--environments-dir", str(short))
-    assert run.by_outcome().keys() == {"pass"}, run.output[-3000:]
-    assert "denied" not in run.output
+def test_the_preflight_asks_iam_what_is_missing_where_the_role_may_ask(iam_sandbox, tmp_path):
+    handle, environment = iam_sandbox
+    policy = _without(iam.policy("check", environment), "ec2:DescribeInstanceTypes")
+    may_ask = {**policy, "Statement": [*policy["Statement"],
+                                       {"Effect": "Allow", "Action": "iam:SimulatePrincipalPolicy", "Resource": "*"}]}
+    told = _checks_with_policy(iam_sandbox, tmp_path / "may-ask", may_ask)
+    said = [line for line in told.output.splitlines() if line.startswith("preflight [sandbox] ok")]
+    assert len(said) == 1 and said[0].endswith("; IAM denies ec2:DescribeInstanceTypes: the checks that call them will err "
+                                               "(`entmoot-ops iam-policy` prints each mode's policy)"), said
+    silent = _checks_with_policy(iam_sandbox, tmp_path / "may-not-ask", policy)
+    assert "IAM denies" not in silent.output
+    assert silent.outcome("postgres.pool-size") == told.outcome("postgres.pool-size") == "error"

@@ -49,7 +49,8 @@ _SESSIONS: dict[tuple, botocore.session.Session] = {}  # per environment and cre
 current_action: contextvars.ContextVar[str] = contextvars.ContextVar("current_action", default="")
 
 # A Logs Insights query is a read that runs on the server: starting and stopping one changes no resource.
-READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet|StartQuery$|StopQuery$)")
+# IAM's policy simulator reads what a principal may do.
+READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet|StartQuery$|StopQuery$|SimulatePrincipalPolicy$)")
 READ_ONLY_REDIS = frozenset(
     {"PING", "AUTH", "HELLO", "INFO", "CONFIG GET", "DBSIZE", "TTL", "PTTL", "EXISTS", "GET", "MGET", "TYPE",
      "CLIENT SETNAME", "CLIENT LIST", "CLIENT INFO", "SCAN", "MEMORY USAGE", "SLOWLOG GET", "LATENCY LATEST",

@@ -112,15 +112,30 @@ def needs(*actions: str, mode: Mode = "check", resources: Resources = ANY) -> Ca
     return declare
 
 
-def declarations() -> list[Need]:
+def declarations(*, with_project: bool = True) -> list[Need]:
+    """Every declaration; ``with_project=False``: without the project's remediations where they cannot be found."""
     for module in CALLERS:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            if with_project or module != "remediations":
+                raise
     return list(DECLARED.values())
 
 
 def actions(mode: Mode) -> set[str]:
     """Every action a run of this mode may call: its own and check mode's."""
     return {a for need in declarations() if need.mode in ("check", mode) for a in need.actions}
+
+
+def needed(mode: Mode, env: Environment) -> dict[str, set[str]]:
+    """Each action a run of this mode may call, with the resources it is called on."""
+    found: dict[str, set[str]] = {}
+    for need in declarations(with_project=False):
+        resources = need.resources(env) if need.mode in ("check", mode) else []
+        for action in need.actions if resources else ():  # none: a feature the environment does not configure
+            found.setdefault(action, set()).update(resources)
+    return found
 
 
 def mode_of(action: str) -> Mode:

@@ -187,7 +187,7 @@ def _preflight(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
         except OpsError as exc:
             problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
             return preflight.Preflight(name, fatal=problem)
-    return preflight.run(environment, remediate=suite.remediate)
+    return preflight.run(environment, remediate=suite.remediate, mode=suite.mode)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -53,6 +53,8 @@ class Preflight:
     fatal: Problem | None = None  # nothing in this environment can be measured
     credentials: str | None = None  # where boto3's chain found them
     masked: list[str] = field(default_factory=list)  # what every output must mask, in every process of the run
+    # The actions this run's mode needs that IAM's simulator says the caller lacks (empty where it may not ask).
+    iam_denied: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +71,9 @@ class Preflight:
             return f"preflight [{self.env}] FAILED: {self.fatal.describe()}"
         if self.problems:  # one problem a line: each names its key and what to do
             return f"preflight [{self.env}] FAILED ({len(self.problems)}):" + "".join(f"\n  - {p.describe()}" for p in self.problems.values())
-        return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}"
+        lacking = (f"; IAM denies {', '.join(self.iam_denied)}: the checks that call them will err "
+                   f"(`entmoot-ops iam-policy` prints each mode's policy)") if self.iam_denied else ""
+        return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}{lacking}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +82,8 @@ class Preflight:
     def from_json(cls, data: dict[str, Any]) -> Preflight:
         problems = {ref: Problem(**p) for ref, p in data["problems"].items()}
         fatal = Problem(**data["fatal"]) if data["fatal"] else None
-        found = cls(data["env"], dict(data["resolved"]), problems, fatal, data["credentials"], list(data["masked"]))
+        found = cls(data["env"], dict(data["resolved"]), problems, fatal, data["credentials"], list(data["masked"]),
+                    list(data["iam_denied"]))
         found.remember_secrets()
         return found
 
@@ -104,7 +109,7 @@ def references(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
     return found
 
 
-def run(env: Environment, *, remediate: bool) -> Preflight:
+def run(env: Environment, *, remediate: bool, mode: str = "check") -> Preflight:
     from entmoot_ops.clients import Clients  # clients import config; preflight is imported by both
 
     result = Preflight(env.name)
@@ -124,7 +129,39 @@ def run(env: Environment, *, remediate: bool) -> Preflight:
             result.problems[reference] = Problem(key, "a Secrets Manager reference needs AWS credentials", f"see {CREDENTIALS}")
     else:
         _resolve(clients, arns, result)
+        result.iam_denied = _iam_denials(clients, env, mode)
     return result
+
+
+def _iam_denials(clients: Any, env: Environment, mode: str) -> list[str]:
+    """Ask IAM's policy simulator which of the mode's actions the caller lacks, on the resources they are called
+    on. A role that may not ask (or an endpoint that does not answer) is not told anything: empty."""
+    import botocore.exceptions
+
+    from entmoot_ops import iam
+
+    try:
+        caller = clients.aws("sts").get_caller_identity()
+        scoped = env.model_copy(update={"aws": env.aws.model_copy(update={"account_id": caller["Account"]})})
+        needed = iam.needed(mode, scoped)
+        answer = clients.aws("iam").simulate_principal_policy(
+            PolicySourceArn=_principal(caller["Arn"]), ActionNames=sorted(needed),
+            ResourceArns=sorted({r for resources in needed.values() for r in resources}))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OpsError):
+        return []
+    denied = []
+    for result in answer["EvaluationResults"]:
+        own = needed.get(result["EvalActionName"], set())
+        per_resource = [r["EvalResourceDecision"] for r in result.get("ResourceSpecificResults", []) if r["EvalResourceName"] in own]
+        if any(decision != "allowed" for decision in per_resource or [result["EvalDecision"]]):
+            denied.append(result["EvalActionName"])
+    return sorted(denied)
+
+
+def _principal(arn: str) -> str:
+    """The IAM principal behind a caller: an assumed role's session is simulated as its role."""
+    found = re.match(r"arn:([^:]+):sts::(\d+):assumed-role/([^/]+)/", arn)
+    return f"arn:{found[1]}:iam::{found[2]}:role/{found[3]}" if found else arn
 
 
 def _placeholders(env: Environment, result: Preflight) -> None:

@@ -27,6 +27,7 @@
   answers ``AccessDeniedException`` in JSON. moto authorises every request against the resource ``*``: a statement
   scoped to ARNs counts as matching, so the sandbox enforces actions and AWS alone enforces the ARNs. Nor does it
   recompute every signature right (REST requests with a query string): the key names the user, botocore signs.
+- IAM ``SimulatePrincipalPolicy``: not implemented; answered with moto's own policy evaluation (resource ``*``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.iam import access_control
+from moto.iam.responses import IamResponse
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.ecs.responses import EC2ContainerServiceResponse
@@ -356,6 +358,24 @@ def _signature_not_recomputed(self: access_control.IAMRequestBase) -> None:
     100`` reads as SignatureDoesNotMatch). botocore signs correctly; the sandbox authorises by the key's user."""
 
 
+def _simulate_principal_policy(self: IamResponse) -> Any:
+    """IAM's policy simulator for a user or role of the account, on the resource ``*`` as moto authorises: each
+    action allowed, or denied implicitly or explicitly."""
+    kind, _, name = self._get_param("PolicySourceArn").split(":", 5)[-1].partition("/")
+    holder_class = {"user": access_control.IAMUserAccessKey, "role": access_control.AssumedRoleAccessKey}[kind]
+    holder = holder_class.__new__(holder_class)  # moto's own gathering of a principal's policies, without a key
+    holder.account_id, holder.partition = self.current_account, "aws"
+    setattr(holder, "_owner_user_name" if kind == "user" else "_owner_role_name", name.rsplit("/", 1)[-1])
+    policies = [access_control.IAMPolicy(policy) for policy in holder.collect_policies()]
+    results = []
+    for action in self._get_param("ActionNames", []):
+        decisions = {policy.is_action_permitted(action, "*") for policy in policies}
+        decision = ("explicitDeny" if access_control.PermissionResult.DENIED in decisions else
+                    "allowed" if access_control.PermissionResult.PERMITTED in decisions else "implicitDeny")
+        results.append({"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": decision})
+    return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+
 def enforce_iam(enforced: bool) -> None:
     """From now on, every request is authorised against the policies of the IAM user whose key signed it."""
     moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0 if enforced else float("inf")
@@ -384,6 +404,7 @@ def install() -> None:
         logs_models.EventMessageFilter = _EventMessageFilter
         access_control.IAMRequestBase.__init__ = _iam_request_init
         access_control.IAMRequestBase.check_signature = _signature_not_recomputed
+        IamResponse.simulate_principal_policy = _simulate_principal_policy
         access_control.IAMPolicyStatement._check_element_matches = _element_matches
         ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize
         _installed = True
