@@ -80,7 +80,7 @@ def test_latency_since_deployment(env):
     settings = env.config.deploy
     sample = api.sample(env.clients, settings.sample_requests, settings.sample_path)
     window = _since_deployment(env)
-    dims = {"LoadBalancer": alb.load_balancer_dimension(env.clients)}
+    dims = alb.api_dimensions(env.clients)
     p95 = cloudwatch.percentile(env.clients, "AWS/ApplicationELB", "TargetResponseTime", dims, 95, window)
     evidence("p95 since deployment", {"black_box": sample, "black_box_p95_ms": sample.p95_ms,
                                       "cloudwatch_p95_seconds": p95, "window": window.describe()})

@@ -13,7 +13,7 @@ from entmoot_ops.probes import alb, cloudwatch
 def test_latency_p95(env):
     thresholds = env.thresholds
     window = cloudwatch.Window.last(thresholds.latency_window_minutes, thresholds.metric_period_seconds)
-    dims = {"LoadBalancer": alb.load_balancer_dimension(env.clients)}
+    dims = alb.api_dimensions(env.clients)
     p95 = cloudwatch.percentile(env.clients, "AWS/ApplicationELB", "TargetResponseTime", dims, 95, window)
     evidence("TargetResponseTime p95", {"window": window.describe(), "p95_seconds": p95})
     expect("TargetResponseTime p95", None if p95 is None else p95 * 1000, "<", thresholds.latency_p95_max_ms, unit="ms",

@@ -64,7 +64,7 @@ def test_scaling_triggers_under_load(env, load_run):
     cpu, memory = (cloudwatch.series(env.clients, "AWS/ECS", metric, service, "Maximum", window)
                    for metric in ("CPUUtilization", "MemoryUtilization"))
     p95 = cloudwatch.percentile(env.clients, "AWS/ApplicationELB", "TargetResponseTime",
-                                {"LoadBalancer": alb.load_balancer_dimension(env.clients)}, 95, window)
+                                alb.api_dimensions(env.clients), 95, window)
     requests = alb.request_stats(env.clients, window)
     evidence("CloudWatch during the load", {"window": window.describe(), "cpu": cpu, "memory": memory,
                                             "p95_seconds": p95, "requests": requests})

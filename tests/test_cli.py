@@ -26,6 +26,22 @@ def _ops(*args: str, state_home, timeout: float = 120, env: dict | None = None) 
                           capture_output=True, text=True, timeout=timeout)
 
 
+def test_without_postgis_the_sandbox_says_so_and_runs_the_same_spatial_query(tmp_path):
+    state_home = tmp_path / "state"
+    up = _ops("sandbox", "up", state_home=state_home, env={"ENTMOOT_SANDBOX_POSTGIS": "off"})
+    try:
+        assert up.returncode == 0, up.stderr
+        said = [line for line in up.stderr.splitlines() if "PostGIS" in line]
+        assert said == ["PostGIS is not installed (Debian: postgresql-15-postgis-3): buildings.geom is a box, behind SQL "
+                        "stand-ins for ST_MakeEnvelope and ST_Intersects"], up.stderr
+        run = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "weekly", "--check", "postgres.spatial-index-used",
+                              "--reports-dir", str(tmp_path / "reports")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "ENTMOOT_SANDBOX_STATE": str(state_home / "entmoot-ops" / "sandbox.json")})
+        assert run.returncode == 0 and "idx_buildings_location" in run.stdout, run.stdout[-3000:]
+    finally:
+        _ops("sandbox", "down", state_home=state_home)
+
+
 @pytest.mark.e2e
 def test_sandbox_up_env_status_down(tmp_path):
     state_home = tmp_path / "state"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, UTC
 
+import boto3
 import psycopg
 import pytest
 
 from conftest import api_traffic
 from entmoot_ops.probes import postgres
+from entmoot_ops.sandbox import aws as sandbox_aws
 
 MORNING_CHECKS = {
     "api.health", "ecs.service-steady", "alarms.none-firing", "alarms.insufficient-data", "replication.streaming",
@@ -219,3 +222,25 @@ def test_an_undone_fault_leaves_no_errors_behind(sandbox, monkeypatch, environme
                 time.sleep(1.2)
     assert errors() == before
     clients.close()
+
+
+def test_the_error_rate_is_the_apis_own_target_group(sandbox, run_checks, own_window):
+    """Another target group behind the same load balancer fails all its requests: AWS counts them in the load
+    balancer's totals, but the API's error rate reads its own target group (LoadBalancer + TargetGroup)."""
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              **sandbox_aws.CREDENTIALS)
+    balancer = boto3.client("elbv2", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                            **sandbox_aws.CREDENTIALS).describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]
+    lb = balancer["LoadBalancerArn"].split(":loadbalancer/", 1)[1]
+    api_traffic(sandbox, 40)
+    now = datetime.now(UTC)
+    for dimensions in ([{"Name": "LoadBalancer", "Value": lb}],
+                       [{"Name": "LoadBalancer", "Value": lb}, {"Name": "TargetGroup", "Value": "targetgroup/admin-ui/0123456789abcdef"}]):
+        cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[
+            {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": 500.0, "Unit": "Count"}
+            for name in ("RequestCount", "HTTPCode_Target_5XX_Count")])
+    try:
+        run = run_checks("-m", "morning", "--check", "api.error-rate")
+    finally:
+        sandbox.forget_traffic(60)
+    assert run.outcome("api.error-rate") == "pass", run.output[-3000:]

@@ -206,3 +206,31 @@ def test_sandbox_up_in_the_foreground_prints_endpoints_and_stops_cleanly(tmp_pat
     with pytest.raises(ProcessLookupError):
         os.kill(supervisor, 0)
     assert not state_file.exists()
+
+
+def test_buildings_geom_is_a_postgis_geometry_and_the_default_spatial_query_is_judged(sandbox, run_checks):
+    with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_PRIMARY_DSN"]) as conn:
+        (kind,) = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                               "WHERE attrelid = 'buildings'::regclass AND attname = 'geom'").fetchone()
+        (version,) = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
+    assert kind == "geometry(Polygon,4326)" and version.startswith("3."), (kind, version)
+    assert sandbox.state["postgis"] is True
+    run = run_checks("-m", "weekly", "--check", "postgres.spatial-index-used")
+    assert run.outcome("postgres.spatial-index-used") == "pass", run.output[-3000:]
+    assert "GiST index on buildings.geom in the plan (indexes idx_buildings_location" in run.output
+
+
+def test_alb_metrics_carry_every_dimension_set_aws_publishes(sandbox):
+    headers = {"Authorization": f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}"}
+    for _ in range(3):
+        requests.get(sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/api/projects/7", headers=headers, timeout=5)
+    sandbox.sync()
+    listed = _aws(sandbox, "cloudwatch").get_paginator("list_metrics").paginate(Namespace="AWS/ApplicationELB")
+    sets: dict[str, set[frozenset[str]]] = {}
+    for page in listed:
+        for metric in page["Metrics"]:
+            sets.setdefault(metric["MetricName"], set()).add(frozenset(d["Name"] for d in metric["Dimensions"]))
+    balancer, group, zone = "LoadBalancer", "TargetGroup", "AvailabilityZone"
+    for name in ("RequestCount", "HTTPCode_Target_2XX_Count", "TargetResponseTime"):
+        assert sets[name] == {frozenset({balancer}), frozenset({balancer, group}), frozenset({balancer, zone})}, (name, sets[name])
+    assert sets["HealthyHostCount"] == {frozenset({balancer, group}), frozenset({balancer, group, zone})}

@@ -67,6 +67,9 @@ def sandbox_up(arguments: argparse.Namespace) -> int:
         handle.enforce_iam(policies)
         print("IAM enforced: each run signs as the sandbox's user for its mode (check, remediate, chaos, load), "
               "holding exactly `entmoot-ops iam-policy MODE`", file=sys.stderr)
+    if not handle.state["postgis"]:
+        print("PostGIS is not installed (Debian: postgresql-15-postgis-3): buildings.geom is a box, behind SQL stand-ins "
+              "for ST_MakeEnvelope and ST_Intersects", file=sys.stderr)
     # The wall time waited, not the sum of the components' timings: PostgreSQL's start overlaps moto's.
     print(f"sandbox ready in {time.monotonic() - began:.1f} s (pid {handle.state['pids']['supervisor']}); "
           f'use it with: eval "$(entmoot-ops sandbox env{_state_option(arguments)})"; '

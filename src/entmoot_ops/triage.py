@@ -155,7 +155,7 @@ class ResponseTimeFindings:
 
 def latency_ms(clients: Clients, window: Window, percent: float) -> float | None:
     """The ALB's TargetResponseTime percentile over a window, in ms."""
-    dims = {"LoadBalancer": alb.load_balancer_dimension(clients)}
+    dims = alb.api_dimensions(clients)
     seconds = clients.remember(("target-response-time", window, percent),
                                lambda: cloudwatch.percentile(clients, "AWS/ApplicationELB", "TargetResponseTime", dims, percent, window))
     return None if seconds is None else seconds * 1000

@@ -45,12 +45,27 @@ def target_group_dimension(clients: Clients) -> str:
     return _dimension(clients, "target group", clients.env.alb.target_group)
 
 
+def api_dimensions(clients: Clients) -> dict[str, str]:
+    """The API's own traffic: its target group behind the load balancer. AWS publishes RequestCount,
+    HTTPCode_Target_* and TargetResponseTime per load balancer too, which would count every target group's."""
+    return {"LoadBalancer": load_balancer_dimension(clients), "TargetGroup": target_group_dimension(clients)}
+
+
+def _traffic(clients: Clients, window: cloudwatch.Window) -> tuple[cloudwatch.Series, cloudwatch.Series, cloudwatch.Series]:
+    """The API's requests and target 5XX (its target group), and the load balancer's own 5XX (no target group
+    answered those: AWS publishes them per load balancer only)."""
+    api, balancer = api_dimensions(clients), {"LoadBalancer": load_balancer_dimension(clients)}
+    requests, target, elb = cloudwatch.many_series(clients, "AWS/ApplicationELB", [
+        ("RequestCount", api), ("HTTPCode_Target_5XX_Count", api), ("HTTPCode_ELB_5XX_Count", balancer)], "Sum", window)
+    return requests, target, elb
+
+
 @dataclass(frozen=True)
 class RequestStats:
     window: str
-    requests: float
+    requests: float  # that reached the API's target group
     target_5xx: float
-    elb_5xx: float
+    elb_5xx: float  # answered by the load balancer itself: never reached a target, so not in ``requests``
 
     @property
     def errors(self) -> float:
@@ -58,16 +73,14 @@ class RequestStats:
 
     @property
     def error_rate(self) -> float | None:
-        return self.errors / self.requests if self.requests else None
+        asked = self.requests + self.elb_5xx
+        return self.errors / asked if asked else None
 
 
 def request_stats(clients: Clients, window: cloudwatch.Window) -> RequestStats:
-    dims = {"LoadBalancer": load_balancer_dimension(clients)}
-    names = ("RequestCount", "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count")
-    found = cloudwatch.many_series(clients, "AWS/ApplicationELB", [(m, dims) for m in names], "Sum", window)
-    total = {name: series.total or 0.0 for name, series in zip(names, found, strict=True)}
-    return RequestStats(window=window.describe(), requests=total["RequestCount"],
-                        target_5xx=total["HTTPCode_Target_5XX_Count"], elb_5xx=total["HTTPCode_ELB_5XX_Count"])
+    requests, target, elb = _traffic(clients, window)
+    return RequestStats(window=window.describe(), requests=requests.total or 0.0, target_5xx=target.total or 0.0,
+                        elb_5xx=elb.total or 0.0)
 
 
 @dataclass(frozen=True)
@@ -103,11 +116,9 @@ class ErrorPeriods:
 
 
 def error_periods(clients: Clients, window: cloudwatch.Window) -> ErrorPeriods:
-    dims = {"LoadBalancer": load_balancer_dimension(clients)}
-    names = ("RequestCount", "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count")
-    requests, target, elb = (dict(s.points) for s in
-                             cloudwatch.many_series(clients, "AWS/ApplicationELB", [(m, dims) for m in names], "Sum", window))
-    periods = tuple((start, count, target.get(start, 0.0) + elb.get(start, 0.0)) for start, count in sorted(requests.items()))
+    requests, target, elb = (dict(series.points) for series in _traffic(clients, window))
+    periods = tuple((start, requests.get(start, 0.0) + elb.get(start, 0.0), target.get(start, 0.0) + elb.get(start, 0.0))
+                    for start in sorted(requests.keys() | elb.keys()))
     return ErrorPeriods(window=window.describe(), period_seconds=window.period_seconds, periods=periods)
 
 
@@ -126,10 +137,9 @@ class HostLoad:
 
 
 def host_load(clients: Clients, window: cloudwatch.Window) -> HostLoad:
-    balancer = {"LoadBalancer": load_balancer_dimension(clients)}
-    (requests,) = cloudwatch.many_series(clients, "AWS/ApplicationELB", [("RequestCount", balancer)], "Sum", window)
-    (hosts,) = cloudwatch.many_series(clients, "AWS/ApplicationELB", [
-        ("HealthyHostCount", {"TargetGroup": target_group_dimension(clients), **balancer})], "Minimum", window)
+    api = api_dimensions(clients)
+    (requests,) = cloudwatch.many_series(clients, "AWS/ApplicationELB", [("RequestCount", api)], "Sum", window)
+    (hosts,) = cloudwatch.many_series(clients, "AWS/ApplicationELB", [("HealthyHostCount", api)], "Minimum", window)
 
     def healthy_at(moment: datetime) -> float | None:
         # Two series need not share period starts: the host count of the period nearest in time.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from entmoot_ops.sandbox import alb_metrics
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 if TYPE_CHECKING:
@@ -164,5 +165,7 @@ class Agent:
         # Every running task is a healthy target of the ALB's target group (the API answers for all of them).
         aws = self.sandbox.aws
         running = aws.client("ecs").describe_services(cluster=sandbox_aws.CLUSTER, services=[sandbox_aws.SERVICE])["services"][0]["runningCount"]
-        self._put("AWS/ApplicationELB", [("HealthyHostCount", {"TargetGroup": aws.target_group_dimension,
-                                                               "LoadBalancer": aws.alb_dimension}, float(running), "Count")])
+        healthy = {"MetricName": "HealthyHostCount", "Timestamp": datetime.now(UTC), "Value": float(running), "Unit": "Count",
+                   "StorageResolution": 1}
+        aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=alb_metrics.datums(
+            healthy, aws.alb_dimension, aws.target_group_dimension))

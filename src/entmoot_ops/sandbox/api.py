@@ -27,6 +27,8 @@ from redis.backoff import NoBackoff
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
+from entmoot_ops.sandbox import alb_metrics
+
 TASK_RATE = 50  # requests per second one ECS task serves; beyond that, requests queue in arrival order
 PROJECT_TTL = 300  # runbook Caching Strategy: API responses 300 s
 CONSTRAINTS_TTL = 86400  # constraint data (boundaries): 24 h
@@ -212,7 +214,7 @@ class App:
             return web.Response(text=cached, content_type="application/json")
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(
-                "SELECT id, kind FROM buildings WHERE geom && box(point(%s, %s), point(%s, %s)) LIMIT 100",
+                "SELECT id, kind FROM buildings WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) LIMIT 100",
                 (x, y, x + size, y + size))).fetchall()
         body = json.dumps([{"id": r[0], "kind": r[1]} for r in rows])
         await self.cache.set(key, body, ex=CONSTRAINTS_TTL)
@@ -312,18 +314,18 @@ class App:
         batch = self.telemetry.drain()
         if not batch.requests and not batch.lines:
             return
-        dims = [{"Name": "LoadBalancer", "Value": self.settings["alb_dimension"]}]
         now = batch.started or datetime.now(UTC)
         metrics = [
-            {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": now, "Value": batch.requests, "Unit": "Count"},
-            *({"MetricName": f"HTTPCode_Target_{k}_Count", "Dimensions": dims, "Timestamp": now, "Value": v, "Unit": "Count"}
+            {"MetricName": "RequestCount", "Timestamp": now, "Value": batch.requests, "Unit": "Count"},
+            *({"MetricName": f"HTTPCode_Target_{k}_Count", "Timestamp": now, "Value": v, "Unit": "Count"}
               for k, v in batch.by_class.items()),
         ]
         if batch.durations:
             values = list(batch.durations.items())[:150]
-            metrics.append({"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": now, "Unit": "Seconds",
+            metrics.append({"MetricName": "TargetResponseTime", "Timestamp": now, "Unit": "Seconds",
                             "Values": [v for v, _ in values], "Counts": [float(c) for _, c in values]})
-        await loop.run_in_executor(None, lambda: self.cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=metrics))
+        published = [d for m in metrics for d in alb_metrics.datums(m, self.settings["alb_dimension"], self.settings["target_group_dimension"])]
+        await loop.run_in_executor(None, lambda: self.cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=published))
         for start in range(0, len(batch.lines), 5000):
             events = batch.lines[start:start + 5000]
             await loop.run_in_executor(None, lambda e=events: self.logs.put_log_events(

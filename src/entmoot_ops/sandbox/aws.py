@@ -22,7 +22,7 @@ from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
-from entmoot_ops.sandbox import moto_extensions
+from entmoot_ops.sandbox import alb_metrics, moto_extensions
 
 REGION = "us-east-1"
 # moto accepts any keys; these are long and unlikely so that masking them never blanks ordinary words.
@@ -216,7 +216,6 @@ class Aws:
         rng = random.Random(7)
         alb: list[dict] = []
         cache: list[dict] = []
-        dims = [{"Name": "LoadBalancer", "Value": self.alb_dimension}]
         node = [{"Name": "CacheClusterId", "Value": REDIS_NODE}]
         points = [(now - timedelta(hours=h), 3600, 60) for h in range(2, days * 24 + 1)]
         points += [(now - timedelta(minutes=m), 60, 1) for m in range(2, 61)]
@@ -224,9 +223,9 @@ class Aws:
             requests = rng.randint(18, 26) * scale
             errors = rng.randint(0, 2) if scale > 1 else int(rng.random() < 0.02)  # about 0.1%
             alb += [
-                {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": at, "Value": requests, "Unit": "Count"},
-                {"MetricName": "HTTPCode_Target_2XX_Count", "Dimensions": dims, "Timestamp": at, "Value": requests - errors, "Unit": "Count"},
-                {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims, "Timestamp": at, "Value": errors, "Unit": "Count"},
+                {"MetricName": "RequestCount", "Timestamp": at, "Value": requests, "Unit": "Count"},
+                {"MetricName": "HTTPCode_Target_2XX_Count", "Timestamp": at, "Value": requests - errors, "Unit": "Count"},
+                {"MetricName": "HTTPCode_Target_5XX_Count", "Timestamp": at, "Value": errors, "Unit": "Count"},
             ]
             lookups = rng.randint(90, 110) * scale
             cache += [
@@ -236,13 +235,13 @@ class Aws:
             ]
         # The latency windows are minutes long: the last hour per minute is their history. moto keeps one datum per
         # value counted, so the sample is small: 20 requests a minute, a p95 of 60 ms.
-        group = [{"Name": "TargetGroup", "Value": self.target_group_dimension}]
         for minutes in range(2, 61):
             at = now - timedelta(minutes=minutes)
-            alb += [{"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": at, "Unit": "Seconds",
+            alb += [{"MetricName": "TargetResponseTime", "Timestamp": at, "Unit": "Seconds",
                      "Values": [0.02, 0.06, 0.25], "Counts": [13.0, 6.0, 1.0]},
-                    {"MetricName": "HealthyHostCount", "Dimensions": dims + group, "Timestamp": at, "Value": 3.0, "Unit": "Count"}]
-        put_metrics(self.client("cloudwatch"), "AWS/ApplicationELB", alb)
+                    {"MetricName": "HealthyHostCount", "Timestamp": at, "Value": 3.0, "Unit": "Count"}]
+        put_metrics(self.client("cloudwatch"), "AWS/ApplicationELB",
+                    [d for m in alb for d in alb_metrics.datums(m, self.alb_dimension, self.target_group_dimension)])
         put_metrics(self.client("cloudwatch"), "AWS/ElastiCache", cache)
 
     # ----------------------------------------------------------------------- state moto does not simulate

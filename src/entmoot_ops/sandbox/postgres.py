@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -47,6 +48,8 @@ class PostgresPair:
     user: str | None = field(default_factory=service_user)
     passwords: dict[str, str] = field(default_factory=lambda: {r: secrets.token_urlsafe(18) for r in ROLES})
     max_connections: int = 60
+    # Entmoot's geometry is PostGIS's; where it is not installed (or ENTMOOT_SANDBOX_POSTGIS=off), box and stand-ins.
+    postgis: bool = field(default_factory=lambda: os.environ.get("ENTMOOT_SANDBOX_POSTGIS", "on") != "off")
 
     def __post_init__(self) -> None:
         self.bindir = find_bindir()
@@ -128,9 +131,16 @@ class PostgresPair:
             admin.execute("CREATE DATABASE entmoot OWNER entmoot_app")
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as admin:
             admin.execute("CREATE EXTENSION pg_stat_statements")
+            self.postgis = self.postgis and admin.execute(
+                "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'").fetchone()[0] > 0
+            if self.postgis:
+                admin.execute("CREATE EXTENSION postgis")
+            else:
+                admin.execute(Path(__file__).with_name("spatial_fallback.sql").read_text())
         with psycopg.connect(self.dsn("entmoot_app"), autocommit=True) as app:
             app.execute((Path(__file__).with_name("schema.sql")).read_text().replace(
-                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", ""))
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;", "").replace(
+                "GEOMETRY_TYPE", "geometry(Polygon, 4326)" if self.postgis else "box"))
             app.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO entmoot_monitor")
             app.execute("GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO entmoot_monitor")
             for kind in ("TABLES", "SEQUENCES"):  # and those the application creates later

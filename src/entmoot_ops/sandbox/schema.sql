@@ -1,11 +1,12 @@
--- Entmoot's tables as the runbook names them. PostGIS is not available on these machines: `geom` is the
--- built-in `box` type, which has a real GiST operator class, so the runbook's GIST index exists as such.
+-- Entmoot's tables as the runbook names them. GEOMETRY_TYPE is PostGIS's geometry(Polygon, 4326), as in Entmoot;
+-- where PostGIS is not installed, the built-in `box` type (a real GiST operator class) behind SQL stand-ins for
+-- ST_MakeEnvelope and ST_Intersects (spatial_fallback.sql), so the same queries and the same GIST index hold.
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 
 CREATE TABLE projects (
     id          bigserial PRIMARY KEY,
     name        text NOT NULL,
-    boundary    box NOT NULL,
+    boundary    GEOMETRY_TYPE NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -14,7 +15,7 @@ CREATE TABLE buildings (
     id          bigserial PRIMARY KEY,
     project_id  bigint NOT NULL REFERENCES projects (id),
     kind        text NOT NULL,
-    geom        box NOT NULL,
+    geom        GEOMETRY_TYPE NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX idx_buildings_location ON buildings USING GIST (geom);
@@ -48,12 +49,12 @@ CREATE TABLE sandbox_heartbeat (id int PRIMARY KEY, beat_at timestamptz NOT NULL
 INSERT INTO sandbox_heartbeat VALUES (1, now());
 
 INSERT INTO projects (name, boundary)
-SELECT 'site-' || g, box(point(g * 100, 0), point(g * 100 + 90, 90)) FROM generate_series(1, 200) g;
+SELECT 'site-' || g, ST_MakeEnvelope(g * 100, 0, g * 100 + 90, 90, 4326) FROM generate_series(1, 200) g;
 
 INSERT INTO buildings (project_id, kind, geom)
 SELECT 1 + (g % 200), (ARRAY['residential', 'commercial', 'parking', 'green'])[1 + g % 4],
-       box(point((g % 200) * 100 + (g % 9) * 10, (g / 200 % 9) * 10),
-           point((g % 200) * 100 + (g % 9) * 10 + 8, (g / 200 % 9) * 10 + 8))
+       ST_MakeEnvelope((g % 200) * 100 + (g % 9) * 10, (g / 200 % 9) * 10,
+                       (g % 200) * 100 + (g % 9) * 10 + 8, (g / 200 % 9) * 10 + 8, 4326)
 FROM generate_series(1, 20000) g;
 
 INSERT INTO optimizations (project_id, score, layout, created_at)

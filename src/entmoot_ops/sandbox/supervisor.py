@@ -137,6 +137,7 @@ class Sandbox:
                     "dsn": self.postgres.dsn("entmoot_app", port=self.proxy_ports["primary"]),
                     "redis_url": f"redis://127.0.0.1:{self.proxy_ports['redis']}/0", "redis_password": self.redis.password,
                     "aws_endpoint": self.aws.endpoint, "aws_credentials": sandbox_aws.CREDENTIALS, "alb_dimension": self.aws.alb_dimension,
+                    "target_group_dimension": self.aws.target_group_dimension,
                     "log_group": sandbox_aws.LOG_GROUP, "cluster": sandbox_aws.CLUSTER, "service": sandbox_aws.SERVICE,
                     "desired_count": self.aws.desired_count()}
         # Settings (with secrets) go through stdin, not argv, which any local user can read in /proc.
@@ -272,6 +273,7 @@ class Sandbox:
                        + [key["secret_access_key"] for key in self.aws.iam_keys.values()],
             "faults": sorted(self.active),
             "timings": self.timings,
+            "postgis": self.postgres.postgis,
             "root": str(self.root),
         }
 
