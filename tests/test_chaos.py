@@ -51,7 +51,7 @@ def test_every_experiment_end_to_end(sandbox, run_checks, tmp_path):
 @pytest.fixture
 def runner(sandbox, environments, monkeypatch, tmp_path):
     """The runner as the -m chaos check builds it, for experiments the catalog does not hold."""
-    for name, value in sandbox.env.items():
+    for name, value in {**sandbox.env, **sandbox.state["iam"]["chaos"]}.items():  # as a -m chaos run signs
         monkeypatch.setenv(name, value)
     opened: list[Clients] = []
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import boto3
 
+from conftest import ROOT
+from entmoot_ops import iam
+from entmoot_ops.config import load_environment
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 TOKEN_REF = 'auth = { scheme = "bearer", secret = "env:ENTMOOT_SANDBOX_API_TOKEN" }'
@@ -37,6 +40,11 @@ def test_secret_from_secrets_manager_is_used_and_masked(sandbox, run_checks, env
     except secrets.exceptions.ResourceNotFoundException:
         arn = secrets.create_secret(Name=name, SecretString=sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"])["ARN"]
     directory = environments(replace={TOKEN_REF: f'auth = {{ scheme = "bearer", secret = "{arn}" }}'})
-    run = run_checks("-m", "morning", "-k", "api_health or auth_enforced", "--environments-dir", str(directory), "-rA")
+    # The policy of the environment that references the secret: it grants GetSecretValue on that secret alone.
+    sandbox.enforce_iam(iam.policies(load_environment("sandbox", directory)))
+    try:
+        run = run_checks("-m", "morning", "-k", "api_health or auth_enforced", "--environments-dir", str(directory), "-rA")
+    finally:
+        sandbox.enforce_iam(iam.policies(load_environment("sandbox", ROOT / "environments")))
     assert run.by_outcome() == {"pass": {"api.health", "api.auth-enforced"}}, run.output[-2000:]
     assert sandbox.env["ENTMOOT_SANDBOX_API_TOKEN"] not in run.output

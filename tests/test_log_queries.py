@@ -18,6 +18,7 @@ from entmoot_ops.config import load_environment
 from entmoot_ops.logsearch import cloudwatch as cloudwatch_logs
 from entmoot_ops.probes.cloudwatch import Window
 from entmoot_ops.sandbox.log_queries import QueryError, filter_pattern, run_query
+from entmoot_ops.sandbox import aws as sandbox_aws
 
 NOW = int(time.time() * 1000)
 
@@ -101,8 +102,7 @@ def put(sandbox):
     """Put log lines into the sandbox's group, in streams of their own that are deleted after the test: lines left
     behind would be other tests' slow endpoints and errors."""
     logs = boto3.client("logs", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id=sandbox.env["ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=sandbox.env["ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY"])
+                        **sandbox_aws.CREDENTIALS)  # the sandbox's own key: a test's set-up may write
     streams = []
 
     def lines(messages: list[str]) -> None:

@@ -15,6 +15,7 @@ from entmoot_ops.clients import Clients
 from entmoot_ops.config import load_environment
 from entmoot_ops.probes import ecs, postgres
 from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops.sandbox import aws as sandbox_aws
 
 
 @pytest.fixture
@@ -48,8 +49,7 @@ def test_fargate_has_no_container_instances_the_service_metrics_do(sandbox, monk
         monkeypatch.setenv(name, value)
     env = load_environment("sandbox")
     client = boto3.client("ecs", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id=sandbox.env["ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=sandbox.env["ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY"])
+                          **sandbox_aws.CREDENTIALS)  # the runbook's command, not the suite's: any rights
     assert client.list_container_instances(cluster=env.ecs.cluster)["containerInstanceArns"] == []  # the runbook reads nothing
     clients = Clients(env)
     sandbox.sync()

@@ -223,14 +223,15 @@ class Clients:
         if self.preflight is not None:
             self.preflight.raise_for("aws.credentials")
         aws = self.env.aws
-        key = (self.env.name, aws.profile, aws.access_key_id, aws.secret_access_key)
+        # By the key itself, not its reference: the same env:NAME may hold another key later in the process.
+        access_key = self.secret(aws.access_key_id, what="aws.access_key_id") if aws.access_key_id else None
+        key = (self.env.name, aws.profile, access_key)
         if key in _SESSIONS:  # the preflight's: its configuration and credentials are read once a run
             return _SESSIONS[key]
         session = botocore.session.Session(profile=aws.profile)
         session.register_component("data_loader", _LOADER)
-        if aws.access_key_id and aws.secret_access_key:
-            session.set_credentials(self.secret(aws.access_key_id, what="aws.access_key_id"),
-                                    self.secret(aws.secret_access_key, what="aws.secret_access_key"))
+        if access_key and aws.secret_access_key:
+            session.set_credentials(access_key, self.secret(aws.secret_access_key, what="aws.secret_access_key"))
         try:
             session.get_scoped_config()  # an unknown profile is said here, once, not by the first call
         except botocore.exceptions.ProfileNotFound as exc:
