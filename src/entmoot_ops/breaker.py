@@ -42,8 +42,12 @@ class Trip:
     at: datetime
     waited_seconds: float
     reason: str
+    throttled: bool = False  # it answered: "Rate exceeded", until the retries were spent
 
     def error(self, dependency: str) -> DependencyError:
+        if self.throttled:
+            return DependencyError(dependency, f"throttled at {self.at:%H:%M:%S} ({self.reason}); not asked again in this run",
+                                   reachable=True, fix="AWS is rate-limiting this account: run fewer environments at once (-n), or later")
         return DependencyError(dependency, f"no answer from {self.endpoint} at {self.at:%H:%M:%S} after {self.waited_seconds:.1f} s "
                                            f"({self.reason}); not asked again in this run")
 
@@ -59,9 +63,9 @@ class CircuitBreaker:
         if trip is not None and not _fresh.get():
             raise trip.error(dependency)
 
-    def trip(self, endpoint: str, dependency: str, waited_seconds: float, reason: str) -> None:
+    def trip(self, endpoint: str, dependency: str, waited_seconds: float, reason: str, *, throttled: bool = False) -> None:
         with self._lock:
-            self._open.setdefault(endpoint, Trip(dependency, endpoint, datetime.now().astimezone(), waited_seconds, reason))
+            self._open.setdefault(endpoint, Trip(dependency, endpoint, datetime.now().astimezone(), waited_seconds, reason, throttled))
 
     def close(self, endpoint: str) -> None:
         with self._lock:

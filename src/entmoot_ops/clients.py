@@ -155,6 +155,16 @@ def _normalise_error(http_response: Any, parsed: dict, model: Any, **_: Any) -> 
 NAMESPACE_DEPENDENCY = {"AWS/ApplicationELB": "traffic", "AWS/ECS": "api", "AWS/RDS": "primary", "AWS/ElastiCache": "redis"}
 
 
+THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+                       "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+                       "BandwidthLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+                       "EC2ThrottledException"})
+
+
+def throttled(code: str, message: str) -> bool:
+    return code in THROTTLED or "rate exceeded" in message.lower()
+
+
 def _touching_namespaces(params: dict, **_: Any) -> None:
     queries = params.get("MetricDataQueries") or []
     namespaces = {params.get("Namespace")} | {q.get("MetricStat", {}).get("Metric", {}).get("Namespace") for q in queries}
@@ -163,9 +173,12 @@ def _touching_namespaces(params: dict, **_: Any) -> None:
 
 def _guard_aws(client: Any, dependency: str) -> None:
     endpoint = urlsplit(client.meta.endpoint_url).netloc
+    # AWS throttles per API, and several APIs may share one endpoint (a proxy, the sandbox): its own circuit.
+    api = f"{endpoint} {client.meta.service_model.signing_name}"
 
     def before(context: dict, model: Any, **_: Any) -> None:
         breaker.guard(endpoint, dependency)
+        breaker.guard(api, dependency)
         context["entmoot_started"] = time.monotonic()
         current_action.set(iam_action(model))
 
@@ -174,10 +187,21 @@ def _guard_aws(client: Any, dependency: str) -> None:
             breaker.trip(endpoint, dependency, time.monotonic() - context.get("entmoot_started", time.monotonic()),
                          type(exception).__name__)
 
+    def answered(parsed: dict, context: dict, **_: Any) -> None:
+        breaker.close(endpoint)
+        error = parsed.get("Error") or {}
+        if throttled(str(error.get("Code") or ""), str(error.get("Message") or "")):
+            # botocore's retries (standard mode, aws_max_attempts) were spent: the rest of the run would only wait.
+            attempts = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            breaker.trip(api, dependency, time.monotonic() - context.get("entmoot_started", time.monotonic()),
+                         f"{error['Code']} after {attempts} attempts", throttled=True)
+        elif not error:
+            breaker.close(api)
+
     client.meta.events.register("before-call.*.*", before)
     client.meta.events.register("after-call-error.*.*", failed)
     client.meta.events.register("after-call.*.*", _normalise_error)
-    client.meta.events.register("after-call.*.*", lambda **_: breaker.close(endpoint))
+    client.meta.events.register("after-call.*.*", answered)
 
 
 class _Kept:

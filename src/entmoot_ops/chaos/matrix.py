@@ -54,6 +54,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("api_task_rate", {"rate": 1000}, (), note="more capacity per task: not a fault, nothing may turn red"),
     Expectation("ecs_stuck_rollout", {}, ("ecs.service-steady",)),
     Expectation("alarm", {}, ("alarms.none-firing",)),
+    Expectation("aws_throttled", {"service": "ecs"}, ("ecs.service-steady",), ("aws",),
+                note="every ECS call answers Rate exceeded: what reads ECS cannot measure"),
     *(Expectation(fault, {"component": "api"}, ("api.health",), _SERVED) for fault in ("component_killed", "component_frozen")),
     *(Expectation(fault, {"component": "primary"}, ("postgres.connections", "api.health"), ("primary", "replica", *_SERVED))
       for fault in ("component_killed", "component_frozen")),

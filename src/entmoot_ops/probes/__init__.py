@@ -22,10 +22,6 @@ from entmoot_ops.secrets import masker
 
 
 DENIED = re.compile(r"AccessDenied|UnauthorizedOperation|AuthorizationError|NotAuthorized|Forbidden", re.I)
-THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-                       "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-                       "BandwidthLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-                       "EC2ThrottledException"})
 _DENIED_ACTION = re.compile(r"perform:? ([a-z0-9-]+:[A-Za-z0-9]+)")
 ENDPOINT_HINT = "check that aws.endpoint_url points at the AWS API, not a proxy or a web page"
 
@@ -67,7 +63,7 @@ def aws_error(dependency: str, exc: botocore.exceptions.ClientError) -> Dependen
     if error.get("Unexpected"):
         return DependencyError(dependency, f"unexpected answer from {dependency} {action}: {code}, {message or 'no body'}",
                                reachable=True, fix=ENDPOINT_HINT)
-    if code in THROTTLED or "rate exceeded" in message.lower():
+    if clients.throttled(code, message):
         attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
         return DependencyError(dependency, f"throttled on {action} ({code}) after {attempts} attempts", reachable=True,
                                fix="AWS is rate-limiting this account: run fewer environments at once (-n), or later")

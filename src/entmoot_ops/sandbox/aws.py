@@ -84,6 +84,7 @@ class Aws:
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_extensions.install()
+        moto_extensions.unthrottled_key = CREDENTIALS["aws_access_key_id"]
         moto_extensions.service_tasks = self.tasks
         self.tasks.on_stop = self._task_stopped
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)

@@ -153,6 +153,12 @@ def dependency_blackhole(sandbox: Sandbox, since: datetime, dependency: str = "r
     return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=0.5)
 
 
+def aws_throttled(sandbox: Sandbox, since: datetime, service: str = "ecs", calls: int = 1_000_000) -> Callable[[], None]:
+    """An AWS API (its IAM prefix: ecs, cloudwatch, logs...) answers Rate exceeded to the next ``calls`` calls."""
+    moto_extensions.throttled[service] = calls
+    return lambda: moto_extensions.throttled.pop(service, None)
+
+
 def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     """The cache emptied (FLUSHALL): nothing to undo, the application fills it again."""
     sandbox.redis.client().flushall()
@@ -582,7 +588,7 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, slow_endpoints, memory_leak, api_latency, api_degraded, api_auth_disabled,
                             api_storage_fallback, api_task_rate,
                             ecs_stuck_rollout, alarm, component_killed, component_frozen, dependency_latency,
-                            dependency_blackhole, redis_flushed, redis_password_changed, redis_oom, redis_keys_without_ttl,
+                            dependency_blackhole, aws_throttled, redis_flushed, redis_password_changed, redis_oom, redis_keys_without_ttl,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,

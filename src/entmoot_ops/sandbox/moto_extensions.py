@@ -28,6 +28,8 @@
   scoped to ARNs counts as matching, so the sandbox enforces actions and AWS alone enforces the ARNs. Nor does it
   recompute every signature right (REST requests with a query string): the key names the user, botocore signs.
 - IAM ``SimulatePrincipalPolicy``: not implemented; answered with moto's own policy evaluation (resource ``*``).
+- Throttling: moto never throttles. :data:`throttled` makes a service answer ``Rate exceeded`` (``Throttling`` to
+  query-protocol clients, ``ThrottlingException`` to JSON ones) for a number of calls.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from moto.elasticache.responses import ElastiCacheResponse
 from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
+from moto.core.exceptions import _RESTError as XmlRESTError  # the query protocols' error body; moto exports no other name
 from moto.iam import access_control
 from moto.iam.responses import IamResponse
 from moto.core.responses import ActionResult
@@ -338,11 +341,38 @@ def _iam_request_init(self: access_control.IAMRequestBase, *args: Any, **kwargs:
     self._action = f"{IAM_PREFIX.get(service, service)}:{operation}"
 
 
+# Throttling as AWS answers it, per IAM service prefix: how many more calls are refused with "Rate exceeded". The
+# sandbox's own key is not throttled: its agent is not the account under test.
+throttled: dict[str, int] = {}
+unthrottled_key = ""
+
+
+def _answers_json(response: Any) -> bool:
+    """moto answers JSON to JSON-protocol clients, and to CloudWatch's smithy (CBOR) clients too."""
+    headers = response.headers
+    return "json" in (headers.get("Content-Type") or "") or bool(headers.get("X-Amz-Target") or headers.get("smithy-protocol"))
+
+
+def _throttle(self: Any) -> None:
+    scope = (self.headers.get("Authorization") or "").partition("Credential=")[2].split(",")[0].split("/")
+    if len(scope) < 4 or scope[0] == unthrottled_key:
+        return
+    prefix = IAM_PREFIX.get(scope[3], scope[3])
+    with _lock:
+        if throttled.get(prefix, 0) <= 0:
+            return
+        throttled[prefix] -= 1
+    if _answers_json(self):
+        raise JsonRESTError("ThrottlingException", "Rate exceeded")
+    raise XmlRESTError("Throttling", "Rate exceeded")
+
+
 def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+    _throttle(self)
     try:
         _original_authorize(self, iam_request_cls, resource)
     except AccessDeniedError as exc:
-        if "json" in (self.headers.get("Content-Type") or "") or self.headers.get("X-Amz-Target"):
+        if _answers_json(self):
             raise JsonRESTError("AccessDeniedException", exc.message) from None
         raise
 

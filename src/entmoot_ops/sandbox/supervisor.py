@@ -272,6 +272,7 @@ class Sandbox:
             "secrets": [pg.passwords[r] for r in pg.passwords] + [self.redis.password, self.api_token]
                        + [key["secret_access_key"] for key in self.aws.iam_keys.values()],
             "faults": sorted(self.active),
+            "throttled": dict(moto_extensions.throttled),  # calls each throttled API will still refuse
             "timings": self.timings,
             "postgis": self.postgres.postgis,
             "root": str(self.root),
