@@ -56,6 +56,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("alarm", {}, ("alarms.none-firing",)),
     Expectation("aws_throttled", {"service": "ecs"}, ("ecs.service-steady",), ("aws",),
                 note="every ECS call answers Rate exceeded: what reads ECS cannot measure"),
+    Expectation("insights_slow", {"seconds": 3}, (), note="Logs Insights is slow, not wrong: nothing may turn red"),
+    Expectation("insights_failed", {}, (), note="the log reads fall back to FilterLogEvents: nothing may turn red"),
     *(Expectation(fault, {"component": "api"}, ("api.health",), _SERVED) for fault in ("component_killed", "component_frozen")),
     *(Expectation(fault, {"component": "primary"}, ("postgres.connections", "api.health"), ("primary", "replica", *_SERVED))
       for fault in ("component_killed", "component_frozen")),

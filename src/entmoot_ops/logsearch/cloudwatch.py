@@ -34,6 +34,7 @@ ERROR_TOTAL_QUERY = 'filter level = "ERROR" | stats count(*) as errors'
 SLOW_PATHS_QUERY = ("filter duration_ms >= {min_ms:g} | stats count(*) as requests, pct(duration_ms, 95) as p95_ms, "
                     "max(duration_ms) as max_ms by path | sort p95_ms desc | limit {limit}")
 POLL_SECONDS = 0.5
+FIRST_POLL_SECONDS = 0.1
 DEPENDENCY = "AWS CloudWatch Logs"
 
 
@@ -110,6 +111,7 @@ class CloudWatchLogs:
                 return str(problem).removeprefix(f"{DEPENDENCY} refused the request: ")
             deadline = time.monotonic() + self.settings.query_timeout_seconds
             results: dict[str, list[dict[str, str]]] = {}
+            polls = 0
             while len(results) < len(ids):
                 for query_id in (i for i in ids if i not in results):
                     answer = self._call("get_query_results", queryId=query_id)
@@ -130,7 +132,9 @@ class CloudWatchLogs:
                         raise DependencyError(DEPENDENCY, f"Logs Insights query not complete after "
                                                           f"{self.settings.query_timeout_seconds:g} s (logs.query_timeout_seconds)",
                                               reachable=True)
-                    time.sleep(POLL_SECONDS)
+                    # Soon at first (a small query completes in a fraction of a second), then every POLL_SECONDS.
+                    time.sleep(min(POLL_SECONDS, FIRST_POLL_SECONDS * 2 ** polls))
+                    polls += 1
         return [results[i] for i in ids]
 
     def _stop_all(self, ids: dict[str, Any], done: dict[str, Any]) -> None:

@@ -159,6 +159,19 @@ def aws_throttled(sandbox: Sandbox, since: datetime, service: str = "ecs", calls
     return lambda: moto_extensions.throttled.pop(service, None)
 
 
+def insights_slow(sandbox: Sandbox, since: datetime, seconds: float = 3) -> Callable[[], None]:
+    """Logs Insights queries stay Running for ``seconds`` (a busy account), polled until they complete."""
+    before = moto_extensions.insights_timing["complete"]
+    moto_extensions.insights_timing["complete"] = seconds
+    return lambda: moto_extensions.insights_timing.update(complete=before)
+
+
+def insights_failed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """Logs Insights queries end Failed: the suite reads the raw events instead (FilterLogEvents)."""
+    moto_extensions.insights_failing = True
+    return lambda: setattr(moto_extensions, "insights_failing", False)
+
+
 def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     """The cache emptied (FLUSHALL): nothing to undo, the application fills it again."""
     sandbox.redis.client().flushall()
@@ -588,7 +601,8 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, slow_endpoints, memory_leak, api_latency, api_degraded, api_auth_disabled,
                             api_storage_fallback, api_task_rate,
                             ecs_stuck_rollout, alarm, component_killed, component_frozen, dependency_latency,
-                            dependency_blackhole, aws_throttled, redis_flushed, redis_password_changed, redis_oom, redis_keys_without_ttl,
+                            dependency_blackhole, aws_throttled, insights_slow, insights_failed, redis_flushed,
+                            redis_password_changed, redis_oom, redis_keys_without_ttl,
                             replica_paused, slot_inactive, redis_memory_pressure, redis_client_pressure,
                             redis_cold_cache, rds_cpu_pressure, rds_low_storage, rds_unavailable,
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,

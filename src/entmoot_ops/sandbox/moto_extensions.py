@@ -28,6 +28,8 @@
   scoped to ARNs counts as matching, so the sandbox enforces actions and AWS alone enforces the ARNs. Nor does it
   recompute every signature right (REST requests with a query string): the key names the user, botocore signs.
 - IAM ``SimulatePrincipalPolicy``: not implemented; answered with moto's own policy evaluation (resource ``*``).
+- Logs Insights: moto answers a query at once. Its status follows AWS's course here (Scheduled, Running, then
+  Complete, or Failed under a fault); at most 10,000 rows and 30 queries running at once; StopQuery cancels.
 - Throttling: moto never throttles. :data:`throttled` makes a service answer ``Rate exceeded`` (``Throttling`` to
   query-protocol clients, ``ThrottlingException`` to JSON ones) for a number of calls.
 """
@@ -59,6 +61,7 @@ from moto.core.utils import utcnow
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.fis.models import FISBackend
 from moto.logs import models as logs_models
+from moto.logs.responses import LogsResponse
 from moto.rds.responses import RDSResponse
 from moto.rds.models import DBInstance, RDSBackend
 
@@ -309,6 +312,63 @@ _original_list_tasks = EC2ContainerServiceResponse.list_tasks
 _original_stop_task = EC2ContainerServiceResponse.stop_task
 _original_reboot_db_instance = RDSResponse.reboot_db_instance
 _original_start_experiment = FISBackend.start_experiment
+_original_start_query = logs_models.LogsBackend.start_query
+
+
+# Logs Insights' timing, as AWS runs a query: Scheduled, then Running, then Complete (seconds after StartQuery).
+# A fault may hold queries Running longer, or end them Failed.
+insights_timing = {"scheduled": 0.05, "complete": 0.3}
+insights_failing = False
+INSIGHTS_CONCURRENCY = 30  # queries running at once per account (AWS's quota)
+INSIGHTS_MAX_ROWS = 10_000
+
+
+class _TimedQuery(logs_models.LogQuery):
+    """moto's query, answered when AWS would answer it: moto runs it at once, its status follows the clock."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.started, self.ends, self.stopped = time.monotonic(), insights_timing["complete"], False
+        self.fails = insights_failing
+        super().__init__(*args, **kwargs)
+
+    @property
+    def status(self) -> str:
+        elapsed = time.monotonic() - self.started
+        if self.stopped:
+            return "Cancelled"
+        if elapsed < insights_timing["scheduled"]:
+            return "Scheduled"
+        if elapsed < self.ends:
+            return "Running"
+        return "Failed" if self.fails else "Complete"
+
+    @status.setter
+    def status(self, _: str) -> None:
+        """moto sets Running then Complete as it runs the query at once: the clock decides instead."""
+
+    def to_result_json(self) -> dict[str, Any]:
+        status = self.status
+        rows = self.results[:INSIGHTS_MAX_ROWS] if status == "Complete" else []
+        return {"results": [[{"field": k, "value": str(v)} for k, v in row.items()] for row in rows], "status": status,
+                "statistics": {"recordsMatched": float(len(self.results)), "recordsScanned": float(len(self.results)),
+                               "bytesScanned": 0.0}}
+
+
+def _start_query(self: Any, *args: Any, **kwargs: Any) -> str:
+    running = sum(1 for q in self.queries.values() if q.status in ("Scheduled", "Running"))
+    if running >= INSIGHTS_CONCURRENCY:
+        raise JsonRESTError("LimitExceededException",
+                            f"Account maximum query concurrency limit of [{INSIGHTS_CONCURRENCY}] reached.")
+    return _original_start_query(self, *args, **kwargs)
+
+
+def _stop_query(self: LogsResponse) -> str:
+    query = self.logs_backend.queries.get(self._get_param("queryId"))
+    if query is None:
+        raise JsonRESTError("ResourceNotFoundException", "The specified query does not exist.")
+    stoppable = query.status in ("Scheduled", "Running")
+    query.stopped = query.stopped or stoppable
+    return json.dumps({"success": stoppable})
 
 
 def _malformed(error: log_queries.QueryError) -> JsonRESTError:
@@ -432,6 +492,9 @@ def install() -> None:
         CloudTrailResponse._error = _error
         logs_models.execute_query = _execute_query
         logs_models.EventMessageFilter = _EventMessageFilter
+        logs_models.LogQuery = _TimedQuery
+        logs_models.LogsBackend.start_query = _start_query
+        LogsResponse.stop_query = _stop_query
         access_control.IAMRequestBase.__init__ = _iam_request_init
         access_control.IAMRequestBase.check_signature = _signature_not_recomputed
         IamResponse.simulate_principal_policy = _simulate_principal_policy
