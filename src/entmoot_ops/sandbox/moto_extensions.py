@@ -19,7 +19,9 @@
 - CloudWatch ``GetMetricData`` and ``GetMetricStatistics``: moto's answer is right but scans every stored datapoint
   (once per period for GetMetricData: 0.75 s for three series over an hour of 10 s periods beside eight days of
   history). Each query is answered by moto's own code over the datapoints of its metric alone, kept in an index
-  that follows what is stored: the same answer, many times faster.
+  that follows what is stored: the same answer, many times faster. And with CloudWatch's dimension matching: exactly
+  the query's set, in any order (moto takes any datapoint holding the query's dimensions, and its ordering of
+  dimensions is broken).
 - CloudWatch Logs filter patterns (JSON and space-delimited) and Logs Insights ``filter``/``stats``/``sort``: moto
   matches every event or ignores the clause; :mod:`entmoot_ops.sandbox.log_queries` answers them as AWS does.
 - IAM enforcement (:func:`enforce_iam`): moto authorises CloudWatch as ``monitoring:Action`` (its signing name),
@@ -46,7 +48,7 @@ from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from moto.cloudtrail.responses import CloudTrailResponse
-from moto.cloudwatch.models import CloudWatchBackend
+from moto.cloudwatch.models import CloudWatchBackend, Dimension
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.elasticache.exceptions import InvalidParameterValueException, ReplicationGroupNotFound
 from moto.elasticache.responses import ElastiCacheResponse
@@ -127,10 +129,21 @@ class _MetricIndex:
 _index = _MetricIndex()
 
 
-def _view(backend: CloudWatchBackend, namespace: str, name: str) -> SimpleNamespace:
-    """The backend as moto's own code sees it, holding only one metric's datapoints."""
+def _view(backend: CloudWatchBackend, namespace: str, name: str, dimensions: list[dict[str, str]] | None) -> SimpleNamespace:
+    """The backend as moto's own code sees it, holding only one metric's datapoints, and only those whose dimensions
+    are exactly the query's, as CloudWatch matches them: moto matches any datapoint that has the query's
+    dimensions among its own (a load balancer's query would add up its zones and target groups too), and in
+    GetMetricData it compares them in the order they were written."""
     own = _index.of(backend, namespace, name)
+    if dimensions is not None:
+        wanted = {(d["Name"], d["Value"]) for d in dimensions}
+        own = [d for d in own if {(x.name, x.value) for x in d.dimensions} == wanted]
     return SimpleNamespace(get_all_metrics=lambda: own)
+
+
+def _dimension_before(self: Dimension, other: Dimension) -> bool:
+    """moto's ordering compares a value with a name: sorting, it leaves dimensions in the order they were written."""
+    return (self.name or "", self.value or "") < (other.name or "", other.value or "")
 
 
 def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], start_time: datetime, end_time: datetime,
@@ -140,13 +153,15 @@ def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], sta
     answers = []
     for query in queries:
         metric = query["MetricStat"]["Metric"]
-        answers += _original_get_metric_data(_view(self, metric["Namespace"], metric["MetricName"]), [query], start_time,
-                                             end_time, scan_by)
+        answers += _original_get_metric_data(_view(self, metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])),
+                                             [query], start_time, end_time, scan_by)
     return answers
 
 
 def _backend_get_metric_statistics(self: CloudWatchBackend, namespace: str, metric_name: str, *args: Any, **kwargs: Any) -> Any:
-    return _original_backend_get_metric_statistics(_view(self, namespace, metric_name), namespace, metric_name, *args, **kwargs)
+    dimensions = kwargs.get("dimensions", args[5] if len(args) > 5 else None) or []
+    return _original_backend_get_metric_statistics(_view(self, namespace, metric_name, dimensions), namespace, metric_name,
+                                                   *args, **kwargs)
 
 
 REPLACE_AFTER_SECONDS = 10
@@ -480,6 +495,7 @@ def install() -> None:
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
         CloudWatchBackend.get_metric_data = _get_metric_data
         CloudWatchBackend.get_metric_statistics = _backend_get_metric_statistics
+        Dimension.__lt__ = _dimension_before
         ElastiCacheResponse.increase_replica_count = _increase_replica_count
         ElastiCacheResponse.test_failover = _test_failover
         EC2ContainerServiceResponse.list_tasks = _list_tasks
