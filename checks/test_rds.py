@@ -27,7 +27,7 @@ def test_rds_free_storage(env):
     evidence("FreeStorageSpace vs AllocatedStorage", {"instance": db, "storage": storage})
     expect("free storage (FreeStorageSpace / AllocatedStorage)", storage.free_ratio, ">",
            env.thresholds.rds_free_storage_min_ratio, unit="%",
-           window=f"latest datapoint {storage.measured_at or 'none'} of {db.allocated_gib} GiB")
+           window=f"period {storage.measured_at or 'none'} of {db.allocated_gib} GiB")
 
 
 @pytest.mark.alerts

@@ -76,5 +76,7 @@ def test_service_utilisation(env):
 
     def ratio(percent: float | None) -> float | None:
         return None if percent is None else percent / 100
-    expect("ECS service CPU", ratio(utilisation.cpu_percent), "<", t.scale_out_cpu_percent / 100, unit="%", window=window.describe())
-    expect("ECS service memory", ratio(utilisation.memory_percent), "<", t.scale_out_memory_percent / 100, unit="%", window=window.describe())
+    expect(f"ECS service CPU (period {utilisation.cpu_period or 'none'})", ratio(utilisation.cpu_percent), "<",
+           t.scale_out_cpu_percent / 100, unit="%", window=window.describe())
+    expect(f"ECS service memory (period {utilisation.memory_period or 'none'})", ratio(utilisation.memory_percent), "<",
+           t.scale_out_memory_percent / 100, unit="%", window=window.describe())

@@ -54,5 +54,7 @@ def test_saturated_tasks_are_named_and_scaled_out(sandbox, run_checks, environme
     assert run.outcome("incident.response-time") == "fail", run.output[-3000:]
     assert re.search(r"most likely cause: Tasks saturated \(ECS CPU \d+% >= 70%\) -> scale horizontally .*\(remediation ecs.scale-out\)",
                      message), message
-    assert run.outcome("ecs.utilisation") == "fail" and "ECS service CPU: measured" in run.result("ecs.utilisation").message
+    # Judged on the latest complete period, which it names.
+    assert run.outcome("ecs.utilisation") == "fail" and re.search(
+        r"ECS service CPU \(period \d\d:\d\d:\d\d–\d\d:\d\d:\d\dZ\): measured", run.result("ecs.utilisation").message)
     assert "--desired-count" in run.output  # the scale-out's plan, with its bounds

@@ -91,6 +91,41 @@ class Series:
     def latest(self) -> tuple[datetime, float] | None:
         return self.points[-1] if self.points else None
 
+    def newest(self, period_seconds: int, now: datetime | None = None) -> Reading | None:
+        """The newest datapoint, said to be partial where its period has not ended. For a threshold that a partial
+        period can only cross further (the Minimum of free storage, the Maximum of a lag), crossing it there is
+        already conclusive, so a gauge is judged at once."""
+        if not self.points:
+            return None
+        start, value = self.points[-1]
+        ended = start <= (now or datetime.now(UTC)) - timedelta(seconds=period_seconds)
+        return Reading(start, value, period_seconds, complete=ended)
+
+    def latest_period(self, period_seconds: int, now: datetime | None = None) -> Reading | None:
+        """The newest period that has ended and holds data. CloudWatch's current period is partial (its datapoints
+        still arriving, one to three minutes late on AWS), and often empty: it is judged only where no complete
+        period of the window holds data yet (a young service), and then said to be partial."""
+        ended = (now or datetime.now(UTC)) - timedelta(seconds=period_seconds)
+        complete = next((point for point in reversed(self.points) if point[0] <= ended), None)
+        if complete is not None:
+            return Reading(*complete, period_seconds, complete=True)
+        return Reading(*self.points[-1], period_seconds, complete=False) if self.points else None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One period's value, and which period it was."""
+
+    start: datetime
+    value: float
+    period_seconds: int
+    complete: bool
+
+    def describe(self) -> str:
+        """``22:14:00–22:14:10Z``, or ``22:14:10–22:14:20Z, partial``."""
+        end = self.start + timedelta(seconds=self.period_seconds)
+        return f"{self.start:%H:%M:%S}–{end:%H:%M:%SZ}{'' if self.complete else ', partial'}"
+
 
 @needs("cloudwatch:GetMetricStatistics")
 def series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], statistic: str, window: Window) -> Series:

@@ -141,21 +141,25 @@ def release(clients: Clients, task_definition: str) -> Release:
 
 @dataclass(frozen=True)
 class Utilisation:
-    """The service's CPU and memory (AWS/ECS, averaged over its tasks) in the latest period of a window: Fargate
-    has no container instances to describe, so CloudWatch is the source."""
+    """The service's CPU and memory (AWS/ECS, averaged over its tasks) in the latest complete period of a window
+    that holds data (see Series.latest_period): Fargate has no container instances to describe, so CloudWatch is
+    the source."""
 
     window: str
     cpu_percent: float | None
     memory_percent: float | None
+    cpu_period: str | None = None  # which period was judged
+    memory_period: str | None = None
 
 
 def utilisation(clients: Clients, window: cloudwatch.Window) -> Utilisation:
     dims = {"ClusterName": clients.env.ecs.cluster, "ServiceName": clients.env.ecs.service}
     cpu, memory = cloudwatch.many_series(clients, "AWS/ECS", [("CPUUtilization", dims), ("MemoryUtilization", dims)], "Average", window)
 
-    def latest(series: cloudwatch.Series) -> float | None:
-        return series.latest[1] if series.latest else None
-    return Utilisation(window=window.describe(), cpu_percent=latest(cpu), memory_percent=latest(memory))
+    cpu_read, memory_read = (series.latest_period(window.period_seconds) for series in (cpu, memory))
+    return Utilisation(window=window.describe(), cpu_percent=cpu_read and cpu_read.value,
+                       memory_percent=memory_read and memory_read.value, cpu_period=cpu_read and cpu_read.describe(),
+                       memory_period=memory_read and memory_read.describe())
 
 
 @needs("ecs:DescribeTaskDefinition")

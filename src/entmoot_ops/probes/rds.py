@@ -84,15 +84,16 @@ class FreeStorage:
 
 
 def free_storage(clients: Clients, db: DbInstance) -> FreeStorage:
-    """The latest FreeStorageSpace datapoint (its period's Minimum), against allocated storage."""
+    """FreeStorageSpace in the newest period (its Minimum), against allocated storage: a partial period's Minimum
+    can only fall further, so a low one is already conclusive."""
     thresholds = clients.env.thresholds
     window = cloudwatch.Window.last(thresholds.metric_freshness_minutes, thresholds.metric_period_seconds)
     series = cloudwatch.series(clients, "AWS/RDS", "FreeStorageSpace", {"DBInstanceIdentifier": db.identifier}, "Minimum", window)
-    latest = series.latest
+    latest = series.newest(window.period_seconds)
     return FreeStorage(
-        free_bytes=latest[1] if latest else None,
+        free_bytes=latest.value if latest else None,
         allocated_bytes=db.allocated_gib * GIB,
-        measured_at=latest[0].isoformat() if latest else None,
+        measured_at=latest.describe() if latest else None,
     )
 
 
