@@ -43,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: a slow end-to-end test of a whole procedure (README: The project's tests)")
     if not hasattr(config, "workerinput"):
         os.environ[SESSION_MARK] = uuid.uuid4().hex  # xdist's workers inherit it
+    # The tests judge a fault the moment they inject it: the sandboxes they start show datapoints at once.
+    # CloudWatch's delay (on by default for users) has tests of its own (test_cloudwatch_delay.py).
+    os.environ.setdefault("ENTMOOT_SANDBOX_CLOUDWATCH_DELAY", "0")
 
 
 def _left_running(mark: str, basetemp: str) -> dict[int, str]:
@@ -113,6 +116,7 @@ class Result:
     junit: str = ""  # the junit element: failure (threshold breached) or error (could not measure)
     depends: tuple[str, ...] = ()
     touched: tuple[str, ...] = ()
+    aws_actions: tuple[str, ...] = ()  # the IAM actions its measurements called
 
 
 @dataclass
@@ -149,7 +153,8 @@ def parse_junit(path: Path) -> list[Result]:
                               props.get("measured", ""), props.get("threshold", ""), props.get("remediation", ""),
                               check["message"], float(case.get("time") or 0), check["fix"],
                               "failure" if case.find("failure") is not None else "error" if case.find("error") is not None else "",
-                              tuple(check.get("depends", ())), tuple(check.get("touched", ()))))
+                              tuple(check.get("depends", ())), tuple(check.get("touched", ())),
+                              tuple(check.get("aws_actions", ()))))
     return results
 
 

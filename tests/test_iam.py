@@ -21,6 +21,7 @@ CHECK_MARKERS = "morning or evening or deploy or handoff or incident or alerts o
 # On a healthy sandbox no check errs without these: Logs Insights falls back to FilterLogEvents where it is denied,
 # and the log reads (evidence) and the previous task definition (a rollback's plan) are read for failing checks only.
 ONLY_WHEN_FAILING = {"logs:StartQuery", "logs:GetQueryResults", "logs:StopQuery", "logs:FilterLogEvents", "ecs:ListTaskDefinitions"}
+FALLS_BACK = {"logs:StartQuery", "logs:GetQueryResults", "logs:StopQuery"}  # to FilterLogEvents: their callers do not err
 
 
 def _policy(mode: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -133,33 +134,28 @@ def test_the_sandbox_enforces_iam_as_aws_answers_it(iam_sandbox):
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
 
 
-def test_every_check_marker_passes_under_the_check_policy(iam_sandbox, tmp_path):
-    run = _checks_with_policy(iam_sandbox, tmp_path, iam.policy("check", iam_sandbox[1]))
-    assert run.returncode == 0, run.output[-3000:]
-    assert "denied" not in run.output and "AccessDenied" not in run.output
-    assert len(run.results) > 50
-
-
-def test_without_any_one_action_exactly_the_checks_that_need_it_err(iam_sandbox, tmp_path):
-    """Each action of the check policy taken away in turn: the checks that err name it and the command that prints
-    the policy; every other check keeps its verdict (pass or fail). An action no check errs without on a healthy
-    sandbox must be one read only for a failing check."""
-    policy = iam.policy("check", iam_sandbox[1])
-    baseline = {r.nodeid: r.outcome for r in _checks_with_policy(iam_sandbox, tmp_path, policy).results}
-    unused = []
-    for action in sorted(_actions(policy)):
-        run = _checks_with_policy(iam_sandbox, tmp_path / action.replace(":", "-"), _without(policy, action))
-        errored = {r.nodeid: r for r in run.results if r.outcome == "error"}
-        for result in errored.values():
+def test_every_check_marker_passes_under_the_check_policy_and_each_missing_action_errs_exactly_its_checks(iam_sandbox, tmp_path):
+    """Under the check policy, every check-mode marker passes with no denial (and so attempts no write: the policy
+    holds none). Then each action is taken away in turn: exactly the checks that called it (each check's result
+    records the IAM actions it called) err, each naming the action and the command that prints the policy. An action
+    that no check's verdict called on a healthy sandbox is one read only for a failing check."""
+    handle, environment = iam_sandbox
+    policy = iam.policy("check", environment)
+    baseline = _checks_with_policy(iam_sandbox, tmp_path, policy)
+    assert baseline.returncode == 0, baseline.output[-3000:]
+    assert "denied" not in baseline.output and "AccessDenied" not in baseline.output and len(baseline.results) > 50
+    needs = {action: {r.check_id for r in baseline.results if action in r.aws_actions} for action in _actions(policy)}
+    unused = {action for action, checks in needs.items() if not checks}
+    assert unused <= ONLY_WHEN_FAILING, f"no check calls {sorted(unused - ONLY_WHEN_FAILING)}: the policy need not grant it"
+    for action, checks in sorted((a, c) for a, c in needs.items() if c):
+        handle.enforce_iam({**iam.policies(environment), "check": _without(policy, action)})
+        run = checks_runner(handle, tmp_path / action.replace(":", "-"))(
+            "-m", CHECK_MARKERS, "--expected-version", "1.4.2", *(arg for check in sorted(checks) for arg in ("--check", check)))
+        errored = {r.check_id for r in run.results if r.outcome == "error"}
+        assert errored == (set() if action in FALLS_BACK else checks), (action, run.output[-3000:])
+        for result in (r for r in run.results if r.outcome == "error"):
             assert f"denied {action} (" in result.message, (action, result.message)
             assert "`entmoot-ops iam-policy check` prints the policy" in result.fix, result.fix
-        # A check skipped for too little traffic on a young sandbox judges once traffic has come: only verdicts count.
-        changed = {r.nodeid: (baseline.get(r.nodeid), r.outcome) for r in run.results
-                   if {baseline.get(r.nodeid), r.outcome} <= {"pass", "fail"} and baseline[r.nodeid] != r.outcome}
-        assert not changed, (action, changed)
-        if not errored:
-            unused.append(action)
-    assert set(unused) <= ONLY_WHEN_FAILING, f"no check errs without {sorted(set(unused) - ONLY_WHEN_FAILING)}: the policy need not grant it"
 
 
 def _runs_with_mode_policies(iam_sandbox, tmp_path, **replaced: dict):

@@ -97,6 +97,7 @@ class CheckRun:
     env: str
     readings: list[Reading] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)  # the DEPENDENCIES its measurements reached
+    aws_actions: set[str] = field(default_factory=set)  # the IAM actions its measurements called ("logs:StartQuery")
     # Evidence reads put off until the verdict is known: done for a check that did not pass, or on --evidence all.
     deferred: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
 
@@ -106,22 +107,43 @@ current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("c
 
 # True while a best-effort read runs: what it reaches informs a verdict, it is not what the check depends on.
 _informing: contextvars.ContextVar[bool] = contextvars.ContextVar("informing", default=False)
-_collectors: contextvars.ContextVar[tuple[set[str], ...]] = contextvars.ContextVar("touch_collectors", default=())
+@dataclass
+class Reached:
+    """What a measurement reached: the dependencies, and the IAM actions it called."""
+
+    dependencies: set[str] = field(default_factory=set)
+    aws_actions: set[str] = field(default_factory=set)
+
+    def replay(self) -> None:
+        touching(*self.dependencies)
+        calling(*self.aws_actions)
+
+
+_collectors: contextvars.ContextVar[tuple[Reached, ...]] = contextvars.ContextVar("touch_collectors", default=())
 
 
 def touching(*dependencies: str) -> None:
     """The clients say which dependency a measurement reaches, for the check running now (if any)."""
     for found in _collectors.get():
-        found.update(dependencies)
+        found.dependencies.update(dependencies)
     run = current_run.get()
     if run is not None and not _informing.get():
         run.touched.update(dependencies)
 
 
+def calling(*actions: str) -> None:
+    """The AWS client says which IAM action a measurement calls: a check needs those of its verdict."""
+    for found in _collectors.get():
+        found.aws_actions.update(actions)
+    run = current_run.get()
+    if run is not None and not _informing.get():
+        run.aws_actions.update(actions)
+
+
 @contextlib.contextmanager
-def collecting() -> Iterator[set[str]]:
-    """What a measurement touches, kept with a reading that later checks share (Clients.remember)."""
-    found: set[str] = set()
+def collecting() -> Iterator[Reached]:
+    """What a measurement reaches, kept with a reading that later checks share (Clients.remember)."""
+    found = Reached()
     token = _collectors.set((*_collectors.get(), found))
     try:
         yield found

@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from entmoot_ops.breaker import breaker, measuring_fresh
-from entmoot_ops.check import collecting, touching
+from entmoot_ops.check import calling, collecting, touching
 from entmoot_ops.config import Environment
 from entmoot_ops import iam
 from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
@@ -177,6 +177,7 @@ def _guard_aws(client: Any, dependency: str) -> None:
     api = f"{endpoint} {client.meta.service_model.signing_name}"
 
     def before(context: dict, model: Any, **_: Any) -> None:
+        calling(iam_action(model))
         breaker.guard(endpoint, dependency)
         breaker.guard(api, dependency)
         context["entmoot_started"] = time.monotonic()
@@ -235,10 +236,10 @@ class Clients:
         """A reading several checks of one run share (one AWS call, not one per check); a re-check after a
         remediation measures fresh."""
         if measuring_fresh() or key not in self._readings:
-            with collecting() as touched:
-                self._readings[key] = (measure(), frozenset(touched))
-        value, touched = self._readings[key]
-        touching(*touched)  # a check that shares a reading depends on what it came from
+            with collecting() as reached:
+                self._readings[key] = (measure(), reached)
+        value, reached = self._readings[key]
+        reached.replay()  # a check that shares a reading depends on what it came from, and needs what it called
         return value
 
     @functools.cached_property

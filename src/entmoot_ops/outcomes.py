@@ -38,6 +38,7 @@ class CheckResult:
     fix: str = ""  # for an error: what to fix in access, configuration or connectivity
     depends: list[str] = field(default_factory=list)  # what the check declares it depends on (check.DEPENDENCIES)
     touched: list[str] = field(default_factory=list)  # what its measurements reached this time
+    aws_actions: list[str] = field(default_factory=list)  # the IAM actions its measurements called this time
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [

@@ -659,6 +659,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             plan=plan,
             depends=list(spec.depends),
             touched=sorted(run.touched) if run else [],
+            aws_actions=sorted(run.aws_actions) if run else [],
         )
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())

@@ -100,21 +100,22 @@ class CloudWatchLogs:
         if not self.settings.insights:
             return "logs.insights = false"
         with measuring(DEPENDENCY):
-            try:
-                ids = {self._call("start_query", logGroupName=self.settings.group, queryString=query,
-                                  startTime=int(window.start.timestamp()), endTime=int(window.end.timestamp()))["queryId"]: fields
-                       for query, fields in queries.items()}
-            except botocore.exceptions.ClientError as exc:
-                problem = aws_error(DEPENDENCY, exc)
-                if "denied" not in str(problem):
-                    raise problem from None
-                return str(problem).removeprefix(f"{DEPENDENCY} refused the request: ")
-            deadline = time.monotonic() + self.settings.query_timeout_seconds
+            ids: dict[str, tuple[str, ...]] = {}
             results: dict[str, list[dict[str, str]]] = {}
+            try:
+                for query, fields in queries.items():
+                    ids[self._call("start_query", logGroupName=self.settings.group, queryString=query,
+                                   startTime=int(window.start.timestamp()), endTime=int(window.end.timestamp()))["queryId"]] = fields
+            except botocore.exceptions.ClientError as exc:
+                return self._denied(exc, ids, results)
+            deadline = time.monotonic() + self.settings.query_timeout_seconds
             polls = 0
             while len(results) < len(ids):
                 for query_id in (i for i in ids if i not in results):
-                    answer = self._call("get_query_results", queryId=query_id)
+                    try:
+                        answer = self._call("get_query_results", queryId=query_id)
+                    except botocore.exceptions.ClientError as exc:
+                        return self._denied(exc, ids, results)
                     status = answer.get("status")
                     if status == "Complete":
                         rows = [_row(fields) for fields in answer.get("results", [])]
@@ -136,6 +137,14 @@ class CloudWatchLogs:
                     time.sleep(min(POLL_SECONDS, FIRST_POLL_SECONDS * 2 ** polls))
                     polls += 1
         return [results[i] for i in ids]
+
+    def _denied(self, exc: botocore.exceptions.ClientError, ids: dict[str, Any], done: dict[str, Any]) -> str:
+        """A role may hold some of Insights' actions and not others: any denial is a reason to fall back."""
+        problem = aws_error(DEPENDENCY, exc)
+        if "denied" not in str(problem):
+            raise problem from None
+        self._stop_all(ids, done)
+        return str(problem).removeprefix(f"{DEPENDENCY} refused the request: ")
 
     def _stop_all(self, ids: dict[str, Any], done: dict[str, Any]) -> None:
         for query_id in (i for i in ids if i not in done):

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from entmoot_ops.sandbox.supervisor import Sandbox
 
 GIB = 1024**3
+HISTORY_SECONDS, HISTORY_STEP_SECONDS = 60, 5
 
 
 @dataclass
@@ -41,10 +42,19 @@ class Agent:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     errors: dict[str, str] = field(default_factory=dict)
+    _history_seconds: int = 0  # how far back the readings of this tick also stand (the first tick's: the past)
 
     def start(self) -> None:
+        # A real environment has a past: the first readings stand for the minute before as well, so that
+        # CloudWatch's delay (moto_extensions.visibility_delay) leaves no window empty once the sandbox is ready.
+        self._history_seconds = HISTORY_SECONDS
         self.tick()
+        self._history_seconds = 0
         threading.Thread(target=self._run, name="sandbox-agent", daemon=True).start()
+
+    def _moments(self) -> list[datetime]:
+        now = datetime.now(UTC)
+        return [now - timedelta(seconds=back) for back in range(0, self._history_seconds + 1, HISTORY_STEP_SECONDS)]
 
     def stop(self) -> None:
         self._stop.set()
@@ -65,10 +75,9 @@ class Agent:
                     self.errors[name] = f"{type(exc).__name__}: {exc}"
 
     def _put(self, namespace: str, metrics: list[tuple[str, dict[str, str], float, str]]) -> None:
-        now = datetime.now(UTC)
         data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
-                 "Timestamp": now, "Value": value, "Unit": unit, "StorageResolution": 1}
-                for name, dims, value, unit in metrics]
+                 "Timestamp": at, "Value": value, "Unit": unit, "StorageResolution": 1}
+                for at in self._moments() for name, dims, value, unit in metrics]
         self.sandbox.aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=data)
 
     def _settle(self) -> None:
@@ -165,7 +174,7 @@ class Agent:
         # Every running task is a healthy target of the ALB's target group (the API answers for all of them).
         aws = self.sandbox.aws
         running = aws.client("ecs").describe_services(cluster=sandbox_aws.CLUSTER, services=[sandbox_aws.SERVICE])["services"][0]["runningCount"]
-        healthy = {"MetricName": "HealthyHostCount", "Timestamp": datetime.now(UTC), "Value": float(running), "Unit": "Count",
-                   "StorageResolution": 1}
-        aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=alb_metrics.datums(
-            healthy, aws.alb_dimension, aws.target_group_dimension))
+        healthy = [{"MetricName": "HealthyHostCount", "Timestamp": at, "Value": float(running), "Unit": "Count", "StorageResolution": 1}
+                   for at in self._moments()]
+        aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[
+            d for datum in healthy for d in alb_metrics.datums(datum, aws.alb_dimension, aws.target_group_dimension)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import uuid
 import threading
@@ -52,6 +53,24 @@ AGENT_USER = "entmoot-sandbox-agent"  # the sandbox's own processes, with every 
 MONITOR_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/entmoot-ops-readonly/oncall"
 
 
+# AWS makes a one-minute datapoint readable 60 to 150 s after its timestamp; the sandbox's periods are 10 s
+# (environments/sandbox.toml), so its datapoints become readable 1 to 2.5 periods late likewise.
+DEFAULT_CLOUDWATCH_DELAY = "10-25"
+
+
+def cloudwatch_delay_setting() -> tuple[float, float]:
+    """ENTMOOT_SANDBOX_CLOUDWATCH_DELAY: "LOW-HIGH" seconds, or "0" for datapoints readable at once."""
+    text = os.environ.get("ENTMOOT_SANDBOX_CLOUDWATCH_DELAY", DEFAULT_CLOUDWATCH_DELAY)
+    low, _, high = text.partition("-")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise ValueError(f"ENTMOOT_SANDBOX_CLOUDWATCH_DELAY={text!r}: expected LOW-HIGH seconds (such as 10-25) or 0") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"ENTMOOT_SANDBOX_CLOUDWATCH_DELAY={text!r}: expected 0 <= LOW <= HIGH")
+    return bounds
+
+
 def _backend(service: str) -> Any:
     return get_backend(service)[DEFAULT_ACCOUNT_ID][REGION]
 
@@ -69,6 +88,7 @@ class Aws:
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
     iam_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # per mode, once IAM is enforced
+    cloudwatch_delay: tuple[float, float] = field(default_factory=lambda: cloudwatch_delay_setting())
 
     @property
     def endpoint(self) -> str:
@@ -85,6 +105,7 @@ class Aws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_extensions.install()
         moto_extensions.unthrottled_key = CREDENTIALS["aws_access_key_id"]
+        moto_extensions.visibility_delay = self.cloudwatch_delay
         moto_extensions.service_tasks = self.tasks
         self.tasks.on_stop = self._task_stopped
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
@@ -243,6 +264,12 @@ class Aws:
                     {"MetricName": "HealthyHostCount", "Timestamp": at, "Value": 3.0, "Unit": "Count"}]
         put_metrics(self.client("cloudwatch"), "AWS/ApplicationELB",
                     [d for m in alb for d in alb_metrics.datums(m, self.alb_dimension, self.target_group_dimension)])
+        # The fleet's CPU over the last two minutes, idle: the API publishes it live, and CloudWatch's delay would
+        # leave those minutes empty at first.
+        service = [{"Name": "ClusterName", "Value": CLUSTER}, {"Name": "ServiceName", "Value": SERVICE}]
+        put_metrics(self.client("cloudwatch"), "AWS/ECS", [
+            {"MetricName": "CPUUtilization", "Dimensions": service, "Timestamp": datetime.now(UTC) - timedelta(seconds=back),
+             "Value": 2.0, "Unit": "Percent", "StorageResolution": 1} for back in range(5, 121, 5)])
         put_metrics(self.client("cloudwatch"), "AWS/ElastiCache", cache)
 
     # ----------------------------------------------------------------------- state moto does not simulate

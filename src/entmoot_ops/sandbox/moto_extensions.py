@@ -21,7 +21,8 @@
   history). Each query is answered by moto's own code over the datapoints of its metric alone, kept in an index
   that follows what is stored: the same answer, many times faster. And with CloudWatch's dimension matching: exactly
   the query's set, in any order (moto takes any datapoint holding the query's dimensions, and its ordering of
-  dimensions is broken).
+  dimensions is broken). And with its delay (:data:`visibility_delay`): moto shows a datapoint the moment it is
+  written, AWS one to three minutes later, so that the latest period of a query is partial or empty.
 - CloudWatch Logs filter patterns (JSON and space-delimited) and Logs Insights ``filter``/``stats``/``sort``: moto
   matches every event or ignores the clause; :mod:`entmoot_ops.sandbox.log_queries` answers them as AWS does.
 - IAM enforcement (:func:`enforce_iam`): moto authorises CloudWatch as ``monitoring:Action`` (its signing name),
@@ -127,6 +128,18 @@ class _MetricIndex:
 
 
 _index = _MetricIndex()
+# CloudWatch's delay: a datapoint becomes readable between these many seconds after its timestamp (AWS: 60 to 150 s
+# for its one-minute metrics). Each datapoint keeps its own delay, drawn from its identity, so it never flickers.
+visibility_delay = (0.0, 0.0)
+
+
+def _visible(datum: Any, now: datetime) -> bool:
+    low, high = visibility_delay
+    if high <= 0:
+        return True
+    stamp = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=UTC)
+    spread = hash((datum.name, stamp)) % 1000 / 1000
+    return stamp <= now - timedelta(seconds=low + (high - low) * spread)
 
 
 def _view(backend: CloudWatchBackend, namespace: str, name: str, dimensions: list[dict[str, str]] | None) -> SimpleNamespace:
@@ -138,6 +151,8 @@ def _view(backend: CloudWatchBackend, namespace: str, name: str, dimensions: lis
     if dimensions is not None:
         wanted = {(d["Name"], d["Value"]) for d in dimensions}
         own = [d for d in own if {(x.name, x.value) for x in d.dimensions} == wanted]
+    now = datetime.now(UTC)
+    own = [d for d in own if _visible(d, now)]
     return SimpleNamespace(get_all_metrics=lambda: own)
 
 

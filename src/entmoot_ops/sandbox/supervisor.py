@@ -275,6 +275,7 @@ class Sandbox:
             "throttled": dict(moto_extensions.throttled),  # calls each throttled API will still refuse
             "timings": self.timings,
             "postgis": self.postgres.postgis,
+            "cloudwatch_delay": list(self.aws.cloudwatch_delay),
             "root": str(self.root),
         }
 
