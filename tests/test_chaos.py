@@ -56,7 +56,7 @@ def runner(sandbox, environments, monkeypatch, tmp_path):
     opened: list[Clients] = []
 
     def make(name: str, settings: str = "detection_timeout_seconds = 8\n") -> Runner:
-        directory = environments(replace={"detection_timeout_seconds = 30\n": settings})
+        directory = environments(replace={"detection_timeout_seconds = 60\n": settings})
         env = load_environment("sandbox", directory)
         readonly, writable = Clients(env), Clients(env, writable=True)
         opened.extend((readonly, writable))
@@ -123,7 +123,7 @@ def test_a_failed_rollback_fails_loudly_and_says_what_is_left(sandbox, runner, r
 
 
 def test_ctrl_c_rolls_back_and_ends_the_run(sandbox, environments, tmp_path):
-    directory = environments(replace={"detection_timeout_seconds = 30\n": "detection_timeout_seconds = 60\n"})
+    directory = environments()
     reports = tmp_path / "reports"
     environ = {**os.environ, "ENTMOOT_SANDBOX_STATE": str(sandbox.state_file)}
     process = subprocess.Popen([sys.executable, "-m", "pytest", "checks/", "-m", "chaos", "--check", "chaos.flush-cache",
@@ -185,7 +185,7 @@ def test_a_broken_steady_state_means_the_experiment_is_not_run(sandbox, run_chec
 
 def test_a_detection_slower_than_its_deadline_fails_the_check_with_value_threshold_and_remediation(sandbox, run_checks,
                                                                                                     environments):
-    directory = environments(replace={"detection_timeout_seconds = 30\n": "detection_timeout_seconds = 0.01\n"})
+    directory = environments(replace={"detection_timeout_seconds = 60\n": "detection_timeout_seconds = 0.01\n"})
     run = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--environments-dir", str(directory))
     failed = run.result("chaos.kill-redis")
     assert failed.outcome == "fail", run.output[-3000:]

@@ -238,6 +238,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
+MATRIX_DEADLINE_SECONDS = 30
+
+
 class Refused(OpsError):
     """A request the command will not carry out as asked: exit 4, like a usage error, before any call."""
 
@@ -335,7 +338,10 @@ def chaos_matrix(arguments: argparse.Namespace) -> int:
                                      {"ENTMOOT_SANDBOX_STATE": str(handle.state_file)})
         # The checks' own session stops asking a dead endpoint; the traffic must go on through every fault.
         with Traffic(clients.api_url, dict(clients.http().headers), settings.protected_path + "/{id}"):
-            rows = matrix.Matrix(checks, handle, deadline_seconds=arguments.deadline).run(expectations)
+            # CloudWatch's delay comes first: a datapoint is not readable before it, whatever the check.
+            deadline = arguments.deadline if arguments.deadline is not None else (
+                MATRIX_DEADLINE_SECONDS + handle.state.get("cloudwatch_delay", [0, 0])[1])
+            rows = matrix.Matrix(checks, handle, deadline_seconds=deadline).run(expectations)
     finally:
         handle.release()
     paths = matrix.write(rows, arguments.output)
@@ -408,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     grid = chaos_commands.add_parser("matrix", help="every sandbox fault against the checklists: caught, missed, false alarms")
     grid.add_argument("--environments-dir", type=Path)
     grid.add_argument("--fault", action="append", default=[], help="only this fault (repeatable)")
-    grid.add_argument("--deadline", type=float, default=30, help="seconds a fault has to be detected (default 30)")
+    grid.add_argument("--deadline", type=float, default=None,
+                      help=f"seconds a fault has to be detected (default {MATRIX_DEADLINE_SECONDS} beyond the sandbox's CloudWatch delay)")
     grid.add_argument("--output", type=Path, default=Path("reports/chaos-matrix"))
     grid.set_defaults(run=chaos_matrix)
     html = commands.add_parser("report", help="generate the Allure HTML report from reports/allure-results")
