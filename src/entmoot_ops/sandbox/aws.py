@@ -28,6 +28,9 @@ from entmoot_ops.sandbox import alb_metrics, moto_extensions
 REGION = "us-east-1"
 # moto accepts any keys; these are long and unlikely so that masking them never blanks ordinary words.
 CREDENTIALS = {"aws_access_key_id": "AKIAENTMOOTSANDBOX01", "aws_secret_access_key": "entmoot-sandbox-secret-key-not-a-real-one"}
+# The suite's key, apart from the sandbox's own processes' (CREDENTIALS): throttling applies to it and not to them.
+# Under IAM enforcement the suite signs as the user of its mode instead.
+SUITE_CREDENTIALS = {"aws_access_key_id": "AKIAENTMOOTSUITE0001", "aws_secret_access_key": "entmoot-sandbox-suite-key-not-a-real-one"}
 CLUSTER = "entmoot-sandbox"
 SERVICE = "entmoot-api"
 DB_INSTANCE = "entmoot-sandbox"

@@ -247,8 +247,8 @@ class Sandbox:
         pg = self.postgres
         env = {
             "ENTMOOT_SANDBOX_AWS_ENDPOINT_URL": self.aws.endpoint,
-            "ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID": sandbox_aws.CREDENTIALS["aws_access_key_id"],
-            "ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY": sandbox_aws.CREDENTIALS["aws_secret_access_key"],
+            "ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID": sandbox_aws.SUITE_CREDENTIALS["aws_access_key_id"],
+            "ENTMOOT_SANDBOX_AWS_SECRET_ACCESS_KEY": sandbox_aws.SUITE_CREDENTIALS["aws_secret_access_key"],
             "ENTMOOT_SANDBOX_API_URL": f"http://127.0.0.1:{self.api_port}",
             "ENTMOOT_SANDBOX_API_TOKEN": self.api_token,
             "ENTMOOT_SANDBOX_PG_PRIMARY_DSN": pg.dsn("entmoot_monitor"),
