@@ -124,20 +124,20 @@ _collectors: contextvars.ContextVar[tuple[Reached, ...]] = contextvars.ContextVa
 
 def touching(*dependencies: str) -> None:
     """The clients say which dependency a measurement reaches, for the check running now (if any)."""
-    for found in _collectors.get():
-        found.dependencies.update(dependencies)
-    run = current_run.get()
-    if run is not None and not _informing.get():
-        run.touched.update(dependencies)
+    _reached("dependencies", "touched", dependencies)
 
 
 def calling(*actions: str) -> None:
     """The AWS client says which IAM action a measurement calls: a check needs those of its verdict."""
+    _reached("aws_actions", "aws_actions", actions)
+
+
+def _reached(collected: str, on_run: str, items: tuple[str, ...]) -> None:
     for found in _collectors.get():
-        found.aws_actions.update(actions)
+        getattr(found, collected).update(items)
     run = current_run.get()
-    if run is not None and not _informing.get():
-        run.aws_actions.update(actions)
+    if run is not None and not _informing.get():  # a best-effort read informs a verdict; the verdict does not need it
+        getattr(run, on_run).update(items)
 
 
 @contextlib.contextmanager
