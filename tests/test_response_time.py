@@ -36,10 +36,12 @@ def test_a_slow_endpoint_is_named_with_its_p95_from_the_logs(sandbox, run_checks
         run = run_checks("-m", "incident", "-k", "response_time or slow_endpoints", "--environments-dir", _short_window(environments, 20))
     message = run.result("incident.response-time").message
     assert run.outcome("incident.response-time") == "fail", run.output[-3000:]
-    assert re.search(r"most likely cause: Slow endpoints \(/api/buildings p95 15\d\d ms over \d+ requests >= 1000 ms\) .*"
-                     r"\(remediation api.profile-slow-endpoints\): measured 15\d\d(\.\d+)? ms, threshold < 500 ms", message), message
+    # 1500 ms injected, plus the handler's own work, which a busy machine lengthens by up to a few hundred ms.
+    slow_ms = r"1[5-9]\d\d"
+    assert re.search(rf"most likely cause: Slow endpoints \(/api/buildings p95 {slow_ms} ms over \d+ requests >= 1000 ms\) .*"
+                     rf"\(remediation api.profile-slow-endpoints\): measured {slow_ms}(\.\d+)? ms, threshold < 500 ms", message), message
     slow = run.result("api.slow-endpoints").message
-    assert re.search(r"\(/api/buildings p95 15\d\d ms, max 15\d\d ms over \d+ requests\): measured 1, threshold == 0", slow), slow
+    assert re.search(rf"\(/api/buildings p95 {slow_ms} ms, max {slow_ms} ms over \d+ requests\): measured 1, threshold == 0", slow), slow
     assert "py-spy" in run.output  # the procedure's plan
 
 
