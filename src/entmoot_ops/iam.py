@@ -42,10 +42,6 @@ def ECS_TASKS(env: Environment) -> list[str]:
     return [_arn(env, "ecs", f"task/{env.ecs.cluster}/*")]
 
 
-def ECS_CLUSTER(env: Environment) -> list[str]:
-    return [_arn(env, "ecs", f"cluster/{env.ecs.cluster}")]
-
-
 def ECR_REPOSITORIES(env: Environment) -> list[str]:
     return [_arn(env, "ecr", "repository/*")]
 
@@ -128,40 +124,28 @@ def actions(mode: Mode) -> set[str]:
     return {a for need in declarations() if need.mode in ("check", mode) for a in need.actions}
 
 
-def needed(mode: Mode, env: Environment) -> dict[str, set[str]]:
+def needed(mode: Mode, env: Environment, *, with_project: bool = False) -> dict[str, set[str]]:
     """Each action a run of this mode may call, with the resources it is called on."""
     found: dict[str, set[str]] = {}
-    for need in declarations(with_project=False):
+    for need in declarations(with_project=with_project):
         resources = need.resources(env) if need.mode in ("check", mode) else []
         for action in need.actions if resources else ():  # none: a feature the environment does not configure
             found.setdefault(action, set()).update(resources)
     return found
 
 
-def mode_of(action: str) -> Mode:
-    """The least mode whose policy grants the action: a denial's line names the command that prints it. Only the
-    declarations already loaded are read: the code that was denied has declared its actions."""
-    return next((m for m in MODES if any(action in n.actions for n in DECLARED.values() if n.mode == m)), "check")
-
-
 def policy(mode: Mode, env: Environment) -> dict:
     """The least-privilege policy of a mode for an environment: one statement per set of resources."""
     by_resources: dict[tuple[str, ...], set[str]] = {}
-    for need in declarations():
-        if need.mode in ("check", mode):
-            resources = tuple(need.resources(env))
-            if resources:  # a feature the environment does not configure (no log group, no replication group)
-                by_resources.setdefault(resources, set()).update(need.actions)
-    # An action that some declaration needs on every resource is granted on "*" alone.
-    everywhere = by_resources.get(("*",), set())
+    for action, resources in needed(mode, env, with_project=True).items():
+        # An action that some declaration needs on every resource is granted on "*" alone.
+        by_resources.setdefault(("*",) if "*" in resources else tuple(sorted(resources)), set()).add(action)
     statements: list[dict] = []
     for resources, granted in sorted(by_resources.items(), key=lambda item: (item[0] != ("*",), item[0])):
-        granted = granted if resources == ("*",) else granted - everywhere
-        if granted:
-            sid = _sid(resources)
-            taken = sum(1 for s in statements if s["Sid"].rstrip("0123456789") == sid)
-            statements.append({"Sid": f"{sid}{taken + 1}" if taken else sid, "Effect": "Allow", "Action": sorted(granted),
-                               "Resource": resources[0] if len(resources) == 1 else list(resources)})
+        sid = _sid(resources)
+        taken = sum(1 for s in statements if s["Sid"].rstrip("0123456789") == sid)
+        statements.append({"Sid": f"{sid}{taken + 1}" if taken else sid, "Effect": "Allow", "Action": sorted(granted),
+                           "Resource": resources[0] if len(resources) == 1 else list(resources)})
     return {"Version": "2012-10-17", "Statement": statements}
 
 
