@@ -134,6 +134,12 @@ def needed(mode: Mode, env: Environment, *, with_project: bool = False) -> dict[
     return found
 
 
+def mode_of(action: str) -> Mode:
+    """The least mode whose policy grants the action: a denial's line names the command that prints it. Only the
+    declarations already loaded are read: the code that was denied has declared its actions."""
+    return next((m for m in MODES if any(action in n.actions for n in DECLARED.values() if n.mode == m)), "check")
+
+
 def policy(mode: Mode, env: Environment) -> dict:
     """The least-privilege policy of a mode for an environment: one statement per set of resources."""
     by_resources: dict[tuple[str, ...], set[str]] = {}
