@@ -16,8 +16,7 @@ from entmoot_ops.probes import cloudwatch
        depends=("api", "primary", "aws"))
 def test_cpu_below_alert(env):
     t, config = env.thresholds, env.config
-    # One period spanning the window: its Average is the window's, as one datapoint of a CloudWatch alarm.
-    window = cloudwatch.Window.last(t.cpu_alert_window_minutes, round(t.cpu_alert_window_minutes * 60))
+    window = cloudwatch.Window.last(t.cpu_alert_window_minutes, t.metric_period_seconds)
     sources = {
         f"ECS service {config.ecs.service} CPU (average)": ("AWS/ECS", {"ClusterName": config.ecs.cluster, "ServiceName": config.ecs.service}),
         f"RDS {config.rds.instance} CPU (average)": ("AWS/RDS", {"DBInstanceIdentifier": config.rds.instance}),
@@ -26,5 +25,6 @@ def test_cpu_below_alert(env):
                 for label, (namespace, dims) in sources.items()}
     evidence("CPUUtilization", measured)
     for label, series in measured.items():
-        average = series.points[-1][1] / 100 if series.points else None
+        # The window's average over its periods that hold data (equal periods: the mean of their averages).
+        average = sum(value for _, value in series.points) / len(series.points) / 100 if series.points else None
         expect(label, average, "<", t.cpu_alert_percent / 100, unit="%", window=window.describe())

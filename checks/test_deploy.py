@@ -63,11 +63,13 @@ def _since_deployment(env) -> cloudwatch.Window:
        depends=("traffic", "aws"))
 def test_error_rate_since_deployment(env):
     settings = env.config.deploy
-    window = _since_deployment(env)
-    stats = alb.request_stats(env.clients, window)
-    evidence("ALB requests since deployment", stats)
+    started = ecs.service_state(env.clients).primary[0].created_at or datetime.now(UTC)
+    baked = alb.wait_for_requests(env.clients, started, settings.min_requests, settings.bake_timeout_seconds, settings.poll_seconds)
+    stats, window = baked.stats, baked.window
+    evidence("ALB requests since deployment", {"stats": stats, "waited_seconds": baked.waited_seconds})
     if stats.requests < settings.min_requests:
-        pytest.skip(f"too little traffic to judge: {stats.requests:.0f} requests < {settings.min_requests} since {window.describe()}")
+        pytest.skip(f"too little traffic to judge after waiting {baked.waited_seconds:g} s: {stats.requests:.0f} requests "
+                    f"< {settings.min_requests} since {window.describe()}")
     expect(f"5XX error rate since deployment ({stats.errors:.0f} of {stats.requests:.0f} requests)", stats.error_rate,
            "<", settings.error_rate_max, unit="%", window=window.describe())
 

@@ -61,8 +61,7 @@ def test_no_unusual_activity(env):
        severity="medium", remediation="traffic.investigate-change",
        depends=("traffic", "aws"))
 def test_daily_traffic(env):
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    today = cloudwatch.Window(now - timedelta(hours=24), now, 3600)
+    today = cloudwatch.Window.last(24 * 60, 3600)
     last_week = cloudwatch.Window(today.start - timedelta(days=7), today.end - timedelta(days=7), 3600)
     current, baseline = alb.request_stats(env.clients, today), alb.request_stats(env.clients, last_week)
     evidence("ALB requests: last 24 h and the same 24 h a week earlier", {"today": current, "last_week": baseline})

@@ -59,7 +59,9 @@ def test_failures_under_load(env, load_run):
        depends=("api", "traffic", "aws"))
 def test_scaling_triggers_under_load(env, load_run):
     t = env.thresholds
-    window = cloudwatch.Window.since(datetime.fromtimestamp(load_run.started, UTC), t.metric_period_seconds)
+    window = cloudwatch.Window.during(datetime.fromtimestamp(load_run.started, UTC), datetime.fromtimestamp(load_run.ended, UTC),
+                                      t.metric_period_seconds)
+    window.wait_until_ended()
     service = {"ClusterName": env.config.ecs.cluster, "ServiceName": env.config.ecs.service}
     cpu, memory = (cloudwatch.series(env.clients, "AWS/ECS", metric, service, "Maximum", window)
                    for metric in ("CPUUtilization", "MemoryUtilization"))

@@ -51,7 +51,7 @@ def test_replica_lag(env, lag_target):
         window = cloudwatch.Window.last(thresholds.metric_freshness_minutes, thresholds.metric_period_seconds)
         series = cloudwatch.series(env.clients, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": name}, "Maximum", window)
         evidence("ReplicaLag", series)
-        latest = series.newest(window.period_seconds)
+        latest = series.latest_period(window.period_seconds)
         expect(f"ReplicaLag of {name} (maximum in the period {latest.describe() if latest else 'none'})",
                latest.value if latest else None, "<", maximum, unit="s", window=window.describe())
         return

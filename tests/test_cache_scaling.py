@@ -8,6 +8,7 @@ import time
 
 import boto3
 
+from conftest import settle
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 ALLOW = {'replication_group = "entmoot-redis-sandbox"\n': 'replication_group = "entmoot-redis-sandbox"\nscaling_allowed = true\n'}
@@ -35,6 +36,7 @@ def test_memory_pressure_is_fixed_by_a_larger_node_where_allowed(sandbox, run_ch
 
 def test_cache_scaling_stays_a_plan_where_not_allowed(sandbox, run_checks):
     with sandbox.fault("redis_memory_pressure"):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "redis_memory", "--remediate")
     assert run.outcome("redis.memory") == "fail"
     assert "action failed: redis.scaling_allowed is not true for sandbox: cache scaling stays a plan" in run.output
@@ -45,6 +47,7 @@ def test_cache_scaling_stays_a_plan_where_not_allowed(sandbox, run_checks):
 
 def test_a_low_hit_rate_plans_one_more_replica(sandbox, run_checks):
     with sandbox.fault("redis_cold_cache"):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "hit_rate")
     assert run.outcome("redis.hit-rate") == "fail"
     assert "aws elasticache increase-replica-count --replication-group-id entmoot-redis-sandbox --new-replica-count" in run.output

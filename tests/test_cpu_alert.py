@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import background_traffic
+from conftest import background_traffic, settle
 
 SHORT = {"cpu_alert_window_minutes = 1\n": "cpu_alert_window_minutes = 0.25\n"}
 
@@ -22,6 +22,7 @@ def test_healthy_cpu_passes_with_both_sources(sandbox, run_checks):
 def test_busy_database_fails_naming_rds(sandbox, run_checks, environments):
     with sandbox.fault("rds_cpu_pressure", percent=95):
         time.sleep(16)  # a whole 15 s window of it
+        settle(sandbox)
         run = run_checks("-m", "alerts", "--check", "cpu.high", "--environments-dir", str(environments(replace=SHORT)))
     failed = run.result("cpu.high")
     assert failed.outcome == "fail", run.output[-2000:]
@@ -34,6 +35,7 @@ def test_a_saturated_service_fails_naming_ecs(sandbox, run_checks, environments)
     """Two requests a second per task (6 for the service) and steady traffic: the fleet runs at its capacity."""
     with sandbox.fault("api_task_rate", rate=2), background_traffic(sandbox):
         time.sleep(16)
+        settle(sandbox)
         run = run_checks("-m", "alerts", "--check", "cpu.high", "--environments-dir", str(environments(replace=SHORT)))
     failed = run.result("cpu.high")
     assert failed.outcome == "fail", run.output[-2000:]

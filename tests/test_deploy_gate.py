@@ -9,7 +9,7 @@ import time
 import boto3
 import pytest
 
-from conftest import background_traffic
+from conftest import background_traffic, settle
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 GATE = {"deploy.version", "deploy.image", "deploy.rollout", "deploy.error-rate", "deploy.latency-p95", "api.auth-enforced"}
@@ -51,11 +51,11 @@ def test_image_missing_from_ecr_fails(sandbox, run_checks):
 def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previous(sandbox, run_checks):
     with sandbox.fault("deploy", version="1.5.0", error_rate=0.6), background_traffic(sandbox):
         time.sleep(2)
-        sandbox.sync()
+        settle(sandbox)
         nogo = run_checks("-m", "deploy", "--expected-version", "1.5.0")
         remediated = run_checks("-m", "deploy", "--expected-version", "1.5.0", "--remediate")
         time.sleep(1.5)
-        sandbox.sync()
+        settle(sandbox)
         previous = run_checks("-m", "deploy", "--expected-version", "1.4.2")
     assert nogo.returncode == 1
     failed = nogo.result("deploy.error-rate")

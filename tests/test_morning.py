@@ -11,7 +11,7 @@ import boto3
 import psycopg
 import pytest
 
-from conftest import api_traffic
+from conftest import api_traffic, settle
 from entmoot_ops.probes import postgres
 from entmoot_ops.sandbox import aws as sandbox_aws
 
@@ -92,7 +92,7 @@ def test_each_check_fails_on_its_fault(case: Fault, sandbox, run_checks):
         if case.traffic:
             api_traffic(sandbox, case.traffic)
         time.sleep(case.settle)
-        sandbox.sync()
+        settle(sandbox)
         run = run_checks("-m", "morning")
     assert run.returncode == 1, run.output[-3000:]
     failed = run.result(case.check_id)
@@ -181,7 +181,7 @@ def test_a_recent_hit_rate_collapse_is_not_averaged_away(sandbox, run_checks, en
         monkeypatch.setenv(name, value)
     api_traffic(sandbox, 400, path="/api/projects/2")  # cache hits: the first request misses, the rest hit
     time.sleep(16)  # those hits are now in the hour but no longer in its last quarter minute
-    sandbox.sync()
+    settle(sandbox)
     clients = Clients(load_environment("sandbox", directory))
     before = redis.cache_traffic(clients, cloudwatch.Window.last(60, 10), 0.25)
     clients.close()
@@ -190,6 +190,7 @@ def test_a_recent_hit_rate_collapse_is_not_averaged_away(sandbox, run_checks, en
     least = max(before.recent.hits / 0.6 - before.recent.lookups, 150)
     assert least < most, f"the hour holds too few hits for this test: {before}"
     with sandbox.fault("redis_cold_cache", misses=int((least + most) / 2)):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "hit_rate", "--environments-dir", str(directory))
     failed = run.result("redis.hit-rate")
     assert failed.outcome == "fail", run.output[-2000:]

@@ -15,7 +15,7 @@ from redis.retry import Retry
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import moto_extensions
-from entmoot_ops.sandbox.moto_extensions import percentile
+from entmoot_ops.sandbox.moto_extensions import aws_period_start, percentile
 
 
 def _client(sandbox, service):
@@ -85,6 +85,32 @@ def test_get_metric_data_answers_like_get_metric_statistics(sandbox):
         points = cloudwatch.get_metric_statistics(Namespace="Sandbox/Test", MetricName=name, Dimensions=dims, Period=60,
                                                   Statistics=["Sum"], **window)["Datapoints"]
         assert by_id[query_id] == sum(p["Sum"] for p in points) == {"Hits": 23, "Misses": 6}[name]
+
+
+def test_periods_begin_where_aws_begins_them_not_at_the_first_datapoint():
+    now = datetime(2026, 12, 5, 7, 1, 25, tzinfo=UTC)
+    assert aws_period_start(now, 10, now) == datetime(2026, 12, 5, 7, 1, 20, tzinfo=UTC)
+    assert aws_period_start(now, 300, now) == datetime(2026, 12, 5, 7, 1, tzinfo=UTC)
+    assert aws_period_start(now - timedelta(days=20), 300, now) == datetime(2026, 11, 15, 7, 0, tzinfo=UTC)
+    assert aws_period_start(now - timedelta(days=70), 3600, now) == datetime(2026, 9, 26, 7, 0, tzinfo=UTC)
+
+
+def test_get_metric_statistics_groups_datapoints_into_aws_periods(sandbox):
+    cloudwatch = _client(sandbox, "cloudwatch")
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    dims = [{"Name": "Probe", "Value": "periods"}]
+    cloudwatch.put_metric_data(Namespace="Sandbox/Test", MetricData=[
+        {"MetricName": "Requests", "Dimensions": dims, "Timestamp": minute + timedelta(seconds=s), "Value": 1.0}
+        for s in (20, 50, 80)])
+    asked = {"Namespace": "Sandbox/Test", "MetricName": "Requests", "Dimensions": dims, "Period": 60}
+    # moto began its first period at the first datapoint (:20); AWS rounds StartTime (:10) down to the minute.
+    points = cloudwatch.get_metric_statistics(**asked, StartTime=minute + timedelta(seconds=10),
+                                              EndTime=minute + timedelta(minutes=3), Statistics=["Sum"])["Datapoints"]
+    assert sorted((p["Timestamp"], p["Sum"]) for p in points) == [(minute, 2.0), (minute + timedelta(minutes=1), 1.0)]
+    data = cloudwatch.get_metric_data(StartTime=minute + timedelta(seconds=10), EndTime=minute + timedelta(minutes=3), MetricDataQueries=[
+        {"Id": "m", "MetricStat": {"Metric": {k: asked[k] for k in ("Namespace", "MetricName", "Dimensions")}, "Period": 60, "Stat": "Sum"}}])
+    result = data["MetricDataResults"][0]
+    assert sorted(zip(result["Timestamps"], result["Values"], strict=True)) == [(minute, 2.0), (minute + timedelta(minutes=1), 1.0)]
 
 
 def test_increase_replica_count_adds_member_clusters(sandbox):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, UTC
 
-from entmoot_ops.probes.cloudwatch import Series
+from entmoot_ops.probes.cloudwatch import Series, Window
 
 NOW = datetime(2026, 12, 4, 7, 1, 25, tzinfo=UTC)
 
@@ -32,6 +32,21 @@ def test_where_only_the_current_period_holds_data_it_is_judged_and_said_partial(
     assert _series().latest_period(10, now=NOW) is None
 
 
-def test_a_gauge_is_judged_on_its_newest_datapoint_said_partial_where_its_period_runs():
-    assert _series(45, 5).newest(10, now=NOW).describe() == "07:01:20–07:01:30Z, partial"
-    assert _series(45, 15).newest(10, now=NOW).complete
+def test_a_window_holds_only_periods_that_have_ended_on_their_boundaries():
+    before = datetime.now(UTC)
+    window = Window.last(15, 10)
+    assert window.end <= before + timedelta(seconds=1) and window.end.timestamp() % 10 == 0
+    assert window.start.timestamp() % 10 == 0 and window.end - window.start == timedelta(minutes=15)
+    assert window.complete and "partial" not in window.describe()
+
+
+def test_a_window_since_a_moment_begins_with_the_first_period_after_it():
+    moment = datetime.now(UTC) - timedelta(minutes=2, seconds=3)
+    window = Window.since(moment, 60)
+    assert moment <= window.start < moment + timedelta(minutes=1) and window.start.timestamp() % 60 == 0
+    assert window.complete
+
+
+def test_until_a_period_has_ended_since_the_moment_the_first_is_judged_and_said_partial():
+    window = Window.since(datetime.now(UTC), 3600)
+    assert not window.complete and window.describe().endswith("(60 min, partial)")

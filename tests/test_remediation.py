@@ -11,6 +11,8 @@ import boto3
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 
+from conftest import settle
+
 
 def _allocated_gib(sandbox) -> int:
     rds = boto3.client("rds", endpoint_url=sandbox.env["ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"], region_name="us-east-1",
@@ -26,6 +28,7 @@ def _audit(run) -> list[dict]:
 def test_a_failing_check_shows_its_plan_and_changes_nothing(sandbox, run_checks):
     before = _allocated_gib(sandbox)
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "free_storage")
     assert run.outcome("rds.free-storage") == "fail"
     assert "Remediation plan for rds.free-storage [sandbox] (rds.increase-storage, planned)" in run.output
@@ -37,6 +40,7 @@ def test_a_failing_check_shows_its_plan_and_changes_nothing(sandbox, run_checks)
 def test_remediate_increases_storage_rechecks_and_audits(sandbox, run_checks):
     before = _allocated_gib(sandbox)
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "free_storage", "--remediate")
     # Fixed now, but something was wrong: a failure that was fixed, with what changed and the readings before and after.
     assert run.returncode == 1, run.output[-3000:]
@@ -72,6 +76,7 @@ def test_production_needs_yes(sandbox, run_checks, environments):
     directory = environments("prodlike", replace={"production = false": "production = true"})
     before = _allocated_gib(sandbox)
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "free_storage", "--env", "prodlike", "--remediate",
                          "--environments-dir", str(directory))
     assert run.outcome("rds.free-storage") == "fail"
@@ -89,6 +94,7 @@ def test_yes_without_remediate_is_a_usage_error(run_checks):
 
 def test_a_procedure_is_shown_not_executed(sandbox, run_checks):
     with sandbox.fault("api_degraded"):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "api_health", "--remediate")
     assert run.outcome("api.health") == "fail"
     assert "api.investigate-health (manual)" in run.output

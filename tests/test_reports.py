@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import api_traffic
+from conftest import api_traffic, settle
 
 
 def _results(run) -> list[dict]:
@@ -13,6 +13,7 @@ def _results(run) -> list[dict]:
 
 def test_allure_results_carry_labels_links_evidence_and_categories(sandbox, run_checks):
     with sandbox.fault("api_degraded"):
+        settle(sandbox)
         run = run_checks("-m", "morning")
     results = {next(label["value"] for label in r["labels"] if label["name"] == "check_id"): r for r in _results(run)}
     health = results["api.health"]
@@ -131,6 +132,7 @@ def test_evidence_is_read_for_a_check_that_did_not_pass_or_on_request(sandbox, r
 
 def test_a_fixed_check_is_a_failure_in_allure_with_its_own_category(sandbox, run_checks):
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
         run = run_checks("-m", "morning", "-k", "free_storage", "--remediate")
     (result,) = _results(run)
     assert result["status"] == "failed" and result["statusDetails"]["message"].startswith("FIXED fixed by rds.increase-storage")

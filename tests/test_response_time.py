@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import api_traffic, background_traffic
+from conftest import api_traffic, background_traffic, settle
 
 pytestmark = pytest.mark.usefixtures("own_window")  # each judges a window of its own traffic
 
@@ -32,7 +32,7 @@ def test_a_slow_endpoint_is_named_with_its_p95_from_the_logs(sandbox, run_checks
     with sandbox.fault("slow_endpoints", paths={"/api/buildings": 1500}), background_traffic(sandbox, path="/api/buildings?x=1&y=1"), \
             background_traffic(sandbox, path="/api/buildings?x=2&y=1"), background_traffic(sandbox, path="/api/buildings?x=3&y=1"):
         time.sleep(10)
-        sandbox.sync()
+        settle(sandbox)
         run = run_checks("-m", "incident", "-k", "response_time or slow_endpoints", "--environments-dir", _short_window(environments, 20))
     message = run.result("incident.response-time").message
     assert run.outcome("incident.response-time") == "fail", run.output[-3000:]
@@ -50,7 +50,7 @@ def test_saturated_tasks_are_named_and_scaled_out(sandbox, run_checks, environme
     # keeps it near 100% whatever this machine's speed, and its requests (666 ms each) stay few for the other tests.
     with sandbox.fault("api_task_rate", rate=0.5), background_traffic(sandbox, path="/api/projects/2", pause=0):
         time.sleep(10)
-        sandbox.sync()
+        settle(sandbox)
         run = run_checks("-m", "incident", "-k", "response_time or utilisation", "--environments-dir", _short_window(environments, 15))
     message = run.result("incident.response-time").message
     assert run.outcome("incident.response-time") == "fail", run.output[-3000:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from entmoot_ops.secrets import MASK, Masker
 
+from conftest import settle
+
 
 def test_masker_masks_values_and_passwords_inside_connection_strings():
     masker = Masker()
@@ -19,6 +21,7 @@ def test_no_secret_reaches_any_output(sandbox, run_checks):
     assert len(secrets) >= 6
     # Failures, evidence, a remediation (audit log) and verbose tracebacks: everything that writes.
     with sandbox.fault("api_degraded"), sandbox.fault("rds_low_storage", free_ratio=0.05), sandbox.fault("slot_inactive"):
+        settle(sandbox)
         run = run_checks("-m", "morning", "--remediate", "-rA", "-vv")
     assert run.outcome("rds.free-storage") == "fixed" and run.outcome("api.health") == "fail"
     written = [run.output] + [p.read_text(errors="replace") for p in run.reports.rglob("*") if p.is_file()]

@@ -8,6 +8,7 @@ import time
 
 import boto3
 
+from conftest import settle
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 SHORT = {"rds_cpu_window_minutes = 1\n": "rds_cpu_window_minutes = 0.25\n"}
@@ -22,6 +23,7 @@ def _rds(sandbox):
 def test_sustained_cpu_fails_with_a_plan_for_the_next_class(sandbox, run_checks, environments):
     with sandbox.fault("rds_cpu_pressure", percent=95):
         time.sleep(16)  # a whole 15 s window of it: "consistently", not a moment
+        settle(sandbox)
         run = run_checks("-m", "alerts", "-k", "cpu_sustained", "--environments-dir", str(environments(replace=SHORT)))
     failed = run.result("rds.cpu-sustained")
     assert failed.outcome == "fail", run.output[-2000:]
@@ -34,6 +36,7 @@ def test_scale_up_applied_now_where_allowed_is_verified(sandbox, run_checks, env
     rds = _rds(sandbox)
     with sandbox.fault("rds_cpu_pressure", percent=95):
         time.sleep(16)
+        settle(sandbox)
         try:
             run = run_checks("-m", "alerts", "-k", "cpu_sustained", "--remediate", "--environments-dir", str(environments(replace=ALLOW)))
         finally:

@@ -6,12 +6,14 @@ whatever the traffic.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
+from entmoot_ops.progress import Progress
 from entmoot_ops.iam import needs
 
 
@@ -81,6 +83,29 @@ def request_stats(clients: Clients, window: cloudwatch.Window) -> RequestStats:
     requests, target, elb = _traffic(clients, window)
     return RequestStats(window=window.describe(), requests=requests.total or 0.0, target_5xx=target.total or 0.0,
                         elb_5xx=elb.total or 0.0)
+
+
+@dataclass(frozen=True)
+class TrafficWait:
+    stats: RequestStats
+    window: cloudwatch.Window
+    waited_seconds: float
+
+
+def wait_for_requests(clients: Clients, since: datetime, minimum: float, timeout_seconds: float, poll_seconds: float) -> TrafficWait:
+    """The API's requests in the periods since a moment, polled until at least ``minimum`` are counted or the
+    deadline passes: a period is judged once it has ended, and its datapoints arrive later still (1 to 3 minutes on
+    AWS), so right after a deployment there is nothing yet to judge. The last reading is returned either way."""
+    started = time.monotonic()
+    progress = Progress(f"waiting for {minimum:g} requests since {since:%H:%M:%SZ} in CloudWatch (deadline {timeout_seconds:g} s)")
+    while True:
+        window = cloudwatch.Window.since(since, clients.env.thresholds.metric_period_seconds)
+        stats = request_stats(clients, window)
+        waited = time.monotonic() - started
+        if stats.requests >= minimum or waited + poll_seconds > timeout_seconds:
+            return TrafficWait(stats, window, round(waited, 1))
+        progress(f"{stats.requests:.0f} so far in {window.describe()}")
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import time
 from datetime import datetime, timedelta, UTC
 
 from entmoot_ops.clients import Clients
@@ -50,30 +51,58 @@ def _alarms(clients: Clients) -> tuple[Alarm, ...]:
     return tuple(sorted(found, key=lambda a: a.name))
 
 
+def period_floor(moment: datetime, period_seconds: int) -> datetime:
+    """The start of the period holding ``moment``, on the clock's boundaries of that period (a 10 s period starts at
+    :00, :10, ...; a 5-minute one at :00, :05, ...), as CloudWatch aggregates a standard or high-resolution metric."""
+    epoch = moment.timestamp()
+    return datetime.fromtimestamp(epoch - epoch % period_seconds, UTC)
+
+
 @dataclass(frozen=True)
 class Window:
+    """Whole periods. CloudWatch's period in progress is partial (its datapoints still arriving, one to three minutes
+    late on AWS): a window built here ends where the last period that has ended ends, so no check judges it."""
+
     start: datetime
     end: datetime
     period_seconds: int
 
     @classmethod
     def last(cls, minutes: float, period_seconds: int) -> Window:
-        # CloudWatch takes whole seconds: rounding the end down would drop a datapoint from this second.
-        end = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
-        return cls(start=end - timedelta(minutes=minutes), end=end, period_seconds=period_seconds)
+        end = period_floor(datetime.now(UTC), period_seconds)
+        return cls(start=period_floor(end - timedelta(minutes=minutes), period_seconds), end=end, period_seconds=period_seconds)
 
     @classmethod
     def since(cls, moment: datetime, period_seconds: int) -> Window:
-        """From a moment until now. The start is rounded *up* to a whole second: rounded down, it would take in
-        what happened just before the moment (a deployment's start, say)."""
-        start = moment if moment.microsecond == 0 else (moment + timedelta(seconds=1)).replace(microsecond=0)
-        end = max(cls.last(0, period_seconds).end, start + timedelta(seconds=1))  # CloudWatch needs start < end
+        """The periods that began at or after a moment and have ended: a period begun before it would take in what
+        happened just before (a deployment's start, say). Until one has ended, the first one, partial."""
+        start = period_floor(moment, period_seconds)
+        if start < moment:
+            start += timedelta(seconds=period_seconds)
+        end = max(period_floor(datetime.now(UTC), period_seconds), start + timedelta(seconds=period_seconds))
         return cls(start=start, end=end, period_seconds=period_seconds)
+
+    @classmethod
+    def during(cls, start: datetime, end: datetime, period_seconds: int) -> Window:
+        """The periods that overlap a span (a load run, say), to the end of the one it ended in."""
+        last = period_floor(end, period_seconds)
+        if last < end:
+            last += timedelta(seconds=period_seconds)
+        return cls(start=period_floor(start, period_seconds), end=max(last, start + timedelta(seconds=1)), period_seconds=period_seconds)
+
+    def wait_until_ended(self) -> None:
+        """Until the window's last period has ended (at most one period from now), so that none is judged partial."""
+        time.sleep(max(0.0, (self.end - datetime.now(UTC)).total_seconds()))
+
+    @property
+    def complete(self) -> bool:
+        return self.end <= datetime.now(UTC)
 
     def describe(self) -> str:
         seconds = (self.end - self.start).total_seconds()
         span = f"{seconds:.0f} s" if seconds < 120 else f"{round(seconds / 60)} min"
-        return f"{self.start:%Y-%m-%dT%H:%M:%SZ}..{self.end:%H:%M:%SZ} ({span})"
+        partial = "" if self.complete else ", partial"
+        return f"{self.start:%Y-%m-%dT%H:%M:%SZ}..{self.end:%H:%M:%SZ} ({span}{partial})"
 
 
 @dataclass(frozen=True)
@@ -91,20 +120,10 @@ class Series:
     def latest(self) -> tuple[datetime, float] | None:
         return self.points[-1] if self.points else None
 
-    def newest(self, period_seconds: int, now: datetime | None = None) -> Reading | None:
-        """The newest datapoint, said to be partial where its period has not ended. For a threshold that a partial
-        period can only cross further (the Minimum of free storage, the Maximum of a lag), crossing it there is
-        already conclusive, so a gauge is judged at once."""
-        if not self.points:
-            return None
-        start, value = self.points[-1]
-        ended = start <= (now or datetime.now(UTC)) - timedelta(seconds=period_seconds)
-        return Reading(start, value, period_seconds, complete=ended)
-
     def latest_period(self, period_seconds: int, now: datetime | None = None) -> Reading | None:
-        """The newest period that has ended and holds data. CloudWatch's current period is partial (its datapoints
-        still arriving, one to three minutes late on AWS), and often empty: it is judged only where no complete
-        period of the window holds data yet (a young service), and then said to be partial."""
+        """The newest period that has ended and holds data (the latest periods are often empty: AWS's delay). A
+        window from :class:`Window` holds only periods that have ended; one built by hand may hold the current,
+        partial period, which is judged only where no complete period of it holds data, and then said partial."""
         ended = (now or datetime.now(UTC)) - timedelta(seconds=period_seconds)
         complete = next((point for point in reversed(self.points) if point[0] <= ended), None)
         if complete is not None:

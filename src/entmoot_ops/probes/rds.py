@@ -84,12 +84,11 @@ class FreeStorage:
 
 
 def free_storage(clients: Clients, db: DbInstance) -> FreeStorage:
-    """FreeStorageSpace in the newest period (its Minimum), against allocated storage: a partial period's Minimum
-    can only fall further, so a low one is already conclusive."""
+    """FreeStorageSpace in the newest complete period that holds data (its Minimum), against allocated storage."""
     thresholds = clients.env.thresholds
     window = cloudwatch.Window.last(thresholds.metric_freshness_minutes, thresholds.metric_period_seconds)
     series = cloudwatch.series(clients, "AWS/RDS", "FreeStorageSpace", {"DBInstanceIdentifier": db.identifier}, "Minimum", window)
-    latest = series.newest(window.period_seconds)
+    latest = series.latest_period(window.period_seconds)
     return FreeStorage(
         free_bytes=latest.value if latest else None,
         allocated_bytes=db.allocated_gib * GIB,

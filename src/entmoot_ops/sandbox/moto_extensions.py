@@ -22,7 +22,8 @@
   that follows what is stored: the same answer, many times faster. And with CloudWatch's dimension matching: exactly
   the query's set, in any order (moto takes any datapoint holding the query's dimensions, and its ordering of
   dimensions is broken). And with its delay (:data:`visibility_delay`): moto shows a datapoint the moment it is
-  written, AWS one to three minutes later, so that the latest period of a query is partial or empty.
+  written, AWS one to three minutes later, so that the latest period of a query is partial or empty. And with its
+  periods where AWS puts them (:func:`aws_period_start`), not where moto's first datapoint falls.
 - CloudWatch Logs filter patterns (JSON and space-delimited) and Logs Insights ``filter``/``stats``/``sort``: moto
   matches every event or ignores the clause; :mod:`entmoot_ops.sandbox.log_queries` answers them as AWS does.
 - IAM enforcement (:func:`enforce_iam`): moto authorises CloudWatch as ``monitoring:Action`` (its signing name),
@@ -49,7 +50,7 @@ from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from moto.cloudtrail.responses import CloudTrailResponse
-from moto.cloudwatch.models import CloudWatchBackend, Dimension
+from moto.cloudwatch.models import CloudWatchBackend, Dimension, Statistics
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.elasticache.exceptions import InvalidParameterValueException, ReplicationGroupNotFound
 from moto.elasticache.responses import ElastiCacheResponse
@@ -161,6 +162,19 @@ def _dimension_before(self: Dimension, other: Dimension) -> bool:
     return (self.name or "", self.value or "") < (other.name or "", other.value or "")
 
 
+def aws_period_start(start: datetime, period_seconds: int, now: datetime | None = None) -> datetime:
+    """Where CloudWatch begins a query's first period: its StartTime rounded down, to the period's own division of a
+    minute for a high-resolution period, else to the minute, the 5 minutes or the hour as the start is younger than
+    15 days, 63 days or older (AWS's rounding). moto begins where it is asked (GetMetricData) or at the first
+    datapoint it holds (GetMetricStatistics), so its periods need not fall where AWS's do."""
+    aware = start if start.tzinfo else start.replace(tzinfo=UTC)
+    age = (now or datetime.now(UTC)) - aware
+    step = period_seconds if period_seconds < 60 else 60 if age < timedelta(days=15) else 300 if age < timedelta(days=63) else 3600
+    epoch = aware.timestamp()
+    rounded = datetime.fromtimestamp(epoch - epoch % step, UTC)
+    return rounded if start.tzinfo else rounded.replace(tzinfo=None)
+
+
 def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], start_time: datetime, end_time: datetime,
                      scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
     if not queries or not all("MetricStat" in q for q in queries):  # metric math reads other queries' results
@@ -168,15 +182,26 @@ def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], sta
     answers = []
     for query in queries:
         metric = query["MetricStat"]["Metric"]
+        start = aws_period_start(start_time, int(query["MetricStat"]["Period"]))
         answers += _original_get_metric_data(_view(self, metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])),
-                                             [query], start_time, end_time, scan_by)
+                                             [query], start, end_time, scan_by)
     return answers
 
 
-def _backend_get_metric_statistics(self: CloudWatchBackend, namespace: str, metric_name: str, *args: Any, **kwargs: Any) -> Any:
-    dimensions = kwargs.get("dimensions", args[5] if len(args) > 5 else None) or []
-    return _original_backend_get_metric_statistics(_view(self, namespace, metric_name, dimensions), namespace, metric_name,
-                                                   *args, **kwargs)
+def _backend_get_metric_statistics(self: CloudWatchBackend, namespace: str, metric_name: str, start_time: datetime,
+                                   end_time: datetime, period: int, *args: Any, **kwargs: Any) -> Any:
+    """moto's answer, its datapoints regrouped into AWS's periods."""
+    dimensions = kwargs.get("dimensions", args[1] if len(args) > 1 else None) or []
+    start = aws_period_start(start_time, period)
+    buckets = _original_backend_get_metric_statistics(_view(self, namespace, metric_name, dimensions), namespace, metric_name,
+                                                      start, end_time, period, *args, **kwargs)
+    regrouped: dict[int, Statistics] = {}
+    for datum in (datum for bucket in buckets for datum in bucket.metric_data):
+        index = int((datum.timestamp - start).total_seconds() // period)
+        bucket = regrouped.setdefault(index, Statistics(buckets[0].stats, start + timedelta(seconds=index * period)))
+        bucket.metric_data.append(datum)
+        bucket.unit = datum.unit
+    return [regrouped[index] for index in sorted(regrouped)]
 
 
 REPLACE_AFTER_SECONDS = 10
