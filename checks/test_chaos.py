@@ -14,7 +14,7 @@ import pytest
 from entmoot_ops.chaos import catalog, guard, observe
 from entmoot_ops.chaos.actions import ActionContext
 from entmoot_ops.chaos.experiment import Experiment, Runner
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops.check import check, evidence, expect, record
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 
@@ -56,10 +56,14 @@ def _judge(env, run, experiment: Experiment) -> None:
         raise OpsError(f"the experiment failed: {journal.reason} (its rollbacks ran)", fix="read its journal in reports/chaos/")
     expect("safeguards and time limit", journal.reason if journal.status == "aborted" else "held", "==", "held")
     for check_id, seconds in journal.detection_seconds.items():
+        if seconds is not None:
+            record("chaos_detection_seconds", seconds, experiment=experiment.name, detector=check_id)
         expect(f"seconds until {check_id} detected the fault (inf: never)", math.inf if seconds is None else seconds, "<=",
                settings.detection_timeout_seconds, unit="s")
     expect(f"checks outside the blast radius that turned red ({', '.join(journal.false_alarms) or 'none'})",
            len(journal.false_alarms), "==", 0)
+    if journal.recovery_seconds is not None:
+        record("chaos_recovery_seconds", journal.recovery_seconds, experiment=experiment.name)
     expect(f"seconds until the steady state held again (inf: never{'; ' + journal.not_recovered if journal.not_recovered else ''})",
            math.inf if journal.recovery_seconds is None else journal.recovery_seconds, "<=", settings.recovery_timeout_seconds,
            unit="s")

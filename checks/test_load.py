@@ -10,7 +10,7 @@ import allure
 import pytest
 
 from entmoot_ops import load
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops.check import check, evidence, expect, record
 from entmoot_ops.probes import alb, cloudwatch
 
 SECTION = "horizontal-scaling-add-more-instances"
@@ -38,6 +38,8 @@ def _window(run: load.LoadResult) -> str:
        depends=("api", "traffic", "aws"))
 def test_latency_under_load(env, load_run):
     evidence("locust run", load_run)
+    record("load_p95_ms", load_run.p95_ms, shape=load_run.shape)
+    record("load_requests_per_second", load_run.requests / load_run.seconds if load_run.seconds else 0.0, shape=load_run.shape)
     expect(f"locust p95 of {load_run.requests} requests", load_run.p95_ms, "<", env.thresholds.latency_p95_max_ms, unit="ms",
            window=_window(load_run))
 
@@ -49,6 +51,7 @@ def test_latency_under_load(env, load_run):
 def test_failures_under_load(env, load_run):
     evidence("locust requests by name", load_run.endpoints)
     evidence("locust failures by kind", load_run.errors)
+    record("load_failure_ratio", load_run.failure_ratio, shape=load_run.shape)
     expect(f"failure ratio ({load_run.failures} of {load_run.requests} requests; most: {load_run.describe_errors()})", load_run.failure_ratio, "<",
            env.thresholds.error_rate_max, unit="%", window=_window(load_run))
 

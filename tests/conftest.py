@@ -228,14 +228,12 @@ def environments(tmp_path: Path):
     return variant
 
 
-PERIOD_SECONDS = load_environment("sandbox", ROOT / "environments").thresholds.metric_period_seconds
-
-
 def settle(sandbox: SandboxHandle) -> None:
     """Make what happened visible to the checks: flush the API's metrics and run an agent tick, then wait for the
     CloudWatch period in progress to end, since a check judges only periods that have ended (as on AWS)."""
     sandbox.sync()
-    time.sleep(PERIOD_SECONDS - time.time() % PERIOD_SECONDS + 0.05)
+    period = load_environment("sandbox", ROOT / "environments").thresholds.metric_period_seconds
+    time.sleep(period - time.time() % period + 0.05)
 
 
 def api_traffic(sandbox: SandboxHandle, requests_count: int, path: str = "/api/projects/1") -> None:

@@ -168,7 +168,7 @@ class GcpLogging:
 
 
 # ----------------------------------------------------------------------------------------------- Azure
-def _certificate(directory: Path) -> tuple[Path, Path]:
+def loopback_certificate(directory: Path) -> tuple[Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -203,7 +203,7 @@ _KQL_STAGES = [
 class AzureMonitor:
     def __init__(self, directory: Path) -> None:
         self.rows: dict[str, list[dict]] = {}
-        self.ca_bundle, key = _certificate(directory)
+        self.ca_bundle, key = loopback_certificate(directory)
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(self.ca_bundle, key)
         self.server = _Server(self, tls)

@@ -32,7 +32,7 @@ def test_gate_needs_the_expected_version(run_checks):
 
 
 def test_gate_fails_when_the_expected_release_is_not_running(run_checks):
-    run = run_checks("-m", "deploy", "--expected-version", "9.9.9")
+    run = run_checks("-m", "deploy", "-k", "version or image", "--expected-version", "9.9.9")
     assert run.returncode == 1
     assert "version in /health: measured 1.4.2, threshold == 9.9.9" in run.result("deploy.version").message
     assert "measured 1.4.2, threshold == 9.9.9" in run.result("deploy.image").message

@@ -16,7 +16,7 @@ from entmoot_ops.errors import ConfigError, DependencyError
 from entmoot_ops.logsearch import for_environment
 from entmoot_ops.probes.cloudwatch import Window
 
-from conftest import background_traffic
+from conftest import background_traffic, settle
 from loopback_logs import AzureMonitor, GcpLogging
 
 LOGS = '[logs]\ngroup = "/ecs/entmoot-sandbox"\n'
@@ -106,13 +106,12 @@ def test_a_backend_without_its_settings_is_one_line(environments):
 def test_the_error_triage_reads_gcp_logs_end_to_end(gcp, sandbox, run_checks, environments):
     for i in range(40):
         gcp.add(datetime.now(UTC), _line(500 + i, level="ERROR", error="DatabaseError: QueuePool limit of size 10 overflow 0 reached"))
-    directory = environments(replace={LOGS: _gcp_settings(gcp), "[thresholds]\n": "[thresholds]\nincident_window_minutes = 1\n",
-                                      "metric_period_seconds = 10\n": "metric_period_seconds = 5\n"})
+    directory = environments(replace={LOGS: _gcp_settings(gcp), "[thresholds]\n": "[thresholds]\nincident_window_minutes = 1\n"})
     with background_traffic(sandbox):
         time.sleep(12)
         with sandbox.fault("api_errors", rate=0.3, message="ignored: the verdict reads GCP's logs"):
             time.sleep(3)
-            sandbox.sync()
+            settle(sandbox)
             run = run_checks("-m", "incident", "--check", "incident.api-errors", "--environments-dir", str(directory),
                              env={"GOOGLE_APPLICATION_CREDENTIALS": str(gcp.credentials_file(directory))})
     message = run.result("incident.api-errors").message

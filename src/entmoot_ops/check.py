@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime
@@ -78,6 +79,8 @@ class Reading:
     window: str | None
     ok: bool
     against: str | None = None  # what the threshold is, when it is itself a measurement ("desired")
+    value: float | None = None  # the measured value and the threshold as numbers, where they are (for dashboards)
+    limit: float | None = None
 
     def describe(self) -> str:
         """``running tasks 3 == desired 3``: the reading as a person says it. An equality that holds against a
@@ -100,6 +103,7 @@ class CheckRun:
     aws_actions: set[str] = field(default_factory=set)  # the IAM actions its measurements called ("logs:StartQuery")
     # Evidence reads put off until the verdict is known: done for a check that did not pass, or on --evidence all.
     deferred: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
+    recorded: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)  # see record()
 
 
 current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("current_run", default=None)
@@ -175,7 +179,8 @@ def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", wi
     if value is None:
         raise LookupError(f"{label}: no data measured{f' in {window}' if window else ''}; cannot judge")
     ok = _COMPARE[op](value, threshold)
-    reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok, against)
+    reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok, against,
+                      _number(value), _number(threshold))
     if run is not None:
         run.readings.append(reading)
     if not ok:
@@ -183,6 +188,18 @@ def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", wi
         where = f" over {window}" if window else ""
         threshold = f"{op} {against} {format_value(threshold, unit)}" if against else reading.threshold
         raise AssertionError(f"{label}: measured {reading.measured}, threshold {threshold}{where}{remediation}")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def record(name: str, value: float, **labels: str) -> None:
+    """A figure a dashboard wants beside the readings (a chaos experiment's detection seconds, a load run's p95),
+    exported as the metric ``entmoot_<name>`` with these labels (entmoot_ops.metrics)."""
+    run = current_run.get()
+    if run is not None and _number(value) is not None:
+        run.recorded.append((name, float(value), labels))
 
 
 def expect_present(label: str, value: Any) -> None:

@@ -6,6 +6,7 @@ The checks themselves run through pytest (``pytest checks/ -m morning``); this c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import os
@@ -87,6 +88,61 @@ def _declared_policies(env: object) -> dict:
     except ModuleNotFoundError as exc:
         raise ConfigError(f"the IAM policies read the remediations of the project: {exc}",
                           fix="run it from the project's directory (the one holding checks/ and remediations/)") from None
+
+
+def _project_checks(checks_dir: Path) -> list:
+    """The catalogue of the project's checks (run from the project's directory, as pytest runs them)."""
+    from entmoot_ops import catalogue
+
+    if not checks_dir.is_dir():
+        raise ConfigError(f"no checks directory at {checks_dir.resolve()}",
+                          fix="run it from the project's directory (the one holding checks/), or pass --checks-dir")
+    sys.path.insert(0, str(checks_dir.resolve().parent))
+    return catalogue.checks(checks_dir)
+
+
+def checks_listing(arguments: argparse.Namespace) -> int:
+    """Every check: id, title, markers, severity, runbook section and remediation."""
+    from entmoot_ops import catalogue
+    from entmoot_ops.check import CHECKLISTS
+
+    if arguments.marker and arguments.marker not in CHECKLISTS:
+        close = difflib.get_close_matches(arguments.marker, CHECKLISTS, n=1)
+        raise ConfigError(f"no checklist named {arguments.marker}" + (f"; did you mean {close[0]}?" if close else ""),
+                          fix=f"one of: {', '.join(CHECKLISTS)}")
+    entries = [e for e in _project_checks(arguments.checks_dir) if not arguments.marker or arguments.marker in e.markers]
+    if arguments.json:
+        print(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
+    else:
+        print("\n".join(catalogue.table(entries)))
+    return 0
+
+
+def coverage_table(arguments: argparse.Namespace) -> int:
+    """Each runbook section and procedure with what covers it, and what nothing covers."""
+    from entmoot_ops import coverage
+    from entmoot_ops.chaos import catalog
+    from entmoot_ops.remediation import REGISTRY
+
+    entries = _project_checks(arguments.checks_dir)
+    try:
+        import remediations  # noqa: F401 - registers the project's remediations
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"the coverage reads the remediations of the project: {exc}",
+                          fix="run it from the project's directory (the one holding checks/ and remediations/)") from None
+    try:
+        text = coverage.runbook_text(arguments.runbook)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the runbook {arguments.runbook}: {exc.strerror}") from None
+    rows = coverage.rows(text, entries, {r.id: r.section for r in REGISTRY.values()},
+                         {e.name: e.section for e in catalog.EXPERIMENTS.values()})
+    if arguments.json:
+        print(json.dumps([{"heading": r.heading.title, "anchor": r.heading.anchor, "level": r.heading.level,
+                           "checks": r.checks, "remediations": r.remediations, "experiments": r.experiments,
+                           "covered": r.covered} for r in rows], indent=2))
+    else:
+        print("\n".join(coverage.table(rows)))
+    return 0
 
 
 def _state_option(arguments: argparse.Namespace) -> str:
@@ -418,6 +474,16 @@ def main(argv: list[str] | None = None) -> int:
                       help=f"seconds a fault has to be detected (default {MATRIX_DEADLINE_SECONDS} beyond the sandbox's CloudWatch delay)")
     grid.add_argument("--output", type=Path, default=Path("reports/chaos-matrix"))
     grid.set_defaults(run=chaos_matrix)
+    listing = commands.add_parser("checks", help="the check catalogue: id, title, markers, severity, runbook section, remediation")
+    listing.add_argument("--marker", help="only the checks of this checklist (morning, evening, deploy, ...)")
+    listing.add_argument("--json", action="store_true", help="as JSON, for other tools")
+    listing.add_argument("--checks-dir", type=Path, default=Path("checks"))
+    listing.set_defaults(run=checks_listing)
+    covered = commands.add_parser("coverage", help="each runbook section and procedure, with the checks, remediations and experiments that cover it")
+    covered.add_argument("--runbook", type=Path, help="the runbook (default: the one shipped with entmoot-ops)")
+    covered.add_argument("--json", action="store_true", help="as JSON, for other tools")
+    covered.add_argument("--checks-dir", type=Path, default=Path("checks"))
+    covered.set_defaults(run=coverage_table)
     html = commands.add_parser("report", help="generate the Allure HTML report from reports/allure-results")
     html.add_argument("--results", type=Path, default=Path("reports/allure-results"))
     html.add_argument("--output", type=Path, default=Path("reports/allure-report"))

@@ -416,6 +416,37 @@ class Remediation(Strict):
     verify_interval_seconds: Annotated[float, Field(gt=0, le=300)] = 15
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s)://host URL")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class NotifySettings(Strict):
+    """Notifications on state change (entmoot_ops.notify). URLs that carry a credential and keys are references."""
+
+    slack_webhook: SecretRef | None = None  # an incoming webhook's URL: its path is the credential
+    pagerduty_routing_key: SecretRef | None = None  # an Events API v2 integration key
+    pagerduty_events_url: HttpUrl = "https://events.pagerduty.com"
+    pagerduty_min_severity: Literal["critical", "high", "medium", "low"] = "high"  # trigger at or above
+    webhook: SecretRef | None = None  # a generic JSON webhook's URL
+    report_url: HttpUrl | None = None  # where the team reads the report: linked from every message
+    state_file: str | None = None  # what each channel was last told; default: <reports>/notify-state.json
+    timeout_seconds: PositiveSeconds = 5
+
+
+class MetricsSettings(Strict):
+    """Metrics for dashboards (entmoot_ops.metrics): a textfile-collector file per run, and/or a Pushgateway."""
+
+    textfile_dir: str | None = None  # default: <reports>/metrics
+    pushgateway: HttpUrl | None = None
+    timeout_seconds: PositiveSeconds = 5
+
+
 class Environment(Strict):
     name: str
     kind: Literal["aws", "sandbox"] = "aws"
@@ -438,6 +469,8 @@ class Environment(Strict):
     remediation: Remediation = Remediation()
     load: LoadSettings = LoadSettings()
     chaos: ChaosSettings = ChaosSettings()
+    notify: NotifySettings = NotifySettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 def environments_dir() -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 PROPERTY = "entmoot.check"
+OUTCOMES = ("pass", "fixed", "fail", "error", "skip")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class CheckResult:
     depends: list[str] = field(default_factory=list)  # what the check declares it depends on (check.DEPENDENCIES)
     touched: list[str] = field(default_factory=list)  # what its measurements reached this time
     aws_actions: list[str] = field(default_factory=list)  # the IAM actions its measurements called this time
+    duration_seconds: float = 0.0
+    values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None)
+    recorded: list[list] = field(default_factory=list)  # [name, value, labels] (check.record)
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [

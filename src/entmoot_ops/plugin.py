@@ -25,7 +25,7 @@ from entmoot_ops.chaos import guard as chaos_guard
 from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, best_effort, current_run, evidence
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment, environments_dir, load_environment
-from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.errors import ConfigError, OpsError, one_line
 from entmoot_ops.remediation import REGISTRY, AuditLog, RemediationContext, describe_changes
 from entmoot_ops.runbook import SECTIONS, link
 from entmoot_ops.secrets import masker
@@ -79,6 +79,7 @@ class Suite:
     # hands its result over through this file, written before any check is sent to a worker.
     handoff: Path | None = None
     refusal: str | None = None  # a usage error found only once xdist's workers had collected
+    began: float = field(default_factory=time.monotonic)
 
 
 SUITE_KEY = pytest.StashKey[Suite]()
@@ -660,6 +661,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             depends=list(spec.depends),
             touched=sorted(run.touched) if run else [],
             aws_actions=sorted(run.aws_actions) if run else [],
+            duration_seconds=round(report.duration, 3),
+            values=[{"label": r.label, "value": r.value, "limit": r.limit} for r in run.readings] if run else [],
+            recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
         )
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())
@@ -684,6 +688,52 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     outcomes.write_summary(terminalreporter, results, [p.line() for p in suite.preflights.values() if not p.ok])
     if suite.reports_dir is not None:
         reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())
+        wall = time.monotonic() - suite.began
+        marker = config.option.markexpr or "all"
+        reports.write_summary_json(suite.reports_dir / "summary.json", results, marker=marker, wall_seconds=wall)
+        say = lambda line: terminalreporter.write_line(line, yellow=True)  # noqa: E731
+        for environment in suite.environments.values():
+            _export_metrics(suite, environment, results, marker, wall, say)
+            _notify(suite, environment, results, say)
+
+
+def _resolver(suite: Suite, env: str) -> Any:
+    """A reference of the environment as its preflight resolved it; a problem the preflight found is raised."""
+    def resolve(reference: str, key: str) -> str:
+        found = suite.preflights.get(env)
+        if found is not None and reference in found.resolved:
+            return found.resolved[reference]
+        problem = found.problems.get(reference) if found is not None else None
+        raise ConfigError(f"{key}: {problem.detail if problem else 'not resolved by the preflight'}",
+                          fix=problem.fix if problem else "")
+    return resolve
+
+
+def _notify(suite: Suite, environment: Environment, results: list[outcomes.CheckResult], say: Any) -> None:
+    settings = environment.notify
+    if not (settings.slack_webhook or settings.pagerduty_routing_key or settings.webhook):
+        return
+    from entmoot_ops import notify
+
+    state = Path(settings.state_file) if settings.state_file else suite.reports_dir / "notify-state.json"
+    notify.notify(environment, results, notify.StateFile(state), _resolver(suite, environment.name), say)
+
+
+def _export_metrics(suite: Suite, environment: Environment, results: list[outcomes.CheckResult], marker: str, wall: float,
+                    say: Any) -> None:
+    """A textfile-collector file per environment and marker, and a push where a Pushgateway is configured. A
+    failure is one line: dashboards never cost a verdict."""
+    from entmoot_ops import metrics
+
+    settings = environment.metrics
+    try:
+        registry = metrics.registry(environment.name, results, wall, time.time())
+        metrics.textfile(Path(settings.textfile_dir) if settings.textfile_dir else suite.reports_dir / "metrics",
+                         environment.name, marker, registry)
+        if settings.pushgateway:
+            metrics.push(settings.pushgateway, environment.name, marker, registry, settings.timeout_seconds)
+    except Exception as exc:  # noqa: BLE001 - see above
+        say(masker(f"metrics [{environment.name}]: not exported: {one_line(exc)}"))
 
 
 @pytest.hookimpl(trylast=True)

@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterable
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from entmoot_ops.check import CHECKLISTS, CheckSpec
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError, one_line
 from entmoot_ops import progress
+from entmoot_ops.outcomes import OUTCOMES, CheckResult
 from entmoot_ops.remediation import Change, Remediation, describe_changes
 from entmoot_ops.runbook import SECTIONS, link
 from entmoot_ops.secrets import masker
@@ -99,6 +102,36 @@ def write_allure_metadata(results_dir: Path, environments: Iterable[Environment]
     executor = {"name": os.environ.get("CI_NAME", "entmoot-ops"), "type": "pytest",
                 "buildName": os.environ.get("GITHUB_RUN_ID", ""), "buildUrl": os.environ.get("BUILD_URL", "")}
     (results_dir / "executor.json").write_text(json.dumps(executor))
+
+
+def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: str, wall_seconds: float) -> Path:
+    """The run for other tools: per check its outcome, reading, threshold and remediation state (summary.json)."""
+    results = list(results)
+    summary = {
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"), "marker": marker, "wall_seconds": round(wall_seconds, 3),
+        "counts": {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in OUTCOMES},
+        "checks": [{"id": r.check_id, "environment": r.env, "title": r.title, "outcome": r.outcome, "severity": r.severity,
+                    "measured": r.measured, "threshold": r.threshold, "readings": r.readings, "values": r.values,
+                    "message": r.message, "remediation": r.remediation, "remediation_state": r.remediation_state,
+                    "plan": r.plan, "runbook": r.section, "duration_seconds": r.duration_seconds}
+                   for r in sorted(results, key=lambda r: (r.env, r.check_id))],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(masker(json.dumps(summary, indent=2)))
+    return path
+
+
+def write_coverage_result(results_dir: Path, table: list[str]) -> None:
+    """The runbook coverage table as a result of its own in the report (status unknown: it is not a verdict)."""
+    attachment = f"{uuid.uuid4()}-attachment.md"
+    (results_dir / attachment).write_text("\n".join(table) + "\n")
+    now = int(time.time() * 1000)
+    result = {"uuid": str(uuid.uuid4()), "historyId": "entmoot-ops.runbook-coverage", "name": "Runbook coverage",
+              "fullName": "entmoot-ops.runbook-coverage", "status": "unknown", "stage": "finished", "start": now, "stop": now,
+              "statusDetails": {"message": table[-1]},
+              "labels": [{"name": "parentSuite", "value": "entmoot-ops"}, {"name": "suite", "value": "runbook coverage"}],
+              "attachments": [{"name": "runbook coverage", "source": attachment, "type": "text/markdown"}]}
+    (results_dir / f"{result['uuid']}-result.json").write_text(json.dumps(result))
 
 
 def generate_html(results_dir: Path, output_dir: Path, tools_dir: Path, history_dir: Path) -> Path:

@@ -114,6 +114,26 @@ def start(state_file: Path | None = None, *, detached: bool = False) -> SandboxH
         raise ConfigError(f"the sandbox needs the 'sandbox' extra (pip install -e '.[sandbox]'): no module named {missing[0]!r}")
     state_file = state_file or Path(tempfile.mkdtemp(prefix="entmoot-sandbox-state-")) / "state.json"
     state_file.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return _start(state_file, detached)
+        except _PortTaken:
+            # A loopback port the sandbox picked was taken before it bound it (another sandbox, an outgoing
+            # connection's ephemeral port): its servers are gone with it, so it starts again on fresh ports.
+            if attempt == PORT_ATTEMPTS:
+                raise OpsError(f"sandbox did not start: the loopback ports it picked were taken, {PORT_ATTEMPTS} times "
+                               f"(log: {state_file.with_suffix('.log')})") from None
+    raise AssertionError("unreachable")
+
+
+PORT_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _start(state_file: Path, detached: bool) -> SandboxHandle:
     error_file = state_file.with_suffix(".error")
     error_file.unlink(missing_ok=True)
     log = state_file.with_suffix(".log").open("ab")
@@ -125,6 +145,12 @@ def start(state_file: Path | None = None, *, detached: bool = False) -> SandboxH
         if error_file.exists() or process.poll() is not None:
             time.sleep(0.2)
             reason = error_file.read_text() if error_file.exists() else f"exited with {process.returncode}"
+            if "Address already in use" in reason:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                raise _PortTaken(reason)
             raise OpsError(f"sandbox did not start: {reason} (log: {state_file.with_suffix('.log')})")
         if time.monotonic() > deadline:
             process.kill()

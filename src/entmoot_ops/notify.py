@@ -1,0 +1,205 @@
+"""Notifications on state change, never on every run: Slack (incoming webhook), PagerDuty (Events API v2) and a
+generic JSON webhook, configured per environment under ``[notify]``.
+
+Each channel remembers, per environment and check, the state it was last told (``problem`` or ``ok``) in a state
+file kept between runs. A check that turns FAIL or ERROR is a problem; one that passes again (or was FIXED) after a
+problem is resolved; a skipped check changes nothing. A channel that could not be told is told again next run.
+A failed send is one line: it never changes a verdict or the exit code.
+
+The vendors' own clients: ``slack_sdk.webhook.WebhookClient`` and ``pagerduty.EventsApiV2Client`` (the maintained
+successor of pdpyras), each pointed at a configurable base URL and bounded by the configured timeout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, UTC
+from pathlib import Path
+from typing import Any, Literal
+
+from entmoot_ops.config import Environment, NotifySettings
+from entmoot_ops.errors import one_line
+from entmoot_ops.outcomes import CheckResult
+from entmoot_ops.secrets import masker
+
+State = Literal["problem", "ok"]
+PROBLEMS = ("fail", "error")
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: Literal["problem", "resolved", "fixed"]
+    result: CheckResult
+    report_url: str | None
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.result.env}/{self.result.check_id}"
+
+    def headline(self) -> str:
+        r = self.result
+        said = {"problem": r.outcome.upper(), "resolved": "RESOLVED", "fixed": "FIXED"}[self.kind]
+        return masker(f"{said} {r.check_id} [{r.env}]: {r.title}")
+
+    def body(self) -> dict[str, Any]:
+        """What every channel says: the check, environment, reading and remediation, masked."""
+        r = self.result
+        fields = {"event": self.kind, "environment": r.env, "check": r.check_id, "title": r.title, "outcome": r.outcome,
+                  "severity": r.severity, "measured": r.measured, "threshold": r.threshold, "message": r.message,
+                  "remediation": r.remediation, "remediation_state": r.remediation_state, "runbook_section": r.section,
+                  "report_url": self.report_url, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        return {key: masker(value) if isinstance(value, str) else value for key, value in fields.items()}
+
+
+class Channel:
+    name: str
+
+    def wants(self, event: Event) -> bool:
+        return True
+
+    def send(self, event: Event) -> None:
+        raise NotImplementedError
+
+
+class Slack(Channel):
+    name = "slack"
+
+    def __init__(self, url: str, timeout: float):
+        from slack_sdk.webhook import WebhookClient
+
+        self.client = WebhookClient(url, timeout=max(1, round(timeout)))
+
+    def send(self, event: Event) -> None:
+        body = event.body()
+        lines = [f"*{event.headline()}*", f"Reading: {body['measured'] or '-'} (threshold {body['threshold'] or '-'})",
+                 f"Remediation: {body['remediation']} ({body['remediation_state']})", f"Runbook: {body['runbook_section']}"]
+        if event.report_url:
+            lines.append(f"<{event.report_url}|Report>")
+        answer = self.client.send(text="\n".join(lines), blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}])
+        if answer.status_code != 200:
+            raise OSError(f"HTTP {answer.status_code}: {answer.body[:120]}")
+
+
+class PagerDuty(Channel):
+    """Trigger at or above a severity, resolve when the check passes again; dedup_key: environment/check."""
+
+    name = "pagerduty"
+
+    def __init__(self, routing_key: str, base_url: str, min_severity: str, timeout: float):
+        from pagerduty import EventsApiV2Client
+
+        self.client = EventsApiV2Client(routing_key, base_url=base_url)
+        # One attempt within the timeout: the client's own retries (up to 6 per status, with back-off) would hold
+        # up the end of the run; an event not sent is sent next run.
+        self.client.timeout, self.client.max_http_attempts, self.client.max_network_attempts = timeout, 1, 0
+        self.client.retry = {}
+        self.min_severity = min_severity
+
+    def wants(self, event: Event) -> bool:
+        return SEVERITY_RANK.get(event.result.severity, 3) <= SEVERITY_RANK[self.min_severity] and event.kind != "fixed"
+
+    def send(self, event: Event) -> None:
+        if event.kind == "resolved":
+            self.client.resolve(event.dedup_key)
+            return
+        body = event.body()
+        self.client.trigger(event.headline(), source=f"entmoot-ops/{event.result.env}", dedup_key=event.dedup_key,
+                            severity=PAGERDUTY_SEVERITY.get(event.result.severity, "warning"), custom_details=body,
+                            links=[{"href": event.report_url, "text": "entmoot-ops report"}] if event.report_url else None)
+
+
+class Webhook(Channel):
+    name = "webhook"
+
+    def __init__(self, url: str, timeout: float):
+        import requests
+
+        self.url, self.timeout, self.session = url, timeout, requests.Session()
+
+    def send(self, event: Event) -> None:
+        self.session.post(self.url, json=event.body(), timeout=self.timeout).raise_for_status()
+
+
+def channels(settings: NotifySettings, resolve: Callable[[str, str], str]) -> list[Channel]:
+    """The channels configured; ``resolve(reference, key)`` resolves a reference (raises OpsError)."""
+    def secret(reference: str, key: str) -> str:
+        value = resolve(reference, key)
+        masker.add(value)  # an error message may quote the URL it failed on
+        return value
+
+    found: list[Channel] = []
+    if settings.slack_webhook:
+        found.append(Slack(secret(settings.slack_webhook, "notify.slack_webhook"), settings.timeout_seconds))
+    if settings.pagerduty_routing_key:
+        found.append(PagerDuty(secret(settings.pagerduty_routing_key, "notify.pagerduty_routing_key"),
+                               settings.pagerduty_events_url, settings.pagerduty_min_severity, settings.timeout_seconds))
+    if settings.webhook:
+        found.append(Webhook(secret(settings.webhook, "notify.webhook"), settings.timeout_seconds))
+    return found
+
+
+def _event(result: CheckResult, told: State, report_url: str | None) -> tuple[Event | None, State]:
+    """What to say about a result to a channel last told ``told``, and what it will then have been told."""
+    if result.outcome in PROBLEMS:
+        return (Event("problem", result, report_url) if told == "ok" else None), "problem"
+    if result.outcome in ("pass", "fixed"):
+        if told == "problem":
+            return Event("resolved", result, report_url), "ok"
+        return (Event("fixed", result, report_url) if result.outcome == "fixed" else None), "ok"
+    return None, told  # skipped: not judged, nothing changed
+
+
+@dataclass
+class StateFile:
+    """channel -> environment -> check id -> the state that channel was last told."""
+
+    path: Path
+
+    def load(self) -> dict[str, dict[str, dict[str, State]]]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {}  # unreadable: every channel is told the present state again, which is the safe side
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2, sort_keys=True))
+        temporary.replace(self.path)
+
+
+def notify(env: Environment, results: Iterable[CheckResult], state_file: StateFile, secret: Callable[[str, str], str],
+           say: Callable[[str], None]) -> int:
+    """Tell each configured channel what changed for this environment; returns how many messages were sent."""
+    try:
+        configured = channels(env.notify, secret)
+    except ModuleNotFoundError as exc:
+        say(f"notify [{env.name}]: not sent: no module {exc.name!r}; install the extra: pip install 'entmoot-ops[notify]'")
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a notification never costs a verdict: any failure is one line
+        say(masker(f"notify [{env.name}]: not sent: {one_line(exc)}"))
+        return 0
+    state, sent = state_file.load(), 0
+    mine = [r for r in results if r.env == env.name]
+    for channel in configured:
+        told = state.setdefault(channel.name, {}).setdefault(env.name, {})
+        for result in mine:
+            event, after = _event(result, told.get(result.check_id, "ok"), env.notify.report_url)
+            if event is not None and channel.wants(event):
+                try:
+                    channel.send(event)
+                except Exception as exc:  # noqa: BLE001 - as above; told again next run
+                    say(masker(f"notify [{env.name}] {channel.name}: {event.kind} {result.check_id} not sent: {one_line(exc)}"))
+                    continue
+                sent += 1
+            elif event is not None:  # below this channel's bar: it was not told, and so stays as it was
+                continue
+            told[result.check_id] = after
+    state_file.save(state)
+    return sent

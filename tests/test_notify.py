@@ -1,0 +1,131 @@
+"""Notifications on state change: Slack, PagerDuty Events API v2 and a JSON webhook, against a real HTTP server on
+loopback that records what it receives (the vendors' clients run unpatched)."""
+
+from __future__ import annotations
+
+import json
+import pytest
+
+from conftest import settle
+from entmoot_ops import notify
+from entmoot_ops.config import load_environment
+from entmoot_ops.outcomes import CheckResult
+from loopback_sink import Sink
+
+SLACK, WEBHOOK = "/services/T000/B000/slack-token-1234567890", "/hooks/entmoot-webhook-secret"
+ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
+
+
+@pytest.fixture
+def sink(tmp_path, monkeypatch):
+    server = Sink(tmp_path)
+    for name, value in server.trust.items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.close()
+
+
+def _settings(sink: Sink, state) -> str:
+    return (f'[notify]\nslack_webhook = "env:ENTMOOT_TEST_SLACK"\npagerduty_routing_key = "env:ENTMOOT_TEST_PD_KEY"\n'
+            f'pagerduty_events_url = "{sink.url}"\nwebhook = "env:ENTMOOT_TEST_WEBHOOK"\n'
+            f'report_url = "https://ci.entmoot.internal/reports/morning"\nstate_file = "{state}"\n\n')
+
+
+def _secrets(sink: Sink) -> dict[str, str]:
+    return {"ENTMOOT_TEST_SLACK": sink.url + SLACK, "ENTMOOT_TEST_PD_KEY": ROUTING_KEY, "ENTMOOT_TEST_WEBHOOK": sink.url + WEBHOOK,
+            **sink.trust}
+
+
+def _result(outcome: str, check: str = "rds.free-storage", severity: str = "critical") -> CheckResult:
+    return CheckResult(check_id=check, title="RDS free storage above 10%", env="sandbox", nodeid=f"checks/x.py::{check}",
+                       outcome=outcome, severity=severity, section="alert-disk-space-low-10", measured="5.00%",
+                       threshold="> 10.00%", remediation="rds.increase-storage", remediation_state="planned",
+                       message="free storage: measured 5.00%, threshold > 10.00% -> remediation rds.increase-storage")
+
+
+def _notify(environment, sink, state, results, said):
+    secrets = _secrets(sink)
+    return notify.notify(environment, results, notify.StateFile(state), lambda ref, key: secrets[ref[4:]], said.append)
+
+
+def test_a_new_problem_triggers_once_and_a_pass_resolves_on_every_channel(environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    said: list[str] = []
+    assert _notify(environment, sink, state, [_result("fail")], said) == 3
+    assert _notify(environment, sink, state, [_result("fail")], said) == 0  # unchanged: nobody is told twice
+    assert _notify(environment, sink, state, [_result("error")], said) == 0  # still a problem
+    assert _notify(environment, sink, state, [_result("skip")], said) == 0  # not judged: nothing changed
+    assert _notify(environment, sink, state, [_result("pass")], said) == 3
+    assert _notify(environment, sink, state, [_result("pass")], said) == 0
+    assert said == []
+    slack, pagerduty, hook = sink.on("/services/"), sink.on("/v2/enqueue"), sink.on("/hooks/")
+    assert [m.body["text"].splitlines()[0] for m in slack] == ["*FAIL rds.free-storage [sandbox]: RDS free storage above 10%*",
+                                                                "*RESOLVED rds.free-storage [sandbox]: RDS free storage above 10%*"]
+    assert "Reading: 5.00% (threshold > 10.00%)" in slack[0].body["text"] and "rds.increase-storage" in slack[0].body["text"]
+    assert "<https://ci.entmoot.internal/reports/morning|Report>" in slack[0].body["text"]
+    assert [(m.body["event_action"], m.body["dedup_key"]) for m in pagerduty] == [("trigger", "sandbox/rds.free-storage"),
+                                                                                  ("resolve", "sandbox/rds.free-storage")]
+    assert pagerduty[0].body["payload"]["severity"] == "critical" and pagerduty[0].body["routing_key"] == ROUTING_KEY
+    assert [(m.body["event"], m.body["check"], m.body["environment"]) for m in hook] == [
+        ("problem", "rds.free-storage", "sandbox"), ("resolved", "rds.free-storage", "sandbox")]
+
+
+def test_below_the_paging_severity_only_chat_and_webhook_are_told_and_a_fix_is_news(environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    said: list[str] = []
+    assert _notify(environment, sink, state, [_result("fail", "redis.hit-rate", "medium")], said) == 2
+    assert _notify(environment, sink, state, [_result("fixed")], said) == 2  # fixed by --remediate: chat and webhook hear it
+    assert not sink.on("/v2/enqueue")
+    assert sink.on("/hooks/")[-1].body["event"] == "fixed"
+
+
+def test_a_failed_send_is_one_line_and_is_told_again_next_run(environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    said: list[str] = []
+    sink.status = 500
+    assert _notify(environment, sink, state, [_result("fail")], said) == 0
+    assert len(said) == 3 and all("\n" not in line and "not sent" in line for line in said), said
+    assert not any(secret in line for line in said for secret in (SLACK, WEBHOOK, ROUTING_KEY))
+    sink.status = None
+    assert _notify(environment, sink, state, [_result("fail")], said) == 3
+
+
+def test_a_run_notifies_on_change_never_lets_a_secret_out_and_keeps_its_exit_code(sandbox, run_checks, environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    directory = environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"})
+    secrets = _secrets(sink)
+
+    def run():
+        return run_checks("-m", "morning", "-k", "free_storage", "--environments-dir", str(directory), env=secrets)
+
+    with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
+        failing, again = run(), run()
+    settle(sandbox)
+    settle(sandbox)  # a period holding no reading from before the undo
+    passing = run()
+    assert (failing.returncode, again.returncode, passing.returncode) == (1, 1, 0)
+    assert [m.body.get("event_action") for m in sink.on("/v2/enqueue")] == ["trigger", "resolve"]
+    assert [m.body["event"] for m in sink.on("/hooks/")] == ["problem", "resolved"]
+    assert len(sink.on("/services/")) == 2
+    hidden = [*sandbox.state["secrets"], SLACK, WEBHOOK]
+    for message in sink.received:
+        text = message.raw.replace(json.dumps(ROUTING_KEY), "")  # the Events API carries its routing key by design
+        assert ROUTING_KEY not in text and not any(secret in text for secret in hidden), message.path
+
+
+def test_a_notification_that_cannot_be_sent_does_not_change_the_verdict(sandbox, run_checks, environments, tmp_path):
+    closed = Sink(tmp_path)
+    closed.close()  # nothing listens there any more
+    state = tmp_path / "notify-state.json"
+    directory = environments(replace={"[thresholds]\n": _settings(closed, state) + "[thresholds]\n"})
+    with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
+        run = run_checks("-m", "morning", "-k", "free_storage", "--environments-dir", str(directory), env=_secrets(closed))
+    assert run.returncode == 1 and run.outcome("rds.free-storage") == "fail"
+    lines = [line for line in run.output.splitlines() if line.startswith("notify [sandbox]")]
+    assert len(lines) == 3 and all("not sent" in line for line in lines), run.output[-2000:]
+
