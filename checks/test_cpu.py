@@ -6,7 +6,8 @@ describe, so the service's own CloudWatch metric is the source (AWS/ECS, Cluster
 
 import pytest
 
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops import charts
+from entmoot_ops.check import chart, check, evidence, expect
 from entmoot_ops.probes import cloudwatch
 
 
@@ -24,6 +25,8 @@ def test_cpu_below_alert(env):
     measured = {label: cloudwatch.series(env.clients, namespace, "CPUUtilization", dims, "Average", window)
                 for label, (namespace, dims) in sources.items()}
     evidence("CPUUtilization", measured)
+    chart("CPUUtilization", lambda: charts.of_series("CPUUtilization per period", measured, unit="%", threshold=t.cpu_alert_percent,
+                                                     window=window))
     for label, series in measured.items():
         # The window's average over its periods that hold data (equal periods: the mean of their averages).
         average = sum(value for _, value in series.points) / len(series.points) / 100 if series.points else None

@@ -2,8 +2,17 @@
 
 import pytest
 
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops import charts
+from entmoot_ops.check import chart, check, evidence, expect
 from entmoot_ops.probes import alb, cloudwatch, logs
+
+
+def _error_chart(env, window: cloudwatch.Window, maximum: float) -> charts.Chart:
+    periods = alb.error_periods(env.clients, window).periods
+    rate = [(at, errors / requests * 100) for at, requests, errors in periods if requests]
+    return charts.Chart("5XX error rate per period", "%", [
+        charts.Line("5XX rate", rate), charts.Line("requests", [(at, requests) for at, requests, _ in periods], axis="right")],
+        threshold=maximum * 100, window=(window.start, window.end), right_unit="requests")
 
 
 def _judge(env, maximum: float) -> None:
@@ -13,6 +22,7 @@ def _judge(env, maximum: float) -> None:
     evidence("ALB requests and 5XX", stats)
     # A log read costs seconds on AWS: read only for a check that does not pass (or on --evidence all).
     evidence("top error messages", lambda: logs.error_groups(env.clients, window))
+    chart("ALB 5XX rate and requests per period", lambda: _error_chart(env, window, maximum))
     if stats.requests < thresholds.error_rate_min_requests:
         pytest.skip(f"too little traffic to judge: {stats.requests:.0f} requests < {thresholds.error_rate_min_requests} in {window.describe()}")
     expect(f"5XX error rate ({stats.errors:.0f} of {stats.requests:.0f} requests)", stats.error_rate, "<", maximum,

@@ -2,7 +2,8 @@
 
 import pytest
 
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops import charts
+from entmoot_ops.check import chart, check, evidence, expect
 from entmoot_ops.probes import cloudwatch, rds
 
 
@@ -16,6 +17,15 @@ def test_rds_available(env):
     expect(f"status of {db.identifier}", db.status, "==", "available")
 
 
+def _storage_chart(env, db: rds.DbInstance) -> charts.Chart:
+    t = env.thresholds
+    shown = cloudwatch.Window.last(max(t.metric_freshness_minutes, 15), t.metric_period_seconds)  # the judged periods, and before
+    found = cloudwatch.series(env.clients, "AWS/RDS", "FreeStorageSpace", {"DBInstanceIdentifier": db.identifier}, "Minimum", shown)
+    return charts.of_series(f"FreeStorageSpace of {db.identifier}, in % of {db.allocated_gib} GiB", {"free storage": found}, unit="%",
+                            threshold=t.rds_free_storage_min_ratio * 100, scale=100 / (db.allocated_gib * rds.GIB),
+                            window=cloudwatch.Window.last(t.metric_freshness_minutes, t.metric_period_seconds))
+
+
 @pytest.mark.morning
 @pytest.mark.alerts
 @check(id="rds.free-storage", title="RDS free storage above 10% of allocated", section="alert-disk-space-low-10",
@@ -25,6 +35,7 @@ def test_rds_free_storage(env):
     db = rds.instance(env.clients)
     storage = rds.free_storage(env.clients, db)
     evidence("FreeStorageSpace vs AllocatedStorage", {"instance": db, "storage": storage})
+    chart("FreeStorageSpace", lambda: _storage_chart(env, db))
     expect("free storage (FreeStorageSpace / AllocatedStorage)", storage.free_ratio, ">",
            env.thresholds.rds_free_storage_min_ratio, unit="%",
            window=f"period {storage.measured_at or 'none'} of {db.allocated_gib} GiB")

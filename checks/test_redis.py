@@ -2,7 +2,8 @@
 
 import pytest
 
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops import charts
+from entmoot_ops.check import chart, check, evidence, expect
 from entmoot_ops.probes import cloudwatch, redis
 
 SECTION = "cache-scaling-redis"
@@ -35,6 +36,10 @@ def _cache_traffic(env) -> redis.CacheTraffic:
 def test_redis_hit_rate(env):
     traffic = _cache_traffic(env)
     evidence("CacheHits / CacheMisses", traffic)
+    t = env.thresholds
+    window = cloudwatch.Window.last(t.redis_window_minutes, t.metric_period_seconds)
+    chart("Cache hit rate", lambda: charts.of_series("Cache hit rate per period", {"hit rate": redis.hit_rate_series(env.clients, window)},
+                                                     unit="%", threshold=t.redis_hit_rate_min * 100, window=window, scale=100))
     minimum, recent_minutes = env.thresholds.redis_min_lookups, env.thresholds.redis_recent_window_minutes
     if traffic.whole.lookups < minimum:
         pytest.skip(f"too little traffic to judge: {traffic.whole.lookups:.0f} lookups < {minimum} in {traffic.whole.window}")

@@ -7,7 +7,8 @@ is not mistaken for lag.
 
 import pytest
 
-from entmoot_ops.check import check, evidence, expect
+from entmoot_ops import charts
+from entmoot_ops.check import chart, check, evidence, expect
 from entmoot_ops.probes import cloudwatch, postgres
 
 SECTION = "alert-database-replication-lag-60s"
@@ -51,6 +52,7 @@ def test_replica_lag(env, lag_target):
         window = cloudwatch.Window.last(thresholds.metric_freshness_minutes, thresholds.metric_period_seconds)
         series = cloudwatch.series(env.clients, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": name}, "Maximum", window)
         evidence("ReplicaLag", series)
+        chart("ReplicaLag", lambda: charts.of_series(f"ReplicaLag of {name}", {"lag": series}, unit="s", threshold=maximum, window=window))
         latest = series.latest_period(window.period_seconds)
         expect(f"ReplicaLag of {name} (maximum in the period {latest.describe() if latest else 'none'})",
                latest.value if latest else None, "<", maximum, unit="s", window=window.describe())

@@ -94,6 +94,29 @@ def test_allure_report_is_one_offline_file_with_a_trend_across_runs(sandbox, run
     assert "data/categories.json" in embedded or any(name.startswith("widgets/") for name in embedded)
     trend = json.loads(base64.b64decode(embedded["widgets/history-trend.json"]))
     assert len(trend) == 2 and all(point["data"]["passed"] == 1 for point in trend), trend
+    cases = [json.loads(base64.b64decode(data)) for name, data in embedded.items() if name.startswith("data/test-cases/")]
+    coverage = next(case for case in cases if case["name"] == "Runbook coverage")
+    assert coverage["status"] == "unknown" and "headings covered" in coverage["statusMessage"]
+
+
+def test_a_failing_check_gets_a_chart_and_every_run_a_summary(sandbox, run_checks):
+    with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        settle(sandbox)
+        run = run_checks("-m", "morning", "-k", "free_storage or service_steady")
+        everything = run_checks("-m", "morning", "-k", "error_rate", "--charts", "all")
+    summary = json.loads((run.reports / "summary.json").read_text())
+    assert summary["marker"] == "morning" and summary["counts"]["fail"] == 1 and summary["counts"]["pass"] == 1
+    failed = next(c for c in summary["checks"] if c["id"] == "rds.free-storage")
+    assert failed["outcome"] == "fail" and failed["threshold"] == "> 10.00%" and failed["remediation"] == "rds.increase-storage"
+    assert failed["values"][0]["limit"] == 0.1 and failed["values"][0]["value"] < 0.1
+    charts = {check: [a for a in result.get("attachments", []) if a["type"] == "image/png"]
+              for check in ("rds.free-storage", "ecs.service-steady") for result in _results(run) if _check_id(result) == check}
+    assert [a["name"] for a in charts["rds.free-storage"]] == ["FreeStorageSpace"]
+    assert (run.reports / "allure-results" / charts["rds.free-storage"][0]["source"]).read_bytes().startswith(b"\x89PNG")
+    assert charts["ecs.service-steady"] == []  # passed: no chart by default (and it has no time series either)
+    (passed,) = _results(everything)
+    assert everything.outcome("api.error-rate") == "pass"
+    assert [a["name"] for a in passed["attachments"] if a["type"] == "image/png"] == ["ALB 5XX rate and requests per period"]
 
 
 def test_report_without_results_is_one_line(tmp_path):
@@ -106,6 +129,10 @@ def test_report_without_results_is_one_line(tmp_path):
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [f"entmoot-ops: {tmp_path / 'none'}: no Allure results; run the checks first"]
+
+
+def _check_id(result: dict) -> str | None:
+    return next((label["value"] for label in result["labels"] if label["name"] == "check_id"), None)
 
 
 def _attachments(run, check_id: str) -> set[str]:

@@ -104,6 +104,7 @@ class CheckRun:
     # Evidence reads put off until the verdict is known: done for a check that did not pass, or on --evidence all.
     deferred: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
     recorded: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)  # see record()
+    charts: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)  # see chart()
 
 
 current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("current_run", default=None)
@@ -200,6 +201,25 @@ def record(name: str, value: float, **labels: str) -> None:
     run = current_run.get()
     if run is not None and _number(value) is not None:
         run.recorded.append((name, float(value), labels))
+
+
+def chart(title: str, draw: Callable[[], Any]) -> None:
+    """A chart of the evidence (``draw`` returns an :class:`entmoot_ops.charts.Chart`), drawn once the verdict is
+    known: for a check that did not pass, or every check with ``--charts all``; best effort, as evidence is."""
+    run = current_run.get()
+    if run is not None:
+        run.charts.append((title, draw))
+
+
+def attach_chart(title: str, read: Callable[[], Any]) -> None:
+    """Draw one chart and attach it as PNG; a failure to read or draw is attached as "unavailable: ..."."""
+    from entmoot_ops import charts
+
+    png = best_effort(title, lambda: charts.series(read()))
+    if isinstance(png, Unavailable):
+        evidence(f"chart: {title}", png)
+    else:
+        allure.attach(png, name=title, attachment_type=allure.attachment_type.PNG)
 
 
 def expect_present(label: str, value: Any) -> None:

@@ -118,24 +118,30 @@ def checks_listing(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def coverage_table(arguments: argparse.Namespace) -> int:
-    """Each runbook section and procedure with what covers it, and what nothing covers."""
+def _coverage(checks_dir: Path, runbook: Path | None) -> list:
     from entmoot_ops import coverage
     from entmoot_ops.chaos import catalog
     from entmoot_ops.remediation import REGISTRY
 
-    entries = _project_checks(arguments.checks_dir)
+    entries = _project_checks(checks_dir)
     try:
         import remediations  # noqa: F401 - registers the project's remediations
     except ModuleNotFoundError as exc:
         raise ConfigError(f"the coverage reads the remediations of the project: {exc}",
                           fix="run it from the project's directory (the one holding checks/ and remediations/)") from None
     try:
-        text = coverage.runbook_text(arguments.runbook)
+        text = coverage.runbook_text(runbook)
     except OSError as exc:
-        raise ConfigError(f"cannot read the runbook {arguments.runbook}: {exc.strerror}") from None
-    rows = coverage.rows(text, entries, {r.id: r.section for r in REGISTRY.values()},
+        raise ConfigError(f"cannot read the runbook {runbook}: {exc.strerror}") from None
+    return coverage.rows(text, entries, {r.id: r.section for r in REGISTRY.values()},
                          {e.name: e.section for e in catalog.EXPERIMENTS.values()})
+
+
+def coverage_table(arguments: argparse.Namespace) -> int:
+    """Each runbook section and procedure with what covers it, and what nothing covers."""
+    from entmoot_ops import coverage
+
+    rows = _coverage(arguments.checks_dir, arguments.runbook)
     if arguments.json:
         print(json.dumps([{"heading": r.heading.title, "anchor": r.heading.anchor, "level": r.heading.level,
                            "checks": r.checks, "remediations": r.remediations, "experiments": r.experiments,
@@ -413,8 +419,11 @@ def chaos_matrix(arguments: argparse.Namespace) -> int:
 
 
 def report(arguments: argparse.Namespace) -> int:
-    from entmoot_ops.reports import generate_html
+    from entmoot_ops import coverage
+    from entmoot_ops.reports import generate_html, write_coverage_result
 
+    if arguments.results.is_dir() and any(arguments.results.glob("*-result.json")):
+        write_coverage_result(arguments.results, coverage.table(_coverage(arguments.checks_dir, None)))
     index = generate_html(arguments.results, arguments.output, arguments.tools, arguments.history)
     print(f"Allure report: {index.resolve()} (one file; open it in a browser, no network needed)")
     return 0
@@ -490,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     html.add_argument("--tools", type=Path, default=Path("reports/.tools"), help="where allure-commandline is installed")
     html.add_argument("--history", type=Path, default=Path("reports/allure-history"),
                       help="the trend across runs: kept here between reports")
+    html.add_argument("--checks-dir", type=Path, default=Path("checks"), help="for the runbook coverage table in the report")
     html.set_defaults(run=report)
     arguments = parser.parse_args(argv)
     try:

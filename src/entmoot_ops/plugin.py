@@ -22,7 +22,8 @@ from _pytest import junitxml
 from entmoot_ops import iam, load, outcomes, preflight, progress, reports, scheduling
 from entmoot_ops.breaker import fresh
 from entmoot_ops.chaos import guard as chaos_guard
-from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, best_effort, current_run, evidence
+from entmoot_ops.check import (CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, attach_chart, best_effort, current_run,
+                               evidence)
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment, environments_dir, load_environment
 from entmoot_ops.errors import ConfigError, OpsError, one_line
@@ -55,6 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="JSON-lines audit of remediation actions (default REPORTS/audit.jsonl)")
     group.addoption("--check", action="append", dest="entmoot_checks", metavar="ID", default=[],
                     help="run only this check (repeatable; with -m and -k, all must select it)")
+    group.addoption("--charts", dest="entmoot_charts", default="failures", choices=("failures", "all", "none"),
+                    help="which checks draw their time series into the report: those that do not pass (default), all, or none")
     group.addoption("--evidence", dest="entmoot_evidence", default=None, choices=("failures", "all"),
                     help="which checks read their evidence (logs, top statements): only those that do not pass "
                          "(default), or all; default: the environment's `evidence` setting")
@@ -584,15 +587,19 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         outcome = yield
     except AssertionError as failure:
         _read_evidence(run, wanted=True)
+        _draw_charts(run, wanted=_charts(item) != "none")
         fixed = _remediate(item, run, failure)
         if fixed is not None:
             raise fixed from None
         raise
     except BaseException:
-        _read_evidence(run, wanted=not isinstance(sys.exc_info()[1], pytest.skip.Exception) or _all_evidence(item))
+        skipped = isinstance(sys.exc_info()[1], pytest.skip.Exception)
+        _read_evidence(run, wanted=not skipped or _all_evidence(item))
+        _draw_charts(run, wanted=_charts(item) == "all" or (_charts(item) == "failures" and not skipped))
         raise
     else:
         _read_evidence(run, wanted=_all_evidence(item))
+        _draw_charts(run, wanted=_charts(item) == "all")
         return outcome
     finally:
         current_run.reset(token)
@@ -602,6 +609,16 @@ def _all_evidence(item: pytest.Item) -> bool:
     chosen = item.config.getoption("entmoot_evidence")
     environment = item.config.stash[SUITE_KEY].environments.get(_env_name(item))
     return (chosen or (environment.evidence if environment else "failures")) == "all"
+
+
+def _charts(item: pytest.Item) -> str:
+    return item.config.getoption("entmoot_charts")
+
+
+def _draw_charts(run: CheckRun, *, wanted: bool) -> None:
+    drawn, run.charts = run.charts, []
+    for title, read in drawn if wanted else ():
+        attach_chart(title, read)
 
 
 def _read_evidence(run: CheckRun, *, wanted: bool) -> None:

@@ -179,16 +179,30 @@ def many_series(clients: Clients, namespace: str, metrics: list[tuple[str, dict[
             for i, (metric, _) in enumerate(metrics)]
 
 
+def _percentiles(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], name: str, window: Window,
+                 period: int) -> list[tuple[datetime, float]]:
+    with measuring("AWS CloudWatch"):
+        answer = clients.aws("cloudwatch").get_metric_statistics(
+            Namespace=namespace, MetricName=metric, Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+            StartTime=window.start, EndTime=window.end, Period=period, ExtendedStatistics=[name])
+    return sorted((p["Timestamp"], float(p["ExtendedStatistics"][name])) for p in answer.get("Datapoints", [])
+                  if name in p.get("ExtendedStatistics", {}))
+
+
 @needs("cloudwatch:GetMetricStatistics")
 def percentile(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], percent: float,
                window: Window) -> float | None:
     """One percentile over the whole window (a single period spanning it), or None without datapoints."""
     seconds = (window.end - window.start).total_seconds()
     period = window.period_seconds * max(1, math.ceil(seconds / window.period_seconds))
-    name = f"p{percent:g}"
-    with measuring("AWS CloudWatch"):
-        answer = clients.aws("cloudwatch").get_metric_statistics(
-            Namespace=namespace, MetricName=metric, Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-            StartTime=window.start, EndTime=window.end, Period=period, ExtendedStatistics=[name])
-    values = [p["ExtendedStatistics"][name] for p in answer.get("Datapoints", []) if name in p.get("ExtendedStatistics", {})]
+    values = [value for _, value in _percentiles(clients, namespace, metric, dimensions, f"p{percent:g}", window, period)]
     return max(values) if values else None
+
+
+@needs("cloudwatch:GetMetricStatistics")
+def percentile_series(clients: Clients, namespace: str, metric: str, dimensions: dict[str, str], percent: float,
+                      window: Window) -> Series:
+    """One percentile per period of the window."""
+    name = f"p{percent:g}"
+    points = _percentiles(clients, namespace, metric, dimensions, name, window, window.period_seconds)
+    return Series(namespace=namespace, metric=metric, statistic=name, points=tuple(points))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis as redis_library
 
@@ -109,6 +109,22 @@ def cache_traffic(clients: Clients, window: cloudwatch.Window, recent_minutes: f
         return CacheCounts(hits=sums["CacheHits"], misses=sums["CacheMisses"], evictions=sums["Evictions"], window=since.describe())
 
     return CacheTraffic(nodes=nodes, whole=counts(window), recent=counts(recent))
+
+
+def hit_rate_series(clients: Clients, window: cloudwatch.Window) -> cloudwatch.Series:
+    """The group's hit rate per period (hits / lookups, every node summed), as a ratio."""
+    nodes = cache_nodes(clients)
+    found = cloudwatch.many_series(clients, "AWS/ElastiCache", [(metric, {"CacheClusterId": node}) for node in nodes
+                                                                 for metric in ("CacheHits", "CacheMisses")], "Sum", window)
+    hits: dict[datetime, float] = {}
+    lookups: dict[datetime, float] = {}
+    for index, series in enumerate(found):
+        for moment, value in series.points:
+            lookups[moment] = lookups.get(moment, 0.0) + value
+            if index % 2 == 0:
+                hits[moment] = hits.get(moment, 0.0) + value
+    points = tuple((moment, hits.get(moment, 0.0) / total) for moment, total in sorted(lookups.items()) if total)
+    return cloudwatch.Series("AWS/ElastiCache", "hit rate", "Sum", points)
 
 
 @dataclass(frozen=True)

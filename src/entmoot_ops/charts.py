@@ -1,0 +1,117 @@
+"""Charts for the report: a time series with its threshold and the window judged, a load run, a chaos experiment's
+timeline, the detection matrix as a grid. Drawn headless (matplotlib's Agg) as PNG, only when asked: matplotlib is
+imported on the first chart, so a healthy run that draws none never pays for it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    points: Sequence[tuple[datetime, float]]
+    axis: str = "left"  # "right": a second scale (request counts beside a rate, say)
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    unit: str
+    lines: Sequence[Line]
+    threshold: float | None = None
+    window: tuple[datetime, datetime] | None = None  # shaded: the periods that were judged
+    events: Sequence[tuple[datetime, str]] = field(default_factory=tuple)  # vertical markers (scale-out, injection)
+    right_unit: str = ""
+
+
+def of_series(title: str, lines: dict[str, Any], *, unit: str, threshold: float | None, window: Any = None,
+              scale: float = 1.0) -> Chart:
+    """A chart of CloudWatch series (``cloudwatch.Series`` by label), values times ``scale``, with the threshold in
+    the same unit and the window (``cloudwatch.Window``) that was judged."""
+    return Chart(title, unit, [Line(label, [(at, value * scale) for at, value in found.points]) for label, found in lines.items()],
+                 threshold, (window.start, window.end) if window is not None else None)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("charts need matplotlib: pip install 'entmoot-ops[charts]'", name="matplotlib") from None
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def series(chart: Chart) -> bytes:
+    """Each line over time; the threshold as a dashed red line; the judged window shaded; events as markers."""
+    pyplot = _pyplot()
+    figure, left = pyplot.subplots(figsize=(8, 3.2))
+    right = left.twinx() if any(line.axis == "right" for line in chart.lines) else None
+    for line in chart.lines:
+        axis = right if line.axis == "right" and right is not None else left
+        if line.points:
+            moments, values = zip(*line.points, strict=True)
+            axis.plot(moments, values, marker=".", linewidth=1.2, label=line.label, color=None if axis is left else "grey")
+    if chart.threshold is not None:
+        left.axhline(chart.threshold, color="red", linestyle="--", linewidth=1, label=f"threshold {chart.threshold:g} {chart.unit}")
+    if chart.window is not None:
+        left.axvspan(*chart.window, color="tab:blue", alpha=0.08, label="window judged")
+    for moment, text in chart.events:
+        left.axvline(moment, color="black", linestyle=":", linewidth=1)
+        left.annotate(text, (moment, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right", fontsize=7)
+    left.set_title(chart.title, fontsize=10)
+    left.set_ylabel(chart.unit)
+    if right is not None:
+        right.set_ylabel(chart.right_unit)
+    handles = [h for axis in (left, right) if axis is not None for h in axis.get_legend_handles_labels()[0]]
+    left.legend(handles=handles, fontsize=7, loc="upper left")
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+def timeline(title: str, start: datetime, events: Sequence[tuple[datetime, str, str]]) -> bytes:
+    """A chaos experiment: each event (moment, lane, label) on its lane (injection, detection, rollback, recovery)."""
+    pyplot = _pyplot()
+    lanes = list(dict.fromkeys(lane for _, lane, _ in events))
+    figure, axis = pyplot.subplots(figsize=(8, 0.6 + 0.45 * max(1, len(lanes))))
+    for moment, lane, label in events:
+        seconds = (moment - start).total_seconds()
+        row = lanes.index(lane)
+        axis.plot([seconds], [row], marker="o", color="tab:red" if lane == "injection" else "tab:blue")
+        axis.annotate(f"{label} ({seconds:.1f} s)", (seconds, row), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axis.set_yticks(range(len(lanes)), lanes, fontsize=8)
+    axis.set_ylim(-0.6, len(lanes) - 0.4)
+    axis.set_xlabel("seconds since the experiment started")
+    axis.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+def grid(title: str, rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[str, str], tuple[str, str]]) -> bytes:
+    """The detection matrix: a row per fault, a column per check; each cell (text, colour) where there is one."""
+    pyplot = _pyplot()
+    figure, axis = pyplot.subplots(figsize=(max(6, 0.3 * len(columns) + 3), max(3, 0.22 * len(rows) + 1.5)))
+    for (row, column), (text, colour) in cells.items():
+        y, x = rows.index(row), columns.index(column)
+        axis.add_patch(pyplot.Rectangle((x - 0.5, y - 0.5), 1, 1, color=colour))
+        axis.text(x, y, text, ha="center", va="center", fontsize=5)
+    axis.set_xlim(-0.5, len(columns) - 0.5)
+    axis.set_ylim(len(rows) - 0.5, -0.5)
+    axis.set_xticks(range(len(columns)), columns, rotation=90, fontsize=6)
+    axis.set_yticks(range(len(rows)), rows, fontsize=6)
+    axis.set_title(title, fontsize=10)
+    return _png(figure)
