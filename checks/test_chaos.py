@@ -14,7 +14,8 @@ import pytest
 from entmoot_ops.chaos import catalog, guard, observe
 from entmoot_ops.chaos.actions import ActionContext
 from entmoot_ops.chaos.experiment import Experiment, Runner
-from entmoot_ops.check import check, evidence, expect, record
+from entmoot_ops import charts
+from entmoot_ops.check import attach_chart, check, evidence, expect, record
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 
@@ -47,6 +48,8 @@ def _judge(env, run, experiment: Experiment) -> None:
         pytest.skip(f"refused: {refused}")
     journal = run(experiment)
     evidence("chaos journal", journal.record())
+    attach_chart(f"timeline of {experiment.name}", lambda: charts.timeline(f"chaos experiment {experiment.name} on {env.name}",
+                                                                          charts.chaos_events(journal.record())))
     settings = env.config.chaos
     if journal.status == "not-run":
         raise OpsError(f"not run: {journal.reason}", fix="restore the steady state first: run the failing checks alone")

@@ -46,6 +46,9 @@ def test_every_experiment_end_to_end(sandbox, run_checks, tmp_path):
     injected = [a for a in audit if a["event"] == "injected"]
     assert len(injected) == len(catalog.EXPERIMENTS) and all(a["who"] for a in injected)
     assert sandbox.control("GET", "state")["faults"] == []
+    timelines = {a["name"] for r in run.reports.joinpath("allure-results").glob("*-result.json")
+                 for a in json.loads(r.read_text()).get("attachments", []) if a["type"] == "image/png"}
+    assert timelines == {f"timeline of {name}" for name in catalog.EXPERIMENTS}
 
 
 @pytest.fixture

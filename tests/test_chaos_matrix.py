@@ -59,6 +59,7 @@ def test_a_few_faults_caught_with_their_latency_in_json_html_and_junit(sandbox, 
     assert "detection matrix: 3 of 3 caught, 0 missed, 0 false alarms" in done.stdout
     html = (tmp_path / "matrix" / "matrix.html").read_text()
     assert "replication.lag" in html and "3 of 3 faults caught" in html
+    assert '<img src="matrix.png"' in html and (tmp_path / "matrix" / "matrix.png").read_bytes().startswith(b"\x89PNG")
     suite = ET.parse(tmp_path / "matrix" / "matrix-junit.xml").getroot()
     assert suite.get("tests") == "3" and suite.get("failures") == "0"
     assert sandbox.control("GET", "state")["faults"] == []

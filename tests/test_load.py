@@ -40,7 +40,7 @@ def test_a_load_run_is_judged_by_checks_with_locusts_own_files(sandbox, run_chec
     assert next(r for r in rows if r["Name"] == "Aggregated")["Failure Count"] == "0"
     attachments = {a["name"] for r in _allure(run) for a in r.get("attachments", [])} | {
         a["name"] for c in _containers(run) for part in c.get("befores", []) for a in part.get("attachments", [])}
-    assert {"locust.html", "locust_stats.csv"} <= attachments, attachments
+    assert {"locust.html", "locust_stats.csv", "load run on sandbox"} <= attachments, attachments
 
 
 def _allure(run) -> list[dict]:

@@ -84,20 +84,70 @@ def series(chart: Chart) -> bytes:
     return _png(figure)
 
 
-def timeline(title: str, start: datetime, events: Sequence[tuple[datetime, str, str]]) -> bytes:
-    """A chaos experiment: each event (moment, lane, label) on its lane (injection, detection, rollback, recovery)."""
+def timeline(title: str, events: Sequence[tuple[float, str, str]]) -> bytes:
+    """A chaos experiment: each event (seconds since it started, lane, label) on its lane (injection, a lane per
+    detector, rollback, recovery)."""
     pyplot = _pyplot()
     lanes = list(dict.fromkeys(lane for _, lane, _ in events))
-    figure, axis = pyplot.subplots(figsize=(8, 0.6 + 0.45 * max(1, len(lanes))))
-    for moment, lane, label in events:
-        seconds = (moment - start).total_seconds()
+    figure, axis = pyplot.subplots(figsize=(8, 0.8 + 0.45 * max(1, len(lanes))))
+    for seconds, lane, label in events:
         row = lanes.index(lane)
-        axis.plot([seconds], [row], marker="o", color="tab:red" if lane == "injection" else "tab:blue")
+        axis.plot([seconds], [row], marker="o", color="tab:red" if lane in ("injection", "abort") else
+                  "tab:orange" if lane.startswith("detected") else "tab:blue")
         axis.annotate(f"{label} ({seconds:.1f} s)", (seconds, row), textcoords="offset points", xytext=(4, 4), fontsize=7)
     axis.set_yticks(range(len(lanes)), lanes, fontsize=8)
     axis.set_ylim(-0.6, len(lanes) - 0.4)
     axis.set_xlabel("seconds since the experiment started")
     axis.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+def chaos_events(journal: dict[str, Any]) -> list[tuple[float, str, str]]:
+    """A journal's injection (its actions), each detection, rollbacks, abort and recovery, in seconds since its start."""
+    events: list[tuple[float, str, str]] = []
+    injected = None
+    for step in journal["timeline"]:
+        kind, at = step["step"], step["elapsed"]
+        if kind == "action":
+            injected = at if injected is None else injected
+            events.append((at, "injection", step.get("action", "action")))
+        elif kind in ("rollback", "abort"):
+            events.append((at, kind, step.get("action") or step.get("reason", kind)))
+        elif kind in ("recovered", "not recovered"):
+            events.append((at, "recovery", kind))
+    for check_id, seconds in journal["detection_seconds"].items():
+        if seconds is not None and injected is not None:
+            events.append((injected + seconds, f"detected by {check_id}", f"{seconds:g} s after injection"))
+    return sorted(events)
+
+
+def load_run(title: str, history: Sequence[dict[str, str]], hosts: Sequence[tuple[datetime, float]], p95_max_ms: float) -> bytes:
+    """A load run: requests/s and users, p95 against its threshold, and the healthy tasks behind the load balancer,
+    with the scale-out (the first rise of healthy tasks) marked on each. ``history``: locust's stats history rows."""
+    pyplot = _pyplot()
+    rows = [r for r in history if r.get("Name") == "Aggregated"]
+    moments = [datetime.fromtimestamp(int(r["Timestamp"]), hosts[0][0].tzinfo if hosts else None) for r in rows]
+
+    def column(name: str) -> list[float]:
+        return [float(r[name]) if r[name] not in ("N/A", "") else float("nan") for r in rows]
+
+    figure, (load, latency, tasks) = pyplot.subplots(3, 1, figsize=(8, 6), sharex=True)
+    load.plot(moments, column("Requests/s"), label="requests/s")
+    load.plot(moments, column("User Count"), label="users")
+    latency.plot(moments, column("95%"), label="p95 (ms)")
+    latency.axhline(p95_max_ms, color="red", linestyle="--", linewidth=1, label=f"threshold {p95_max_ms:g} ms")
+    if hosts:
+        tasks.step([at for at, _ in hosts], [value for _, value in hosts], where="post", label="healthy tasks")
+        first = hosts[0][1]
+        scaled = next((at for at, value in hosts if value > first), None)
+        for axis in (load, latency, tasks) if scaled else ():
+            axis.axvline(scaled, color="black", linestyle=":", linewidth=1)
+        if scaled:
+            tasks.annotate("scale-out", (scaled, 1), xycoords=("data", "axes fraction"), va="top", fontsize=7)
+    for axis in (load, latency, tasks):
+        axis.legend(fontsize=7, loc="upper left")
+    load.set_title(title, fontsize=10)
+    figure.autofmt_xdate()
     return _png(figure)
 
 

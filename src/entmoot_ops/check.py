@@ -211,11 +211,10 @@ def chart(title: str, draw: Callable[[], Any]) -> None:
         run.charts.append((title, draw))
 
 
-def attach_chart(title: str, read: Callable[[], Any]) -> None:
-    """Draw one chart and attach it as PNG; a failure to read or draw is attached as "unavailable: ..."."""
-    from entmoot_ops import charts
-
-    png = best_effort(title, lambda: charts.series(read()))
+def attach_chart(title: str, render: Callable[[], bytes]) -> None:
+    """Draw one chart (``render`` returns PNG bytes) and attach it; a failure to read or draw is attached as
+    "unavailable: ...", never the check's outcome."""
+    png = best_effort(title, render)
     if isinstance(png, Unavailable):
         evidence(f"chart: {title}", png)
     else:

@@ -616,9 +616,11 @@ def _charts(item: pytest.Item) -> str:
 
 
 def _draw_charts(run: CheckRun, *, wanted: bool) -> None:
+    from entmoot_ops import charts
+
     drawn, run.charts = run.charts, []
     for title, read in drawn if wanted else ():
-        attach_chart(title, read)
+        attach_chart(title, lambda read=read: charts.series(read()))
 
 
 def _read_evidence(run: CheckRun, *, wanted: bool) -> None:

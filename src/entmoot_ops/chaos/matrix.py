@@ -18,6 +18,7 @@ from typing import Any
 
 from entmoot_ops import progress
 from entmoot_ops.chaos import observe
+from entmoot_ops.check import Unavailable, best_effort
 from entmoot_ops.errors import OpsError
 
 CHECKLISTS = "morning or alerts or handoff or evening or incident or weekly or monthly"
@@ -211,12 +212,31 @@ def write(rows: list[Row], directory: Path) -> dict[str, Path]:
     paths = {"json": directory / "matrix.json", "html": directory / "matrix.html", "junit": directory / "matrix-junit.xml"}
     paths["json"].write_text(json.dumps({"summary": totals, "rows": [{**asdict(r), "caught": r.caught}
                                                                     for r in rows]}, indent=2) + "\n")
-    paths["html"].write_text(_html(rows, totals))
+    grid = best_effort("the matrix as a grid", lambda: _grid(rows, totals))
+    if not isinstance(grid, Unavailable):  # charts need matplotlib (the charts extra): without it, the table alone
+        paths["png"] = directory / "matrix.png"
+        paths["png"].write_bytes(grid)
+    paths["html"].write_text(_html(rows, totals, with_grid="png" in paths))
     paths["junit"].write_bytes(_junit(rows, totals))
     return paths
 
 
-def _html(rows: list[Row], totals: dict[str, Any]) -> str:
+def _grid(rows: list[Row], totals: dict[str, Any]) -> bytes:
+    """A row per fault, a column per check that was expected or turned red: its detection seconds (green), MISSED
+    (red) or a false alarm (orange)."""
+    from entmoot_ops import charts
+
+    columns = sorted({c for r in rows for c in (*r.expected, *r.false_alarms)})
+    cells: dict[tuple[str, str], tuple[str, str]] = {}
+    for r in rows:
+        cells.update({(r.name, c): (f"{s:g}", "#b7e1b0") for c, s in r.detected.items() if c in columns})
+        cells.update({(r.name, c): ("MISSED", "#f4a6a6") for c in r.missed})
+        cells.update({(r.name, c): ("false", "#f7c873") for c in r.false_alarms})
+    return charts.grid(f"Detection matrix: {totals['caught']} of {totals['faults']} caught, {totals['false_alarms']} false alarms, "
+                       f"median {totals['median_detection_seconds']} s", [r.name for r in rows], columns, cells)
+
+
+def _html(rows: list[Row], totals: dict[str, Any], *, with_grid: bool) -> str:
     def cell(text: str, bad: bool = False) -> str:
         return f'<td class="{"bad" if bad else ""}">{html.escape(text)}</td>'
 
@@ -232,7 +252,8 @@ def _html(rows: list[Row], totals: dict[str, Any]) -> str:
             ".bad{background:#fdd}</style><h1>Detection matrix</h1>"
             f"<p>{totals['caught']} of {totals['faults']} faults caught, {totals['missed']} missed, {totals['false_alarms']} false "
             f"alarms; median detection latency {totals['median_detection_seconds']} s.</p>"
-            f"<table><tr>{head}</tr>{body}</table>\n")
+            + ('<p><img src="matrix.png" alt="the matrix as a grid" style="max-width:100%"></p>' if with_grid else "")
+            + f"<table><tr>{head}</tr>{body}</table>\n")
 
 
 def _junit(rows: list[Row], totals: dict[str, Any]) -> bytes:
