@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import api_traffic, background_traffic
+from conftest import api_traffic, background_traffic, settle
 
 pytestmark = pytest.mark.usefixtures("own_window")  # each judges a window of its own traffic
 
@@ -25,7 +25,7 @@ def _run_with(sandbox, run_checks, environments, fault: str, **params):
         time.sleep(12)  # two whole 5 s periods of healthy traffic, wherever CloudWatch's periods begin
         with sandbox.fault(fault, **params):
             time.sleep(3)
-            sandbox.sync()
+            settle(sandbox)
             return run_checks("-m", "incident", "--check", CHECK, "--environments-dir", str(environments(replace=LAST_MINUTE)))
 
 
@@ -39,7 +39,7 @@ def test_errors_right_after_a_deploy_name_the_deployment_and_the_rollback(sandbo
     api_traffic(sandbox, 100)
     with sandbox.fault("deploy", version="1.8.0", error_rate=0.5), background_traffic(sandbox):
         time.sleep(3)
-        sandbox.sync()
+        settle(sandbox)
         run = run_checks("-m", "incident", "--check", CHECK, "--environments-dir", str(environments(replace=LAST_MINUTE)))
     failed = run.result(CHECK)
     assert failed.outcome == "fail", run.output[-3000:]

@@ -349,8 +349,8 @@ class DeploySettings(Strict):
     poll_seconds: Annotated[float, Field(gt=0, le=300)] = 15
     error_rate_max: Ratio = 0.01
     min_requests: Annotated[int, Field(ge=1)] = 50
-    # How long the error-rate gate waits for min_requests in CloudWatch: a 1-minute period, then 1 to 3 minutes
-    # before its datapoints are readable.
+    # Until how long after the deployment started the error-rate gate waits for min_requests in CloudWatch: a
+    # 1-minute period, then 1 to 3 minutes before its datapoints are readable.
     bake_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
     p95_max_ms: Annotated[float, Field(gt=0)] = 500  # runbook API Response Time High: p95 > 500 ms
     sample_requests: Annotated[int, Field(ge=1, le=1000)] = 20

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, UTC
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
@@ -93,17 +93,18 @@ class TrafficWait:
 
 
 def wait_for_requests(clients: Clients, since: datetime, minimum: float, timeout_seconds: float, poll_seconds: float) -> TrafficWait:
-    """The API's requests in the periods since a moment, polled until at least ``minimum`` are counted or the
-    deadline passes: a period is judged once it has ended, and its datapoints arrive later still (1 to 3 minutes on
-    AWS), so right after a deployment there is nothing yet to judge. The last reading is returned either way."""
+    """The API's requests in the periods since a moment, polled until at least ``minimum`` are counted or
+    ``timeout_seconds`` after the moment: a period is judged once it has ended, and its datapoints arrive later still
+    (1 to 3 minutes on AWS), so right after a deployment there is nothing yet to judge; long after it, waiting
+    brings nothing more. The last reading is returned either way."""
     started = time.monotonic()
-    progress = Progress(f"waiting for {minimum:g} requests since {since:%H:%M:%SZ} in CloudWatch (deadline {timeout_seconds:g} s)")
+    deadline = since + timedelta(seconds=timeout_seconds)
+    progress = Progress(f"waiting for {minimum:g} requests since {since:%H:%M:%SZ} in CloudWatch (until {deadline:%H:%M:%SZ})")
     while True:
         window = cloudwatch.Window.since(since, clients.env.thresholds.metric_period_seconds)
         stats = request_stats(clients, window)
-        waited = time.monotonic() - started
-        if stats.requests >= minimum or waited + poll_seconds > timeout_seconds:
-            return TrafficWait(stats, window, round(waited, 1))
+        if stats.requests >= minimum or datetime.now(UTC) + timedelta(seconds=poll_seconds) > deadline:
+            return TrafficWait(stats, window, round(time.monotonic() - started, 1))
         progress(f"{stats.requests:.0f} so far in {window.describe()}")
         time.sleep(poll_seconds)
 

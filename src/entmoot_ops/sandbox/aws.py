@@ -129,6 +129,10 @@ class Aws:
                            desiredCount=DESIRED)
         while self.settle_service():
             pass
+        # The running release was deployed an hour ago, as in a real environment: the traffic history seeded below
+        # is its, and a deploy gate run now judges it instead of waiting for traffic since the sandbox started.
+        for deployment in _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].deployments:
+            deployment["createdAt"] = deployment["createdAt"] - timedelta(hours=1)
 
         rds = self.client("rds")
         rds.create_db_instance(DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass=SEEDED_CLASS, Engine="postgres",
