@@ -102,7 +102,7 @@ def test_allure_report_is_one_offline_file_with_a_trend_across_runs(sandbox, run
 def test_a_failing_check_gets_a_chart_and_every_run_a_summary(sandbox, run_checks):
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
         settle(sandbox)
-        run = run_checks("-m", "morning", "-k", "free_storage or service_steady")
+        run = run_checks("-m", "morning", "-k", "free_storage or service_steady", charts=True)
         everything = run_checks("-m", "morning", "-k", "error_rate", "--charts", "all")
     summary = json.loads((run.reports / "summary.json").read_text())
     assert summary["marker"] == "morning" and summary["counts"]["fail"] == 1 and summary["counts"]["pass"] == 1
