@@ -5,17 +5,15 @@ Usage: python bench/gate.py [--runs N]
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from aws_calls import print_counts
-from entmoot_ops.sandbox.handle import start
+from morning import bench_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,22 +27,13 @@ def gate(state_file: Path, reports: Path, *extra: str, env: dict | None = None) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
-    handle = start()
-    handle.users = 1
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            reports = Path(scratch)
-            walls = sorted(gate(handle.state_file, reports / f"run{i}") for i in range(runs))
-            session = re.search(r"in ([\d.]+)s", walls[len(walls) // 2][1])
-            print(f"deploy gate, finished rollout ({runs} runs): wall median {walls[len(walls) // 2][0]:.2f} s "
-                  f"(min {walls[0][0]:.2f}, max {walls[-1][0]:.2f}); pytest session {session.group(1) if session else '?'} s "
-                  f"[{walls[0][1]}]")
-            print_counts(gate, handle.state_file, scratch, "gate check")
-    finally:
-        handle.release()
+    with bench_sandbox() as (runs, handle, reports):
+        walls = sorted(gate(handle.state_file, reports / f"run{i}") for i in range(runs))
+        session = re.search(r"in ([\d.]+)s", walls[len(walls) // 2][1])
+        print(f"deploy gate, finished rollout ({runs} runs): wall median {walls[len(walls) // 2][0]:.2f} s "
+              f"(min {walls[0][0]:.2f}, max {walls[-1][0]:.2f}); pytest session {session.group(1) if session else '?'} s "
+              f"[{walls[0][1]}]")
+        print_counts(gate, handle.state_file, str(reports), "gate check")
 
 
 if __name__ == "__main__":

@@ -10,15 +10,10 @@ Usage: python bench/integrations.py [--runs N]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
-
-from morning import run_morning
-from entmoot_ops.sandbox.handle import start
+from morning import bench_sandbox, run_morning
 
 EXPORTS = """
 import sys, time
@@ -51,33 +46,23 @@ def _python(code: str, *args: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
-    handle = start()
-    handle.users = 1
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            reports = Path(scratch)
-            run_morning(handle.state_file, reports / "warm-up")
-            healthy = [run_morning(handle.state_file, reports / f"run{i}") for i in range(runs)]
-            print(f"morning runs: {healthy[-1][2]}")
-            results_dir = reports / "run0"
-            exports = []
-            for i in range(runs):
-                seconds, count = _python(EXPORTS, str(results_dir), str(reports / f"exports{i}"))
-                exports.append(float(seconds))
-            print(f"exports of a healthy morning run ({count} checks: summary.json, metrics textfile), fresh interpreter, "
-                  f"median of {runs}: {statistics.median(exports) * 1000:.0f} ms  target: charts and exports <= 200 ms; "
-                  f"charts drawn on a healthy run: 0")
-            charts = [float(_python(CHART)[0]) for _ in range(runs)]
-            print(f"one chart when a check fails (matplotlib imported, 180 periods, PNG): median {statistics.median(charts) * 1000:.0f} ms")
-            walls = sorted(run_morning(handle.state_file, reports / f"all{i}", "--charts", "all")[0] for i in range(runs))
-            plain = sorted(w for w, _, _ in healthy)
-            print(f"whole morning process, median of {runs}: {plain[len(plain) // 2]:.2f} s by default, "
-                  f"{walls[len(walls) // 2]:.2f} s with --charts all")
-    finally:
-        handle.release()
+    with bench_sandbox() as (runs, handle, reports):
+        run_morning(handle.state_file, reports / "warm-up")
+        healthy = [run_morning(handle.state_file, reports / f"run{i}") for i in range(runs)]
+        print(f"morning runs: {healthy[-1][2]}")
+        exports = []
+        for i in range(runs):
+            seconds, count = _python(EXPORTS, str(reports / "run0"), str(reports / f"exports{i}"))
+            exports.append(float(seconds))
+        print(f"exports of a healthy morning run ({count} checks: summary.json, metrics textfile), fresh interpreter, "
+              f"median of {runs}: {statistics.median(exports) * 1000:.0f} ms  target: charts and exports <= 200 ms; "
+              f"charts drawn on a healthy run: 0")
+        charts = [float(_python(CHART)[0]) for _ in range(runs)]
+        print(f"one chart when a check fails (matplotlib imported, 180 periods, PNG): median {statistics.median(charts) * 1000:.0f} ms")
+        walls = sorted(run_morning(handle.state_file, reports / f"all{i}", "--charts", "all")[0] for i in range(runs))
+        plain = sorted(w for w, _, _ in healthy)
+        print(f"whole morning process, median of {runs}: {plain[len(plain) // 2]:.2f} s by default, "
+              f"{walls[len(walls) // 2]:.2f} s with --charts all")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,35 @@ Usage: python bench/morning.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from aws_calls import print_counts
-from entmoot_ops.sandbox.handle import start
+from entmoot_ops.sandbox.handle import SandboxHandle, start
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def bench_sandbox() -> Iterator[tuple[int, SandboxHandle, Path]]:
+    """A bench's ``--runs N``, a sandbox of its own, and a scratch directory for its reports."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    handle = start()
+    handle.users = 1
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            yield runs, handle, Path(scratch)
+    finally:
+        handle.release()
 
 
 def run_morning(state_file: Path, reports: Path, *extra: str, env: dict | None = None) -> tuple[float, float, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from conftest import ROOT, checks_runner
+from conftest import ROOT, checks_runner, settle
 from entmoot_ops import iam
 from entmoot_ops.clients import IAM_PREFIX, READ_ONLY_AWS
 from entmoot_ops.config import load_environment
@@ -168,6 +168,7 @@ def test_remediate_acts_under_its_own_policy_and_a_missing_write_is_one_line(iam
     handle, environment = iam_sandbox
     remediate = iam.policy("remediate", environment)
     with handle.fault("rds_low_storage", free_ratio=0.05):
+        settle(handle)
         denied = _runs_with_mode_policies(iam_sandbox, tmp_path, remediate=_without(remediate, "rds:ModifyDBInstance"))(
             "-m", "morning", "-k", "free_storage", "--remediate")
         assert denied.outcome("rds.free-storage") == "fail", denied.output[-3000:]

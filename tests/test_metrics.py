@@ -49,8 +49,11 @@ def _value(samples, name: str, **labels: str) -> float:
     return found[0]
 
 
-def test_a_run_pushes_outcomes_readings_and_counts_grouped_by_environment_and_marker(sandbox, run_checks, environments, pushgateway):
-    directory = environments(replace={"[thresholds]\n": f'[metrics]\npushgateway = "{pushgateway}"\n\n[thresholds]\n'})
+def test_a_run_pushes_outcomes_readings_and_counts_grouped_by_environment_and_marker(sandbox, run_checks, environments, pushgateway,
+                                                                                     tmp_path):
+    textfiles = tmp_path / "textfile_collector"
+    directory = environments(replace={"[thresholds]\n": f'[metrics]\npushgateway = "{pushgateway}"\ntextfile_dir = "{textfiles}"\n\n'
+                                                         '[thresholds]\n'})
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
         settle(sandbox)
         run = run_checks("-m", "morning", "-k", "free_storage or service_steady", "--environments-dir", str(directory))
@@ -68,7 +71,7 @@ def test_a_run_pushes_outcomes_readings_and_counts_grouped_by_environment_and_ma
     assert _value(samples, "entmoot_run_wall_seconds", **group) > 0
     assert _value(samples, "entmoot_check_duration_seconds", **group, check="rds.free-storage") > 0
     # The same figures in the textfile-collector file of the run.
-    written = (run.reports / "metrics" / "entmoot_sandbox_morning.prom").read_text()
+    written = (textfiles / "entmoot_sandbox_morning.prom").read_text()
     assert 'entmoot_check_outcome{check="rds.free-storage",entmoot_check_outcome="fail",environment="sandbox"} 1.0' in written
 
 
@@ -77,6 +80,7 @@ def test_an_unreachable_pushgateway_is_one_line_and_changes_no_verdict(run_check
     directory = environments(replace={"[thresholds]\n": f'[metrics]\npushgateway = "{closed}"\ntimeout_seconds = 2\n\n[thresholds]\n'})
     run = run_checks("-m", "morning", "-k", "service_steady", "--environments-dir", str(directory))
     assert run.returncode == 0 and run.outcome("ecs.service-steady") == "pass"
+    assert not (run.reports / "metrics").exists()  # no textfile_dir: no file
     lines = [line for line in run.output.splitlines() if line.startswith("metrics [sandbox]")]
     assert len(lines) == 1 and "not exported" in lines[0], run.output[-2000:]
 

@@ -442,7 +442,7 @@ class NotifySettings(Strict):
 class MetricsSettings(Strict):
     """Metrics for dashboards (entmoot_ops.metrics): a textfile-collector file per run, and/or a Pushgateway."""
 
-    textfile_dir: str | None = None  # default: <reports>/metrics
+    textfile_dir: str | None = None  # node_exporter's --collector.textfile.directory
     pushgateway: HttpUrl | None = None
     timeout_seconds: PositiveSeconds = 5
 

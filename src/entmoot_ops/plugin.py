@@ -712,7 +712,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reports.write_summary_json(suite.reports_dir / "summary.json", results, marker=marker, wall_seconds=wall)
         say = lambda line: terminalreporter.write_line(line, yellow=True)  # noqa: E731
         for environment in suite.environments.values():
-            _export_metrics(suite, environment, results, marker, wall, say)
+            _export_metrics(environment, results, marker, wall, say)
             _notify(suite, environment, results, say)
 
 
@@ -738,17 +738,18 @@ def _notify(suite: Suite, environment: Environment, results: list[outcomes.Check
     notify.notify(environment, results, notify.StateFile(state), _resolver(suite, environment.name), say)
 
 
-def _export_metrics(suite: Suite, environment: Environment, results: list[outcomes.CheckResult], marker: str, wall: float,
-                    say: Any) -> None:
-    """A textfile-collector file per environment and marker, and a push where a Pushgateway is configured. A
-    failure is one line: dashboards never cost a verdict."""
+def _export_metrics(environment: Environment, results: list[outcomes.CheckResult], marker: str, wall: float, say: Any) -> None:
+    """A textfile-collector file per environment and marker, and a push, each where configured. A failure is one
+    line: dashboards never cost a verdict."""
+    settings = environment.metrics
+    if not (settings.textfile_dir or settings.pushgateway):
+        return
     from entmoot_ops import metrics
 
-    settings = environment.metrics
     try:
         registry = metrics.registry(environment.name, results, wall, time.time())
-        metrics.textfile(Path(settings.textfile_dir) if settings.textfile_dir else suite.reports_dir / "metrics",
-                         environment.name, marker, registry)
+        if settings.textfile_dir:
+            metrics.textfile(Path(settings.textfile_dir), environment.name, marker, registry)
         if settings.pushgateway:
             metrics.push(settings.pushgateway, environment.name, marker, registry, settings.timeout_seconds)
     except Exception as exc:  # noqa: BLE001 - see above
