@@ -36,7 +36,7 @@ def _uids(page: str) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--output", type=Path, default=ROOT / "reports" / "screenshots")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "screenshots")
     output = parser.parse_args().output
     output.mkdir(parents=True, exist_ok=True)
     from selenium import webdriver
@@ -65,11 +65,13 @@ def main() -> int:
                 failing = next(uid for name, uid in uids.items() if name.startswith("rds.free-storage"))
                 browser.get(f"file://{index}#testresult/{failing}")
                 time.sleep(2)
-                browser.find_element(By.XPATH, "//*[contains(text(), 'FreeStorageSpace')]").click()
-                time.sleep(1)
+                browser.find_element(By.XPATH, "//*[normalize-space(text())='FreeStorageSpace']").click()  # the chart's row
+                time.sleep(2)
                 images = [i for i in browser.find_elements(By.TAG_NAME, "img") if i.is_displayed() and i.size["height"] > 50]
                 browser.save_screenshot(str(output / "failing-check-chart.png"))
                 browser.get(f"file://{index}#testresult/{uids['Runbook coverage']}")
+                time.sleep(2)
+                browser.find_element(By.XPATH, "//*[normalize-space(text())='runbook coverage']").click()  # the table
                 time.sleep(2)
                 browser.save_screenshot(str(output / "runbook-coverage.png"))
             finally:

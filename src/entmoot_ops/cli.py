@@ -423,7 +423,8 @@ def report(arguments: argparse.Namespace) -> int:
     from entmoot_ops.reports import generate_html, write_coverage_result
 
     if arguments.results.is_dir() and any(arguments.results.glob("*-result.json")):
-        write_coverage_result(arguments.results, coverage.table(_coverage(arguments.checks_dir, None)))
+        rows = _coverage(arguments.checks_dir, None)
+        write_coverage_result(arguments.results, coverage.html_table(rows), coverage.summary(rows))
     index = generate_html(arguments.results, arguments.output, arguments.tools, arguments.history)
     print(f"Allure report: {index.resolve()} (one file; open it in a browser, no network needed)")
     return 0

@@ -7,6 +7,7 @@ The runbook is the copy shipped with the package (``operations-runbook.md``, the
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -90,10 +91,28 @@ def table(found: list[Row]) -> list[str]:
         through = f"(through {row.through_procedures} procedure{'s' if row.through_procedures > 1 else ''})"
         checks = ", ".join(row.checks) or (through if row.through_procedures else "")
         lines.append(f"| {title} | {checks} | {', '.join(row.remediations)} | {', '.join(row.experiments)} |")
+    return [*lines, "", summary(found)]
+
+
+def summary(found: list[Row]) -> str:
     uncovered = [row.heading.title for row in found if not row.covered]
-    covered = len(found) - len(uncovered)
-    lines += ["", f"{covered} of {len(found)} headings covered; nothing covers: {', '.join(uncovered) or 'none'}"]
-    return lines
+    return f"{len(found) - len(uncovered)} of {len(found)} headings covered; nothing covers: {', '.join(uncovered) or 'none'}"
+
+
+def html_table(found: list[Row]) -> str:
+    """The same table as HTML, as the report shows an attachment inline."""
+    def cell(text: str) -> str:
+        return f"<td>{html.escape(text)}</td>"
+
+    body = "".join(
+        f'<tr style="background:{"#fff" if row.covered else "#fde2e2"}">'
+        + f"<td>{'' if row.heading.level == 2 else '&nbsp;&nbsp;&nbsp;&nbsp;'}{html.escape(row.heading.title)}</td>"
+        + cell(", ".join(row.checks) or (f"(through {row.through_procedures})" if row.through_procedures else ""))
+        + cell(", ".join(row.remediations)) + cell(", ".join(row.experiments)) + "</tr>" for row in found)
+    return ("<!doctype html><meta charset=utf-8><style>body{font-family:sans-serif;font-size:12px}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px;vertical-align:top}</style>"
+            f"<p>{html.escape(summary(found))}</p><table><tr><th>Runbook heading</th><th>Checks</th><th>Remediations</th>"
+            f"<th>Chaos experiments</th></tr>{body}</table>")
 
 
 def runbook_text(path: Path | None) -> str:

@@ -121,16 +121,16 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
     return path
 
 
-def write_coverage_result(results_dir: Path, table: list[str]) -> None:
+def write_coverage_result(results_dir: Path, table_html: str, summary: str) -> None:
     """The runbook coverage table as a result of its own in the report (status unknown: it is not a verdict)."""
-    attachment = f"{uuid.uuid4()}-attachment.md"
-    (results_dir / attachment).write_text("\n".join(table) + "\n")
+    attachment = f"{uuid.uuid4()}-attachment.html"
+    (results_dir / attachment).write_text(table_html)
     now = int(time.time() * 1000)
     result = {"uuid": str(uuid.uuid4()), "historyId": "entmoot-ops.runbook-coverage", "name": "Runbook coverage",
               "fullName": "entmoot-ops.runbook-coverage", "status": "unknown", "stage": "finished", "start": now, "stop": now,
-              "statusDetails": {"message": table[-1]},
+              "statusDetails": {"message": summary},
               "labels": [{"name": "parentSuite", "value": "entmoot-ops"}, {"name": "suite", "value": "runbook coverage"}],
-              "attachments": [{"name": "runbook coverage", "source": attachment, "type": "text/markdown"}]}
+              "attachments": [{"name": "runbook coverage", "source": attachment, "type": "text/html"}]}
     (results_dir / f"{result['uuid']}-result.json").write_text(json.dumps(result))
 
 
