@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,6 @@ class Chart:
     lines: Sequence[Line]
     threshold: float | None = None
     window: tuple[datetime, datetime] | None = None  # shaded: the periods that were judged
-    events: Sequence[tuple[datetime, str]] = field(default_factory=tuple)  # vertical markers (scale-out, injection)
     right_unit: str = ""
 
 
@@ -58,7 +57,7 @@ def _png(figure: Any) -> bytes:
 
 
 def series(chart: Chart) -> bytes:
-    """Each line over time; the threshold as a dashed red line; the judged window shaded; events as markers."""
+    """Each line over time; the threshold as a dashed red line; the judged window shaded."""
     pyplot = _pyplot()
     figure, left = pyplot.subplots(figsize=(8, 3.2))
     right = left.twinx() if any(line.axis == "right" for line in chart.lines) else None
@@ -71,9 +70,6 @@ def series(chart: Chart) -> bytes:
         left.axhline(chart.threshold, color="red", linestyle="--", linewidth=1, label=f"threshold {chart.threshold:g} {chart.unit}")
     if chart.window is not None:
         left.axvspan(*chart.window, color="tab:blue", alpha=0.08, label="window judged")
-    for moment, text in chart.events:
-        left.axvline(moment, color="black", linestyle=":", linewidth=1)
-        left.annotate(text, (moment, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right", fontsize=7)
     left.set_title(chart.title, fontsize=10)
     left.set_ylabel(chart.unit)
     if right is not None:
