@@ -58,6 +58,12 @@ def period_floor(moment: datetime, period_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % period_seconds, UTC)
 
 
+def period_ceil(moment: datetime, period_seconds: int) -> datetime:
+    """The first period boundary at or after ``moment``."""
+    start = period_floor(moment, period_seconds)
+    return start if start >= moment else start + timedelta(seconds=period_seconds)
+
+
 @dataclass(frozen=True)
 class Window:
     """Whole periods. CloudWatch's period in progress is partial (its datapoints still arriving, one to three minutes
@@ -76,19 +82,15 @@ class Window:
     def since(cls, moment: datetime, period_seconds: int) -> Window:
         """The periods that began at or after a moment and have ended: a period begun before it would take in what
         happened just before (a deployment's start, say). Until one has ended, the first one, partial."""
-        start = period_floor(moment, period_seconds)
-        if start < moment:
-            start += timedelta(seconds=period_seconds)
+        start = period_ceil(moment, period_seconds)
         end = max(period_floor(datetime.now(UTC), period_seconds), start + timedelta(seconds=period_seconds))
         return cls(start=start, end=end, period_seconds=period_seconds)
 
     @classmethod
     def during(cls, start: datetime, end: datetime, period_seconds: int) -> Window:
         """The periods that overlap a span (a load run, say), to the end of the one it ended in."""
-        last = period_floor(end, period_seconds)
-        if last < end:
-            last += timedelta(seconds=period_seconds)
-        return cls(start=period_floor(start, period_seconds), end=max(last, start + timedelta(seconds=1)), period_seconds=period_seconds)
+        return cls(start=period_floor(start, period_seconds), end=max(period_ceil(end, period_seconds), start + timedelta(seconds=1)),
+                   period_seconds=period_seconds)
 
     def wait_until_ended(self) -> None:
         """Until the window's last period has ended (at most one period from now), so that none is judged partial."""

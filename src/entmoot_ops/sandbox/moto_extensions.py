@@ -70,6 +70,7 @@ from moto.rds.responses import RDSResponse
 from moto.rds.models import DBInstance, RDSBackend
 
 from entmoot_ops.clients import IAM_PREFIX
+from entmoot_ops.probes.cloudwatch import period_floor
 from entmoot_ops.sandbox import log_queries
 
 _installed = False
@@ -170,8 +171,7 @@ def aws_period_start(start: datetime, period_seconds: int, now: datetime | None 
     aware = start if start.tzinfo else start.replace(tzinfo=UTC)
     age = (now or datetime.now(UTC)) - aware
     step = period_seconds if period_seconds < 60 else 60 if age < timedelta(days=15) else 300 if age < timedelta(days=63) else 3600
-    epoch = aware.timestamp()
-    rounded = datetime.fromtimestamp(epoch - epoch % step, UTC)
+    rounded = period_floor(aware, step)
     return rounded if start.tzinfo else rounded.replace(tzinfo=None)
 
 
