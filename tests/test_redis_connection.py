@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -75,10 +76,25 @@ def test_a_self_managed_redis_gets_more_maxmemory_only_where_allowed(sandbox, ru
     assert "FLUSHALL" not in json.dumps(acted)
 
 
+def _port_with_cluster_bus() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too: an ephemeral port above 55535 has none, and
+    redis-server refuses to start on it."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 def _cluster_node(directory) -> tuple[subprocess.Popen, int]:
     """A redis-server in cluster mode with no slots assigned; a port lost to another process is tried again."""
     for attempt in range(3):
-        port = free_port()
+        port = _port_with_cluster_bus()
         server = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                    "--cluster-enabled", "yes", "--cluster-config-file", str(directory / f"nodes-{attempt}.conf"),
                                    "--save", "", "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
