@@ -167,6 +167,24 @@ def test_forgetting_recent_traffic_leaves_a_window_to_the_next_test(sandbox):
     assert recent("HealthyHostCount") > 0
 
 
+def test_a_request_held_by_a_fault_at_its_undo_is_forgotten_with_the_fault(sandbox):
+    """A request that began under an injected latency ends after the fault's undo: the undo waits for it, so its
+    slow response time goes with the fault's traffic instead of turning the next test's p95 red (a false alarm
+    the detection matrix once counted)."""
+    headers = {"Authorization": f"Bearer {sandbox.env['ENTMOOT_SANDBOX_API_TOKEN']}"}
+    path = "/api/projects/144"
+    sandbox.sync()
+    start = datetime.now(UTC)
+    with ThreadPoolExecutor(1) as pool:
+        with sandbox.fault("api_latency", ms=1500):
+            answer = pool.submit(requests.get, sandbox.env["ENTMOOT_SANDBOX_API_URL"] + path, headers=headers, timeout=30)
+            time.sleep(0.3)  # the request is in flight, held by the latency
+        assert answer.result().status_code == 200
+    sandbox.sync()
+    assert _aws(sandbox, "logs").filter_log_events(logGroupName=sandbox_aws.LOG_GROUP, filterPattern=f'{{ $.path = "{path}" }}',
+                                                   startTime=int(start.timestamp() * 1000))["events"] == []
+
+
 def test_metric_history_exists_for_baselines(sandbox):
     now = datetime.now(UTC)
     arn = _aws(sandbox, "elbv2").describe_load_balancers(Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"]

@@ -33,6 +33,7 @@ TASK_RATE = 50  # requests per second one ECS task serves; beyond that, requests
 PROJECT_TTL = 300  # runbook Caching Strategy: API responses 300 s
 CONSTRAINTS_TTL = 86400  # constraint data (boundaries): 24 h
 HEALTH_TIMEOUT = 0.5  # seconds per dependency in /health
+DRAIN_TIMEOUT = 8  # seconds a drain waits for requests in flight: a black-holed dependency's timeouts end sooner
 POOL_ERROR = "DatabaseError: QueuePool limit of size 10 overflow 0 reached, connection timed out, timeout 5.00 (injected)"
 
 
@@ -143,6 +144,8 @@ class App:
         self.faults = Faults()
         self.telemetry = Telemetry()
         self.error_debt = 0.0
+        # When each request in flight began (by request id): a drain waits for those older than itself.
+        self.in_flight: dict[int, float] = {}
         self.fleet = Fleet(settings["desired_count"])
         # check= validates a pooled connection before use, so the API recovers when PostgreSQL restarts.
         self.pool = AsyncConnectionPool(settings["dsn"], min_size=2, max_size=10, open=False, timeout=5,
@@ -251,8 +254,19 @@ class App:
         return web.json_response({"version": self.version})
 
     async def flush_now(self, request: web.Request) -> web.Response:
+        """Publish what was served. With ``{"drain": true}``, first let every request already in flight finish
+        (up to ``DRAIN_TIMEOUT``): after a fault's undo, a request that began under it (held by a latency, a slow
+        dependency) must be published with the fault's traffic, not after it."""
+        body = await request.json() if request.can_read_body else {}
+        waited = await self.drain() if body.get("drain") else 0.0
         await self.flush()
-        return web.json_response({"flushed": True})
+        return web.json_response({"flushed": True, "drained_seconds": round(waited, 3)})
+
+    async def drain(self) -> float:
+        began = time.monotonic()
+        while any(start <= began for start in self.in_flight.values()) and time.monotonic() - began < DRAIN_TIMEOUT:
+            await asyncio.sleep(0.02)
+        return time.monotonic() - began
 
     def _error_due(self, rate: float) -> bool:
         """Exactly ``rate`` of requests fail (an accumulator, not a dice roll), so a test measures what it set."""
@@ -267,6 +281,13 @@ class App:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/_sandbox/"):
             return await handler(request)
+        self.in_flight[id(request)] = time.monotonic()
+        try:
+            return await self.serve(request, handler)
+        finally:
+            del self.in_flight[id(request)]
+
+    async def serve(self, request: web.Request, handler: Any) -> web.StreamResponse:
         # The response time the load balancer records is the service model's (the turn in the fleet's queue and
         # the injected latency, as the model gives them) plus the real work of the handler: the same load gives the
         # same latency on a busy machine as on a quiet one, while a slow dependency still shows.

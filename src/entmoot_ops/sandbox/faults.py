@@ -15,7 +15,6 @@ import contextlib
 import os
 import signal
 import threading
-import time
 
 import psycopg
 import redis
@@ -47,14 +46,13 @@ def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
-def _forgetting_traffic(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None],
-                        drain_seconds: float = 0) -> Callable[[], None]:
-    """The undo of an API fault whose requests reached CloudWatch: stop the fault, let the requests it held finish
-    (``drain_seconds``), then forget its datapoints (the load balancer's, and the fleet's CPU) and its log lines."""
+def _forgetting_traffic(sandbox: Sandbox, since: datetime, undo_api: Callable[[], None]) -> Callable[[], None]:
+    """The undo of an API fault whose requests reached CloudWatch: stop the fault, let the requests in flight finish
+    and publish them (one that began under the fault ends after it), then forget its datapoints (the load
+    balancer's, and the fleet's CPU) and its log lines."""
     def undo() -> None:
         undo_api()
-        time.sleep(drain_seconds)
-        sandbox.api_admin("/_sandbox/flush", {})
+        sandbox.api_admin("/_sandbox/flush", {"drain": True})
         sandbox.forget_since(since)
     return undo
 
@@ -144,13 +142,13 @@ def component_frozen(sandbox: Sandbox, since: datetime, component: str = "redis"
 def dependency_latency(sandbox: Sandbox, since: datetime, dependency: str = "redis", ms: float = 1500) -> Callable[[], None]:
     """Every answer of Redis or the primary reaches the API ``ms`` late (the suite's own probes are not slowed)."""
     sandbox.proxy_route(dependency, latency_ms=ms)
-    return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=ms / 1000 + 0.5)
+    return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency))
 
 
 def dependency_blackhole(sandbox: Sandbox, since: datetime, dependency: str = "redis") -> Callable[[], None]:
     """Between the API and Redis or the primary, connections are accepted and nothing goes through either way."""
     sandbox.proxy_route(dependency, blackhole=True)
-    return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency), drain_seconds=0.5)
+    return _forgetting_traffic(sandbox, since, lambda: sandbox.proxy_route(dependency))
 
 
 def aws_throttled(sandbox: Sandbox, since: datetime, service: str = "ecs", calls: int = 1_000_000) -> Callable[[], None]:
