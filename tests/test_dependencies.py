@@ -17,14 +17,16 @@ AWS_CHECKS = {"alarms.none-firing", "alarms.insufficient-data", "ecs.service-ste
 PRIMARY_CHECKS = {"replication.streaming", "replication.slots-active", "jobs.pending-age", "jobs.stuck-running",
                   "postgres.connections"}
 
-# dependency -> (checks that must be errors, checks that may legitimately fail instead of pass)
+# dependency -> (checks that must be errors, checks that may legitimately fail instead of pass). hosts.reach fails
+# for each: the on-call host cannot connect to a dependency that is down (a frozen one still accepts TCP).
 EXPECTED = {
-    "api": ({"api.health", "api.auth-enforced"}, set()),
-    # The API's /health reports its database as failing, and its routes answer 500 once past authentication.
-    "primary": (PRIMARY_CHECKS, {"api.health", "api.auth-enforced"}),
-    "replica": ({"replication.lag"}, {"replication.streaming", "replication.slots-active"}),
-    "redis": ({"redis.reachable", "redis.memory"}, {"api.health"}),
-    "aws": (AWS_CHECKS, set()),
+    "api": ({"api.health", "api.auth-enforced"}, {"hosts.reach", "hosts.clock"}),  # the API's Date is the clock source
+    # The API's /health reports its database as failing, and its routes answer 500 once past authentication, or time
+    # out: the API's circuit then opens, and the clock (its Date) is not asked again.
+    "primary": (PRIMARY_CHECKS, {"api.health", "api.auth-enforced", "hosts.reach", "hosts.clock"}),
+    "replica": ({"replication.lag"}, {"replication.streaming", "replication.slots-active", "hosts.reach"}),
+    "redis": ({"redis.reachable", "redis.memory"}, {"api.health", "hosts.reach"}),
+    "aws": (AWS_CHECKS, {"hosts.reach"}),
 }
 PER_CHECK_LIMIT = 8  # seconds: connect 1 s + read 2 s, libpq's 2 s minimum connect timeout, and slack
 RUN_LIMIT = 60

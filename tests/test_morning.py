@@ -19,7 +19,7 @@ MORNING_CHECKS = {
     "api.health", "ecs.service-steady", "alarms.none-firing", "alarms.insufficient-data", "replication.streaming",
     "replication.slots-active", "replication.lag", "redis.reachable", "redis.hit-rate", "redis.evictions",
     "redis.memory", "rds.available", "rds.free-storage", "api.error-rate", "jobs.pending-age", "jobs.stuck-running",
-    "postgres.connections", "api.auth-enforced",
+    "postgres.connections", "api.auth-enforced", "hosts.reach", "hosts.clock",
 }
 
 
@@ -28,7 +28,7 @@ def test_healthy_sandbox_passes_every_morning_check(run_checks):
     assert run.returncode == 0, run.output[-4000:]
     assert {r.check_id for r in run.results} == MORNING_CHECKS
     assert run.by_outcome() == {"pass": MORNING_CHECKS}
-    assert "entmoot checks" in run.output and "checks: 18 pass" in run.output
+    assert "entmoot checks" in run.output and "checks: 20 pass" in run.output
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,16 @@ APIs of the chaos experiments (StopTask, RebootDBInstance, TestFailover, FIS), c
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, UTC
+from pathlib import Path
 
 import boto3
 import pytest
 import redis
 from botocore.exceptions import ClientError
+from cryptography import x509
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -181,3 +184,12 @@ def test_fis_experiment_runs_its_stop_task_action(sandbox):
     fis.stop_experiment(id=experiment["id"])
     _wait(lambda: fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] == "stopped")
     _wait(lambda: _service(sandbox)["runningCount"] == 3)
+
+
+def test_acm_writes_a_serial_as_aws_does(sandbox):
+    """Hex pairs joined by colons, as ``openssl x509 -serial`` and AWS write it; moto writes a decimal number."""
+    arn = _client(sandbox, "elbv2").describe_listeners(LoadBalancerArn=_client(sandbox, "elbv2").describe_load_balancers(
+        Names=["entmoot-sandbox"])["LoadBalancers"][0]["LoadBalancerArn"])["Listeners"][0]["Certificates"][0]["CertificateArn"]
+    serial = _client(sandbox, "acm").describe_certificate(CertificateArn=arn)["Certificate"]["Serial"]
+    served = x509.load_pem_x509_certificate(Path(sandbox.state["root"], "tls", "api.pem").read_bytes()).serial_number
+    assert re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2})+", serial) and int(serial.replace(":", ""), 16) == served, serial

@@ -27,7 +27,7 @@ T = TypeVar("T")
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES = ("critical", "high", "medium", "low")
 # The markers that select a checklist: every check carries at least one.
-CHECKLISTS = ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly", "load", "chaos")
+CHECKLISTS = ("morning", "evening", "deploy", "handoff", "incident", "alerts", "weekly", "monthly", "load", "chaos", "hosts")
 Op = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not in"]
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda v, t: v < t,
@@ -50,6 +50,7 @@ DEPENDENCIES = {
     "replica": "the PostgreSQL read replicas",
     "redis": "Redis, directly or through its ElastiCache metrics",
     "aws": "the AWS control plane (ECS, RDS, CloudWatch alarms, CloudTrail, ECR, ELB)",
+    "hosts": "the on-call's host and self-managed hosts, through testinfra (a bastion, a database host over SSH)",
 }
 
 

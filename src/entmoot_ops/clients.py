@@ -7,13 +7,19 @@ refuses commands outside a read-only allow-list. All of these raise before anyth
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import hashlib
 import functools
 import json
+import os
 import re
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,8 +30,10 @@ import botocore.session
 import psycopg
 import redis
 import requests
+import testinfra
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from testinfra.host import Host
 
 from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.check import calling, collecting, touching
@@ -42,6 +50,7 @@ T = TypeVar("T")
 # One loader per process: a service's model is parsed once, whatever the number of environments (one botocore
 # session each) a run checks.
 _LOADER = botocore.loaders.create_loader()
+SSH_PERSIST_SECONDS = 10  # an SSH connection outlives the run by this much: the next command reuses it meanwhile
 _SESSIONS: dict[tuple, botocore.session.Session] = {}  # per environment and credential source
 
 
@@ -91,6 +100,17 @@ class ReadOnlyRedis(GuardedRedis):
         if command not in READ_ONLY_REDIS and f"{command} {str(args[1]).upper() if len(args) > 1 else ''}".strip() not in READ_ONLY_REDIS:
             raise ReadOnlyViolation(f"check mode refused Redis {command} (not a read)")
         return super().execute_command(*args, **options)
+
+
+def _close_ssh_master(host: Host) -> None:
+    """The run's shared SSH connection ends with the run (``ssh -O exit``), not SSH_PERSIST_SECONDS later."""
+    backend = host.backend
+    if backend.NAME != "ssh" or not backend.controlpath:
+        return
+    command = ["ssh", *(["-F", backend.ssh_config] if backend.ssh_config else []), "-o", f"ControlPath={backend.controlpath}",
+               "-O", "exit", backend.host.name]
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(command, capture_output=True, timeout=5)
 
 
 class GuardedSession(requests.Session):
@@ -396,6 +416,31 @@ class Clients:
             self._cache[key] = session
         return self._cache[key]
 
+    def host(self, url: str) -> Host:
+        """A testinfra host (``local://``, ``ssh://user@bastion``, ``docker://...``) with the environment's SSH
+        settings. SSH never prompts (BatchMode), and a session that stops answering ends after its keep-alives; one
+        connection per host serves the run's commands (ControlMaster) and closes soon after it."""
+        touching("hosts")
+        key = f"host:{url}"
+        if key not in self._cache:
+            settings = self.env.hosts
+            options: dict[str, Any] = {}
+            if settings.ssh_config:
+                options["ssh_config"] = os.path.expanduser(self.endpoint(settings.ssh_config, what="hosts.ssh_config"))
+            if settings.ssh_identity_file:
+                options["ssh_identity_file"] = os.path.expanduser(self.endpoint(settings.ssh_identity_file, what="hosts.ssh_identity_file"))
+            if url.startswith(("ssh://", "paramiko://")):
+                control = Path(tempfile.gettempdir()) / f"entmoot-ssh-{os.getuid()}"
+                control.mkdir(mode=0o700, exist_ok=True)
+                # One connection per host as this configuration reaches it: the same URL through another ssh_config
+                # is another host.
+                identity = f"{url}|{options.get('ssh_config')}|{options.get('ssh_identity_file')}"
+                options.update(timeout=max(1, round(self.env.timeouts.connect_seconds)), controlpersist=SSH_PERSIST_SECONDS,
+                               controlpath=str(control / hashlib.sha256(identity.encode()).hexdigest()[:20]),
+                               ssh_extra_args="-o BatchMode=yes -o ServerAliveInterval=2 -o ServerAliveCountMax=2")
+            self._cache[key] = testinfra.get_host(url, **options)
+        return self._cache[key]
+
     @property
     def http_timeout(self) -> tuple[float, float]:
         return (self.env.timeouts.connect_seconds, self.env.timeouts.read_seconds)
@@ -406,6 +451,9 @@ class Clients:
 
     def close(self) -> None:
         for client in self._cache.values():
+            if isinstance(client, Host):
+                _close_ssh_master(client)
+                continue
             close = getattr(client, "close", None)
             if close:
                 close()

@@ -40,6 +40,20 @@ def _endpoint(value: str) -> str:
 
 # An endpoint is either written out (not secret: a URL) or read from an environment variable (checked on use).
 EndpointRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_endpoint)]
+# A file on this machine or on a host, written out (absolute, or ~/...) or read from an environment variable.
+PathRef = Annotated[str, StringConstraints(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|/.*|~/.*)$")]
+# testinfra's connection backends (https://testinfra.readthedocs.io/en/latest/backends.html).
+HOST_BACKENDS = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "openshift", "ansible", "salt", "winrm", "lxc")
+
+
+def _host_url(value: str) -> str:
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme not in HOST_BACKENDS:
+        raise ValueError(f"not a testinfra host URL ({'|'.join(HOST_BACKENDS)}://...), e.g. ssh://oncall@bastion")
+    return value
+
+
+HostUrl = Annotated[str, AfterValidator(_host_url)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
@@ -237,6 +251,48 @@ class AlbSettings(Strict):
     target_group: str = "entmoot-api"  # the API's target group (HealthyHostCount), by name
 
 
+class PostgresHost(Strict):
+    """A PostgreSQL server the team runs itself (not RDS), reached over SSH or another testinfra backend."""
+    url: HostUrl
+    config_file: PathRef  # postgresql.conf, e.g. /etc/postgresql/15/main/postgresql.conf
+    hba_file: PathRef  # pg_hba.conf
+    auto_file: str | None = None  # postgresql.auto.conf; default: in data_directory, else beside config_file
+    process: str = "postgres"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # default: the port of postgres.primary_dsn
+
+
+class RedisHost(Strict):
+    """A Redis server the team runs itself (not ElastiCache)."""
+    url: HostUrl
+    config_file: PathRef  # redis.conf, e.g. /etc/redis/redis.conf
+    process: str = "redis-server"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # default: the port of redis.url
+
+
+class HostsSettings(Strict):
+    # The on-call's hosts: the machine the suite runs on, or a bastion (ssh://oncall@bastion.example.org).
+    # testinfra's own --hosts replaces this list for one run.
+    oncall: tuple[HostUrl, ...] = ("local://",)
+    ssh_config: PathRef | None = None
+    ssh_identity_file: PathRef | None = None
+    # The tools the runbook's manual steps call, and the oldest version that runs them: `aws logs tail` (Incident
+    # Response) exists from the AWS CLI v2; PostgreSQL 13+ servers want a psql of 13 or later; redis-cli 6 speaks
+    # ACL users and TLS (ElastiCache in-transit encryption); jq 1.6 and curl 7.68 are the oldest in supported LTS distributions.
+    tools: dict[str, Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)*$")]] = {
+        "aws": "2.0", "psql": "13", "redis-cli": "6.0", "jq": "1.6", "curl": "7.68"}
+    disk_paths: tuple[str, ...] = ("/",)
+    clock_source: Literal["api", "aws"] = "api"  # whose Date header the on-call host's clock is held to
+    postgres: tuple[PostgresHost, ...] = ()
+    redis: tuple[RedisHost, ...] = ()
+
+
+class TlsSettings(Strict):
+    endpoints: tuple[EndpointRef, ...] = ()  # HTTPS URLs whose certificates are checked; default: api.url if HTTPS
+    ca_file: PathRef | None = None  # a private CA to trust besides the system's
+    # The endpoints' certificates are the load balancer's ACM ones (false behind CloudFront or another proxy).
+    served_by_alb: bool = True
+
+
 class Thresholds(Strict):
     """Runbook thresholds. Each default cites where it comes from."""
 
@@ -254,6 +310,10 @@ class Thresholds(Strict):
     redis_recent_window_minutes: Annotated[float, Field(gt=0, le=1440)] = 10
     rds_free_storage_min_ratio: Ratio = 0.10  # Alert: Disk Space Low (<10%)
     metric_period_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
+    tls_min_days: Annotated[float, Field(ge=0, le=825)] = 14  # a certificate with fewer days left fails
+    clock_max_skew_seconds: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    host_disk_max_ratio: Ratio = 0.90  # Alert: Disk Space Low (<10% free), held to the on-call's hosts too
+    host_inodes_max_ratio: Ratio = 0.90
     metric_freshness_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     connections_max_ratio: Ratio = 0.80  # pool exhaustion happens before max_connections is reached
     job_pending_max_age_minutes: Annotated[float, Field(gt=0)] = 30
@@ -471,6 +531,8 @@ class Environment(Strict):
     chaos: ChaosSettings = ChaosSettings()
     notify: NotifySettings = NotifySettings()
     metrics: MetricsSettings = MetricsSettings()
+    hosts: HostsSettings = HostsSettings()
+    tls: TlsSettings = TlsSettings()
 
 
 def environments_dir() -> Path:

@@ -73,6 +73,10 @@ def SECRETS(env: Environment) -> list[str]:
     return [arn if arn.count(":") > 6 else f"{arn}-*" for arn in arns]
 
 
+def CERTIFICATES(env: Environment) -> list[str]:
+    return [_arn(env, "acm", "certificate/*")]
+
+
 def FIS_TEMPLATES(env: Environment) -> list[str]:
     return [_arn(env, "fis", "experiment-template/*"), _arn(env, "fis", "experiment/*")]
 
@@ -92,7 +96,8 @@ class Need:
 DECLARED: dict[str, Need] = {}
 # Every module that calls AWS: importing them registers their declarations.
 CALLERS = ("entmoot_ops.clients", "entmoot_ops.probes.alb", "entmoot_ops.probes.cloudtrail", "entmoot_ops.probes.cloudwatch",
-           "entmoot_ops.probes.ecs", "entmoot_ops.probes.rds", "entmoot_ops.probes.redis", "entmoot_ops.logsearch.cloudwatch",
+           "entmoot_ops.probes.ecs", "entmoot_ops.probes.rds", "entmoot_ops.probes.redis", "entmoot_ops.probes.tls",
+           "entmoot_ops.logsearch.cloudwatch",
            "entmoot_ops.actions", "entmoot_ops.chaos.actions", "remediations")
 
 

@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +248,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     _start_results(config)
     _run_preflights(config)
+    _open_ssh_connections(config, session.items)
+
+
+def oncall_urls(config: pytest.Config, env: Environment) -> tuple[str, ...]:
+    """The on-call hosts: testinfra's own ``--hosts`` when given (one run checks several bastions), else
+    ``[hosts] oncall``."""
+    given = tuple(url.strip() for url in (config.getoption("hosts", None) or "").split(",") if url.strip())
+    return given or env.hosts.oncall
+
+
+def _open_ssh_connections(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An SSH connection costs a handshake (a tenth of a second on loopback, round trips more to a bastion): opened
+    on a side thread while the first checks run, the host checks find it ready (ssh's ControlMaster)."""
+    suite = config.stash[SUITE_KEY]
+    for name in dict.fromkeys(_env_name(item) for item in items if "oncall" in getattr(item, "fixturenames", ())):
+        clients = Clients(suite.environments[name], preflight=suite.preflights[name])
+        for url in oncall_urls(config, clients.env):
+            if url.startswith("ssh://"):
+                threading.Thread(target=_open_ssh, args=(clients, url), name=f"ssh {url}", daemon=True).start()
+
+
+def _open_ssh(clients: Clients, url: str) -> None:
+    with contextlib.suppress(Exception):  # a warm-up only: the check that needs the host says what is wrong with it
+        clients.host(url).run("true")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -371,6 +396,12 @@ def env(request: pytest.FixtureRequest) -> Any:
     clients = Clients(suite.environments[name], preflight=suite.preflights[name])
     request.addfinalizer(clients.close)
     return Target(suite.environments[name], clients)
+
+
+@pytest.fixture
+def oncall(request: pytest.FixtureRequest, env: Target) -> list[Any]:
+    """The on-call hosts as testinfra hosts (see :func:`oncall_urls`)."""
+    return [env.clients.host(url) for url in oncall_urls(request.config, env.config)]
 
 
 @pytest.fixture

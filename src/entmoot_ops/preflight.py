@@ -21,8 +21,10 @@ from entmoot_ops.secrets import masker, password_of
 
 CREDENTIALS = "aws.credentials"
 REFERENCE_PREFIXES = ("env:", "arn:aws:secretsmanager:")
-# Keys whose value is an address, not a secret: only a password inside them is masked, so messages stay readable.
-ENDPOINT_KEYS = ("url", "endpoint_url")
+# Keys whose value is an address or a path, not a secret: only a password inside them is masked, so messages stay
+# readable.
+ENDPOINT_KEYS = ("url", "endpoint_url", "endpoints", "oncall", "ssh_config", "ssh_identity_file", "config_file", "hba_file",
+                 "ca_file")
 REMEDIATION_ONLY = ("postgres.admin_dsn",)
 # Hosts a template or a runbook snippet carries until someone fills in the real one: never asked, not even by DNS.
 PLACEHOLDER_HOST = re.compile(r"(^|\.)(example\.(com|org|net)|yourdomain\.com|your-?domain\.[a-z]+|example|invalid|test)$"
@@ -104,6 +106,8 @@ def references(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
             for item in value:
                 if isinstance(item, BaseModel):
                     found += references(item, f"{key}.{getattr(item, 'name', '')}.")
+                elif isinstance(item, str) and item.startswith(REFERENCE_PREFIXES):
+                    found.append((key, item))
         elif isinstance(value, str) and value.startswith(REFERENCE_PREFIXES):
             found.append((key, value))
     return found
@@ -180,10 +184,12 @@ def _endpoints(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
     found = []
     for name in type(model).model_fields:
         value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            found += _endpoints(value, f"{prefix}{name}.")
-        elif name in ENDPOINT_KEYS and isinstance(value, str):
-            found.append((f"{prefix}{name}", value))
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, BaseModel):
+                found += _endpoints(item, f"{prefix}{name}.")
+            elif name in ENDPOINT_KEYS and isinstance(item, str):
+                found.append((f"{prefix}{name}", item))
     return found
 
 

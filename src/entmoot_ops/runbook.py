@@ -5,6 +5,8 @@
 
 SECTIONS: dict[str, str] = {
     "quick-reference": "Quick Reference",
+    "important-endpoints-and-resources": "Quick Reference > Important Endpoints and Resources",
+    "quick-commands": "Quick Reference > Quick Commands",
     "morning-checklist-start-of-business-day": "Daily Operations > Morning Checklist",
     "evening-checklist-end-of-business-day": "Daily Operations > Evening Checklist",
     "deploying-a-new-version": "Common Operational Tasks > Deploying a New Version",

@@ -1,5 +1,5 @@
 """The detection matrix: every fault the sandbox offers, injected one at a time under steady API traffic, against
-the morning, alerts, handoff, evening, incident, weekly and monthly checks. For each fault: the checks expected to detect it, which did
+the morning, alerts, handoff, evening, incident, weekly, monthly and host checks. For each fault: the checks expected to detect it, which did
 and how fast, and false alarms (checks that turned red although nothing expected them to). This is how the
 suite measures its own detection power; a fault the sandbox offers that has no row here is an error.
 """
@@ -21,7 +21,7 @@ from entmoot_ops.chaos import observe
 from entmoot_ops.check import Unavailable, best_effort
 from entmoot_ops.errors import OpsError
 
-CHECKLISTS = "morning or alerts or handoff or evening or incident or weekly or monthly"
+CHECKLISTS = "morning or alerts or handoff or evening or incident or weekly or monthly or hosts"
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,12 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     *(Expectation(fault, {"dependency": "primary", **extra}, ("api.health",), _SERVED)
       for fault, extra in (("dependency_latency", {"ms": 1500}), ("dependency_blackhole", {}))),
     Expectation("redis_flushed", {}, (), ("redis",), note="the application refills the cache"),
+    Expectation("certificate_expiring", {"days": 3}, ("tls.api-certificate", "tls.acm-certificate")),
+    Expectation("certificate_wrong_host", {}, ("tls.api-certificate",),
+                note="ACM holds it, issued and fresh: only a client's handshake sees the wrong name"),
+    Expectation("clock_skew", {"seconds": 5}, ("hosts.clock",)),
+    Expectation("tool_missing", {"tool": "jq"}, ("hosts.tools",)),
+    Expectation("redis_requirepass_missing", {}, ("hosts.redis-config",)),
     Expectation("replica_paused", {}, ("replication.lag",), ("replica",)),
     Expectation("slot_inactive", {}, ("replication.slots-active",)),
     Expectation("redis_memory_pressure", {}, ("redis.evictions",), ("redis",)),

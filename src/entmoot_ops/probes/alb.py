@@ -24,9 +24,7 @@ _RESOURCES = {  # kind: (ELBv2 describe call, its list, the ARN field)
 
 
 @needs("elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups")
-def _dimension(clients: Clients, kind: str, name: str) -> str:
-    """CloudWatch names a load balancer or target group by its ARN's resource part: ``app/entmoot-prod/50dc6c49``
-    for a load balancer, ``targetgroup/entmoot-api/73e2d6bc`` for a target group."""
+def _arn(clients: Clients, kind: str, name: str) -> str:
     operation, listed, field = _RESOURCES[kind]
 
     def lookup() -> str:
@@ -34,9 +32,19 @@ def _dimension(clients: Clients, kind: str, name: str) -> str:
             found = getattr(clients.aws("elbv2"), operation)(Names=[name])[listed]
         if not found:
             raise DependencyError("AWS ELBv2", f"{kind} {name} not found")
-        return found[0][field].split(":", 5)[5].removeprefix("loadbalancer/")
+        return found[0][field]
 
-    return clients.remember(("alb.dimension", kind, name), lookup)
+    return clients.remember(("alb.arn", kind, name), lookup)
+
+
+def _dimension(clients: Clients, kind: str, name: str) -> str:
+    """CloudWatch names a load balancer or target group by its ARN's resource part: ``app/entmoot-prod/50dc6c49``
+    for a load balancer, ``targetgroup/entmoot-api/73e2d6bc`` for a target group."""
+    return _arn(clients, kind, name).split(":", 5)[5].removeprefix("loadbalancer/")
+
+
+def load_balancer_arn(clients: Clients) -> str:
+    return _arn(clients, "load balancer", clients.env.alb.load_balancer)
 
 
 def load_balancer_dimension(clients: Clients) -> str:

@@ -10,6 +10,7 @@ scaling has an observable effect under load. Faults arrive on a loopback admin p
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import sys
 import time
@@ -54,6 +55,7 @@ class Faults:
     slow_paths: dict = field(default_factory=dict)  # {path prefix: extra milliseconds}: slow endpoints in the logs
     # A bad release: {version: {"error_rate": .., "latency_ms": ..}}, in force while that version runs.
     versions: dict = field(default_factory=dict)
+    clock_skew_seconds: float = 0.0  # the Date header of every answer is this far from the true time
 
     def effective(self, version: str) -> tuple[float, float]:
         bad = self.versions.get(version, {})
@@ -403,8 +405,14 @@ class App:
         # Kept on the app: the event loop holds only weak references to tasks.
         self.tasks = [asyncio.create_task(c()) for c in (self.flusher, self.follow_running_count, self.worker)]
 
+    async def date_header(self, request: web.Request, response: web.StreamResponse) -> None:
+        """aiohttp writes Date only where the answer has none: a skewed clock writes its own."""
+        if self.faults.clock_skew_seconds:
+            response.headers["Date"] = email.utils.formatdate(time.time() + self.faults.clock_skew_seconds, usegmt=True)
+
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware])
+        app.on_response_prepare.append(self.date_header)
         app.router.add_get("/health", self.health)
         app.router.add_get("/api/projects", self.projects)
         app.router.add_get("/api/projects/{id}", self.project)

@@ -84,6 +84,9 @@ class Aws:
     server: ThreadedMotoServer | None = None
     port: int = 0
     alb_dimension: str = ""
+    load_balancer_arn: str = ""
+    target_group_arn: str = ""
+    certificate_arn: str | None = None  # the HTTPS listener's, in ACM
     tasks: moto_extensions.ServiceTasks = field(
         default_factory=lambda: moto_extensions.ServiceTasks(CLUSTER, SERVICE, f"arn:aws:ecs:{REGION}:{ACCOUNT}:task"))
     _ecs_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -120,6 +123,18 @@ class Aws:
             self.server.stop()
             self.server = None
 
+    def serve_certificate(self, certificate: bytes, key: bytes, chain: bytes) -> None:
+        """The HTTPS listener's certificate, imported into ACM: the first time with the listener itself, after that
+        re-imported under the same ARN (the listener keeps serving it), as a renewal of an imported one is."""
+        acm = self.client("acm")
+        if self.certificate_arn is not None:
+            acm.import_certificate(CertificateArn=self.certificate_arn, Certificate=certificate, PrivateKey=key, CertificateChain=chain)
+            return
+        self.certificate_arn = acm.import_certificate(Certificate=certificate, PrivateKey=key, CertificateChain=chain)["CertificateArn"]
+        self.client("elbv2").create_listener(LoadBalancerArn=self.load_balancer_arn, Protocol="HTTPS", Port=443,
+                                             Certificates=[{"CertificateArn": self.certificate_arn}],
+                                             DefaultActions=[{"Type": "forward", "TargetGroupArn": self.target_group_arn}])
+
     # ----------------------------------------------------------------------------------------------- seed
     def seed(self) -> None:
         self.client("ecr").create_repository(repositoryName=ECR_REPO)
@@ -151,6 +166,7 @@ class Aws:
         self.alb_dimension = arn.split(":loadbalancer/", 1)[1]
         group = elb.create_target_group(Name="entmoot-api", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip")
         self.target_group_dimension = group["TargetGroups"][0]["TargetGroupArn"].split(":", 5)[5]
+        self.load_balancer_arn, self.target_group_arn = arn, group["TargetGroups"][0]["TargetGroupArn"]
 
         self.client("logs").create_log_group(logGroupName=LOG_GROUP)
         self.client("elasticache").create_replication_group(

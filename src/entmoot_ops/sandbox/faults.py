@@ -42,7 +42,7 @@ def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
     defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {},
                 "auth_disabled": False, "storage_fallback": False, "task_rate": 0.0,
-                "error_message": POOL_ERROR, "slow_paths": {}}
+                "error_message": POOL_ERROR, "slow_paths": {}, "clock_skew_seconds": 0.0}
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
 
 
@@ -595,6 +595,35 @@ def traffic_drop(sandbox: Sandbox, since: datetime, factor: float = 0.2) -> Call
     return sandbox.aws.scale_metric("AWS/ApplicationELB", counts, since - timedelta(hours=24), factor)
 
 
+def certificate_expiring(sandbox: Sandbox, since: datetime, days: float = 3) -> Callable[[], None]:
+    """The HTTPS listener serves (and ACM holds) a certificate that expires in ``days``: a renewal nobody did."""
+    sandbox.reissue_api_certificate(days=days)
+    return sandbox.reissue_api_certificate
+
+
+def certificate_wrong_host(sandbox: Sandbox, since: datetime, name: str = "entmoot-old.example.net") -> Callable[[], None]:
+    """The HTTPS listener serves a certificate for another host name (the wrong one imported)."""
+    sandbox.reissue_api_certificate(names=(name,))
+    return sandbox.reissue_api_certificate
+
+
+def clock_skew(sandbox: Sandbox, since: datetime, seconds: float = 5) -> Callable[[], None]:
+    """The API's clock (its Date header, the on-call host's reference) is ``seconds`` off."""
+    return _api(sandbox, clock_skew_seconds=seconds)
+
+
+def tool_missing(sandbox: Sandbox, since: datetime, tool: str = "jq") -> Callable[[], None]:
+    """The SSH host's PATH has no ``tool``, as a bastion built without it."""
+    target = sandbox.ssh_host.remove_program(tool)
+    return lambda: sandbox.ssh_host.restore_program(tool, target)
+
+
+def redis_requirepass_missing(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """redis.conf has lost its requirepass: the next restart brings Redis up without a password."""
+    sandbox.redis.write_config(requirepass=False)
+    return sandbox.redis.write_config
+
+
 FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
     f.__name__: f for f in (api_errors, slow_endpoints, memory_leak, api_latency, api_degraded, api_auth_disabled,
                             api_storage_fallback, api_task_rate,
@@ -606,7 +635,8 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
                             jobs_stuck, idle_sessions, idle_in_transaction, long_query, seq_scans,
                             deploy, stale_backups, pitr_lag, cloudtrail_event, traffic_drop, stale_table, invalid_index,
                             unused_index, redundant_index, sequence_near_exhaustion, gist_dropped, old_jobs, slow_statement,
-                            bloated_table)
+                            bloated_table, certificate_expiring, certificate_wrong_host, clock_skew, tool_missing,
+                            redis_requirepass_missing)
 }
 
 

@@ -34,6 +34,8 @@
 - IAM ``SimulatePrincipalPolicy``: not implemented; answered with moto's own policy evaluation (resource ``*``).
 - Logs Insights: moto answers a query at once. Its status follows AWS's course here (Scheduled, Running, then
   Complete, or Failed under a fault); at most 10,000 rows and 30 queries running at once; StopQuery cancels.
+- ACM ``DescribeCertificate``: moto writes ``Serial`` as a decimal number, AWS as hex pairs joined by colons
+  (``0a:1b:...``), the form ``openssl x509 -serial`` and the suite's TLS checks compare.
 - Throttling: moto never throttles. :data:`throttled` makes a service answer ``Rate exceeded`` (``Throttling`` to
   query-protocol clients, ``ThrottlingException`` to JSON ones) for a number of calls.
 """
@@ -49,6 +51,7 @@ from types import SimpleNamespace
 from datetime import datetime, timedelta, UTC
 from typing import Any
 
+from moto.acm.models import CertBundle
 from moto.cloudtrail.responses import CloudTrailResponse
 from moto.cloudwatch.models import CloudWatchBackend, Dimension, Statistics
 from moto.cloudwatch.responses import CloudWatchResponse
@@ -527,12 +530,24 @@ def enforce_iam(enforced: bool) -> None:
     ActionAuthenticatorMixin.request_count = 0
 
 
+_describe_certificate = CertBundle.describe
+
+
+def _aws_serial(self: CertBundle) -> dict[str, Any]:
+    described = _describe_certificate(self)
+    digits = f"{self._cert.serial_number:x}"
+    digits = "0" * (len(digits) % 2) + digits
+    described["Certificate"]["Serial"] = ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    return described
+
+
 def install() -> None:
     global _installed
     with _lock:
         if _installed:
             return
         CloudWatchResponse.get_metric_statistics = _get_metric_statistics
+        CertBundle.describe = _aws_serial
         CloudWatchBackend.get_metric_data = _get_metric_data
         CloudWatchBackend.get_metric_statistics = _backend_get_metric_statistics
         Dimension.__lt__ = _dimension_before

@@ -113,12 +113,27 @@ class PostgresPair:
         run([str(self.bindir / "initdb"), "-D", str(self.primary.datadir), "-U", "postgres", "--pwfile", str(pwfile),
              "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], user=self.user)
         pwfile.unlink()
+        self._enable_ssl()
         self._start(self.primary)
         self._create_schema()
         run([str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
              "-D", str(self.replica.datadir), "-R", "-X", "stream", "-C", "-S", "replica1", "--no-sync", "--checkpoint=fast",
              "-d", f"application_name=replica1 password={self.passwords['postgres']}"], user=self.user)
         self._start(self.replica)
+
+    def _enable_ssl(self) -> None:
+        """``ssl = on`` in postgresql.conf, with a certificate of its own CA, as a self-managed server is set up (the
+        host checks read the file); the replica's copy of the data directory carries it. Clients' default sslmode
+        (prefer) then encrypts without verifying."""
+        # Imported here, on the start's thread: PostgreSQL's start begins before the sandbox's imports.
+        from entmoot_ops.sandbox.certificates import Authority
+
+        directory = self.root / "tls"
+        directory.mkdir(exist_ok=True)
+        issued = Authority(directory).issue("server")
+        chown_tree(directory, self.user)
+        with (self.primary.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nssl = on\nssl_cert_file = '{issued.cert}'\nssl_key_file = '{issued.key}'\n")
 
     def _create_schema(self) -> None:
         with psycopg.connect(self.dsn("postgres", database="postgres"), autocommit=True) as admin:

@@ -45,6 +45,9 @@ def chown_tree(path: Path, user: str | None) -> None:
         return
     record = pwd.getpwnam(user)
     os.chown(path, record.pw_uid, record.pw_gid)
+    for directory, subdirectories, files in os.walk(path):
+        for name in subdirectories + files:
+            os.chown(os.path.join(directory, name), record.pw_uid, record.pw_gid, follow_symlinks=False)
 
 
 # PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process: every child is forked
@@ -111,6 +114,24 @@ def process_tree(pid: int) -> list[int]:
         tree.append(current)
         queue.extend(children.get(current, []))
     return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, theirs, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
 
 
 def stop(process: subprocess.Popen | None, *, sig: int = signal.SIGTERM, timeout: float = 10) -> None:

@@ -4,7 +4,12 @@ black hole without touching the server itself. A black hole is a network partiti
 and new connections hang, but nothing is lost; when it heals, what waited goes through, as TCP retransmits. The suite's
 own probes connect directly: the fault is between the application and its dependency, as a network fault is.
 
-Settings come as one JSON line on stdin: {"admin_port": N, "routes": {"redis": [listen_port, upstream_port], ...}}.
+It also terminates TLS in front of the API, as the ALB's HTTPS listener does: a route listed under ``"tls"``
+serves the certificate named there, and ``POST /tls/NAME {"cert": path, "key": path}`` replaces it (new
+handshakes get the new one, as when ACM renews or someone imports another).
+
+Settings come as one JSON line on stdin: {"admin_port": N, "routes": {"redis": [listen_port, upstream_port], ...},
+"tls": {"api_https": {"cert": path, "key": path}}}.
 ``POST /routes/NAME {"latency_ms": 800, "blackhole": false}`` on the admin port changes a route.
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import sys
 from dataclasses import dataclass, field
 
@@ -64,9 +70,16 @@ def _handler(route: Route):
     return handle
 
 
+def _tls_context(pair: dict) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pair["cert"], pair["key"])
+    return context
+
+
 async def serve(settings: dict) -> None:
     routes = {name: Route(upstream) for name, (_, upstream) in settings["routes"].items()}
-    servers = [await asyncio.start_server(_handler(routes[name]), "127.0.0.1", listen)
+    contexts = {name: _tls_context(pair) for name, pair in settings.get("tls", {}).items()}
+    servers = [await asyncio.start_server(_handler(routes[name]), "127.0.0.1", listen, ssl=contexts.get(name))
                for name, (listen, _) in settings["routes"].items()]
 
     async def change(request: web.Request) -> web.Response:
@@ -81,8 +94,17 @@ async def serve(settings: dict) -> None:
             route.flowing.set()
         return web.json_response({"latency_ms": route.latency_ms, "blackhole": not route.flowing.is_set()})
 
+    async def reload(request: web.Request) -> web.Response:
+        context = contexts.get(request.match_info["name"])
+        if context is None:
+            return web.json_response({"error": f"no TLS route {request.match_info['name']}"}, status=404)
+        pair = await request.json()
+        context.load_cert_chain(pair["cert"], pair["key"])
+        return web.json_response({"cert": pair["cert"]})
+
     app = web.Application()
     app.router.add_post("/routes/{name}", change)
+    app.router.add_post("/tls/{name}", reload)
     app.router.add_get("/health", lambda request: web.json_response({"routes": sorted(routes)}))
     runner = web.AppRunner(app)
     await runner.setup()

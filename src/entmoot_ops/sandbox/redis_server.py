@@ -1,4 +1,5 @@
-"""A password-protected Redis with a memory limit and LRU eviction, like the ElastiCache node."""
+"""A password-protected Redis with a memory limit and LRU eviction, like the ElastiCache node. It starts from a
+redis.conf, as a self-managed Redis does: the host checks read that file over SSH."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from entmoot_ops.sandbox.processes import free_port, spawn, stop, wait_until
+from entmoot_ops.sandbox.processes import chown_tree, free_port, service_user, spawn, stop, wait_until
 
 MAXMEMORY = 64 * 1024 * 1024
 
@@ -37,12 +38,27 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2, socket_connect_timeout=2,
                            retry=Retry(NoBackoff(), 0), decode_responses=True)
 
+    @property
+    def config_file(self) -> Path:
+        return self.root / "redis.conf"
+
+    def write_config(self, *, requirepass: bool = True) -> None:
+        """redis.conf; ``requirepass=False`` leaves the password out, as a hand-edited file that lost it would (the
+        running server keeps its password until it restarts)."""
+        lines = [f"port {self.port}", "bind 127.0.0.1", "protected-mode yes", f"maxmemory {MAXMEMORY}",
+                 "maxmemory-policy allkeys-lru", 'save ""', "appendonly no", f"dir {self.root}"]
+        if requirepass:
+            lines.append(f"requirepass {self.password}")
+        self.config_file.write_text("\n".join(lines) + "\n")
+        self.config_file.chmod(0o600)
+        chown_tree(self.config_file, service_user())  # the SSH host's login reads it, as an admin group would
+
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         log = self.root / "redis.log"
-        self.process = spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-                              "--maxmemory", str(MAXMEMORY), "--maxmemory-policy", "allkeys-lru", "--save", "",
-                              "--appendonly", "no", "--dir", str(self.root)], log=log)
+        if not self.config_file.exists():
+            self.write_config()
+        self.process = spawn([binary, str(self.config_file)], log=log)
         wait_until(lambda: self.client().ping(), what="Redis", process=self.process, log=log)
 
     def restart(self) -> None:

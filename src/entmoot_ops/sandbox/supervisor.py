@@ -7,6 +7,7 @@ environment variables, pids, control URL) and runs until SIGTERM/SIGINT or until
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -27,9 +28,11 @@ import requests
 from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import faults, moto_extensions
 from entmoot_ops.sandbox.agent import Agent
+from entmoot_ops.sandbox.certificates import LOOPBACK_NAMES, Authority
 from entmoot_ops.sandbox.postgres import PostgresPair
 from entmoot_ops.sandbox.processes import feed, free_port, spawn, stop, wait_until
 from entmoot_ops.sandbox.redis_server import RedisServer
+from entmoot_ops.sandbox.ssh_host import SshHost
 
 VERSION = "1.4.2"
 PROXY = [sys.executable, "-m", "entmoot_ops.sandbox.proxy"]
@@ -49,6 +52,11 @@ class Sandbox:
         self.api_process: subprocess.Popen | None = None
         self.postgres, self.postgres_started = postgres, postgres_started
         self.redis = RedisServer(root)
+        self.ssh_host = SshHost(root)
+        # The HTTPS listener in front of the API serves a certificate of the sandbox's own CA, as the ALB serves ACM's.
+        (root / "tls").mkdir(exist_ok=True)
+        self.authority = Authority(root / "tls")
+        self.api_certificate = self.authority.issue("api")
         self.aws = sandbox_aws.Aws(version=VERSION)
         self.agent = Agent(self)
         self.active: dict[str, faults.Active] = {}
@@ -58,7 +66,7 @@ class Sandbox:
         self.state_file: Path | None = None  # written once the sandbox is ready, again when IAM is enforced
         # The API reaches Redis and the primary through a loopback proxy, where latency or a black hole can be put.
         self.proxy_process: subprocess.Popen | None = None
-        self.proxy_ports = {"redis": free_port(), "primary": free_port(), "admin": free_port()}
+        self.proxy_ports = {"redis": free_port(), "primary": free_port(), "api_https": free_port(), "admin": free_port()}
         # The API and the proxy are started first and told their settings once the rest is up: their imports (most
         # of their start-up) overlap PostgreSQL's and moto's.
         self.warming: dict[str, subprocess.Popen] = {}
@@ -71,13 +79,16 @@ class Sandbox:
 
     def start(self) -> None:
         self.warming = {"api": self._spawn_api(), "proxy": spawn(PROXY, log=self.root / "proxy.log", feed_later=True)}
-        # moto runs in-process: its start and seed overlap PostgreSQL's in a side thread.
+        # moto runs in-process: its start and seed overlap PostgreSQL's in a side thread, as does the SSH host's.
         errors: list[BaseException] = []
-        aws = threading.Thread(target=_capturing(lambda: self._timed("aws", self._start_aws), errors))
-        aws.start()
+        aside = [threading.Thread(target=_capturing(functools.partial(self._timed, name, step), errors))
+                 for name, step in (("aws", self._start_aws), ("ssh", self.ssh_host.start))]
+        for thread in aside:
+            thread.start()
         self.timings["postgres"] = self.postgres_started()
         self._timed("redis", self.redis.start)
-        aws.join()
+        for thread in aside:
+            thread.join()
         if errors:
             raise errors[0]
         self._timed("proxy", self.start_proxy)
@@ -87,6 +98,7 @@ class Sandbox:
     def _start_aws(self) -> None:
         self.aws.start()
         self.aws.seed()
+        self.aws.serve_certificate(*self.api_certificate.pem(), self.authority.ca_file.read_bytes())
         moto_extensions.on_reboot_db = self._reboot_db
         moto_extensions.on_cache_failover = self._cache_failover
 
@@ -116,9 +128,11 @@ class Sandbox:
 
     def start_proxy(self) -> None:
         ports = self.proxy_ports
-        routes = {"redis": [ports["redis"], self.redis.port], "primary": [ports["primary"], self.postgres.primary.port]}
+        routes = {"redis": [ports["redis"], self.redis.port], "primary": [ports["primary"], self.postgres.primary.port],
+                  "api_https": [ports["api_https"], self.api_port]}
+        tls = {"api_https": {"cert": str(self.api_certificate.cert), "key": str(self.api_certificate.key)}}
         self.proxy_process = self.warming.pop("proxy", None) or spawn(PROXY, log=self.root / "proxy.log", feed_later=True)
-        feed(self.proxy_process, json.dumps({"admin_port": ports["admin"], "routes": routes}))
+        feed(self.proxy_process, json.dumps({"admin_port": ports["admin"], "routes": routes, "tls": tls}))
         wait_until(lambda: requests.get(f"http://127.0.0.1:{ports['admin']}/health", timeout=1).ok, what="dependency proxy",
                    process=self.proxy_process, log=self.root / "proxy.log")
 
@@ -128,6 +142,15 @@ class Sandbox:
         if response.status_code == 404:
             raise KeyError(f"no proxied dependency {name!r} (known: redis, primary)")
         response.raise_for_status()
+
+    def reissue_api_certificate(self, *, names: tuple[str, ...] = LOOPBACK_NAMES, days: float = 90) -> None:
+        """A new certificate for the HTTPS listener, served at once and re-imported into ACM under the same ARN:
+        what happens when someone imports a renewal (or the wrong certificate)."""
+        self.api_certificate = self.authority.issue("api", names=names, days=days)
+        response = requests.post(f"http://127.0.0.1:{self.proxy_ports['admin']}/tls/api_https", timeout=5,
+                                 json={"cert": str(self.api_certificate.cert), "key": str(self.api_certificate.key)})
+        response.raise_for_status()
+        self.aws.serve_certificate(*self.api_certificate.pem(), self.authority.ca_file.read_bytes())
 
     def start_api(self) -> None:
         if self.api_pid is not None:
@@ -162,6 +185,7 @@ class Sandbox:
         for waiting in self.warming.values():  # a start that failed before they were told their settings
             stop(waiting)
         self.redis.close()
+        self.ssh_host.close()
         self.postgres.close()
         self.aws.stop()
 
@@ -257,6 +281,12 @@ class Sandbox:
             "ENTMOOT_SANDBOX_REDIS_URL": self.redis.url,
             "ENTMOOT_SANDBOX_REDIS_PASSWORD": self.redis.password,
             "ENTMOOT_SANDBOX_CONTROL_URL": f"http://127.0.0.1:{self.control_port}",
+            "ENTMOOT_SANDBOX_HTTPS_URL": f"https://localhost:{self.proxy_ports['api_https']}",
+            "ENTMOOT_SANDBOX_CA_FILE": str(self.authority.ca_file),
+            "ENTMOOT_SANDBOX_SSH_CONFIG": str(self.ssh_host.ssh_config),
+            "ENTMOOT_SANDBOX_PG_CONFIG_FILE": str(pg.primary.datadir / "postgresql.conf"),
+            "ENTMOOT_SANDBOX_PG_HBA_FILE": str(pg.primary.datadir / "pg_hba.conf"),
+            "ENTMOOT_SANDBOX_REDIS_CONFIG_FILE": str(self.redis.config_file),
         }
         # Under IAM enforcement the suite signs as the user of its mode; check mode's is the default.
         iam = {mode: {"ENTMOOT_SANDBOX_AWS_ACCESS_KEY_ID": key["access_key_id"],
@@ -265,9 +295,9 @@ class Sandbox:
         return {
             "env": env,
             "iam": iam,
-            "pids": {"supervisor": os.getpid(), **self.component_pids()},
+            "pids": {"supervisor": os.getpid(), **self.component_pids(), "ssh": self.ssh_host.pid},
             "ports": {"api": self.api_port, "primary": pg.primary.port, "replica": pg.replica.port,
-                      "redis": self.redis.port, "aws": self.aws.port, "control": self.control_port,
+                      "redis": self.redis.port, "aws": self.aws.port, "control": self.control_port, "ssh": self.ssh_host.port,
                       **{f"proxy_{name}": port for name, port in self.proxy_ports.items()}},
             "secrets": [pg.passwords[r] for r in pg.passwords] + [self.redis.password, self.api_token]
                        + [key["secret_access_key"] for key in self.aws.iam_keys.values()],
