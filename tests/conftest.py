@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from entmoot_ops import iam
+from entmoot_ops import forkrun, iam
 from entmoot_ops.config import load_environment
 from entmoot_ops.sandbox.handle import SandboxHandle, start
 
@@ -92,6 +92,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     basetemp = str(session.config._tmp_path_factory.getbasetemp())
     left = _left_running(os.environ[SESSION_MARK], basetemp)
+    # A worker's helpers (multiprocessing's fork server of entmoot_ops.forkrun) end when they see it gone: a moment
+    # after it, not before this hook.
+    deadline = time.monotonic() + 5
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = {pid: command for pid, command in left.items() if _alive(pid)}
     if not left:
         return
     _stop(sorted(left))
@@ -206,11 +212,11 @@ def checks_runner(sandbox: SandboxHandle, tmp_path: Path):
             if name.startswith("ENTMOOT_SANDBOX_") and name != "ENTMOOT_SANDBOX_STATE":
                 del environment[name]  # the suite must get endpoints from the sandbox itself
         started = time.monotonic()
-        completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "--reports-dir", str(reports), *args],
-                                   cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
+        # `python -m pytest checks/ ...`, forked with the third-party imports done (entmoot_ops.forkrun).
+        returncode, output = forkrun.run_pytest(["checks/", "--reports-dir", str(reports), *args], env=environment, cwd=ROOT,
+                                                timeout=timeout)
         junit = reports / "junit.xml"
-        return Run(completed.returncode, completed.stdout + completed.stderr, time.monotonic() - started, reports,
-                   parse_junit(junit) if junit.exists() else [])
+        return Run(returncode, output, time.monotonic() - started, reports, parse_junit(junit) if junit.exists() else [])
 
     return run
 

@@ -1,20 +1,20 @@
 """What an experiment observes, read-only: the suite's own checks, run as a user runs them (pytest over
-``checks/``, in a subprocess, so that a check is judged exactly as in a checklist), and safeguard probes."""
+``checks/``, in a process of its own, forked with the imports done: entmoot_ops.forkrun), so that a check is judged
+exactly as in a checklist, and safeguard probes."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from datetime import datetime, UTC
 from pathlib import Path
 
-from entmoot_ops import outcomes
+from entmoot_ops import forkrun, outcomes
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import alb, cloudwatch
@@ -67,21 +67,19 @@ class CheckRunner:
 
     def run(self, *, markers: str, stop: threading.Event | None = None) -> Observation:
         with tempfile.TemporaryDirectory(prefix="entmoot-observe-") as scratch:
-            argv = [sys.executable, "-m", "pytest", str(self.checks_dir), "--env", self.env, "--reports-dir", scratch, "-q",
-                    "-p", "no:cacheprovider", "-p", "no:xdist", "-m", markers]
+            args = [str(self.checks_dir), "--env", self.env, "--reports-dir", scratch, "-q", "-p", "no:cacheprovider",
+                    "-p", "no:xdist", "-m", markers]
             if self.environments_dir is not None:
-                argv += ["--environments-dir", str(self.environments_dir)]
+                args += ["--environments-dir", str(self.environments_dir)]
             started = time.time()
             # Output to a file, not a pipe: nobody reads a pipe while the checks run, and a full one would stall them.
             log = Path(scratch) / "output.txt"
-            with log.open("w") as output:
-                process = subprocess.Popen(argv, cwd=self.checks_dir.parent, env={**os.environ, **(self.environ or {})},
-                                           stdout=output, stderr=subprocess.STDOUT)
-                self._wait(process, stop)
+            process = forkrun.start(args, env={**os.environ, **(self.environ or {})}, cwd=self.checks_dir.parent, output=log)
+            self._wait(process, stop)
             junit = Path(scratch) / "junit.xml"
             if not junit.exists():
                 tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-                raise OpsError(f"the checks could not run (exit {process.returncode}): {tail}")
+                raise OpsError(f"the checks could not run (exit {process.exitcode}): {tail}")
             results = outcomes.read_junit(junit)
         worst: dict[str, outcomes.CheckResult] = {}
         for result in results:
@@ -91,10 +89,10 @@ class CheckRunner:
         return Observation(started, time.time(), {c: r.outcome for c, r in worst.items()},
                            {c: r.message for c, r in worst.items()}, {c: frozenset(r.depends) for c, r in worst.items()})
 
-    def _wait(self, process: subprocess.Popen, stop: threading.Event | None) -> None:
+    def _wait(self, process: BaseProcess, stop: threading.Event | None) -> None:
         deadline = time.monotonic() + self.timeout
         try:
-            while process.poll() is None:
+            while process.exitcode is None:
                 if stop is not None and stop.is_set():
                     raise Interrupted("aborted while the checks ran")
                 if time.monotonic() > deadline:
@@ -102,7 +100,7 @@ class CheckRunner:
                 time.sleep(0.05)
         except BaseException:  # an abort, the time limit, Ctrl-C: no observation is left running
             process.kill()
-            process.wait()
+            process.join()
             raise
 
 

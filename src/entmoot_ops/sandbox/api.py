@@ -148,6 +148,7 @@ class App:
         self.error_debt = 0.0
         # When each request in flight began (by request id): a drain waits for those older than itself.
         self.in_flight: dict[int, float] = {}
+        self.flushing = asyncio.Lock()
         self.fleet = Fleet(settings["desired_count"])
         # check= validates a pooled connection before use, so the API recovers when PostgreSQL restarts.
         self.pool = AsyncConnectionPool(settings["dsn"], min_size=2, max_size=10, open=False, timeout=5,
@@ -329,6 +330,12 @@ class App:
 
     # ------------------------------------------------------------------------------------ background
     async def flush(self) -> None:
+        """Publish what was served since the last flush. One flush at a time: a flush asked for (a fault's undo) waits
+        for the periodic one in progress, whose batch would otherwise land after the undo has forgotten the fault's."""
+        async with self.flushing:
+            await self._publish()
+
+    async def _publish(self) -> None:
         loop = asyncio.get_running_loop()
         service = [{"Name": "ClusterName", "Value": self.settings["cluster"]}, {"Name": "ServiceName", "Value": self.settings["service"]}]
         utilisation = self.fleet.utilisation()
