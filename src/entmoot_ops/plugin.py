@@ -262,16 +262,20 @@ def _open_ssh_connections(config: pytest.Config, items: list[pytest.Item]) -> No
     """An SSH connection costs a handshake (a tenth of a second on loopback, round trips more to a bastion): opened
     on a side thread while the first checks run, the host checks find it ready (ssh's ControlMaster)."""
     suite = config.stash[SUITE_KEY]
+    opened: set[str] = set()  # environments that reach a host the same way share its connection: one handshake
     for name in dict.fromkeys(_env_name(item) for item in items if "oncall" in getattr(item, "fixturenames", ())):
         clients = Clients(suite.environments[name], preflight=suite.preflights[name])
         for url in oncall_urls(config, clients.env):
-            if url.startswith("ssh://"):
-                threading.Thread(target=_open_ssh, args=(clients, url), name=f"ssh {url}", daemon=True).start()
+            with contextlib.suppress(OpsError):  # an unresolved ssh_config: the check that needs it says so
+                host = clients.host(url) if url.startswith("ssh://") else None
+                if host is not None and host.backend.controlpath not in opened:
+                    opened.add(host.backend.controlpath)
+                    threading.Thread(target=_open_ssh, args=(host,), name=f"ssh {url}", daemon=True).start()
 
 
-def _open_ssh(clients: Clients, url: str) -> None:
+def _open_ssh(host: Any) -> None:
     with contextlib.suppress(Exception):  # a warm-up only: the check that needs the host says what is wrong with it
-        clients.host(url).run("true")
+        host.run("true")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -14,12 +14,13 @@ import contextlib
 import getpass
 import os
 import signal
+import socket
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from entmoot_ops.sandbox.processes import chown_tree, descendants, free_port, run, service_user, spawn, stop, wait_until
+from entmoot_ops.sandbox.processes import chown_tree, free_port, process_tree, run, service_user, spawn, stop, wait_until
 
 HOST_ALIAS = "entmoot-sandbox-host"
 # Where the session's programs come from: the links in the host's PATH directory.
@@ -109,8 +110,9 @@ class SshHost:
                     link.symlink_to(entry.path)
 
     def _answers(self) -> bool:
-        return subprocess.run(["ssh", "-F", str(self.ssh_config), HOST_ALIAS, "true"], capture_output=True,
-                              timeout=10).returncode == 0
+        """sshd greets a connection with its version line: it is up (a login would cost a key exchange)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+            return connection.recv(64).startswith(b"SSH-")
 
     def remove_program(self, name: str) -> Path:
         """Take a program off the host's PATH; returns where it pointed, for :meth:`restore_program`."""
@@ -124,13 +126,9 @@ class SshHost:
     def restore_program(self, name: str, target: Path) -> None:
         (self.bin_dir / name).symlink_to(target)
 
-    def processes(self) -> list[int]:
-        """The listener and the processes of its connections and sessions."""
-        return [self.process.pid, *descendants(self.process.pid)] if self.pid is not None else []
-
     def close(self) -> None:
         # A connection's processes outlive the listener: a client's lingering one (ControlPersist) would keep them.
-        sessions = descendants(self.process.pid) if self.pid is not None else []
+        sessions = process_tree(self.process.pid)[1:] if self.pid is not None else []
         stop(self.process)
         for pid in sessions:
             with contextlib.suppress(ProcessLookupError):
