@@ -6,9 +6,10 @@ checks every second, and the project's tests run the suite hundreds of times. Ea
 server process that imported those once (multiprocessing's forkserver): it starts with them loaded and with no
 other state, and runs ``pytest.main`` as ``python -m pytest`` would, in its own directory and environment.
 
-Plugins (xdist, allure-pytest, testinfra) are not preloaded: pytest rewrites the asserts of a plugin's modules as
-it imports them, and warns about one imported before it. The suite's own package says it needs no rewriting (its
-function is what each run is forked to call).
+The suite's plugin is preloaded too, with what it imports (xdist's scheduler, testinfra): pytest rewrites the
+asserts of a plugin's modules as it imports them, and warns about one imported before it. The suite's package says
+it needs none (PYTEST_DONT_REWRITE); for the others the forked run ignores that warning, which says only that
+their asserts keep Python's plain messages.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 PRELOAD = ["pytest", "_pytest.junitxml", "botocore.session", "botocore.config", "botocore.loaders", "psycopg", "pydantic",
-           "requests", "redis", "allure_commons", "prometheus_client", "execnet", "cryptography.x509"]
+           "requests", "redis", "allure_commons", "prometheus_client", "execnet", "cryptography.x509", "entmoot_ops.plugin"]
 
 _context: multiprocessing.context.ForkServerContext | None = None
 
@@ -45,7 +46,7 @@ def _pytest_main(args: list[str], env: dict[str, str], cwd: str, output: str) ->
     os.dup2(written, 2)
     import pytest
 
-    code = pytest.main(args)
+    code = pytest.main(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args])
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code))  # no atexit of the server's modules: they belong to the server
