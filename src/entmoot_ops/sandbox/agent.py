@@ -74,6 +74,12 @@ class Agent:
                 except Exception as exc:  # noqa: BLE001 - a stopped component must not stop the agent
                     self.errors[name] = f"{type(exc).__name__}: {exc}"
 
+    def rewind(self, namespace: str, since: datetime) -> int:
+        """Forget what was published in ``namespace`` since a moment, between two ticks: a tick in progress may have
+        read a fault's state before its undo, and would publish it after a rewind that did not wait for it."""
+        with self._lock:
+            return self.sandbox.aws.rewind_metrics(namespace, since)
+
     def _put(self, namespace: str, metrics: list[tuple[str, dict[str, str], float, str]]) -> None:
         data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
                  "Timestamp": at, "Value": value, "Unit": unit, "StorageResolution": 1}

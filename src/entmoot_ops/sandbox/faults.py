@@ -73,7 +73,7 @@ def memory_leak(sandbox: Sandbox, since: datetime, percent: float = 96) -> Calla
 
     def undo() -> None:
         sandbox.agent.leaked_memory_percent = None
-        sandbox.aws.rewind_metrics("AWS/ECS", since)
+        sandbox.agent.rewind("AWS/ECS", since)
     return undo
 
 
@@ -187,7 +187,7 @@ def replica_paused(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
     def undo() -> None:
         _superuser(sandbox, replica, "SELECT pg_wal_replay_resume()")
-        sandbox.aws.rewind_metrics("AWS/RDS", since)
+        sandbox.agent.rewind("AWS/RDS", since)
     return undo
 
 
@@ -220,7 +220,7 @@ def redis_memory_pressure(sandbox: Sandbox, since: datetime) -> Callable[[], Non
         for key in client.scan_iter("sandbox:filler:*", count=1000):
             client.delete(key)
         sandbox.agent.tick()
-        sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
+        sandbox.agent.rewind("AWS/ElastiCache", since)
     return undo
 
 
@@ -301,7 +301,7 @@ def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> 
                 pipe.get(f"sandbox:cold:{i}")
             pipe.execute()
     sandbox.agent.tick()
-    return lambda: sandbox.aws.rewind_metrics("AWS/ElastiCache", since)
+    return lambda: sandbox.agent.rewind("AWS/ElastiCache", since)
 
 
 def _simulated_rds_load(sandbox: Sandbox, since: datetime, attribute: str, value: float) -> Callable[[], None]:
@@ -312,7 +312,7 @@ def _simulated_rds_load(sandbox: Sandbox, since: datetime, attribute: str, value
 
     def undo() -> None:
         setattr(sandbox.agent, attribute, type(value)(0))
-        sandbox.aws.rewind_metrics("AWS/RDS", since)
+        sandbox.agent.rewind("AWS/RDS", since)
         sandbox.agent.tick()
     return undo
 
