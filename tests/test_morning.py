@@ -119,9 +119,15 @@ def test_idle_primary_is_not_lag(sandbox, run_checks, environments):
     """An idle primary is not lag: the replica has replayed all it received, so lag is 0 however old the last
     transaction. The runbook's `now() - pg_last_xact_replay_timestamp()` would call this lag."""
     directory = environments(replace={"[thresholds]\n": "[thresholds]\nreplication_lag_max_seconds = 0.5\n"})
-    run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
+    # The sandbox's primary is not idle: its agent writes a heartbeat every 2 s. Between the replica's receiving one
+    # and replaying it, lag is the age of the last replayed transaction (up to 2 s): a real moment of lag, which a
+    # busy machine makes longer. A run that catches the replica up to date must read 0, whatever that age.
+    for _ in range(5):
+        run = run_checks("-m", "morning", "-k", "replica_lag", "--environments-dir", str(directory))
+        if run.result("replication.lag").measured.endswith("; 0 s"):
+            break
     assert run.outcome("replication.lag") == "pass", run.output[-2000:]
-    assert run.result("replication.lag").measured.endswith("0 s")
+    assert run.result("replication.lag").measured.endswith("; 0 s"), run.result("replication.lag").measured
 
 
 def test_the_primary_knows_the_lag_of_a_replica_that_has_not_replayed_since_it_started(sandbox):
