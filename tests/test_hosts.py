@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -225,8 +226,18 @@ def test_the_api_certificate_check_reads_a_renewed_certificate_at_once(sandbox, 
     assert float(run.result("tls.api-certificate").measured.split("; ")[1].split()[0]) > 80
 
 
-def test_ssh_connections_end_with_the_run(sandbox, run_checks):
-    run_checks("-m", "hosts", "-k", "reach")
+def test_environments_that_reach_a_host_alike_share_one_ssh_connection_which_ends_with_the_run(sandbox, run_checks, environments):
+    """Three environments, one SSH handshake: an environment's end does not close the connection the next one uses."""
+    directory = environments("first")
+    for name in ("second", "third"):
+        environments(name)
+        shutil.copy(directory.parent / f"environments-{name}" / f"{name}.toml", directory)
+    log = Path(sandbox.state["root"]) / "sshd.log"
+    accepted = log.read_text().count("Accepted publickey")
+    run = run_checks("-m", "hosts", "-k", "reach", "--environments-dir", str(directory), "--env", "first", "--env", "second",
+                     "--env", "third")
+    assert [r.outcome for r in run.results] == ["pass"] * 3, run.output[-2000:]
+    assert log.read_text().count("Accepted publickey") - accepted == 1
     time.sleep(0.5)
     masters = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"ControlPersist" in _cmdline(p)
                and sandbox.state["env"]["ENTMOOT_SANDBOX_SSH_CONFIG"].encode() in _cmdline(p)]

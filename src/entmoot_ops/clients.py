@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -26,7 +27,9 @@ from urllib.parse import urlsplit
 import botocore.config
 import botocore.exceptions
 import botocore.loaders
+import botocore.parsers
 import botocore.session
+import botocore.utils
 import psycopg
 import redis
 import requests
@@ -50,8 +53,31 @@ T = TypeVar("T")
 # One loader per process: a service's model is parsed once, whatever the number of environments (one botocore
 # session each) a run checks.
 _LOADER = botocore.loaders.create_loader()
+
+
+def _timestamp(value: Any) -> datetime:
+    """botocore's own parser builds a dateutil tzlocal and runs dateutil's parser for each timestamp: a day of
+    one-minute datapoints is thousands of them."""
+    if not isinstance(value, str):
+        return datetime.fromtimestamp(value, UTC)
+    with contextlib.suppress(ValueError):
+        return datetime.fromtimestamp(float(value), UTC)
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(value)
+    return botocore.utils.parse_timestamp(value)  # RFC 822 and the other forms AWS writes
+
+
+_PARSERS = botocore.parsers.ResponseParserFactory()
+_PARSERS.set_parser_defaults(timestamp_parser=_timestamp)
 SSH_PERSIST_SECONDS = 10  # an SSH connection outlives the run by this much: the next command reuses it meanwhile
-_SESSIONS: dict[tuple, botocore.session.Session] = {}  # per environment and credential source
+# This process's SSH connections by control path: shared by every environment that reaches a host the same way, so
+# one environment's end does not close the connection the next one is about to use.
+_ssh_connections: dict[str, Host] = {}
+_SESSIONS: dict[tuple, botocore.session.Session] = {}  # per credential source
+# Per session, service, region, endpoint and settings: environments in one account and region (staging and qa, blue
+# and green) share a client. botocore's clients are thread-safe, and building one copies its session's hundreds of
+# event handlers.
+_AWS_CLIENTS: dict[tuple, Any] = {}
 
 
 # The AWS action this thread called last: an answer whose shape a probe did not expect is reported against it.
@@ -102,15 +128,16 @@ class ReadOnlyRedis(GuardedRedis):
         return super().execute_command(*args, **options)
 
 
-def _close_ssh_master(host: Host) -> None:
-    """The run's shared SSH connection ends with the run (``ssh -O exit``), not SSH_PERSIST_SECONDS later."""
-    backend = host.backend
-    if backend.NAME != "ssh" or not backend.controlpath:
-        return
-    command = ["ssh", *(["-F", backend.ssh_config] if backend.ssh_config else []), "-o", f"ControlPath={backend.controlpath}",
-               "-O", "exit", backend.host.name]
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        subprocess.run(command, capture_output=True, timeout=5)
+def close_ssh_connections() -> None:
+    """The run's shared SSH connections end with the run, not SSH_PERSIST_SECONDS later. ``-O stop``, not ``exit``:
+    a command another process (an xdist sibling) is running through the same connection finishes first."""
+    while _ssh_connections:
+        _, host = _ssh_connections.popitem()
+        backend = host.backend
+        command = ["ssh", *(["-F", backend.ssh_config] if backend.ssh_config else []), "-o", f"ControlPath={backend.controlpath}",
+                   "-O", "stop", backend.host.name]
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(command, capture_output=True, timeout=5)
 
 
 class GuardedSession(requests.Session):
@@ -270,11 +297,12 @@ class Clients:
         aws = self.env.aws
         # By the key itself, not its reference: the same env:NAME may hold another key later in the process.
         access_key = self.secret(aws.access_key_id, what="aws.access_key_id") if aws.access_key_id else None
-        key = (self.env.name, aws.profile, access_key)
+        key = (aws.profile, access_key)
         if key in _SESSIONS:  # the preflight's: its configuration and credentials are read once a run
             return _SESSIONS[key]
         session = botocore.session.Session(profile=aws.profile)
         session.register_component("data_loader", _LOADER)
+        session.register_component("response_parser_factory", _PARSERS)
         if access_key and aws.secret_access_key:
             session.set_credentials(access_key, self.secret(aws.secret_access_key, what="aws.secret_access_key"))
         try:
@@ -297,19 +325,23 @@ class Clients:
         key = f"aws:{service}"
         if key not in self._cache:
             timeouts = self.env.timeouts
-            config = botocore.config.Config(
-                connect_timeout=timeouts.connect_seconds,
-                read_timeout=timeouts.read_seconds,
-                # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
-                retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
-            )
             endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
-            client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
-            _guard_aws(client, f"AWS {client.meta.service_model.service_id}")
-            if not self.writable:
-                client.meta.events.register("before-call.*.*", _refuse_writes)
-            client.meta.events.register("before-parameter-build.cloudwatch.*", _touching_namespaces)
-            self._cache[key] = client
+            shared = (id(self._session), service, self.env.aws.region, endpoint, timeouts.connect_seconds, timeouts.read_seconds,
+                      timeouts.aws_max_attempts, self.writable)
+            if shared not in _AWS_CLIENTS:
+                config = botocore.config.Config(
+                    connect_timeout=timeouts.connect_seconds,
+                    read_timeout=timeouts.read_seconds,
+                    # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
+                    retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
+                )
+                client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
+                _guard_aws(client, f"AWS {client.meta.service_model.service_id}")
+                if not self.writable:
+                    client.meta.events.register("before-call.*.*", _refuse_writes)
+                client.meta.events.register("before-parameter-build.cloudwatch.*", _touching_namespaces)
+                _AWS_CLIENTS[shared] = client
+            self._cache[key] = _AWS_CLIENTS[shared]
         return self._cache[key]
 
     def endpoint(self, reference: str, *, what: str) -> str:
@@ -439,6 +471,8 @@ class Clients:
                                controlpath=str(control / hashlib.sha256(identity.encode()).hexdigest()[:20]),
                                ssh_extra_args="-o BatchMode=yes -o ServerAliveInterval=2 -o ServerAliveCountMax=2")
             self._cache[key] = testinfra.get_host(url, **options)
+            if "controlpath" in options:
+                _ssh_connections[options["controlpath"]] = self._cache[key]
         return self._cache[key]
 
     @property
@@ -450,11 +484,9 @@ class Clients:
         return self.endpoint(self.env.api.url, what="api.url").rstrip("/")
 
     def close(self) -> None:
-        for client in self._cache.values():
-            if isinstance(client, Host):
-                _close_ssh_master(client)
-                continue
-            close = getattr(client, "close", None)
+        for key, client in self._cache.items():
+            # SSH connections end with the run (close_ssh_connections), AWS clients with the process (shared)
+            close = None if isinstance(client, Host) or key.startswith("aws:") else getattr(client, "close", None)
             if close:
                 close()
         self._cache.clear()

@@ -25,7 +25,7 @@ from entmoot_ops.breaker import fresh
 from entmoot_ops.chaos import guard as chaos_guard
 from entmoot_ops.check import (CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, attach_chart, best_effort, current_run,
                                evidence)
-from entmoot_ops.clients import Clients
+from entmoot_ops.clients import Clients, close_ssh_connections
 from entmoot_ops.config import Environment, environments_dir, load_environment
 from entmoot_ops.errors import ConfigError, OpsError, one_line
 from entmoot_ops.remediation import REGISTRY, AuditLog, RemediationContext, describe_changes
@@ -83,6 +83,7 @@ class Suite:
     # hands its result over through this file, written before any check is sent to a worker.
     handoff: Path | None = None
     refusal: str | None = None  # a usage error found only once xdist's workers had collected
+    ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
 
 
@@ -262,15 +263,15 @@ def _open_ssh_connections(config: pytest.Config, items: list[pytest.Item]) -> No
     """An SSH connection costs a handshake (a tenth of a second on loopback, round trips more to a bastion): opened
     on a side thread while the first checks run, the host checks find it ready (ssh's ControlMaster)."""
     suite = config.stash[SUITE_KEY]
-    opened: set[str] = set()  # environments that reach a host the same way share its connection: one handshake
+    opened = suite.ssh_warmups  # environments that reach a host the same way share its connection: one handshake
     for name in dict.fromkeys(_env_name(item) for item in items if "oncall" in getattr(item, "fixturenames", ())):
         clients = Clients(suite.environments[name], preflight=suite.preflights[name])
         for url in oncall_urls(config, clients.env):
             with contextlib.suppress(OpsError):  # an unresolved ssh_config: the check that needs it says so
                 host = clients.host(url) if url.startswith("ssh://") else None
                 if host is not None and host.backend.controlpath not in opened:
-                    opened.add(host.backend.controlpath)
-                    threading.Thread(target=_open_ssh, args=(host,), name=f"ssh {url}", daemon=True).start()
+                    opened[host.backend.controlpath] = threading.Thread(target=_open_ssh, args=(host,), name=f"ssh {url}", daemon=True)
+                    opened[host.backend.controlpath].start()
 
 
 def _open_ssh(host: Any) -> None:
@@ -404,8 +405,14 @@ def env(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def oncall(request: pytest.FixtureRequest, env: Target) -> list[Any]:
-    """The on-call hosts as testinfra hosts (see :func:`oncall_urls`)."""
-    return [env.clients.host(url) for url in oncall_urls(request.config, env.config)]
+    """The on-call hosts as testinfra hosts (see :func:`oncall_urls`), their connections opened: a command sent while
+    the warm-up still connects would open a second one beside it."""
+    found = [env.clients.host(url) for url in oncall_urls(request.config, env.config)]
+    warmups = request.config.stash[SUITE_KEY].ssh_warmups
+    for host in found:
+        if getattr(host.backend, "controlpath", None) in warmups:
+            warmups[host.backend.controlpath].join()  # bounded by ssh's ConnectTimeout and keep-alives
+    return found
 
 
 @pytest.fixture
@@ -793,6 +800,7 @@ def _export_metrics(environment: Environment, results: list[outcomes.CheckResult
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    close_ssh_connections()
     suite = config.stash.get(SUITE_KEY, None)
     for handle in suite.sandboxes if suite else ():
         handle.release()
