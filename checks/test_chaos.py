@@ -1,4 +1,5 @@
-"""Chaos experiments (``pytest checks/ -m chaos``): each experiment of entmoot_ops.chaos.catalog is a check.
+"""Chaos experiments (``pytest checks/ -m chaos``): each experiment file (the project's experiments/ and the
+environment's [chaos] experiments_dir, entmoot_ops.chaos.files) is a check.
 
 It passes when the steady state held before, every expected detector failed within the detection deadline,
 nothing outside the blast radius turned red, no safeguard fired, and the steady state came back within the
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from entmoot_ops.chaos import catalog, guard, observe
+from entmoot_ops.probes import cloudwatch
 from entmoot_ops.chaos.actions import ActionContext
 from entmoot_ops.chaos.experiment import Experiment, Runner
 from entmoot_ops import charts
@@ -32,21 +34,26 @@ def chaos_runner(env, request, reports_dir, audit_log):
     checks = observe.CheckRunner(config.rootpath / "checks", env.config.name, config.getoption("entmoot_envdir"))
     writable = Clients(env.config, writable=True, preflight=env.clients.preflight)
 
-    def run(experiment: Experiment):
+    def run(experiment: Experiment, *, settle: bool = False):
         context = ActionContext(env.config, env.clients, writable, audit_log, experiment.name, sandbox)
         runner = Runner(checks, context, reports_dir / "chaos" / env.config.name,
-                        lambda name, since: observe.SAFEGUARDS[name](env.clients, since))
-        return runner.run(experiment)
+                        lambda name, since: observe.SAFEGUARDS[name](env.clients, since),
+                        lambda names: cloudwatch.alarm_states(env.clients, names))
+        return runner.run(experiment, settle=settle)
 
     yield run
     writable.close()
 
 
-def _judge(env, run, experiment: Experiment) -> None:
+def _judge(env, run, experiment: Experiment, gameday) -> None:
     refused = guard.refusal(env.config, experiment)
     if refused:
         pytest.skip(f"refused: {refused}")
-    journal = run(experiment)
+    if gameday is not None:
+        gameday.before(experiment.name)
+    journal = run(experiment, settle=gameday is not None)
+    if gameday is not None:
+        gameday.record(journal.record())
     evidence("chaos journal", journal.record())
     attach_chart(f"timeline of {experiment.name}", lambda: charts.timeline(f"chaos experiment {experiment.name} on {env.name}",
                                                                           charts.chaos_events(journal.record())))
@@ -62,13 +69,13 @@ def _judge(env, run, experiment: Experiment) -> None:
         if seconds is not None:
             record("chaos_detection_seconds", seconds, experiment=experiment.name, detector=check_id)
         expect(f"seconds until {check_id} detected the fault (inf: never)", math.inf if seconds is None else seconds, "<=",
-               settings.detection_timeout_seconds, unit="s")
+               experiment.detection_seconds(settings), unit="s")
     expect(f"checks outside the blast radius that turned red ({', '.join(journal.false_alarms) or 'none'})",
            len(journal.false_alarms), "==", 0)
     if journal.recovery_seconds is not None:
         record("chaos_recovery_seconds", journal.recovery_seconds, experiment=experiment.name)
     expect(f"seconds until the steady state held again (inf: never{'; ' + journal.not_recovered if journal.not_recovered else ''})",
-           math.inf if journal.recovery_seconds is None else journal.recovery_seconds, "<=", settings.recovery_timeout_seconds,
+           math.inf if journal.recovery_seconds is None else journal.recovery_seconds, "<=", experiment.recovery_seconds(settings),
            unit="s")
 
 
@@ -77,12 +84,12 @@ def _experiment_check(experiment: Experiment):
     @check(id=f"chaos.{experiment.name}", title=experiment.title, section=experiment.section, severity="high",
            remediation=experiment.remediation,
            depends=("api", "traffic", "primary", "replica", "redis", "aws"))
-    def test(env, chaos_runner):
-        _judge(env, chaos_runner, experiment)
+    def test(env, chaos_runner, gameday):
+        _judge(env, chaos_runner, experiment, gameday)
 
     test.__name__ = f"test_{experiment.name.replace('-', '_')}"
     return test
 
 
-for _experiment in catalog.EXPERIMENTS.values():
+for _experiment in catalog.experiments(Path(__file__).resolve().parent.parent).values():
     globals()[f"test_{_experiment.name.replace('-', '_')}"] = _experiment_check(_experiment)

@@ -117,6 +117,24 @@ def chaos_events(journal: dict[str, Any]) -> list[tuple[float, str, str]]:
     return sorted(events)
 
 
+def gameday(title: str, rows: Sequence[tuple[str, float | None, float | None]]) -> bytes:
+    """A game day: per experiment (name, seconds until detected, seconds until recovered), two bars; a missing
+    figure (never detected, never recovered, nothing to detect) is left out and said on the axis."""
+    pyplot = _pyplot()
+    figure, axis = pyplot.subplots(figsize=(8, 0.9 + 0.5 * max(1, len(rows))))
+    for row, (_, detected, recovered) in enumerate(rows):
+        for offset, seconds, color, label in ((-0.18, detected, "tab:orange", "detection"), (0.18, recovered, "tab:blue", "recovery")):
+            if seconds is not None:
+                axis.barh(row + offset, seconds, height=0.34, color=color, label=label if row == 0 else None)
+                axis.annotate(f"{seconds:g} s", (seconds, row + offset), textcoords="offset points", xytext=(3, -3), fontsize=7)
+    axis.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("seconds (detection: after injection; recovery: after the fault ended)")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=7, loc="lower right")
+    return _png(figure)
+
+
 def load_run(title: str, history: Sequence[dict[str, str]], hosts: Sequence[tuple[datetime, float]], p95_max_ms: float) -> bytes:
     """A load run: requests/s and users, p95 against its threshold, and the healthy tasks behind the load balancer,
     with the scale-out (the first rise of healthy tasks) marked on each. ``history``: locust's stats history rows."""

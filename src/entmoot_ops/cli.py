@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -134,7 +135,7 @@ def _coverage(checks_dir: Path, runbook: Path | None) -> list:
     except OSError as exc:
         raise ConfigError(f"cannot read the runbook {runbook}: {exc.strerror}") from None
     return coverage.rows(text, entries, {r.id: r.section for r in REGISTRY.values()},
-                         {e.name: e.section for e in catalog.EXPERIMENTS.values()})
+                         {e.name: e.section for e in catalog.experiments(checks_dir.resolve().parent).values()})
 
 
 def coverage_table(arguments: argparse.Namespace) -> int:
@@ -368,12 +369,40 @@ def chaos_list(arguments: argparse.Namespace) -> int:
     from entmoot_ops.config import environments_dir, load_environment
 
     env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
-    for experiment in catalog.EXPERIMENTS.values():
+    for experiment in catalog.select(Path.cwd(), [env]).values():
         refused = guard.refusal(env, experiment) if env.chaos.allowed else f"chaos.allowed is not true for {env.name}"
         detectors = ", ".join(experiment.detectors) or "(none: absorbed)"
-        print(f"{experiment.name:<22} {experiment.platform:<7} detected by {detectors}"
+        stops = f"; stops on alarm {', '.join(experiment.stop_alarms)}" if experiment.stop_alarms else ""
+        print(f"{experiment.name:<22} {experiment.platform:<7} detected by {detectors}{stops}"
               f"{'' if refused is None else '  [refused: ' + refused + ']'}")
     return 0
+
+
+def chaos_gameday(arguments: argparse.Namespace) -> int:
+    """The experiments in order against one environment, as ``pytest checks/ -m chaos --gameday``; refused in one
+    line, before anything starts, if one is unknown or not allowed there."""
+    from entmoot_ops.chaos import catalog, guard
+    from entmoot_ops.config import environments_dir, load_environment
+
+    directory = arguments.environments_dir or environments_dir()
+    env = load_environment(arguments.env, directory)
+    guard.refuse_unless_allowed(env, confirmed=arguments.yes)
+    known = catalog.select(Path.cwd(), [env])
+    names = [n.strip() for n in arguments.experiments.split(",") if n.strip()] if arguments.experiments else list(env.chaos.experiments)
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            raise Refused(f"no experiment {name}" + (f"; did you mean {close[0]}?" if close else ""),
+                          fix=f"one of: {', '.join(known)} (entmoot-ops chaos list --env {env.name})")
+        refused = guard.refusal(env, known[name])
+        if refused:
+            raise Refused(f"game day on {env.name} refused: {refused}", fix="allow it in [chaos] experiments, or leave it out")
+    if not names:
+        raise Refused(f"no experiment to run: [chaos] experiments of {env.name} is empty", fix="name them with --experiments a,b")
+    command = [sys.executable, "-m", "pytest", "checks/", "-m", "chaos", "--env", env.name, "--environments-dir", str(directory),
+               "--gameday", ",".join(names), "--gameday-pause", f"{arguments.pause:g}",
+               *(["--reports-dir", str(arguments.reports_dir)] if arguments.reports_dir else []), *(["--yes"] if arguments.yes else [])]
+    return subprocess.call(command)
 
 
 def chaos_matrix(arguments: argparse.Namespace) -> int:
@@ -477,6 +506,15 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
     listing.add_argument("--environments-dir", type=Path)
     listing.set_defaults(run=chaos_list)
+    day = chaos_commands.add_parser("gameday", help="experiments in order, a pause between them, one report (reports/gameday/, Allure)")
+    day.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
+    day.add_argument("--environments-dir", type=Path)
+    day.add_argument("--experiments", metavar="A,B,...", help="in this order (default: the environment's [chaos] experiments)")
+    day.add_argument("--pause", type=float, default=10, metavar="SECONDS",
+                     help="between two experiments (default 10), beside each one's wait for its steady state")
+    day.add_argument("--reports-dir", type=Path, help="default ./reports")
+    day.add_argument("--yes", action="store_true", help="confirm a game day on a production environment")
+    day.set_defaults(run=chaos_gameday)
     grid = chaos_commands.add_parser("matrix", help="every sandbox fault against the checklists: caught, missed, false alarms")
     grid.add_argument("--environments-dir", type=Path)
     grid.add_argument("--fault", action="append", default=[], help="only this fault (repeatable)")

@@ -11,12 +11,14 @@ import re
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from entmoot_ops.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 SECRET_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+)$"
 SecretRef = Annotated[str, StringConstraints(pattern=SECRET_PATTERN)]
@@ -468,7 +470,9 @@ class ChaosSettings(Strict):
     poll_seconds: Annotated[float, Field(gt=0, le=300)] = 2
     # Safeguard: the experiment is aborted and rolled back at once when the API's 5XX ratio goes above this.
     abort_error_rate: Ratio = 0.5
-    fis_templates: dict[str, str] = {}  # experiment name -> AWS FIS experiment template id
+    fis_templates: dict[str, str] = {}  # experiment name -> AWS FIS experiment template id or Name tag
+    # The environment's own experiment files (entmoot_ops.chaos.files), beside the project's experiments/.
+    experiments_dir: Annotated[str, StringConstraints(pattern=r"^(/|~/).*")] | None = None
 
 
 class Remediation(Strict):
@@ -545,15 +549,26 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     if not path.is_file():
         known = sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
         raise ConfigError(f"{path}: no such environment {name!r} (known: {', '.join(known) or 'none'})")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path)
     data.setdefault("name", name)
     if data["name"] != name:
         raise ConfigError(f"{path}: name: {data['name']!r} does not match the file name {name!r}")
+    return validated(path, Environment, data)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
     try:
-        return Environment.model_validate(_tuples(data))
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+
+
+def validated(path: Path, model: type[M], data: dict[str, Any]) -> M:
+    """``data`` (a TOML file's) as ``model``, strictly; the first error in one line naming the file and the key."""
+    try:
+        return model.model_validate(_tuples(data))
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"

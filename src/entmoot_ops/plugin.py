@@ -22,7 +22,9 @@ from _pytest import junitxml
 
 from entmoot_ops import iam, load, outcomes, preflight, progress, reports, scheduling
 from entmoot_ops.breaker import fresh
+from entmoot_ops.chaos import catalog
 from entmoot_ops.chaos import guard as chaos_guard
+from entmoot_ops.chaos.gameday import GameDay
 from entmoot_ops.check import (CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckRun, CheckSpec, attach_chart, best_effort, current_run,
                                evidence)
 from entmoot_ops.clients import Clients, close_ssh_connections
@@ -57,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="JSON-lines audit of remediation actions (default REPORTS/audit.jsonl)")
     group.addoption("--check", action="append", dest="entmoot_checks", metavar="ID", default=[],
                     help="run only this check (repeatable; with -m and -k, all must select it)")
+    group.addoption("--gameday", dest="entmoot_gameday", default=None, metavar="A,B,...",
+                    help="a game day (with -m chaos): these experiments in this order, a pause between two, one report "
+                         "of them all in REPORTS/gameday/ and in Allure (entmoot-ops chaos gameday runs it)")
+    group.addoption("--gameday-pause", dest="entmoot_gameday_pause", default=10.0, type=float, metavar="SECONDS",
+                    help="the pause between two experiments of a game day (default 10); each also waits for its "
+                         "steady state, up to its recovery deadline")
     group.addoption("--charts", dest="entmoot_charts", default="failures", choices=("failures", "all", "none"),
                     help="which checks draw their time series into the report: those that do not pass (default), all, or none")
     group.addoption("--evidence", dest="entmoot_evidence", default=None, choices=("failures", "all"),
@@ -83,6 +91,7 @@ class Suite:
     # hands its result over through this file, written before any check is sent to a worker.
     handoff: Path | None = None
     refusal: str | None = None  # a usage error found only once xdist's workers had collected
+    gameday: GameDay | None = None
     ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
 
@@ -105,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
     directory = Path(config.getoption("entmoot_envdir") or environments_dir())
     try:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
+        catalog.select(config.rootpath, environments.values())  # checks/test_chaos.py makes a check of each
     except ConfigError as exc:
         raise pytest.UsageError(masker(str(exc))) from None
     selects_load, selects_chaos = _selects(config, "load"), _selects(config, "chaos")
@@ -117,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if selects_chaos:
             _refuse_unless_allowed(chaos_guard.refuse_unless_allowed, environment, confirmed=config.getoption("entmoot_yes"))
 
+    gameday = _gameday(config, selects_chaos)
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
     if reports_dir is not None and not hasattr(config, "workerinput"):
@@ -136,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
         confirmed=config.getoption("entmoot_yes"),
         reports_dir=reports_dir,
         audit=AuditLog(Path(audit_path)),
+        gameday=gameday,
     )
     config.stash[SUITE_KEY] = suite
     workerinput = getattr(config, "workerinput", None)
@@ -143,6 +155,20 @@ def pytest_configure(config: pytest.Config) -> None:
         suite.handoff = Path(workerinput["entmoot_preflight"])
     progress.write = lambda line: _say(config, line)
     config.pluginmanager.register(reports.AllureVerdicts(), "entmoot-allure-verdicts")
+
+
+def _gameday(config: pytest.Config, selects_chaos: bool) -> GameDay | None:
+    """A game day's experiments become the run's selection (--check), in the order given."""
+    given = config.getoption("entmoot_gameday")
+    if given is None:
+        return None
+    order = tuple(dict.fromkeys(name.strip() for name in given.split(",") if name.strip()))
+    if not order or not selects_chaos:
+        raise pytest.UsageError("--gameday names the experiments of a chaos run: -m chaos --gameday a,b")
+    if getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("a game day runs its experiments one after the other: drop -n")
+    config.option.entmoot_checks = [*config.getoption("entmoot_checks"), *(f"chaos.{name}" for name in order)]
+    return GameDay(order, max(0.0, config.getoption("entmoot_gameday_pause")))
 
 
 def _refuse_unless_allowed(refuse: Any, environment: Environment, *, confirmed: bool) -> None:
@@ -427,6 +453,12 @@ def reports_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gameday(request: pytest.FixtureRequest) -> GameDay | None:
+    """The game day this run is (--gameday), else None: its chaos checks pause between them and hand their journals."""
+    return request.config.stash[SUITE_KEY].gameday
+
+
+@pytest.fixture(scope="session")
 def audit_log(request: pytest.FixtureRequest) -> AuditLog:
     """Where every action of this run is written: remediations, chaos experiments."""
     return request.config.stash[SUITE_KEY].audit
@@ -442,6 +474,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """After pytest's own selection (-m, -k): its usage errors, such as an unknown marker, come first. A check
     of the deploy gate that is still selected needs the version it verifies."""
     _select_checks(config, items)
+    gameday = config.stash[SUITE_KEY].gameday
+    if gameday is not None:
+        items.sort(key=lambda item: gameday.order.index(_check_id(item).removeprefix("chaos.")))
     _refuse_empty_selection(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version"):
@@ -456,10 +491,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _declared_check_ids(config: pytest.Config) -> list[str]:
     """The ids the checks declare, read from their source without collecting anything; the chaos checks are one
-    per experiment of the catalog (checks/test_chaos.py)."""
-    from entmoot_ops.chaos import catalog
-
-    found = [f"chaos.{name}" for name in catalog.EXPERIMENTS]
+    per experiment file (checks/test_chaos.py)."""
+    found = [f"chaos.{name}" for name in catalog.experiments(config.rootpath)]
     for path in sorted((config.rootpath / "checks").glob("test_*.py")):
         found += CHECK_ID.findall(path.read_text(encoding="utf-8"))
     return sorted(set(found))
@@ -498,14 +531,19 @@ def _refuse_empty_selection(config: pytest.Config, items: list[pytest.Item]) -> 
     raise pytest.UsageError(f"-k {keyword!r} selects no check{hint}: nothing was started or verified")
 
 
+def _check_id(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("check")
+    return marker.kwargs.get("id", "") if marker else ""
+
+
 def _select_checks(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = set(config.getoption("entmoot_checks"))
     if not wanted:
         return
-    known = {m.kwargs.get("id") for item in items if (m := item.get_closest_marker("check"))}
+    known = {_check_id(item) for item in items}
     if wanted - known:
         raise pytest.UsageError(f"--check: no check {', '.join(sorted(wanted - known))} among the selected checks")
-    keep = [item for item in items if (m := item.get_closest_marker("check")) and m.kwargs.get("id") in wanted]
+    keep = [item for item in items if _check_id(item) in wanted]
     config.hook.pytest_deselected(items=[item for item in items if item not in keep])
     items[:] = keep
 
@@ -835,3 +873,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A checklist that selected nothing proves nothing: say so with a failing exit, not pytest's quiet 5.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _runs_checks(session.config):
         session.config.get_terminal_writer().line("ERROR no check selected: nothing was verified", red=True)
+    if suite is not None and suite.gameday is not None and suite.gameday.journals:
+        results = getattr(session.config.option, "allure_report_dir", None)
+        written = suite.gameday.write(next(iter(suite.environments)), (suite.reports_dir or Path("reports")) / "gameday",
+                                      Path(results) if results else None)
+        session.config.get_terminal_writer().line(f"game day report: {written}")

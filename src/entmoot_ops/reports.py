@@ -123,14 +123,25 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
 
 def write_coverage_result(results_dir: Path, table_html: str, summary: str) -> None:
     """The runbook coverage table as a result of its own in the report (status unknown: it is not a verdict)."""
-    attachment = f"{uuid.uuid4()}-attachment.html"
-    (results_dir / attachment).write_text(table_html)
+    write_result(results_dir, "Runbook coverage", "entmoot-ops.runbook-coverage", "unknown", summary,
+                 [("runbook coverage", table_html.encode(), "text/html", "html")], suite="runbook coverage")
+
+
+def write_result(results_dir: Path, name: str, history_id: str, status: str, message: str,
+                 attachments: Iterable[tuple[str, bytes, str, str]], *, suite: str) -> None:
+    """A result of the suite's own (not a check's) in Allure's results: ``attachments`` as (name, content, MIME
+    type, file extension)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    attached = []
+    for title, content, mime, extension in attachments:
+        source = f"{uuid.uuid4()}-attachment.{extension}"
+        (results_dir / source).write_bytes(content)
+        attached.append({"name": title, "source": source, "type": mime})
     now = int(time.time() * 1000)
-    result = {"uuid": str(uuid.uuid4()), "historyId": "entmoot-ops.runbook-coverage", "name": "Runbook coverage",
-              "fullName": "entmoot-ops.runbook-coverage", "status": "unknown", "stage": "finished", "start": now, "stop": now,
-              "statusDetails": {"message": summary},
-              "labels": [{"name": "parentSuite", "value": "entmoot-ops"}, {"name": "suite", "value": "runbook coverage"}],
-              "attachments": [{"name": "runbook coverage", "source": attachment, "type": "text/html"}]}
+    result = {"uuid": str(uuid.uuid4()), "historyId": history_id, "name": name, "fullName": history_id, "status": status,
+              "stage": "finished", "start": now, "stop": now, "statusDetails": {"message": masker(message)},
+              "labels": [{"name": "parentSuite", "value": "entmoot-ops"}, {"name": "suite", "value": suite}],
+              "attachments": attached}
     (results_dir / f"{result['uuid']}-result.json").write_text(json.dumps(result))
 
 

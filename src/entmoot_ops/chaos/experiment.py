@@ -33,6 +33,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Deadlines:
+    """An experiment's own deadlines, each replacing the environment's ([chaos]) when set."""
+    detection_seconds: float | None = None
+    recovery_seconds: float | None = None
+    time_limit_seconds: float | None = None  # at most the environment's: its limit is a safety bound
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     title: str
@@ -50,10 +58,23 @@ class Experiment:
     hold_seconds: float = 10
     safeguards: tuple[str, ...] = ("api-error-rate",)
     remediation: str = "chaos.detection-gap"
+    stop_alarms: tuple[str, ...] = ()  # CloudWatch alarms: one entering ALARM stops the experiment at once
+    deadlines: Deadlines = Deadlines()
+    origin: str | None = None  # the environment whose experiments_dir holds it; None: the project's
+    path: str = ""  # its file
 
     @property
     def touches_primary(self) -> bool:
         return any(ACTIONS[s.action].touches_primary(s.params) for s in self.method)
+
+    def detection_seconds(self, settings: Any) -> float:
+        return self.deadlines.detection_seconds or settings.detection_timeout_seconds
+
+    def recovery_seconds(self, settings: Any) -> float:
+        return self.deadlines.recovery_seconds or settings.recovery_timeout_seconds
+
+    def time_limit_seconds(self, settings: Any) -> float:
+        return min(self.deadlines.time_limit_seconds or settings.time_limit_seconds, settings.time_limit_seconds)
 
 
 class RollbackFailed(OpsError):
@@ -89,6 +110,7 @@ class Journal:
     detection_seconds: dict[str, float | None] = field(default_factory=dict)
     false_alarms: dict[str, str] = field(default_factory=dict)
     safeguards: list[dict] = field(default_factory=list)
+    stop_alarms: list[str] = field(default_factory=list)  # the CloudWatch alarms watched: its own and its FIS templates'
     rollbacks: list[dict] = field(default_factory=list)
     recovery_seconds: float | None = None
     not_recovered: str = ""  # what still failed at the recovery deadline
@@ -117,14 +139,32 @@ class Runner:
     context: ActionContext
     journal_dir: Path
     safeguard_probe: Callable[[str, datetime], observe.SafeguardReading] | None = None
+    alarm_probe: Callable[[list[str]], dict[str, str]] | None = None  # the state of each named CloudWatch alarm
 
-    def run(self, experiment: Experiment) -> Journal:
+    def run(self, experiment: Experiment, *, settle: bool = False) -> Journal:
+        """``settle``: wait for the steady state (up to the recovery deadline) rather than refuse at once, as a game
+        day does after the experiment before."""
         journal = Journal(experiment.name, self.context.env.name)
         ticker = progress.Progress(f"chaos {experiment.name}")
+        self.context.stop_alarms[:] = experiment.stop_alarms
+        journal.stop_alarms = list(experiment.stop_alarms)
         try:
             steady = self._observe(journal, ticker, "steady state before", experiment.steady_state)
+            until = time.monotonic() + (experiment.recovery_seconds(self.context.env.chaos) if settle else 0)
+            while not steady.holds() and time.monotonic() < until:
+                time.sleep(self.context.env.chaos.poll_seconds)
+                steady = self._observe(journal, ticker, "steady state before", experiment.steady_state)
             if not steady.holds():
                 journal.status, journal.reason = "not-run", f"steady state did not hold: {steady.describe()}"
+                return journal
+            # As FIS: an experiment does not start while a stop condition is in ALARM, nor on an alarm that is not there.
+            alarms = self._stop_alarms()
+            missing = [name for name in self.context.stop_alarms if name not in alarms]
+            firing = [name for name, state in alarms.items() if state == "ALARM"]
+            if missing or firing:
+                journal.status = "not-run"
+                journal.reason = (f"stop condition alarm {', '.join(missing)} does not exist" if missing
+                                  else f"stop condition alarm {', '.join(firing)} is in ALARM")
                 return journal
             self._attempt(experiment, journal, ticker, set(steady.outcomes))
         except KeyboardInterrupt:
@@ -134,7 +174,9 @@ class Runner:
         except RollbackFailed:
             pass  # the journal says what is left broken; the caller fails loudly on it
         except Exception as exc:  # noqa: BLE001 - any failure of the method ends in rollbacks and the journal
-            journal.status, journal.reason = "error", f"{type(exc).__name__}: {exc}"
+            # The suite's own errors are said as they are (one line, with the fix); anything else with its kind.
+            journal.status = "error"
+            journal.reason = masker(exc.with_fix() if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}")
         finally:
             journal.step("end", status=journal.status)
             self.context.audit.write(env=journal.env, check_id=f"chaos.{experiment.name}", remediation_id="chaos",
@@ -147,7 +189,7 @@ class Runner:
         rollbacks: list[tuple[Step, Rollback]] = []
         abort = threading.Event()
         guard = threading.Thread(target=self._watch, daemon=True, name=f"safeguards-{experiment.name}",
-                                 args=(experiment, journal, abort, time.monotonic() + settings.time_limit_seconds))
+                                 args=(experiment, journal, abort, time.monotonic() + experiment.time_limit_seconds(settings)))
         try:
             guard.start()
             for step in experiment.method:
@@ -173,6 +215,7 @@ class Runner:
         ctx = self.context
         journal.step("action", action=step.action, params=step.params, what=step.describe())
         rollback = ACTIONS[step.action].start(ctx, dict(step.params))
+        journal.stop_alarms = list(ctx.stop_alarms)
         ctx.audit.write(env=ctx.env.name, check_id=f"chaos.{ctx.experiment}", remediation_id=f"chaos:{step.action}",
                         event="injected", params=step.params, what=step.describe())
         return rollback
@@ -184,7 +227,7 @@ class Runner:
         settings = self.context.env.chaos
         waiting = set(experiment.detectors)
         journal.detection_seconds = {c: None for c in experiment.detectors}
-        until = injected + (settings.detection_timeout_seconds if waiting else experiment.hold_seconds)
+        until = injected + (experiment.detection_seconds(settings) if waiting else experiment.hold_seconds)
         while not abort.is_set():
             try:
                 seen = self._observe(journal, ticker, "observation", experiment.steady_state, stop=abort)
@@ -202,12 +245,21 @@ class Runner:
             abort.wait(settings.poll_seconds)
 
     def _watch(self, experiment: Experiment, journal: Journal, abort: threading.Event, deadline: float) -> None:
-        """Safeguards and the hard time limit, throughout the method and the observation."""
+        """Stop conditions (CloudWatch alarms entering ALARM), safeguards and the hard time limit, throughout the
+        method and the observation: each poll reads them all."""
         settings = self.context.env.chaos
         since = datetime.now(UTC)
         while not abort.is_set():
             if time.monotonic() > deadline:
-                self._abort(journal, abort, f"time limit of {settings.time_limit_seconds:g} s reached")
+                self._abort(journal, abort, f"time limit of {experiment.time_limit_seconds(settings):g} s reached")
+                return
+            try:
+                firing = sorted(name for name, state in self._stop_alarms().items() if state == "ALARM")
+            except Exception as exc:  # noqa: BLE001 - a stop condition that cannot be read is said; the others still hold
+                journal.safeguards.append({"stop_alarms": list(self.context.stop_alarms), "error": str(exc)})
+                firing = []
+            if firing:
+                self._abort(journal, abort, f"stop condition: alarm {', '.join(firing)} entered ALARM")
                 return
             for name in experiment.safeguards if self.safeguard_probe else ():
                 try:
@@ -221,6 +273,10 @@ class Runner:
                     self._abort(journal, abort, f"safeguard breached: {reading.describe()}")
                     return
             abort.wait(settings.poll_seconds)
+
+    def _stop_alarms(self) -> dict[str, str]:
+        names = list(self.context.stop_alarms)
+        return self.alarm_probe(names) if names and self.alarm_probe else {}
 
     @staticmethod
     def _abort(journal: Journal, abort: threading.Event, reason: str) -> None:
@@ -258,7 +314,7 @@ class Runner:
                 journal.recovery_seconds = round(time.monotonic() - started, 2)
                 journal.step("recovered", seconds=journal.recovery_seconds)
                 return
-            if time.monotonic() - started > settings.recovery_timeout_seconds:
+            if time.monotonic() - started > experiment.recovery_seconds(settings):
                 journal.step("not recovered", failing=sorted(seen.failing()))
                 journal.not_recovered = seen.describe()
                 return

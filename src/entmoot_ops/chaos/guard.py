@@ -19,6 +19,8 @@ def refuse_unless_allowed(env: Environment, *, confirmed: bool) -> None:
 def refusal(env: Environment, experiment: Experiment) -> str | None:
     """Why this experiment may not run against ``env`` (None: it may)."""
     chaos = env.chaos
+    if experiment.origin not in (None, env.name):
+        return f"{experiment.name} is an experiment of {experiment.origin} ({experiment.path}), not of {env.name}"
     if experiment.name not in chaos.experiments:
         return f"{experiment.name} is not in chaos.experiments of {env.name}.toml"
     if experiment.platform == "sandbox" and env.kind != "sandbox":

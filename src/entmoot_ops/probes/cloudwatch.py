@@ -6,6 +6,7 @@ CloudWatch returns datapoints in no particular order; everything here sorts by t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 import time
@@ -49,6 +50,21 @@ def _alarms(clients: Clients) -> tuple[Alarm, ...]:
                         actions_enabled=raw.get("ActionsEnabled", True),
                     ))
     return tuple(sorted(found, key=lambda a: a.name))
+
+
+@needs("cloudwatch:DescribeAlarms", resources=iam.ALARMS)
+def alarm_states(clients: Clients, names: Sequence[str]) -> dict[str, str]:
+    """The state of each named alarm, metric or composite, read now (never remembered: a stop condition is polled);
+    an alarm that does not exist is absent."""
+    found: dict[str, str] = {}
+    with measuring("AWS CloudWatch"):
+        for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
+            pages = clients.aws("cloudwatch").get_paginator("describe_alarms").paginate(
+                AlarmNames=list(names[start:start + 100]), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+            for page in pages:
+                for raw in (*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])):
+                    found[raw["AlarmName"]] = raw["StateValue"]
+    return found
 
 
 def period_floor(moment: datetime, period_seconds: int) -> datetime:

@@ -40,7 +40,8 @@ ALB = "entmoot-sandbox"
 REDIS_GROUP = "entmoot-redis-sandbox"
 REDIS_NODE = "entmoot-redis-sandbox-001"
 ECR_REPO = "entmoot-api"
-FIS_STOP_TASKS = "entmoot-stop-api-tasks"  # the seeded FIS experiment template (tag Name)
+FIS_STOP_TASKS = "entmoot-stop-api-tasks"  # the seeded FIS experiment templates (tag Name)
+FIS_RDS_LATENCY = "entmoot-api-rds-latency"
 # ElastiCache node types by memory, each twice the one before: the real Redis's maxmemory follows the group's type.
 # RDS instance classes by size, each twice the one before: the reported CPU halves for each step up.
 INSTANCE_CLASSES = ("db.r6i.large", "db.r6i.xlarge", "db.r6i.2xlarge", "db.r6i.4xlarge", "db.r6i.8xlarge")
@@ -183,6 +184,15 @@ class Aws:
                                    "parameters": {"cluster": CLUSTER, "service": SERVICE}}},
             actions={"stop-tasks": {"actionId": "aws:ecs:stop-task", "parameters": {"percentage": "34"},
                                     "targets": {"Tasks": "api-tasks"}}})
+        database = rds.describe_db_instances(DBInstanceIdentifier=DB_INSTANCE)["DBInstances"][0]["Endpoint"]["Address"]
+        self.client("fis").create_experiment_template(
+            clientToken="entmoot-sandbox-seed-latency", description="1.5 s between the API's tasks and RDS for two minutes",
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/entmoot-fis", tags={"Name": FIS_RDS_LATENCY},
+            stopConditions=[{"source": "aws:cloudwatch:alarm", "value": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARMS[0]}"}],
+            targets={"api-tasks": {"resourceType": "aws:ecs:task", "selectionMode": "ALL",
+                                   "parameters": {"cluster": CLUSTER, "service": SERVICE}}},
+            actions={"rds-latency": {"actionId": "aws:ecs:task-network-latency", "targets": {"Tasks": "api-tasks"},
+                                     "parameters": {"delayMilliseconds": "1500", "duration": "PT2M", "sources": database}}})
         cloudwatch = self.client("cloudwatch")
         for name in ALARMS:
             cloudwatch.put_metric_alarm(AlarmName=name, MetricName="Placeholder", Namespace="Entmoot", Statistic="Average",

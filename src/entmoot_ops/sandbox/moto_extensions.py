@@ -14,8 +14,13 @@
   and ECS's scheduler replaces it only after ``REPLACE_AFTER_SECONDS`` (real ECS takes a minute or so).
 - RDS ``RebootDBInstance`` and ElastiCache ``TestFailover`` do nothing in moto: the sandbox restarts its real
   primary (status ``rebooting`` meanwhile) or drops its real Redis's client connections, as a failover does.
-- FIS: moto moves an experiment through its states but runs none of its actions. The sandbox runs an
-  ``aws:ecs:stop-task`` action on its own service's tasks when the experiment starts.
+- FIS: moto moves an experiment through its states but runs none of its actions. The sandbox runs
+  ``aws:ecs:stop-task`` on its own service's tasks, and hands ``aws:ecs:task-network-latency`` (to the RDS or
+  ElastiCache endpoint named in ``sources``), ``aws:rds:reboot-db-instances``,
+  ``aws:elasticache:replicationgroup-interrupt-az-power`` and ``aws:fis:wait`` to :data:`on_fis_action`, which
+  makes them faults of its real servers. An experiment with a timed action runs for its ``duration`` (ISO 8601),
+  then completes; StopExperiment, or a stop condition's alarm entering ALARM, stops it first. Each ends its faults.
+  An action the sandbox cannot run fails the experiment with the reason, as FIS fails one it cannot start.
 - CloudWatch ``GetMetricData`` and ``GetMetricStatistics``: moto's answer is right but scans every stored datapoint
   (once per period for GetMetricData: 0.75 s for three series over an hour of 10 s periods beside eight days of
   history). Each query is answered by moto's own code over the datapoints of its metric alone, kept in an index
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -66,6 +72,9 @@ from moto.iam.responses import IamResponse
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.elasticache.models import elasticache_backends
+from moto.rds.models import rds_backends
 from moto.fis.models import FISBackend
 from moto.logs import models as logs_models
 from moto.logs.responses import LogsResponse
@@ -246,6 +255,9 @@ service_tasks: ServiceTasks | None = None
 # What the sandbox does when AWS is asked to reboot its database or fail its cache over (set by the supervisor).
 on_reboot_db: Any = None
 on_cache_failover: Any = None
+# (action id, parameters) -> the undo of the fault it made (None: nothing lasts); raises ValueError if it cannot run.
+on_fis_action: Any = None
+FIS_POLL_SECONDS = 0.5  # how often a running experiment's duration and stop conditions are read, as FIS monitors them
 
 
 def _list_tasks(self: EC2ContainerServiceResponse) -> Any:
@@ -283,13 +295,92 @@ def _test_failover(self: ElastiCacheResponse) -> Any:
 
 
 def _start_experiment(self: FISBackend, *args: Any, **kwargs: Any) -> Any:
-    experiment = _original_start_experiment(self, *args, **kwargs)
-    for action in experiment["actions"].values():
-        if action.get("actionId") == "aws:ecs:stop-task" and service_tasks is not None:
-            share = float((action.get("parameters") or {}).get("percentage", 34)) / 100
-            for arn in list(service_tasks.arns)[:max(1, int(len(service_tasks.arns) * share))]:
-                service_tasks.stop(arn)
-    return experiment
+    answer = _original_start_experiment(self, *args, **kwargs)
+    experiment = self.experiments[answer["id"]]
+    undos: list[Any] = []
+    seconds = 0.0
+    try:
+        for action in experiment.actions.values():
+            parameters = action.get("parameters") or {}
+            if action.get("actionId") == "aws:ecs:stop-task" and service_tasks is not None:
+                share = float(parameters.get("percentage", 34)) / 100
+                for arn in list(service_tasks.arns)[:max(1, int(len(service_tasks.arns) * share))]:
+                    service_tasks.stop(arn)
+                continue
+            if on_fis_action is None:
+                raise ValueError(f"the sandbox's FIS runs no {action.get('actionId')}")
+            undo = on_fis_action(action.get("actionId"), parameters, _named_dependencies(self, parameters.get("sources", "")))
+            if undo is not None:
+                undos.append(undo)
+            seconds = max(seconds, iso_seconds(parameters.get("duration", "PT0S")))
+    except ValueError as exc:
+        _end_experiment(experiment, undos, "failed", str(exc))
+        return experiment.to_dict(tags=kwargs.get("tags") or {})
+    if seconds > 0:
+        _hold(experiment, "running")
+        threading.Thread(target=_monitor, args=(self, experiment, undos, time.monotonic() + seconds), daemon=True,
+                         name=f"sandbox-fis-{experiment.id}").start()
+    return experiment.to_dict(tags=kwargs.get("tags") or {})
+
+
+def _named_dependencies(backend: FISBackend, sources: str) -> list[str]:
+    """What a network action's ``sources`` name, as the sandbox's servers: an RDS instance's endpoint is its
+    primary, an ElastiCache replication group's endpoints its Redis."""
+    account, region = backend.account_id, backend.region_name
+    databases = {db.address for db in rds_backends[account][region].databases.values() if not db.source_db_instance_identifier}
+    caches = {group.get(key) for rg in elasticache_backends[account][region].replication_groups.values() for group in rg.node_groups
+              for key in ("primary_endpoint_address", "reader_endpoint_address")}
+    named = []
+    for source in filter(None, (part.strip() for part in sources.split(","))):
+        if source in databases:
+            named.append("primary")
+        elif source in caches:
+            named.append("redis")
+        else:
+            raise ValueError(f"source {source} is neither an RDS instance's endpoint nor an ElastiCache one (the sandbox's "
+                             f"network faults stand between its API and those)")
+    return named
+
+
+def _hold(experiment: Any, status: str, reason: str | None = None) -> None:
+    """Keep the experiment at ``status`` whatever moto's state manager would move it to."""
+    experiment._transitions = [(status, status)]
+    experiment.status = status
+    if reason:
+        experiment.STATUS_REASONS = {**experiment.STATUS_REASONS, status: reason}
+
+
+def _end_experiment(experiment: Any, undos: list[Any], status: str, reason: str | None = None) -> None:
+    with _lock:
+        if experiment.status in experiment.TERMINAL_STATUSES:
+            return
+        _hold(experiment, status, reason)
+    for undo in reversed(undos):
+        undo()
+
+
+def _monitor(backend: FISBackend, experiment: Any, undos: list[Any], ends: float) -> None:
+    """The running experiment's life: its duration, StopExperiment, and its alarm stop conditions."""
+    alarms = [c["value"].rsplit(":alarm:", 1)[-1] for c in experiment.stop_conditions or []
+              if c.get("source") == "aws:cloudwatch:alarm" and c.get("value")]
+    while experiment.status not in experiment.TERMINAL_STATUSES:
+        watched = cloudwatch_backends[backend.account_id][backend.region_name].alarms
+        firing = [name for name in alarms if name in watched and watched[name].state_value == "ALARM"]
+        if firing or experiment.status == "stopping":
+            reason = f"Experiment stopped by stop condition {firing[0]}" if firing else "Experiment stopped"
+            _end_experiment(experiment, undos, "stopped", reason)
+        elif time.monotonic() >= ends:
+            _end_experiment(experiment, undos, "completed")
+        time.sleep(FIS_POLL_SECONDS)
+
+
+def iso_seconds(duration: str) -> float:
+    """An ISO 8601 duration as FIS writes one (``PT5M``, ``PT1H30M``, ``PT90S``), in seconds."""
+    found = re.fullmatch(r"PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?", str(duration))
+    if not found:
+        raise ValueError(f"duration {duration!r} is not an ISO 8601 duration such as PT5M")
+    hours, minutes, seconds = (float(part or 0) for part in found.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _increase_replica_count(self: ElastiCacheResponse) -> Any:

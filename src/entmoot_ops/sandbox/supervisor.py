@@ -36,7 +36,9 @@ from entmoot_ops.sandbox.ssh_host import SshHost
 
 VERSION = "1.4.2"
 PROXY = [sys.executable, "-m", "entmoot_ops.sandbox.proxy"]
-REBOOT_SECONDS = 5  # a reboot of the sandbox's RDS keeps its primary down this long
+REBOOT_SECONDS = 10  # a reboot of the sandbox's RDS keeps its primary down this long: an observation under load sees it
+FIS_ACTIONS = ("aws:ecs:stop-task", "aws:ecs:task-network-latency", "aws:rds:reboot-db-instances",
+               "aws:elasticache:replicationgroup-interrupt-az-power", "aws:fis:wait")
 # What the API's requests put into CloudWatch (its flush); the agent's HealthyHostCount is not traffic.
 TRAFFIC_METRICS = ("RequestCount", "HTTPCode_Target_2XX_Count", "HTTPCode_Target_4XX_Count", "HTTPCode_Target_5XX_Count",
                    "TargetResponseTime")
@@ -101,6 +103,32 @@ class Sandbox:
         self.aws.serve_certificate(*self.api_certificate.pem(), self.authority.ca_file.read_bytes())
         moto_extensions.on_reboot_db = self._reboot_db
         moto_extensions.on_cache_failover = self._cache_failover
+        moto_extensions.on_fis_action = self._fis_action
+
+    def _fis_action(self, action: str, parameters: dict, dependencies: list[str]) -> Callable[[], None] | None:
+        """An FIS action as a fault of the real servers; the undo ends it (the experiment's end, stop or stop condition)."""
+        if action == "aws:ecs:task-network-latency":
+            if len(dependencies) != 1:
+                raise ValueError("sources must name one endpoint, the RDS instance's or the ElastiCache group's")
+            fault = ("dependency_latency", {"dependency": dependencies[0], "ms": float(parameters.get("delayMilliseconds", 200))})
+        elif action == "aws:elasticache:replicationgroup-interrupt-az-power":
+            fault = ("component_killed", {"component": "redis"})
+        elif action == "aws:rds:reboot-db-instances":
+            self._reboot_db(sandbox_aws.DB_INSTANCE, str(parameters.get("forceFailover", "false")).lower() == "true")
+            return None
+        elif action == "aws:fis:wait":
+            return None
+        else:
+            raise ValueError(f"the sandbox's FIS runs no {action} (it runs {', '.join(FIS_ACTIONS)})")
+        try:
+            self.inject(*fault)
+        except KeyError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
+
+        def undo() -> None:
+            with contextlib.suppress(KeyError):  # undone already (entmoot-ops sandbox fault undo)
+                self.undo(fault[0])
+        return undo
 
     def _reboot_db(self, identifier: str, failover: bool) -> None:
         """RebootDBInstance (with or without failover): the real primary restarts, ``rebooting`` meanwhile."""
