@@ -64,3 +64,20 @@ def test_a_burst_across_a_clock_hour_is_one_burst():
     findings = unusual(tuple(denied), SETTINGS)
     assert [f.rule for f in findings] == ["access-denied-burst"]
     assert "30 denied calls by arn:aws:iam::123456789012:user/mallory within an hour from 2026-11-29T01:59Z" in findings[0].event
+
+
+def test_the_sandboxs_unusual_event_is_unusual_whenever_it_is_injected():
+    """Injected at 03:30 on a Sunday, an hour ago is in sandbox.toml's change window: the fault moves it out."""
+    from pathlib import Path
+
+    from entmoot_ops.config import load_environment
+    from entmoot_ops.sandbox import faults, moto_extensions
+
+    undo = faults.cloudtrail_event(None, datetime(2026, 11, 29, 3, 30, tzinfo=UTC), kind="iam_change")
+    try:
+        placed = moto_extensions.trail_events[-1]
+        settings = load_environment("sandbox", Path(__file__).resolve().parent.parent / "environments").cloudtrail
+        found = TrailEvent.parse(placed)
+        assert [f.rule for f in unusual((found,), settings)] == ["iam-change"], placed["EventTime"]
+    finally:
+        undo()

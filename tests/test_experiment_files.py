@@ -73,6 +73,20 @@ def test_a_wrong_file_in_an_environments_directory_stops_the_run_before_anything
     assert "Traceback" not in done.stderr and "sandbox" not in done.stdout
 
 
+@pytest.mark.parametrize(("extra", "said"), [
+    ('detectors = ["api.helth"]\n', "mine.toml: detectors.0: no check 'api.helth' (did you mean api.health?)"),
+    ('steady_state = "mornin"\n', "mine.toml: steady_state: no checklist 'mornin' (did you mean morning?)"),
+])
+def test_a_chaos_run_refuses_an_experiment_naming_a_check_or_checklist_that_does_not_exist(tmp_path, environments, extra, said):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "mine.toml").write_text(HEAD + extra + METHOD)
+    directory = environments(replace={"[chaos]\n": f'[chaos]\nexperiments_dir = "{tmp_path / "mine"}"\n'})
+    done = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "chaos", "--environments-dir", str(directory)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, env=_without_sandbox_endpoints())
+    assert done.returncode == 4 and said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_an_experiment_of_one_environment_is_refused_on_another(tmp_path, environments):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "mine.toml").write_text(VALID)

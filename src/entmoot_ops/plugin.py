@@ -510,13 +510,29 @@ def _closest(word: str, known: list[str]) -> str:
 def _refuse_unknown_selection(config: pytest.Config) -> None:
     """A typo in -m or --check is refused before anything starts, deletes or connects, with the closest names."""
     markers = sorted({line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")})
-    for word in re.findall(r"[A-Za-z_][\w-]*", config.option.markexpr or ""):
-        if word not in ("and", "or", "not") and word not in markers:
-            raise pytest.UsageError(f"-m: no checklist {word!r}{_closest(word, markers)}; checklists: {', '.join(CHECKLISTS)}")
+    unknown = _unknown_checklist(config.option.markexpr or "", markers)
+    if unknown:
+        raise pytest.UsageError(f"-m: {unknown}")
     known = _declared_check_ids(config)
     for wanted in config.getoption("entmoot_checks"):
         if wanted not in known:
             raise pytest.UsageError(f"--check: no check {wanted!r}{_closest(wanted, known)} (`pytest checks/ --collect-only -q` lists the checks)")
+    # An experiment file naming a check or checklist that does not exist would only show as a detection never made.
+    for experiment in catalog.experiments(config.rootpath).values() if _selects(config, "chaos") else ():
+        unknown = _unknown_checklist(experiment.steady_state, markers)
+        if unknown:
+            raise pytest.UsageError(f"{experiment.path}: steady_state: {unknown}")
+        for key, named in (("detectors", experiment.detectors), ("also", experiment.also)):
+            for index, check_id in enumerate(named):
+                if check_id not in known:
+                    raise pytest.UsageError(f"{experiment.path}: {key}.{index}: no check {check_id!r}{_closest(check_id, known)}")
+
+
+def _unknown_checklist(expression: str, markers: list[str]) -> str | None:
+    for word in re.findall(r"[A-Za-z_][\w-]*", expression):
+        if word not in ("and", "or", "not") and word not in markers:
+            return f"no checklist {word!r}{_closest(word, markers)}; checklists: {', '.join(CHECKLISTS)}"
+    return None
 
 
 def _refuse_empty_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
