@@ -248,6 +248,14 @@ def test_a_game_day_runs_a_users_fis_experiment_and_writes_its_report_with_a_cha
     assert sandbox.control("GET", "state")["faults"] == []
 
 
+def test_a_game_day_runs_its_experiments_in_the_order_given():
+    done = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "chaos", "--gameday", "slow-redis,flush-cache",
+                           "--check", "chaos.kill-api", "--collect-only", "-q"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=_without_sandbox_endpoints())
+    listed = [line.split("::")[1].split("[")[0] for line in done.stdout.splitlines() if "::" in line]
+    assert listed == ["test_slow_redis", "test_flush_cache", "test_kill_api"], done.stdout + done.stderr
+
+
 def test_a_game_day_of_an_unknown_experiment_is_refused_before_anything_starts(tmp_path):
     done = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "chaos", "gameday", "--experiments", "kill-redsi"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, env=_without_sandbox_endpoints())

@@ -476,7 +476,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _select_checks(config, items)
     gameday = config.stash[SUITE_KEY].gameday
     if gameday is not None:
-        items.sort(key=lambda item: gameday.order.index(_check_id(item).removeprefix("chaos.")))
+        rank = {f"chaos.{name}": index for index, name in enumerate(gameday.order)}
+        items.sort(key=lambda item: rank.get(_check_id(item), len(rank)))  # a --check besides them comes after
     _refuse_empty_selection(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version"):
