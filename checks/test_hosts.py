@@ -83,9 +83,10 @@ def test_disk(env, oncall):
                        unit="%")
 
 
-def _self_managed(kind: str, configured: tuple) -> None:
+def _self_managed(configured: tuple, *kinds: str) -> None:
     if not configured:
-        pytest.skip(f"no [[hosts.{kind}]]: the {kind} host is managed by AWS, not by the team")
+        sections = " or ".join(f"[[hosts.{kind}]]" for kind in kinds)
+        pytest.skip(f"no {sections}: the {' and '.join(kinds)} hosts are managed by AWS, not by the team")
 
 
 @pytest.mark.hosts
@@ -95,7 +96,7 @@ def _self_managed(kind: str, configured: tuple) -> None:
        depends=("hosts", "primary", "redis"))
 def test_services(env):
     configured = [*env.config.hosts.postgres, *env.config.hosts.redis]
-    _self_managed("postgres or redis", tuple(configured))
+    _self_managed(tuple(configured), "postgres", "redis")
     for entry in configured:
         host = env.clients.host(entry.url)
         service = hosts.service(host, entry.process, hosts.service_port(env.clients, entry))
@@ -110,7 +111,7 @@ def test_services(env):
        section=ENDPOINTS, severity="high", remediation="hosts.secure-postgres",
        depends=("hosts",))
 def test_postgres_config(env):
-    _self_managed("postgres", env.config.hosts.postgres)
+    _self_managed(env.config.hosts.postgres, "postgres")
     for entry in env.config.hosts.postgres:
         host = env.clients.host(entry.url)
         config_file = env.clients.endpoint(entry.config_file, what="hosts.postgres.config_file")
@@ -129,7 +130,7 @@ def test_postgres_config(env):
        section="redis-connection-issues", severity="high", remediation="hosts.secure-redis",
        depends=("hosts",))
 def test_redis_config(env):
-    _self_managed("redis", env.config.hosts.redis)
+    _self_managed(env.config.hosts.redis, "redis")
     for entry in env.config.hosts.redis:
         host = env.clients.host(entry.url)
         config_file = env.clients.endpoint(entry.config_file, what="hosts.redis.config_file")

@@ -83,6 +83,7 @@ from moto.rds.models import DBInstance, RDSBackend
 
 from entmoot_ops.clients import IAM_PREFIX
 from entmoot_ops.probes.cloudwatch import period_floor
+from entmoot_ops.probes.tls import serial_text
 from entmoot_ops.sandbox import log_queries
 
 _installed = False
@@ -626,9 +627,7 @@ _describe_certificate = CertBundle.describe
 
 def _aws_serial(self: CertBundle) -> dict[str, Any]:
     described = _describe_certificate(self)
-    digits = f"{self._cert.serial_number:x}"
-    digits = "0" * (len(digits) % 2) + digits
-    described["Certificate"]["Serial"] = ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    described["Certificate"]["Serial"] = serial_text(self._cert.serial_number)
     return described
 
 
