@@ -49,9 +49,13 @@ def _judge(env, run, experiment: Experiment, gameday) -> None:
     refused = guard.refusal(env.config, experiment)
     if refused:
         pytest.skip(f"refused: {refused}")
+    preflight = env.clients.preflight
+    if preflight is not None and not preflight.ok:  # its observations could only say so again, for minutes
+        raise OpsError(f"not run: the preflight of {env.name} failed (above)", fix="correct what the preflight lists, then re-run")
     if gameday is not None:
         gameday.before(experiment.name)
-    journal = run(experiment, settle=gameday is not None)
+    # In a game day, an experiment waits for the steady state the one before it disturbed; the first has none to wait for.
+    journal = run(experiment, settle=bool(gameday and gameday.journals))
     if gameday is not None:
         gameday.record(journal.record())
     evidence("chaos journal", journal.record())

@@ -256,6 +256,22 @@ def test_a_game_day_runs_its_experiments_in_the_order_given():
     assert listed == ["test_slow_redis", "test_flush_cache", "test_kill_api"], done.stdout + done.stderr
 
 
+def test_a_game_day_on_an_environment_whose_preflight_failed_ends_at_once_in_one_line(tmp_path):
+    """staging.toml as a template leaves it (placeholders, no secrets), chaos allowed, no AWS credentials: the
+    experiment is not run, with no observation and no wait for a steady state that cannot hold."""
+    text = (ROOT / "environments" / "staging.toml").read_text() + '\n[chaos]\nallowed = true\nexperiments = ["lose-api-tasks"]\n'
+    (tmp_path / "staging.toml").write_text(text)
+    environment = {**_without_sandbox_endpoints(), "HOME": str(tmp_path)}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        environment.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "chaos", "gameday", "--env", "staging", "--environments-dir",
+                           str(tmp_path), "--reports-dir", str(tmp_path / "reports")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=environment)
+    assert done.returncode == 1 and "ERROR  chaos.lose-api-tasks" in done.stdout, done.stdout[-2000:]
+    assert "not run: the preflight of staging failed" in done.stdout and "steady state" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_a_game_day_of_an_unknown_experiment_is_refused_before_anything_starts(tmp_path):
     done = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "chaos", "gameday", "--experiments", "kill-redsi"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, env=_without_sandbox_endpoints())
