@@ -59,9 +59,21 @@ def _left_running(mark: str, basetemp: str) -> dict[int, str]:
             command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
+        if _own_helper(int(entry), command):
+            continue
         if _alive(int(entry)) and (f"{SESSION_MARK}={mark}".encode() in environ or basetemp.encode() in environ + command.encode()):
             found[int(entry)] = command
     return found
+
+
+def _own_helper(pid: int, command: str) -> bool:
+    """multiprocessing's fork server and resource tracker of this very process (entmoot_ops.forkrun's, in a run
+    without xdist): they end when it does, after this hook."""
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    return parent == os.getpid() and "from multiprocessing." in command
 
 
 def _stop(pids: list[int]) -> None:

@@ -256,6 +256,18 @@ def test_a_game_day_runs_its_experiments_in_the_order_given():
     assert listed == ["test_slow_redis", "test_flush_cache", "test_kill_api"], done.stdout + done.stderr
 
 
+def test_a_game_day_against_several_environments_is_refused_in_one_line(tmp_path):
+    """Its report is one environment's: two would mix their journals in it."""
+    (tmp_path / "other.toml").write_text((ROOT / "environments" / "sandbox.toml").read_text())
+    (tmp_path / "sandbox.toml").write_text((ROOT / "environments" / "sandbox.toml").read_text())
+    done = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "chaos", "--gameday", "flush-cache", "--env", "sandbox",
+                           "--env", "other", "--environments-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=_without_sandbox_endpoints())
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "ERROR: a game day is against one environment, not 2 (sandbox, other): give one --env" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_a_game_day_on_an_environment_whose_preflight_failed_ends_at_once_in_one_line(tmp_path):
     """staging.toml as a template leaves it (placeholders, no secrets), chaos allowed, no AWS credentials: the
     experiment is not run, with no observation and no wait for a steady state that cannot hold."""

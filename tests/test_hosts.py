@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def test_reach_names_the_endpoint_it_cannot_connect_to(sandbox, run_checks):
     assert "no TCP connection" in result.message and result.measured == "1"
 
 
+@pytest.mark.parametrize("clock", ["EPOCHREALTIME", "date"])
+def test_reach_times_each_step_with_the_hosts_clock_with_or_without_bash_5(clock, sandbox):
+    """bash 5 gives the clock in EPOCHREALTIME; an older bash (or one where it is unset) forks date: same figures."""
+    unset = "unset EPOCHREALTIME; " if clock == "date" else ""
+    ports = sandbox.state["ports"]
+    said = subprocess.run(["bash", "-c", unset + hosts._REACH, "_", "1", "127.0.0.1", str(ports["redis"]), "nowhere.invalid", "1"],
+                          capture_output=True, text=True, timeout=30).stdout.splitlines()
+    connected, unresolved = ([int(v) for v in line.split()] for line in said)
+    assert connected[:2] == [0, 0] and unresolved[:2] == [2, 9], said
+    # Microseconds: a loopback connect takes more than 0 and far less than a second.
+    assert 0 < connected[3] < 1_000_000 and 0 <= unresolved[2] < 10_000_000, said
+
+
 # What a host check may run: programs that read ("$t" is each tool of hosts.tools, asked for its --version). A probe
 # that writes (rm, tee, sed -i, systemctl, a redirection into a file) fails the test below.
 READERS = {"timeout", "sh", "bash", "getent", "date", "command", "head", "stat", "cat", "ls", "ps", "ss", "echo", "true",
@@ -87,6 +101,7 @@ def _programs(command: str) -> set[str]:
     lexer.whitespace_split = True
     words = list(lexer)
     found: set[str] = set()
+    defined: set[str] = set()  # the script's own functions: what their bodies run is read like the rest
     expecting, program, listing = True, "", False
     for index, word in enumerate(words):
         if set(word) <= set(";&|"):
@@ -95,6 +110,8 @@ def _programs(command: str) -> set[str]:
             continue  # for NAME in WORDS: a variable and its values
         elif expecting and word == "for":
             listing = True
+        elif expecting and re.fullmatch(r"[A-Za-z_]\w*\(", word):  # NAME() { ...; }, its ")" made a separator above
+            defined.add(word[:-1])
         elif expecting and (word in SHELL_WORDS or re.fullmatch(r"[A-Za-z_]\w*=.*|-.*|[\d.]+[smh]?", word)):
             continue  # a keyword, an assignment, or timeout's duration and options: the program comes after
         elif expecting:
@@ -102,7 +119,7 @@ def _programs(command: str) -> set[str]:
             expecting, program = word == "timeout", word
         elif program in ("sh", "bash") and index > 0 and words[index - 1] == "-c":
             found |= _programs(word)
-    return found
+    return found - defined
 
 
 def _writes_a_file(command: str) -> bool:
@@ -197,6 +214,20 @@ def test_the_date_header_clock_narrows_to_a_tenth_of_a_second(sandbox):
     assert five.reading(1.0)[1] == "at most" and five.reading(0.5)[1] == "at least"
 
 
+def test_the_date_header_clock_samples_only_until_the_verdict_is_decided(sandbox):
+    """A second sample is taken only when the first cannot decide, and sampling stops once one can: each further
+    sample waits for the server's second to turn."""
+    url = sandbox.env["ENTMOOT_SANDBOX_API_URL"] + "/health"
+    sent: list[float] = []
+    with requests.Session() as session:
+        session.hooks["response"].append(lambda response, *args, **kwargs: sent.append(time.monotonic()))
+        far = hosts.http_date_clock(session, url, timeout=(2, 5), samples=5, until=lambda offset: offset.decided(0.3))
+        asked_far = len(sent)
+        near = hosts.http_date_clock(session, url, timeout=(2, 5), samples=5, until=lambda offset: offset.decided(5.0))
+    assert asked_far > 1 and far.decided(0.3) or asked_far == 5, (asked_far, far)
+    assert len(sent) - asked_far == 1 and near.decided(5.0), near
+
+
 def test_configuration_files_are_read_as_their_servers_read_them(tmp_path):
     """Through a real testinfra host: includes, the later line winning, ALTER SYSTEM's file, netmask-style
     pg_hba lines; Redis's default protected-mode."""
@@ -214,6 +245,18 @@ def test_configuration_files_are_read_as_their_servers_read_them(tmp_path):
     (tmp_path / "redis.conf").write_text("requirepass s3cret\ninclude extra.conf\n")
     (tmp_path / "extra.conf").write_text("requirepass \"\"\n")
     assert hosts.redis_settings(host, str(tmp_path / "redis.conf")) == {"requirepass": ""}  # the included file's, later
+
+
+def test_an_include_if_exists_file_is_read_once_and_a_missing_one_adds_nothing(tmp_path):
+    host = testinfra.get_host("local://")
+    (tmp_path / "postgresql.conf").write_text("include_if_exists 'missing.conf'\ninclude_if_exists 'tls.conf'\nport = 5433\n")
+    (tmp_path / "tls.conf").write_text("ssl = on\n")
+    commands: list[str] = []
+    run = host.run
+    host.run = lambda command, *args, **kwargs: commands.append(host.backend.get_command(command, *args)) or run(command, *args, **kwargs)
+    settings = hosts.postgres_settings(host, str(tmp_path / "postgresql.conf"), None)
+    assert (settings["ssl"], settings["port"]) == ("on", "5433") and "missing.conf" not in str(settings)
+    assert sum("tls.conf" in command for command in commands) == 1, commands
 
 
 def test_the_api_certificate_check_reads_a_renewed_certificate_at_once(sandbox, run_checks):

@@ -191,3 +191,25 @@ def test_the_preflight_asks_iam_what_is_missing_where_the_role_may_ask(iam_sandb
     silent = _checks_with_policy(iam_sandbox, tmp_path / "may-not-ask", policy)
     assert "IAM denies" not in silent.output
     assert silent.outcome("postgres.pool-size") == told.outcome("postgres.pool-size") == "error"
+
+
+def test_environments_with_the_same_access_ask_iam_once_a_run(iam_sandbox, monkeypatch):
+    """Ten environments of one account ask IAM's policy simulator (whose rate is low) once, not ten times; another
+    run asks again."""
+    from entmoot_ops import preflight
+    from entmoot_ops.clients import Clients
+
+    handle, environment = iam_sandbox
+    policy = _without(iam.policy("check", environment), "ec2:DescribeInstanceTypes")
+    handle.enforce_iam({**iam.policies(environment), "check": {
+        **policy, "Statement": [*policy["Statement"], {"Effect": "Allow", "Action": "iam:SimulatePrincipalPolicy", "Resource": "*"}]}})
+    for name, value in {**handle.env, **handle.state["iam"]["check"]}.items():
+        monkeypatch.setenv(name, value)
+    simulated: list[str] = []
+    Clients(environment).aws("iam").meta.events.register("before-call.iam.SimulatePrincipalPolicy",
+                                                         lambda **_: simulated.append(environment.name))
+    asked: dict = {}
+    first = preflight.run(environment, remediate=False, asked=asked)
+    twin = preflight.run(environment.model_copy(update={"name": "twin"}), remediate=False, asked=asked)
+    assert first.iam_denied == twin.iam_denied == ["ec2:DescribeInstanceTypes"] and len(simulated) == 1
+    assert preflight.run(environment, remediate=False).iam_denied == first.iam_denied and len(simulated) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import difflib
+import gc
 import json
 import os
 import re
@@ -86,6 +87,7 @@ class Suite:
     audit: AuditLog
     started: bool  # checks are running: results were emptied, the junit file will be written
     preflights: dict[str, preflight.Preflight] = field(default_factory=dict)
+    asked: dict = field(default_factory=dict)  # the preflights' AWS answers, shared by environments asking alike
     sandboxes: list[Any] = field(default_factory=list)  # handles this process holds, released at the end
     # Under xdist the controller runs the preflight once the workers' selection is known, after they started: it
     # hands its result over through this file, written before any check is sent to a worker.
@@ -127,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if selects_chaos:
             _refuse_unless_allowed(chaos_guard.refuse_unless_allowed, environment, confirmed=config.getoption("entmoot_yes"))
 
-    gameday = _gameday(config, selects_chaos)
+    gameday = _gameday(config, selects_chaos, list(environments))
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
     if reports_dir is not None and not hasattr(config, "workerinput"):
@@ -157,7 +159,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(reports.AllureVerdicts(), "entmoot-allure-verdicts")
 
 
-def _gameday(config: pytest.Config, selects_chaos: bool) -> GameDay | None:
+def _gameday(config: pytest.Config, selects_chaos: bool, environments: list[str]) -> GameDay | None:
     """A game day's experiments become the run's selection (--check), in the order given."""
     given = config.getoption("entmoot_gameday")
     if given is None:
@@ -167,6 +169,9 @@ def _gameday(config: pytest.Config, selects_chaos: bool) -> GameDay | None:
         raise pytest.UsageError("--gameday names the experiments of a chaos run: -m chaos --gameday a,b")
     if getattr(config.option, "numprocesses", None):
         raise pytest.UsageError("a game day runs its experiments one after the other: drop -n")
+    if len(environments) > 1:  # its report is one environment's: several would mix their journals in one
+        raise pytest.UsageError(f"a game day is against one environment, not {len(environments)} ({', '.join(environments)}): "
+                                "give one --env")
     config.option.entmoot_checks = [*config.getoption("entmoot_checks"), *(f"chaos.{name}" for name in order)]
     return GameDay(order, max(0.0, config.getoption("entmoot_gameday_pause")))
 
@@ -219,7 +224,7 @@ def _preflight(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
         except OpsError as exc:
             problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
             return preflight.Preflight(name, fatal=problem)
-    return preflight.run(environment, remediate=suite.remediate, mode=suite.mode)
+    return preflight.run(environment, remediate=suite.remediate, mode=suite.mode, asked=suite.asked)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -271,7 +276,12 @@ def _start_results(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if hasattr(config, "workerinput") or config.option.collectonly or not _runs_checks(config) or not session.items:
+    if config.option.collectonly or not _runs_checks(config):
+        return
+    # What a check run has built by now (modules, botocore's service models, pydantic's validators, the items) lives
+    # until it ends: frozen, it is not walked again by each full garbage collection, a tenth of a long run's CPU.
+    gc.freeze()
+    if hasattr(config, "workerinput") or not session.items:
         return
     _start_results(config)
     _run_preflights(config)

@@ -113,7 +113,9 @@ def references(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
     return found
 
 
-def run(env: Environment, *, remediate: bool, mode: str = "check") -> Preflight:
+def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict | None = None) -> Preflight:
+    """``asked``: the answers of AWS questions already asked in this run, shared by the run's environments (several
+    environments with the same credentials and endpoint ask IAM the same question)."""
     from entmoot_ops.clients import Clients  # clients import config; preflight is imported by both
 
     result = Preflight(env.name)
@@ -133,11 +135,11 @@ def run(env: Environment, *, remediate: bool, mode: str = "check") -> Preflight:
             result.problems[reference] = Problem(key, "a Secrets Manager reference needs AWS credentials", f"see {CREDENTIALS}")
     else:
         _resolve(clients, arns, result)
-        result.iam_denied = _iam_denials(clients, env, mode)
+        result.iam_denied = _iam_denials(clients, env, mode, {} if asked is None else asked)
     return result
 
 
-def _iam_denials(clients: Any, env: Environment, mode: str) -> list[str]:
+def _iam_denials(clients: Any, env: Environment, mode: str, asked: dict) -> list[str]:
     """Ask IAM's policy simulator which of the mode's actions the caller lacks, on the resources they are called
     on. A role that may not ask (or an endpoint that does not answer) is not told anything: empty."""
     import botocore.exceptions
@@ -145,12 +147,18 @@ def _iam_denials(clients: Any, env: Environment, mode: str) -> list[str]:
     from entmoot_ops import iam
 
     try:
-        caller = clients.aws("sts").get_caller_identity()
+        sts, simulator = clients.aws("sts"), clients.aws("iam")  # shared by environments with the same access
+        if sts not in asked:
+            asked[sts] = sts.get_caller_identity()
+        caller = asked[sts]
         scoped = env.model_copy(update={"aws": env.aws.model_copy(update={"account_id": caller["Account"]})})
         needed = iam.needed(mode, scoped)
-        answer = clients.aws("iam").simulate_principal_policy(
-            PolicySourceArn=_principal(caller["Arn"]), ActionNames=sorted(needed),
-            ResourceArns=sorted({r for resources in needed.values() for r in resources}))
+        question = (simulator, _principal(caller["Arn"]), tuple(sorted(needed)),
+                    tuple(sorted({r for resources in needed.values() for r in resources})))
+        if question not in asked:
+            asked[question] = simulator.simulate_principal_policy(PolicySourceArn=question[1], ActionNames=list(question[2]),
+                                                                  ResourceArns=list(question[3]))
+        answer = asked[question]
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OpsError):
         return []
     denied = []

@@ -10,11 +10,12 @@ They are read from the project's ``experiments/`` and from each environment's ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, StringConstraints, TypeAdapter
+from pydantic import Field, StringConstraints
 
 from entmoot_ops.chaos.actions import ACTIONS
 from entmoot_ops.chaos.experiment import Deadlines, Experiment, Step
@@ -24,7 +25,7 @@ from entmoot_ops.errors import ConfigError
 from entmoot_ops.runbook import SECTIONS
 
 PROJECT_DIR = Path("experiments")  # relative to the project, the directory holding checks/
-NAME = r"^[a-z0-9][a-z0-9-]*$"
+NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 CheckId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+\.[a-z0-9.-]+$")]
 Section = Literal[tuple(SECTIONS)]  # type: ignore[valid-type]
 Broken = Literal[tuple(DEPENDENCIES)]  # type: ignore[valid-type]
@@ -65,7 +66,7 @@ class ExperimentFile(Strict):
 def load_file(path: Path, *, origin: str | None = None) -> Experiment:
     """One experiment file; ``origin`` is the environment whose directory holds it (None: the project's)."""
     name = path.stem
-    if not TypeAdapter(Annotated[str, StringConstraints(pattern=NAME)]).validator.isinstance_python(name):
+    if not NAME.fullmatch(name):
         raise ConfigError(f"{path}: the file name must be the experiment's name: lowercase letters, digits and dashes")
     found = validated(path, ExperimentFile, read_toml(path))
     steps = tuple(Step(step.action, step.model_dump(exclude={"action"}, exclude_none=True)) for step in found.method)

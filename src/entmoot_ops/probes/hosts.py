@@ -12,6 +12,7 @@ import posixpath
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -119,10 +120,12 @@ def reach_targets(clients: Clients) -> list[Target]:
 
 
 # One command for every target (one SSH round trip); times come from the host's own clock around each step, so
-# that SSH's round trip is not in them.
-_REACH = ('t="$1"; shift; while [ $# -ge 2 ]; do a=$(date +%s%N); getent ahosts "$1" >/dev/null 2>&1; r=$?; '
-          'b=$(date +%s%N); c=9; if [ $r -eq 0 ]; then timeout "$t" bash -c \': </dev/tcp/$1/$2\' _ "$1" "$2" >/dev/null 2>&1; '
-          'c=$?; fi; d=$(date +%s%N); echo "$r $c $(( (b-a)/1000 )) $(( (d-b)/1000 ))"; shift 2; done')
+# that SSH's round trip is not in them. bash 5's EPOCHREALTIME reads that clock without forking date, three forks a
+# target; an older bash forks date. Times are in microseconds.
+_REACH = ('now() { if [ -n "${EPOCHREALTIME:-}" ]; then n=${EPOCHREALTIME/[.,]/}; else n=$(( $(date +%s%N) / 1000 )); fi; }; '
+          't="$1"; shift; while [ $# -ge 2 ]; do now; a=$n; getent ahosts "$1" >/dev/null 2>&1; r=$?; '
+          'now; b=$n; c=9; if [ $r -eq 0 ]; then timeout "$t" bash -c \': </dev/tcp/$1/$2\' _ "$1" "$2" >/dev/null 2>&1; '
+          'c=$?; fi; now; d=$n; echo "$r $c $(( b-a )) $(( d-b ))"; shift 2; done')
 
 
 def reach(host: Host, targets: list[Target], *, connect_seconds: float) -> list[Reach]:
@@ -193,12 +196,16 @@ def host_clock(host: Host) -> Offset:
     return Offset(said - answered, said - asked)
 
 
-def http_date_clock(session: requests.Session, url: str, *, timeout: tuple[float, float], samples: int = 1) -> Offset:
+def http_date_clock(session: requests.Session, url: str, *, timeout: tuple[float, float], samples: int = 1,
+                    until: Callable[[Offset], bool] | None = None) -> Offset:
     """A server's clock against ours, from the ``Date`` header of its answers (whole seconds: one answer bounds it
     within a second and the round trip). Each further sample is sent when, by the estimate so far, the server's
-    second turns: whichever second it answers halves the interval, as htpdate does."""
+    second turns: whichever second it answers halves the interval, as htpdate does. At most ``samples``, fewer once
+    the estimate satisfies ``until`` (each further one waits for a turn, up to a second)."""
     low, high = float("-inf"), float("inf")
     for sample in range(samples):
+        if sample and until is not None and until(Offset(low, high)):
+            break
         if sample:
             estimate = (low + high) / 2
             turn = math.floor(time.time() + estimate) + 1 - estimate  # our time at the server's next second
@@ -311,15 +318,17 @@ def _required_file(host: Host, path: str, *, fix: str) -> str:
     return text
 
 
-def _includes(host: Host, directive: str, argument: str, base: str, settings_of: Any) -> list[tuple[str, str]]:
+def _includes(host: Host, directive: str, argument: str, base: str, settings_of: Any) -> list[Any]:
+    """What an include directive brings in; ``settings_of(path, text=None)`` reads a file (itself when not given)."""
     target = posixpath.join(base, argument)
     if directive == "include_dir":
         listed = _run(host, "ls -1 %s", target)
         names = sorted(n for n in listed.stdout.split() if n.endswith(".conf")) if listed.rc == 0 else []
         return [pair for name in names for pair in settings_of(posixpath.join(target, name))]
-    if directive == "include" or read_file(host, target) is not None:
+    if directive == "include":
         return settings_of(target)
-    return []
+    text = read_file(host, target)  # include_if_exists: a file that is not there adds nothing
+    return settings_of(target, text) if text is not None else []
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL
@@ -329,8 +338,9 @@ _PG_SETTING = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=?\s*('(?:[^']|'')*'|[^#\s]+)
 def postgres_settings(host: Host, config_file: str, auto_file: str | None) -> dict[str, str]:
     """The settings PostgreSQL starts with, as it reads them: postgresql.conf with its includes, then
     postgresql.auto.conf (ALTER SYSTEM); a later line wins."""
-    def settings_of(path: str) -> list[tuple[str, str]]:
-        text = _required_file(host, path, fix="set the host's config_file to where this PostgreSQL reads its configuration")
+    def settings_of(path: str, text: str | None = None) -> list[tuple[str, str]]:
+        if text is None:
+            text = _required_file(host, path, fix="set the host's config_file to where this PostgreSQL reads its configuration")
         found: list[tuple[str, str]] = []
         for line in text.splitlines():
             match = _PG_SETTING.match(line)
@@ -362,8 +372,9 @@ class HbaLine:
 
 def hba_lines(host: Host, hba_file: str) -> list[HbaLine]:
     """pg_hba.conf's rules (with PostgreSQL 16's include directives), each with its connection type and method."""
-    def lines_of(path: str) -> list[HbaLine]:
-        text = _required_file(host, path, fix="set the host's hba_file to the pg_hba.conf this PostgreSQL reads")
+    def lines_of(path: str, text: str | None = None) -> list[HbaLine]:
+        if text is None:
+            text = _required_file(host, path, fix="set the host's hba_file to the pg_hba.conf this PostgreSQL reads")
         found: list[HbaLine] = []
         for number, line in enumerate(text.splitlines(), 1):
             fields = shlex.split(line, comments=True)
