@@ -4,7 +4,8 @@ normal background errors (about 0.3 %); then the same morning run against 10 env
 Prints the whole-process wall time of each (interpreter start included) and the pytest session time of ours. The
 runbook's script only prints what it reads (it judges nothing), so it is a floor to compare with, not a peer.
 Targets: our session <= 0.6 s; our whole process <= half of the script's; 10 environments with -n 2 <= 2x one (also
-printed against one environment under the same -n 2, where xdist's own start is in both).
+printed against one environment under the same -n 2, where xdist's own start is in both). Then, for one more run of
+each, when each process reached each phase (bench/phases.py).
 Usage: python bench/runbook_morning.py [--runs N]   (needs bash, the aws CLI, psql, redis-cli, jq and curl)
 """
 
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from morning import run_morning
+from phases import print_phases
 from entmoot_ops.sandbox.handle import start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +107,10 @@ def main() -> None:
                                                 *args, "-n", "2")[0] for i in range(3))
             print(f"10 environments with -n 2: whole process median {ten:.2f} s against {one:.2f} s for one: {ten / one:.2f}x  "
                   f"target <= 2x; against {one_distributed:.2f} s for one with -n 2: {ten / one_distributed:.2f}x")
+            print("one environment, one more run:")
+            print_phases(run_morning, handle.state_file, scratch_dir, "--environments-dir", str(environments), "--env", names[0])
+            print("10 environments with -n 2, one more run:")
+            print_phases(run_morning, handle.state_file, scratch_dir, "--environments-dir", str(environments), *args, "-n", "2")
     finally:
         handle.release()
 
