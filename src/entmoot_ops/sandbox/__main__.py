@@ -1,11 +1,17 @@
 """``python -m entmoot_ops.sandbox serve --state-file F [--parent-pid P]``: the sandbox process itself."""
 
 import argparse
+import gc
 import sys
 import tempfile
 from pathlib import Path
 
 from entmoot_ops.sandbox.postgres import PostgresPair
+
+# The start builds half a million objects that live as long as the sandbox (moto's backends, botocore's models): with
+# the collector on, its full collections walk them again and again, a third of the start's CPU. The supervisor
+# collects once and turns it back on when it is ready.
+gc.disable()
 
 parser = argparse.ArgumentParser(prog="python -m entmoot_ops.sandbox")
 commands = parser.add_subparsers(dest="command", required=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import os
 import secrets
@@ -421,6 +422,12 @@ def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: Postgr
         threading.Thread(target=server.serve_forever, name="sandbox-control", daemon=True).start()
         sandbox.state_file = state_file
         write_state(state_file, sandbox.state())
+        # Started (the collector was off since the process began, see __main__): what the start built, moto's
+        # seeded backends and botocore's models, lives as long as the sandbox. Collected once, then frozen, it is
+        # not walked again by each full collection.
+        gc.collect()
+        gc.freeze()
+        gc.enable()
         while not done.wait(0.5):
             if parent_pid is not None and os.getppid() != parent_pid:
                 break  # whoever started us is gone: do not linger
