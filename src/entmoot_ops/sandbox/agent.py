@@ -84,7 +84,7 @@ class Agent:
         data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
                  "Timestamp": at, "Value": value, "Unit": unit, "StorageResolution": 1}
                 for at in self._moments() for name, dims, value, unit in metrics]
-        self.sandbox.aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=data)
+        self.sandbox.aws.publish(namespace, data)
 
     def _settle(self) -> None:
         self.rollout_moving = self.sandbox.aws.settle_service(
@@ -179,8 +179,6 @@ class Agent:
         self._put("AWS/ECS", [("MemoryUtilization", dims, percent, "Percent")])
         # Every running task is a healthy target of the ALB's target group (the API answers for all of them).
         aws = self.sandbox.aws
-        running = aws.client("ecs").describe_services(cluster=sandbox_aws.CLUSTER, services=[sandbox_aws.SERVICE])["services"][0]["runningCount"]
-        healthy = [{"MetricName": "HealthyHostCount", "Timestamp": at, "Value": float(running), "Unit": "Count", "StorageResolution": 1}
-                   for at in self._moments()]
-        aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[
-            d for datum in healthy for d in alb_metrics.datums(datum, aws.alb_dimension, aws.target_group_dimension)])
+        healthy = [{"MetricName": "HealthyHostCount", "Timestamp": at, "Value": float(aws.running_count()), "Unit": "Count",
+                    "StorageResolution": 1} for at in self._moments()]
+        aws.publish("AWS/ApplicationELB", [d for datum in healthy for d in alb_metrics.datums(datum, aws.alb_dimension, aws.target_group_dimension)])
