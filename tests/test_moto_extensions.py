@@ -13,6 +13,9 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 from cryptography import x509
+from moto import mock_aws
+from moto.backends import get_backend
+from moto.core import DEFAULT_ACCOUNT_ID
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -88,6 +91,25 @@ def test_get_metric_data_answers_like_get_metric_statistics(sandbox):
         points = cloudwatch.get_metric_statistics(Namespace="Sandbox/Test", MetricName=name, Dimensions=dims, Period=60,
                                                   Statistics=["Sum"], **window)["Datapoints"]
         assert by_id[query_id] == sum(p["Sum"] for p in points) == {"Hits": 23, "Misses": 6}[name]
+
+
+def test_what_the_sandbox_publishes_is_stored_as_put_metric_data_stores_it():
+    """The agent and the seeded history publish AWS/* straight into moto's store (Aws.publish), as AWS publishes its
+    own metrics: a query must read them as it reads what PutMetricData left (moto keeps timestamps naive, in UTC)."""
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=sandbox_aws.REGION)
+        at = datetime.now(UTC).replace(second=0) - timedelta(minutes=2)
+        datum = {"MetricName": "Published", "Dimensions": [{"Name": "Probe", "Value": "publish"}], "Timestamp": at,
+                 "Value": 2.5, "Unit": "Count"}
+        cloudwatch.put_metric_data(Namespace="Sandbox/Test", MetricData=[datum])
+        sandbox_aws.Aws(version="test").publish("Sandbox/Test", [datum])
+        through_api, published = get_backend("cloudwatch")[DEFAULT_ACCOUNT_ID][sandbox_aws.REGION].metric_data[-2:]
+        assert [(d.timestamp, d.value, d.unit, [(x.name, x.value) for x in d.dimensions]) for d in (published, through_api)] == \
+            [(at.replace(tzinfo=None), 2.5, "Count", [("Probe", "publish")])] * 2
+        points = cloudwatch.get_metric_statistics(Namespace="Sandbox/Test", MetricName="Published", Dimensions=datum["Dimensions"],
+                                                  StartTime=at - timedelta(minutes=1), EndTime=at + timedelta(minutes=1),
+                                                  Period=60, Statistics=["SampleCount"])["Datapoints"]
+        assert sum(p["SampleCount"] for p in points) == 2
 
 
 def test_periods_begin_where_aws_begins_them_not_at_the_first_datapoint():

@@ -295,8 +295,7 @@ class Aws:
             alb += [{"MetricName": "TargetResponseTime", "Timestamp": at, "Unit": "Seconds",
                      "Values": [0.02, 0.06, 0.25], "Counts": [13.0, 6.0, 1.0]},
                     {"MetricName": "HealthyHostCount", "Timestamp": at, "Value": 3.0, "Unit": "Count"}]
-        self.publish("AWS/ApplicationELB",
-                    [d for m in alb for d in alb_metrics.datums(m, self.alb_dimension, self.target_group_dimension)])
+        self.publish("AWS/ApplicationELB", [d for m in alb for d in alb_metrics.datums(m, self.alb_dimension, self.target_group_dimension)])
         # The fleet's CPU over the last two minutes, idle: the API publishes it live, and CloudWatch's delay would
         # leave those minutes empty at first.
         service = [{"Name": "ClusterName", "Value": CLUSTER}, {"Name": "ServiceName", "Value": SERVICE}]
