@@ -18,7 +18,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +68,15 @@ class _ModelFiles(botocore.loaders.JSONFileLoader):
 # One loader per process: a service's model is parsed once, whatever the number of environments (one botocore
 # session each) a run checks.
 _LOADER = botocore.loaders.Loader(file_loader=_ModelFiles())
+
+
+def parse_models(services: Iterable[str]) -> None:
+    """Parse these services' models into the process's loader, as their first clients would (a client each, made and
+    dropped: no call, no credentials read): a process forked afterwards starts with them parsed."""
+    session = botocore.session.Session()
+    session.register_component("data_loader", _LOADER)
+    for service in services:
+        session.create_client(service, region_name="us-east-1", aws_access_key_id="unused", aws_secret_access_key="unused")
 
 
 def _timestamp(value: Any) -> datetime:

@@ -3,8 +3,9 @@
 A check run as a user runs it costs an interpreter and the suite's third-party imports (botocore, psycopg,
 pydantic, requests, redis, allure: about half a second of CPU) before its first check. An experiment observes its
 checks every second, and the project's tests run the suite hundreds of times. Each such run is forked from a
-server process that imported those once (multiprocessing's forkserver): it starts with them loaded and with no
-other state, and runs ``pytest.main`` as ``python -m pytest`` would, in its own directory and environment.
+server process that imported those once (multiprocessing's forkserver): it starts with them loaded, with
+botocore's models parsed (entmoot_ops.forkrun_models), and with no other state, and runs ``pytest.main`` as
+``python -m pytest`` would, in its own directory and environment.
 
 The suite's plugin is preloaded too, with what it imports (xdist's scheduler, testinfra): pytest rewrites the
 asserts of a plugin's modules as it imports them, and warns about one imported before it. The suite's package says
@@ -22,7 +23,8 @@ import tempfile
 from pathlib import Path
 
 PRELOAD = ["pytest", "_pytest.junitxml", "botocore.session", "botocore.config", "botocore.loaders", "psycopg", "pydantic",
-           "requests", "redis", "allure_commons", "prometheus_client", "execnet", "cryptography.x509", "entmoot_ops.plugin"]
+           "requests", "redis", "allure_commons", "prometheus_client", "execnet", "cryptography.x509", "entmoot_ops.plugin",
+           "entmoot_ops.forkrun_models"]
 
 _context: multiprocessing.context.ForkServerContext | None = None
 
