@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 
 import botocore.loaders
-import botocore.session
 import pytest
 
 from entmoot_ops import clients, forkrun
@@ -26,7 +25,5 @@ def test_parsed_models_serve_a_later_client_without_reading_a_file(monkeypatch):
         raise AssertionError(f"read {file_path} again")
 
     monkeypatch.setattr(clients._ModelFiles, "load_file", no_file)
-    session = botocore.session.Session()
-    session.register_component("data_loader", clients._LOADER)
-    client = session.create_client("sts", region_name="us-east-1", aws_access_key_id="unused", aws_secret_access_key="unused")
+    client = clients._botocore_session().create_client("sts", region_name="us-east-1", aws_access_key_id="unused", aws_secret_access_key="unused")
     assert client.meta.service_model.service_name == "sts"

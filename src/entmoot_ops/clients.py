@@ -70,15 +70,6 @@ class _ModelFiles(botocore.loaders.JSONFileLoader):
 _LOADER = botocore.loaders.Loader(file_loader=_ModelFiles())
 
 
-def parse_models(services: Iterable[str]) -> None:
-    """Parse these services' models into the process's loader, as their first clients would (a client each, made and
-    dropped: no call, no credentials read): a process forked afterwards starts with them parsed."""
-    session = botocore.session.Session()
-    session.register_component("data_loader", _LOADER)
-    for service in services:
-        session.create_client(service, region_name="us-east-1", aws_access_key_id="unused", aws_secret_access_key="unused")
-
-
 def _timestamp(value: Any) -> datetime:
     """botocore's own parser builds a dateutil tzlocal and runs dateutil's parser for each timestamp: a day of
     one-minute datapoints is thousands of them."""
@@ -93,6 +84,24 @@ def _timestamp(value: Any) -> datetime:
 
 _PARSERS = botocore.parsers.ResponseParserFactory()
 _PARSERS.set_parser_defaults(timestamp_parser=_timestamp)
+
+
+def _botocore_session(profile: str | None = None) -> botocore.session.Session:
+    """botocore's session, with the process's loader and timestamp parser."""
+    session = botocore.session.Session(profile=profile)
+    session.register_component("data_loader", _LOADER)
+    session.register_component("response_parser_factory", _PARSERS)
+    return session
+
+
+def parse_models(services: Iterable[str]) -> None:
+    """Parse these services' models into the process's loader, as their first clients would (a client each, made and
+    dropped: no call, no credentials read): a process forked afterwards starts with them parsed."""
+    session = _botocore_session()
+    for service in services:
+        session.create_client(service, region_name="us-east-1", aws_access_key_id="unused", aws_secret_access_key="unused")
+
+
 SSH_PERSIST_SECONDS = 10  # an SSH connection outlives the run by this much: the next command reuses it meanwhile
 # This process's SSH connections by control path: shared by every environment that reaches a host the same way, so
 # one environment's end does not close the connection the next one is about to use.
@@ -324,9 +333,7 @@ class Clients:
         key = (aws.profile, access_key)
         if key in _SESSIONS:  # the preflight's: its configuration and credentials are read once a run
             return _SESSIONS[key]
-        session = botocore.session.Session(profile=aws.profile)
-        session.register_component("data_loader", _LOADER)
-        session.register_component("response_parser_factory", _PARSERS)
+        session = _botocore_session(aws.profile)
         if access_key and aws.secret_access_key:
             session.set_credentials(access_key, self.secret(aws.secret_access_key, what="aws.secret_access_key"))
         try:
