@@ -4,8 +4,9 @@ normal background errors (about 0.3 %); then the same morning run against 10 env
 Prints the whole-process wall time of each (interpreter start included) and the pytest session time of ours. The
 runbook's script only prints what it reads (it judges nothing), so it is a floor to compare with, not a peer.
 Targets: our session <= 0.6 s; our whole process <= half of the script's; 10 environments with -n 2 <= 2x one (also
-printed against one environment under the same -n 2, where xdist's own start is in both; and the CPU the ten used,
-the suite's processes and the sandbox's, over the machine's cores: the least time any schedule of them could take).
+printed against one environment under the same -n 2, where xdist's own start is in both; the CPU the ten used,
+the suite's processes and the sandbox's, over the machine's cores: the least time any schedule of them could take;
+and the same ratio with one cheap check per environment: the least any cut of the checks' own cost could reach).
 Then, for one more run of each, when each process reached each phase (bench/phases.py).
 Usage: python bench/runbook_morning.py [--runs N]   (needs bash, the aws CLI, psql, redis-cli, jq and curl)
 """
@@ -140,6 +141,16 @@ def main() -> None:
             print(f"10 environments with -n 2 used {ours_cpu + sandbox_cpu:.2f} s of CPU a run (the suite's processes "
                   f"{ours_cpu:.2f} s, the sandbox's {sandbox_cpu:.2f} s) on {cores} cores: no schedule ends before "
                   f"{(ours_cpu + sandbox_cpu) / cores:.2f} s; 2x one is {2 * one:.2f} s")
+            # xdist's fixed cost, nearly alone: with one cheap check per environment the checks cost next to nothing.
+            # Ten take about F10 + 5p on two workers and one F1 + p (p: an environment's checks), so while F10 < 5 F1
+            # the ratio grows with p: no cut of the checks' cost brings it much below this one.
+            bare = ("--check", "api.health")
+            one_bare = statistics.median(run_morning(handle.state_file, scratch_dir / f"one-bare{i}", "--environments-dir",
+                                                     str(environments), "--env", names[0], *bare)[0] for i in range(3))
+            ten_bare = statistics.median(run_morning(handle.state_file, scratch_dir / f"ten-bare{i}", "--environments-dir",
+                                                     str(environments), *args, "-n", "2", *bare)[0] for i in range(3))
+            print(f"with one check per environment ({bare[1]}, its cost next to nothing): 10 environments with -n 2 {ten_bare:.2f} s "
+                  f"against {one_bare:.2f} s for one: {ten_bare / one_bare:.2f}x (no cut of the checks' cost goes much below this)")
             print("one environment, one more run:")
             print_phases(run_morning, handle.state_file, scratch_dir, "--environments-dir", str(environments), "--env", names[0])
             print("10 environments with -n 2, one more run:")
