@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import api_traffic, settle
 
@@ -165,3 +166,17 @@ def test_a_fixed_check_is_a_failure_in_allure_with_its_own_category(sandbox, run
     assert result["status"] == "failed" and result["statusDetails"]["message"].startswith("FIXED fixed by rds.increase-storage")
     categories = json.loads((run.reports / "allure-results" / "categories.json").read_text())
     assert categories[0]["name"].startswith("Fixed by a remediation") and categories[0]["messageRegex"] == "(?s)FIXED .*"
+
+
+def test_a_failed_check_says_its_verdict_and_shows_its_traceback_only_on_request(sandbox, run_checks):
+    """pytest renders a failure's traceback with its source before any hook sees it; a check's item renders its
+    one-line verdict instead, unless --tb asks for the traceback."""
+    with sandbox.fault("alarm", name="entmoot-rds-cpu", reason="CPU 93% > 80%"):
+        default = run_checks("-m", "morning", "--check", "alarms.none-firing")
+        asked = run_checks("-m", "morning", "--check", "alarms.none-firing", "--tb", "long")
+    for run in (default, asked):
+        assert run.result("alarms.none-firing").outcome == "fail", run.output[-3000:]
+    assert re.search(r"^FAIL alarms in ALARM: entmoot-rds-cpu \(CPU 93% > 80%\): measured 1, threshold == 0 -> remediation ", default.output,
+                     re.M), default.output[-3000:]
+    assert "def test_no_alarm_firing" not in default.output and "AssertionError" not in default.output, default.output[-3000:]
+    assert "def test_no_alarm_firing" in asked.output and "AssertionError" in asked.output, asked.output[-3000:]

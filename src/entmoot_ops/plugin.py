@@ -498,6 +498,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name in dict.fromkeys(_env_name(item) for item in items if fixture in getattr(item, "fixturenames", ())):
             _refuse_unless_allowed(refuse, suite.environments[name], confirmed=suite.confirmed)
     _validate_metadata(config, items)
+    for item in items:
+        if spec_of(item) is not None:
+            _renders_verdicts(item)
 
 
 def _declared_check_ids(config: pytest.Config) -> list[str]:
@@ -749,16 +752,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # Could not measure is not a breached threshold: pytest counts a failure outside the call phase as an
         # error, in its progress, its closing line and junit (<error>, not <failure>).
         report.when = "setup"
-    if error is not None and item.config.option.tbstyle == "auto":
-        # An on-call engineer reads a verdict, not test source: one line unless --tb asks for more.
-        if isinstance(error, Fixed):
-            report.longrepr = f"FIXED {error}"
-        elif isinstance(error, AssertionError):
-            report.longrepr = f"FAIL {error}"
-        elif isinstance(error, OpsError):
-            report.longrepr = f"ERROR {error}" + (f"\n  fix: {error.fix}" if error.fix else "")
-        elif isinstance(error, LookupError):
-            report.longrepr = f"ERROR {error}"
+    if error is not None and (verdict := _verdict(item, error)) is not None:
+        report.longrepr = verdict  # a failure in set-up (a fixture's) is not rendered by repr_failure
     if report.longrepr is not None and not isinstance(report.longrepr, tuple):
         report.longrepr = masker(str(report.longrepr))
     report.sections = [(title, masker(text)) for title, text in report.sections]
@@ -794,6 +789,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())
     return report
+
+
+def _verdict(item: pytest.Item, error: BaseException) -> str | None:
+    """An on-call engineer reads a verdict, not test source: one line unless --tb asks for more."""
+    if item.config.option.tbstyle != "auto":
+        return None
+    if isinstance(error, Fixed):
+        return f"FIXED {error}"
+    if isinstance(error, AssertionError):
+        return f"FAIL {error}"
+    if isinstance(error, OpsError):
+        return f"ERROR {error}" + (f"\n  fix: {error.fix}" if error.fix else "")
+    if isinstance(error, LookupError):
+        return f"ERROR {error}"
+    return None
+
+
+def _renders_verdicts(item: pytest.Item) -> None:
+    """pytest renders a failed call's traceback, source included, before any hook sees its report: a tenth of a
+    failing run's CPU, for a text the verdict replaces. The check's item renders its verdict instead."""
+    render_traceback = item.repr_failure
+
+    def repr_failure(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        verdict = _verdict(item, excinfo.value)
+        return verdict if verdict is not None else render_traceback(excinfo)
+
+    item.repr_failure = repr_failure
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
