@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from entmoot_ops.sandbox.processes import free_port
 from conftest import ROOT, default_signals
 
 pytestmark = pytest.mark.usefixtures("forgets_its_traffic")  # its locust load is no fault: nothing else forgets it
@@ -144,7 +145,7 @@ def test_master_and_two_workers_add_up_to_what_the_api_served(sandbox, tmp_path)
                    # One project no other test asks for: what the API served of it is this run's, whatever else it serves.
                    "ENTMOOT_LOAD_PLAN": json.dumps({"users": 6, "spawn_rate": 6, "duration_seconds": 8, "weights": {"project": 1},
                                                     "project_ids": [OWN_PROJECT, OWN_PROJECT]})}
-    port = _free_port()
+    port = free_port()
     started = datetime.now(UTC)
     master = subprocess.Popen([sys.executable, "-m", "locust", "-f", locustfile, "--master", "--master-bind-host", "127.0.0.1",
                                "--master-bind-port", str(port), "--expect-workers", "2", "--expect-workers-max-wait", "30",
@@ -171,14 +172,6 @@ def test_master_and_two_workers_add_up_to_what_the_api_served(sandbox, tmp_path)
     # The only gap allowed: a request in flight when a worker stopped its user (6 users: at most 6), served
     # by the API but never reported to the master.
     assert requests <= served <= requests + 6, (served, requests)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_gevent_never_enters_the_pytest_process():

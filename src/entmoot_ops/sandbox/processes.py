@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import json
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 import pwd
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +20,60 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
+# From a port's choice to its server's bind, with room for a slow start: how long a choice stays reserved.
+RESERVED_SECONDS = 120
+LOWEST_PORT = 10000  # below, the ports of well-known services (a Pushgateway's 9091, development servers' 8000s)
+
+
 def free_port() -> int:
+    """A loopback port that no server listens on, for a server about to start.
+
+    Chosen below the kernel's ephemeral range: a port that bind(0) hands out is an ephemeral one, and between its
+    choice and the server's bind an outgoing connection of any process could take it as its own (a sandbox of CI once
+    failed to start so, "address already in use"). The choices of this machine's sandboxes are reserved for a while in
+    a file under a lock, so that two starting at once never choose the same. Where the ephemeral range leaves no room
+    below it, the kernel chooses."""
+    low = ephemeral_ports()[0]
+    if low - LOWEST_PORT < 1000:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    book = Path(tempfile.gettempdir()) / f"entmoot-ops-ports-{os.getuid()}.json"
+    with book.open("a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        handle.seek(0)
+        now = time.time()
+        try:
+            reserved = {int(port): at for port, at in json.loads(handle.read() or "{}").items() if now - at < RESERVED_SECONDS}
+        except (ValueError, AttributeError):  # a book left half-written by a killed process: start it afresh
+            reserved = {}
+        while True:
+            port = random.randrange(LOWEST_PORT, low)
+            if port not in reserved and _bindable(port):
+                break
+        reserved[port] = now
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(reserved))
+    return port
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (and bind(0))."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _die_with_parent() -> None:
