@@ -7,7 +7,8 @@ Targets: our session <= 0.6 s; our whole process <= half of the script's; 10 env
 printed against one environment under the same -n 2, where xdist's own start is in both; the CPU the ten used,
 the suite's processes and the sandbox's, over the machine's cores: the least time any schedule of them could take;
 and the same ratio with one cheap check per environment: the least any cut of the checks' own cost could reach).
-Then, for one more run of each, when each process reached each phase (bench/phases.py).
+The runs of one and of ten environments alternate, round after round. Then, for one more run of each, when each
+process reached each phase (bench/phases.py).
 Usage: python bench/runbook_morning.py [--runs N]   (needs bash, the aws CLI, psql, redis-cli, jq and curl)
 """
 
@@ -122,18 +123,28 @@ def main() -> None:
             environments = scratch_dir / "environments"
             environments.mkdir()
             names = ten_environments(environments)
-            one = statistics.median(run_morning(handle.state_file, scratch_dir / f"one{i}", "--environments-dir", str(environments),
-                                                "--env", names[0])[0] for i in range(3))
-            one_distributed = statistics.median(run_morning(handle.state_file, scratch_dir / f"one-n2-{i}", "--environments-dir",
-                                                            str(environments), "--env", names[0], "-n", "2")[0] for i in range(3))
-            args = [arg for name in names for arg in ("--env", name)]
+            one_args = ("--environments-dir", str(environments), "--env", names[0])
+            ten_args = ("--environments-dir", str(environments), *(arg for name in names for arg in ("--env", name)), "-n", "2")
+            # xdist's fixed cost, nearly alone: with one cheap check per environment the checks cost next to nothing.
+            # Ten take about F10 + 5p on two workers and one F1 + p (p: an environment's checks), so while F10 < 5 F1
+            # the ratio grows with p: no cut of the checks' cost brings it much below the bare one.
+            bare = ("--check", "api.health")
+            kinds = {"one": one_args, "one -n 2": (*one_args, "-n", "2"), "ten": ten_args, "one bare": (*one_args, *bare),
+                     "ten bare": (*ten_args, *bare)}
+            walls: dict[str, list[float]] = {kind: [] for kind in kinds}
             supervisor = handle.state["pids"]["supervisor"]
-            ours_before, sandbox_before = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds_of_tree(supervisor)
-            ten = statistics.median(run_morning(handle.state_file, scratch_dir / f"ten{i}", "--environments-dir", str(environments),
-                                                *args, "-n", "2")[0] for i in range(3))
-            ours_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            ours_cpu = (ours_after.ru_utime + ours_after.ru_stime - ours_before.ru_utime - ours_before.ru_stime) / 3
-            sandbox_cpu = (cpu_seconds_of_tree(supervisor) - sandbox_before) / 3
+            ours_cpu = sandbox_cpu = 0.0
+            # In turn, round after round: the machine's speed drifts by some 5 % within minutes, and a ratio of
+            # figures taken minutes apart measured the drift.
+            for i in range(runs):
+                for kind, extra in kinds.items():
+                    ours_before, sandbox_before = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds_of_tree(supervisor)
+                    walls[kind].append(run_morning(handle.state_file, scratch_dir / f"{kind.replace(' ', '-')}{i}", *extra)[0])
+                    if kind == "ten":
+                        ours_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        ours_cpu += (ours_after.ru_utime + ours_after.ru_stime - ours_before.ru_utime - ours_before.ru_stime) / runs
+                        sandbox_cpu += (cpu_seconds_of_tree(supervisor) - sandbox_before) / runs
+            one, one_distributed, ten, one_bare, ten_bare = (statistics.median(walls[kind]) for kind in kinds)
             cores = len(os.sched_getaffinity(0))
             print(f"10 environments with -n 2: whole process median {ten:.2f} s against {one:.2f} s for one: {ten / one:.2f}x  "
                   f"target <= 2x; against {one_distributed:.2f} s for one with -n 2: {ten / one_distributed:.2f}x")
@@ -141,20 +152,12 @@ def main() -> None:
             print(f"10 environments with -n 2 used {ours_cpu + sandbox_cpu:.2f} s of CPU a run (the suite's processes "
                   f"{ours_cpu:.2f} s, the sandbox's {sandbox_cpu:.2f} s) on {cores} cores: no schedule ends before "
                   f"{(ours_cpu + sandbox_cpu) / cores:.2f} s; 2x one is {2 * one:.2f} s")
-            # xdist's fixed cost, nearly alone: with one cheap check per environment the checks cost next to nothing.
-            # Ten take about F10 + 5p on two workers and one F1 + p (p: an environment's checks), so while F10 < 5 F1
-            # the ratio grows with p: no cut of the checks' cost brings it much below this one.
-            bare = ("--check", "api.health")
-            one_bare = statistics.median(run_morning(handle.state_file, scratch_dir / f"one-bare{i}", "--environments-dir",
-                                                     str(environments), "--env", names[0], *bare)[0] for i in range(3))
-            ten_bare = statistics.median(run_morning(handle.state_file, scratch_dir / f"ten-bare{i}", "--environments-dir",
-                                                     str(environments), *args, "-n", "2", *bare)[0] for i in range(3))
             print(f"with one check per environment ({bare[1]}, its cost next to nothing): 10 environments with -n 2 {ten_bare:.2f} s "
                   f"against {one_bare:.2f} s for one: {ten_bare / one_bare:.2f}x (no cut of the checks' cost goes much below this)")
             print("one environment, one more run:")
-            print_phases(run_morning, handle.state_file, scratch_dir, "--environments-dir", str(environments), "--env", names[0])
+            print_phases(run_morning, handle.state_file, scratch_dir, *one_args)
             print("10 environments with -n 2, one more run:")
-            print_phases(run_morning, handle.state_file, scratch_dir, "--environments-dir", str(environments), *args, "-n", "2")
+            print_phases(run_morning, handle.state_file, scratch_dir, *ten_args)
     finally:
         handle.release()
 
