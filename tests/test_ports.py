@@ -9,6 +9,10 @@ import tempfile
 from entmoot_ops.sandbox import processes
 from entmoot_ops.sandbox.processes import ephemeral_ports, free_port
 
+# The narrow ranges these tests choose from lie in the default ephemeral range, where the sandboxes of a concurrent
+# test never choose: a port this file holds for a moment is never one of theirs.
+TEST_BASE = 45000
+
 
 def test_a_port_is_below_the_ephemeral_range_and_free(monkeypatch, tmp_path):
     """bind(0) hands out ephemeral ports, which an outgoing connection of any process may take before the server
@@ -26,11 +30,15 @@ def _choose(count: int, out: multiprocessing.Queue) -> None:
     out.put([free_port() for _ in range(count)])
 
 
-def test_sandboxes_starting_at_once_never_choose_the_same_port(monkeypatch, tmp_path):
+def _narrow(monkeypatch, tmp_path) -> None:
+    """The narrowest range free_port chooses from (1000 ports), and a book of this test's own."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    # A narrow range, so that choosing without the book would collide: 4 x 60 choices among 400 ports.
-    monkeypatch.setattr(processes, "ephemeral_ports", lambda: (processes.LOWEST_PORT + 1400, 60999))
-    monkeypatch.setattr(processes, "LOWEST_PORT", processes.LOWEST_PORT + 1000)
+    monkeypatch.setattr(processes, "LOWEST_PORT", TEST_BASE)
+    monkeypatch.setattr(processes, "ephemeral_ports", lambda: (TEST_BASE + 1000, 60999))
+
+
+def test_sandboxes_starting_at_once_never_choose_the_same_port(monkeypatch, tmp_path):
+    _narrow(monkeypatch, tmp_path)  # 4 x 60 choices among 1000 ports: without the book, some would be the same
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     choosers = [context.Process(target=_choose, args=(60, out)) for _ in range(4)]
@@ -43,11 +51,10 @@ def test_sandboxes_starting_at_once_never_choose_the_same_port(monkeypatch, tmp_
 
 
 def test_a_port_already_listened_on_is_not_chosen(monkeypatch, tmp_path):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(processes, "ephemeral_ports", lambda: (processes.LOWEST_PORT + 1000, 60999))
+    _narrow(monkeypatch, tmp_path)
     listening = []
     try:
-        for port in range(processes.LOWEST_PORT, processes.LOWEST_PORT + 990):
+        for port in range(TEST_BASE, TEST_BASE + 300):  # 50 choices, each with a chance in 3 of one of these
             sock = socket.socket()
             try:
                 sock.bind(("127.0.0.1", port))
@@ -57,7 +64,7 @@ def test_a_port_already_listened_on_is_not_chosen(monkeypatch, tmp_path):
             sock.listen()
             listening.append(sock)
         taken = {sock.getsockname()[1] for sock in listening}
-        assert all(free_port() not in taken for _ in range(5))
+        assert not taken & {free_port() for _ in range(50)}
     finally:
         for sock in listening:
             sock.close()
