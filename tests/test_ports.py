@@ -75,3 +75,11 @@ def test_with_no_room_below_the_ephemeral_range_the_kernel_chooses(monkeypatch):
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_a_range_with_nothing_free_leaves_the_choice_to_the_kernel(monkeypatch, tmp_path):
+    _narrow(monkeypatch, tmp_path)
+    monkeypatch.setattr(processes, "_bindable", lambda port: False)
+    port = free_port()  # returns, rather than looping over a range where nothing is free
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))

@@ -35,9 +35,7 @@ def free_port() -> int:
     below it, the kernel chooses."""
     low = ephemeral_ports()[0]
     if low - LOWEST_PORT < 1000:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+        return _kernel_port()
     book = Path(tempfile.gettempdir()) / f"entmoot-ops-ports-{os.getuid()}.json"
     with book.open("a+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
@@ -47,10 +45,12 @@ def free_port() -> int:
             reserved = {int(port): at for port, at in json.loads(handle.read() or "{}").items() if now - at < RESERVED_SECONDS}
         except (ValueError, AttributeError):  # a book left half-written by a killed process: start it afresh
             reserved = {}
-        while True:
+        for _ in range(1000):  # a range all taken cannot hold a start up: the kernel chooses then
             port = random.randrange(LOWEST_PORT, low)
             if port not in reserved and _bindable(port):
                 break
+        else:
+            return _kernel_port()
         reserved[port] = now
         handle.seek(0)
         handle.truncate()
@@ -65,6 +65,12 @@ def ephemeral_ports() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999  # Linux's default
+
+
+def _kernel_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _bindable(port: int) -> bool:
