@@ -8,7 +8,6 @@ refuses commands outside a read-only allow-list. All of these raise before anyth
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import functools
 import gzip
@@ -42,7 +41,8 @@ from testinfra.host import Host
 from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.check import calling, collecting, touching
 from entmoot_ops.config import Environment
-from entmoot_ops import iam
+from entmoot_ops import boundary, iam
+from entmoot_ops.boundary import IAM_PREFIX
 from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
 from entmoot_ops.iam import needs
 from entmoot_ops.secrets import masker, resolve, resolve_secret
@@ -112,10 +112,6 @@ _SESSIONS: dict[tuple, botocore.session.Session] = {}  # per credential source
 # event handlers.
 _AWS_CLIENTS: dict[tuple, Any] = {}
 
-
-# The AWS action this thread called last: an answer whose shape a probe did not expect is reported against it.
-current_action: contextvars.ContextVar[str] = contextvars.ContextVar("current_action", default="")
-
 # A Logs Insights query is a read that runs on the server: starting and stopping one changes no resource.
 # IAM's policy simulator reads what a principal may do.
 READ_ONLY_AWS = re.compile(r"^(Describe|Get|List|Lookup|Filter|BatchGet|StartQuery$|StopQuery$|SimulatePrincipalPolicy$)")
@@ -183,8 +179,6 @@ class GuardedSession(requests.Session):
             return super().request(method, url, *args, **kwargs)
 
 
-# IAM's prefix where it differs from the service's signing name.
-IAM_PREFIX = {"monitoring": "cloudwatch"}
 _ERROR_CODE = re.compile(r"<Code>\s*([^<\s]+)\s*</Code>")
 _ERROR_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>", re.S)
 
@@ -235,16 +229,6 @@ def _normalise_error(http_response: Any, parsed: dict, model: Any, **_: Any) -> 
 NAMESPACE_DEPENDENCY = {"AWS/ApplicationELB": "traffic", "AWS/ECS": "api", "AWS/RDS": "primary", "AWS/ElastiCache": "redis"}
 
 
-THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-                       "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-                       "BandwidthLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-                       "EC2ThrottledException"})
-
-
-def throttled(code: str, message: str) -> bool:
-    return code in THROTTLED or "rate exceeded" in message.lower()
-
-
 def _touching_namespaces(params: dict, **_: Any) -> None:
     queries = params.get("MetricDataQueries") or []
     namespaces = {params.get("Namespace")} | {q.get("MetricStat", {}).get("Metric", {}).get("Namespace") for q in queries}
@@ -261,7 +245,7 @@ def _guard_aws(client: Any, dependency: str) -> None:
         breaker.guard(endpoint, dependency)
         breaker.guard(api, dependency)
         context["entmoot_started"] = time.monotonic()
-        current_action.set(iam_action(model))
+        boundary.current_action.set(iam_action(model))
 
     def failed(exception: BaseException, context: dict, **_: Any) -> None:
         if isinstance(exception, AWS_NO_ANSWER):
@@ -271,7 +255,7 @@ def _guard_aws(client: Any, dependency: str) -> None:
     def answered(parsed: dict, context: dict, **_: Any) -> None:
         breaker.close(endpoint)
         error = parsed.get("Error") or {}
-        if throttled(str(error.get("Code") or ""), str(error.get("Message") or "")):
+        if boundary.throttled(str(error.get("Code") or ""), str(error.get("Message") or "")):
             # botocore's retries (standard mode, aws_max_attempts) were spent: the rest of the run would only wait.
             attempts = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
             breaker.trip(api, dependency, time.monotonic() - context.get("entmoot_started", time.monotonic()),
@@ -279,8 +263,26 @@ def _guard_aws(client: Any, dependency: str) -> None:
         elif not error:
             breaker.close(api)
 
+    def refuse_unreadable(http_response: Any, model: Any, **_: Any) -> None:
+        # botocore reads an empty JSON body as {} and one it cannot decode as nothing at all: a proxy's empty 200, or
+        # an answer cut short, would read as "no alarms", "no services". XML and CBOR that do not decode raise.
+        output = model.output_shape
+        if http_response.status_code >= 300 or output is None or all("location" in m.serialization for m in output.members.values()):
+            return
+        body = http_response.content
+        problem = "no body" if not body else None
+        if body[:1] in (b"{", b"["):
+            try:
+                json.loads(body)
+            except ValueError:
+                problem = f"{len(body)} bytes of JSON that do not decode (cut short?)"
+        if problem:
+            raise DependencyError(dependency, f"unexpected answer from {dependency} {iam_action(model)}: HTTP "
+                                              f"{http_response.status_code} with {problem}", reachable=True, fix=boundary.ENDPOINT_HINT)
+
     client.meta.events.register("before-call.*.*", before)
     client.meta.events.register("after-call-error.*.*", failed)
+    client.meta.events.register("after-call.*.*", refuse_unreadable)
     client.meta.events.register("after-call.*.*", _normalise_error)
     client.meta.events.register("after-call.*.*", answered)
 
@@ -367,7 +369,9 @@ class Clients:
                     retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
                 )
                 client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
-                _guard_aws(client, f"AWS {client.meta.service_model.service_id}")
+                dependency = f"AWS {client.meta.service_model.service_id}"
+                _guard_aws(client, dependency)
+                boundary.guard_calls(client, dependency)
                 if not self.writable:
                     client.meta.events.register("before-call.*.*", _refuse_writes)
                 client.meta.events.register("before-parameter-build.cloudwatch.*", _touching_namespaces)
@@ -391,12 +395,8 @@ class Clients:
             self.preflight.raise_for(reference)
 
         def fetch(arn: str) -> str:
-            try:
+            with boundary.measuring("AWS Secrets Manager"):
                 return self.aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-            except botocore.exceptions.BotoCoreError as exc:
-                raise DependencyError("AWS Secrets Manager", str(exc)) from None
-            except botocore.exceptions.ClientError as exc:
-                raise DependencyError("AWS Secrets Manager", exc.response["Error"]["Message"], reachable=True) from None
 
         return resolve_secret(reference, what=what, fetch_secret=fetch)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from entmoot_ops.config import Environment
-from entmoot_ops.preflight import references
+from entmoot_ops.secrets import references
 
 Mode = Literal["check", "remediate", "chaos", "load"]
 MODES: tuple[Mode, ...] = ("check", "remediate", "chaos", "load")

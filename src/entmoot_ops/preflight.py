@@ -13,14 +13,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.exceptions
 from pydantic import BaseModel
 
+from entmoot_ops.boundary import is_denial, measuring, outside_error
+from entmoot_ops.check import Unavailable, best_effort
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError
-from entmoot_ops.secrets import masker, password_of
+from entmoot_ops.secrets import REFERENCE_PREFIXES, masker, password_of, references
 
 CREDENTIALS = "aws.credentials"
-REFERENCE_PREFIXES = ("env:", "arn:aws:secretsmanager:")
 # Keys whose value is an address or a path, not a secret: only a password inside them is masked, so messages stay
 # readable.
 ENDPOINT_KEYS = ("url", "endpoint_url", "endpoints", "oncall", "ssh_config", "ssh_identity_file", "config_file", "hba_file",
@@ -57,6 +59,7 @@ class Preflight:
     masked: list[str] = field(default_factory=list)  # what every output must mask, in every process of the run
     # The actions this run's mode needs that IAM's simulator says the caller lacks (empty where it may not ask).
     iam_denied: list[str] = field(default_factory=list)
+    iam_unasked: str = ""  # why the simulator could not be asked, where it could not
 
     @property
     def ok(self) -> bool:
@@ -75,7 +78,9 @@ class Preflight:
             return f"preflight [{self.env}] FAILED ({len(self.problems)}):" + "".join(f"\n  - {p.describe()}" for p in self.problems.values())
         lacking = (f"; IAM denies {', '.join(self.iam_denied)}: the checks that call them will err "
                    f"(`entmoot-ops iam-policy` prints each mode's policy)") if self.iam_denied else ""
-        return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}{lacking}"
+        unasked = (f"; IAM's policy simulator not asked ({self.iam_unasked.removeprefix('unavailable: ')}): a check that is "
+                   "denied says so itself") if self.iam_unasked else ""
+        return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}{lacking}{unasked}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,32 +90,13 @@ class Preflight:
         problems = {ref: Problem(**p) for ref, p in data["problems"].items()}
         fatal = Problem(**data["fatal"]) if data["fatal"] else None
         found = cls(data["env"], dict(data["resolved"]), problems, fatal, data["credentials"], list(data["masked"]),
-                    list(data["iam_denied"]))
+                    list(data["iam_denied"]), data["iam_unasked"])
         found.remember_secrets()
         return found
 
     def remember_secrets(self) -> None:
         for value in self.masked:
             masker.add(value)
-
-
-def references(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
-    """Every (key, reference) in a configuration: values written as env:NAME or a Secrets Manager ARN."""
-    found = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        key = f"{prefix}{name}"
-        if isinstance(value, BaseModel):
-            found += references(value, key + ".")
-        elif isinstance(value, tuple):
-            for item in value:
-                if isinstance(item, BaseModel):
-                    found += references(item, f"{key}.{getattr(item, 'name', '')}.")
-                elif isinstance(item, str) and item.startswith(REFERENCE_PREFIXES):
-                    found.append((key, item))
-        elif isinstance(value, str) and value.startswith(REFERENCE_PREFIXES):
-            found.append((key, value))
-    return found
 
 
 def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict | None = None) -> Preflight:
@@ -126,8 +112,9 @@ def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict |
     # After the variables, which may hold the keys; before the Secrets Manager reads, which need them.
     try:
         result.credentials = clients.aws_credentials()
-    except OpsError as exc:
-        result.problems[CREDENTIALS] = Problem(CREDENTIALS, str(exc).split(": ", 1)[-1], exc.fix)
+    except Exception as exc:  # noqa: BLE001 - a credential provider (SSO, credential_process) may fail in any way
+        problem = outside_error("AWS credentials", exc)
+        result.problems[CREDENTIALS] = Problem(CREDENTIALS, str(problem).split(": ", 1)[-1], problem.fix)
     _placeholders(env, result)
     arns = [(k, r) for k, r in wanted if not r.startswith("env:")]
     if CREDENTIALS in result.problems:
@@ -135,18 +122,21 @@ def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict |
             result.problems[reference] = Problem(key, "a Secrets Manager reference needs AWS credentials", f"see {CREDENTIALS}")
     else:
         _resolve(clients, arns, result)
-        result.iam_denied = _iam_denials(clients, env, mode, {} if asked is None else asked)
+        denied = best_effort("IAM's policy simulator", lambda: _iam_denials(clients, env, mode, {} if asked is None else asked))
+        # It serves the preflight's advice only: a role that may not ask, or an endpoint that does not answer (a stock
+        # moto server lacks the simulator), costs no verdict; the checks that are denied say so themselves.
+        result.iam_denied = [] if isinstance(denied, Unavailable) else denied
+        result.iam_unasked = str(denied) if isinstance(denied, Unavailable) else ""
     return result
 
 
 def _iam_denials(clients: Any, env: Environment, mode: str, asked: dict) -> list[str]:
     """Ask IAM's policy simulator which of the mode's actions the caller lacks, on the resources they are called
-    on. A role that may not ask (or an endpoint that does not answer) is not told anything: empty."""
-    import botocore.exceptions
-
+    on."""
     from entmoot_ops import iam
 
-    try:
+    denied = []
+    with measuring("AWS IAM"):
         sts, simulator = clients.aws("sts"), clients.aws("iam")  # shared by environments with the same access
         if sts not in asked:
             asked[sts] = sts.get_caller_identity()
@@ -156,17 +146,18 @@ def _iam_denials(clients: Any, env: Environment, mode: str, asked: dict) -> list
         question = (simulator, _principal(caller["Arn"]), tuple(sorted(needed)),
                     tuple(sorted({r for resources in needed.values() for r in resources})))
         if question not in asked:
-            asked[question] = simulator.simulate_principal_policy(PolicySourceArn=question[1], ActionNames=list(question[2]),
-                                                                  ResourceArns=list(question[3]))
-        answer = asked[question]
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OpsError):
-        return []
-    denied = []
-    for result in answer["EvaluationResults"]:
-        own = needed.get(result["EvalActionName"], set())
-        per_resource = [r["EvalResourceDecision"] for r in result.get("ResourceSpecificResults", []) if r["EvalResourceName"] in own]
-        if any(decision != "allowed" for decision in per_resource or [result["EvalDecision"]]):
-            denied.append(result["EvalActionName"])
+            try:
+                asked[question] = simulator.simulate_principal_policy(PolicySourceArn=question[1], ActionNames=list(question[2]),
+                                                                      ResourceArns=list(question[3]))
+            except botocore.exceptions.ClientError as exc:
+                if is_denial(exc):  # the least-privilege policies do not grant it: nothing to say
+                    return []
+                raise
+        for result in asked[question]["EvaluationResults"]:
+            own = needed.get(result["EvalActionName"], set())
+            per_resource = [r["EvalResourceDecision"] for r in result.get("ResourceSpecificResults", []) if r["EvalResourceName"] in own]
+            if any(decision != "allowed" for decision in per_resource or [result["EvalDecision"]]):
+                denied.append(result["EvalActionName"])
     return sorted(denied)
 
 

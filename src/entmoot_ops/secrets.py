@@ -12,9 +12,12 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel
+
 from entmoot_ops.errors import ConfigError
 
 MASK = "****"
+REFERENCE_PREFIXES = ("env:", "arn:aws:secretsmanager:")
 # Credentials written inline are masked even when nobody told the masker: a URL's password, password=... pairs.
 _INLINE = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@'\"]+@|(?P<kv>\bpassword\s*=\s*'?)[^\s']+", re.IGNORECASE)
 
@@ -81,3 +84,22 @@ def resolve_secret(reference: str, *, what: str, fetch_secret: Callable[[str], s
     value = resolve(reference, what=what, fetch_secret=fetch_secret)
     masker.add_connection_string(value)
     return value
+
+
+def references(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """Every (key, reference) in a configuration: values written as env:NAME or a Secrets Manager ARN."""
+    found = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            found += references(value, key + ".")
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    found += references(item, f"{key}.{getattr(item, 'name', '')}.")
+                elif isinstance(item, str) and item.startswith(REFERENCE_PREFIXES):
+                    found.append((key, item))
+        elif isinstance(value, str) and value.startswith(REFERENCE_PREFIXES):
+            found.append((key, value))
+    return found
