@@ -95,5 +95,22 @@ def _experiment_check(experiment: Experiment):
     return test
 
 
-for _experiment in catalog.experiments(Path(__file__).resolve().parent.parent).values():
+def _wrong_file_check(name: str, wrong: OpsError):
+    """A file that is not a valid experiment is still selected as one (-m chaos, --check): the plugin refuses a run
+    that selects it, in one line, before anything starts (so its metadata is never judged); a run that does not
+    (a morning) is not stopped by it."""
+    @pytest.mark.chaos
+    @check(id=f"chaos.{name}", title=f"experiment file {name} (not valid)", section="quick-reference",
+           severity="high", remediation="chaos.detection-gap", depends=("api",))
+    def test(env):
+        raise wrong
+
+    test.__name__ = f"test_{name.replace('-', '_')}"
+    return test
+
+
+_PROJECT = Path(__file__).resolve().parent.parent
+for _experiment in catalog.experiments(_PROJECT).values():
     globals()[f"test_{_experiment.name.replace('-', '_')}"] = _experiment_check(_experiment)
+for _name, _wrong in catalog.broken(_PROJECT).items():
+    globals()[f"test_{_name.replace('-', '_')}"] = _wrong_file_check(_name, _wrong)

@@ -166,14 +166,27 @@ def test_chaos_without_the_opt_in_is_refused_in_one_line(sandbox, run_checks, en
     assert "Traceback" not in run.output and not run.results
 
 
+NOT_ALLOWED = {"primary_allowed = true\n": "primary_allowed = false\n", '"kill-redis", "freeze-redis", ': ""}
+
+
 def test_experiments_outside_the_allow_list_or_on_the_primary_are_skipped_with_the_reason(sandbox, run_checks, environments):
-    directory = environments(replace={"primary_allowed = true\n": "primary_allowed = false\n",
-                                      '"kill-redis", "freeze-redis", ': ""})
-    run = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--check", "chaos.kill-primary", "--environments-dir",
-                     str(directory))
+    run = run_checks("-m", "chaos", "-k", "kill_redis or kill_primary", "--environments-dir", str(environments(replace=NOT_ALLOWED)))
     assert run.outcome("chaos.kill-redis") == "skip" and run.outcome("chaos.kill-primary") == "skip", run.output[-2000:]
     assert "refused: kill-redis is not in chaos.experiments of sandbox.toml" in run.result("chaos.kill-redis").message
     assert "acts on the primary database; chaos.primary_allowed is not true" in run.result("chaos.kill-primary").message
+    assert sandbox.control("GET", "state")["faults"] == []
+
+
+@pytest.mark.parametrize(("experiment", "said"), [
+    ("kill-redis", 'kill-redis is not in chaos.experiments of sandbox.toml (add "kill-redis" to [chaos] experiments in sandbox.toml)'),
+    ("kill-primary", "kill-primary acts on the primary database; chaos.primary_allowed is not true for sandbox "
+                     "(set [chaos] primary_allowed = true in sandbox.toml)"),
+])
+def test_an_experiment_asked_for_by_name_that_is_not_allowed_is_refused_in_one_line(sandbox, run_checks, environments,
+                                                                                    experiment, said):
+    run = run_checks("-m", "chaos", "--check", f"chaos.{experiment}", "--environments-dir", str(environments(replace=NOT_ALLOWED)))
+    assert run.returncode == 4 and f"ERROR: {said}\n" in run.output, run.output[-2000:]
+    assert "Traceback" not in run.output and not run.results
     assert sandbox.control("GET", "state")["faults"] == []
 
 

@@ -63,14 +63,37 @@ def test_a_wrong_experiment_file_is_one_line_naming_the_file_and_the_key(tmp_pat
     assert len(str(wrong.value).splitlines()) == 1
 
 
-def test_a_wrong_file_in_an_environments_directory_stops_the_run_before_anything_starts(tmp_path, environments):
+def test_a_wrong_experiment_file_stops_only_a_chaos_run_that_selects_it(sandbox, run_checks, tmp_path, environments):
     (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "slow-primary.toml").write_text(HEAD + 'blast_raduis = ["postgres"]\n' + METHOD)
     (tmp_path / "mine" / "Bad_Name.toml").write_text(VALID)
     directory = environments(replace={"[chaos]\n": f'[chaos]\nexperiments_dir = "{tmp_path / "mine"}"\n'})
-    done = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "--environments-dir", str(directory)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 4 and "Bad_Name.toml: the file name must be the experiment's name" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr and "sandbox" not in done.stdout
+    morning = run_checks("-m", "morning", "-k", "api_health", "--environments-dir", str(directory))
+    assert morning.returncode == 0 and morning.outcome("api.health") == "pass", morning.output[-2000:]
+    assert "slow-primary" not in morning.output and "Bad_Name" not in morning.output
+
+    for selection, said in ((("--check", "chaos.slow-primary"), "slow-primary.toml: blast_raduis: Extra inputs are not permitted"),
+                            ((), "Bad_Name.toml: the file name must be the experiment's name")):
+        refused = run_checks("-m", "chaos", *selection, "--environments-dir", str(directory))
+        assert refused.returncode == 4 and not refused.results, refused.output[-2000:]
+        assert [line for line in refused.output.splitlines() if str(tmp_path / "mine") in line] == [
+            next(line for line in refused.output.splitlines() if said in line)], refused.output[-2000:]
+        assert "Traceback" not in refused.output
+    listed = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--collect-only", "-q", "--environments-dir", str(directory))
+    assert listed.returncode == 0 and "test_kill_redis[sandbox]" in listed.output, listed.output[-2000:]  # not selected: not read
+
+
+def test_chaos_validate_says_each_wrong_file_in_one_line(tmp_path, environments):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "slow-primary.toml").write_text(HEAD + 'blast_raduis = ["postgres"]\n' + METHOD)
+    (tmp_path / "mine" / "freeze-it.toml").write_text(VALID.replace('"kill"', '"freeze"'))
+    directory = environments(replace={"[chaos]\n": f'[chaos]\nexperiments_dir = "{tmp_path / "mine"}"\n'})
+    done = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "chaos", "validate", "--environments-dir", str(directory)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, env=_without_sandbox_endpoints())
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [f"entmoot-ops: {tmp_path / 'mine' / 'slow-primary.toml'}: blast_raduis: Extra inputs are "
+                                        "not permitted (got ('postgres',))"]
+    assert done.stdout == f"{len(catalog.experiments(ROOT)) + 1} experiment files valid, 1 not\n"
 
 
 @pytest.mark.parametrize(("extra", "said"), [

@@ -9,6 +9,7 @@ import pytest
 from conftest import settle
 from entmoot_ops import notify
 from entmoot_ops.config import load_environment
+from entmoot_ops.errors import ConfigError
 from entmoot_ops.outcomes import CheckResult
 from loopback_sink import Sink
 
@@ -26,9 +27,10 @@ def sink(tmp_path, monkeypatch):
 
 
 def _settings(sink: Sink, state) -> str:
+    """``state`` None: the default state file, <reports>/notify-state.json."""
     return (f'[notify]\nslack_webhook = "env:ENTMOOT_TEST_SLACK"\npagerduty_routing_key = "env:ENTMOOT_TEST_PD_KEY"\n'
             f'pagerduty_events_url = "{sink.url}"\nwebhook = "env:ENTMOOT_TEST_WEBHOOK"\n'
-            f'report_url = "https://ci.entmoot.internal/reports/morning"\nstate_file = "{state}"\n\n')
+            f'report_url = "https://ci.entmoot.internal/reports/morning"\n' + (f'state_file = "{state}"\n' if state else "") + "\n")
 
 
 def _secrets(sink: Sink) -> dict[str, str]:
@@ -93,6 +95,24 @@ def test_a_failed_send_is_one_line_and_is_told_again_next_run(environments, sink
     assert _notify(environment, sink, state, [_result("fail")], said) == 3
 
 
+def test_a_channel_whose_secret_is_missing_is_skipped_in_one_line_and_the_others_are_told(environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    secrets = _secrets(sink)
+
+    def resolve(reference: str, key: str) -> str:
+        if reference == "env:ENTMOOT_TEST_WEBHOOK":
+            raise ConfigError(f"{key}: ENTMOOT_TEST_WEBHOOK is not set", fix="export ENTMOOT_TEST_WEBHOOK")
+        return secrets[reference[4:]]
+
+    said: list[str] = []
+    assert notify.notify(environment, [_result("fail")], notify.StateFile(state), resolve, said.append) == 2
+    assert said == ["notify [sandbox] webhook: skipped: notify.webhook: ENTMOOT_TEST_WEBHOOK is not set "
+                    "(export ENTMOOT_TEST_WEBHOOK)"]
+    assert len(sink.on("/services/")) == 1 and len(sink.on("/v2/enqueue")) == 1 and not sink.on("/hooks/")
+    assert "webhook" not in json.loads(state.read_text())  # never told: told once its secret is there
+
+
 def test_a_run_notifies_on_change_never_lets_a_secret_out_and_keeps_its_exit_code(sandbox, run_checks, environments, sink, tmp_path):
     state = tmp_path / "notify-state.json"
     directory = environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"})
@@ -129,3 +149,38 @@ def test_a_notification_that_cannot_be_sent_does_not_change_the_verdict(sandbox,
     lines = [line for line in run.output.splitlines() if line.startswith("notify [sandbox]")]
     assert len(lines) == 3 and all("not sent" in line for line in lines), run.output[-2000:]
 
+
+
+def _last_told(sink: Sink) -> dict[str, dict[str, str]]:
+    """channel -> check -> the last thing it was told of that check: "problem" or "ok" (resolved or fixed)."""
+    told: dict[str, dict[str, str]] = {"slack": {}, "pagerduty": {}, "webhook": {}}
+    for message in sink.on("/services/"):
+        said, check = message.body["text"].splitlines()[0].strip("*").split(" ")[:2]
+        told["slack"][check] = "ok" if said in ("RESOLVED", "FIXED") else "problem"
+    for message in sink.on("/v2/enqueue"):
+        told["pagerduty"][message.body["dedup_key"].split("/", 1)[1]] = "problem" if message.body["event_action"] == "trigger" else "ok"
+    for message in sink.on("/hooks/"):
+        told["webhook"][message.body["check"]] = "problem" if message.body["event"] == "problem" else "ok"
+    return told
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("unset", [None, "ENTMOOT_TEST_WEBHOOK"], ids=["every-channel", "webhook-secret-missing"])
+def test_a_chaos_experiment_leaves_nothing_open_on_any_channel(sandbox, run_checks, environments, sink, unset):
+    """The checks an experiment observes are its instrument: they tell no channel (the experiment's own verdict is
+    told). A channel whose secret is missing is skipped with one line; the experiment still runs."""
+    directory = environments(replace={"[thresholds]\n": _settings(sink, None) + "[thresholds]\n"})
+    secrets = {name: value for name, value in _secrets(sink).items() if name != unset}
+    run = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--environments-dir", str(directory), env=secrets, timeout=600)
+    assert run.returncode == 0 and run.outcome("chaos.kill-redis") == "pass", run.output[-3000:]
+    told = _last_told(sink)
+    assert {channel: {c for c, last in checks.items() if last == "problem"} for channel, checks in told.items()} == {
+        "slack": set(), "pagerduty": set(), "webhook": set()}, told
+    assert not sink.received, [(m.path, m.body) for m in sink.received]  # observations are not news; a passing experiment neither
+    state = json.loads((run.reports / "notify-state.json").read_text())
+    assert {(channel, check) for channel, envs in state.items() for check, was in envs.get("sandbox", {}).items()
+            if was == "problem"} == {(channel, check) for channel, checks in told.items() for check, last in checks.items()
+                                     if last == "problem"}
+    warned = [line for line in run.output.splitlines() if "ENTMOOT_TEST_" in line]
+    assert warned == ([f"notify [sandbox] webhook: skipped: notify.webhook: {unset} is not set (export {unset})"] if unset else []), \
+        run.output[-3000:]

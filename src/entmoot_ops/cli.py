@@ -378,6 +378,20 @@ def chaos_list(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def chaos_validate(arguments: argparse.Namespace) -> int:
+    """Every experiment file a chaos run against the environment may select (the project's and its [chaos]
+    experiments_dir), each one that is wrong in one line naming the file and the key: exit 4 if any is."""
+    from entmoot_ops.chaos import files
+    from entmoot_ops.config import environments_dir, load_environment
+
+    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    valid, wrong = files.load(files.directories(Path.cwd(), [env]))
+    for error in wrong.values():
+        print(masker(f"entmoot-ops: {error}"), file=sys.stderr)
+    print(f"{len(valid)} experiment files valid, {len(wrong)} not")
+    return 4 if wrong else 0
+
+
 def chaos_gameday(arguments: argparse.Namespace) -> int:
     """The experiments in order against one environment, as ``pytest checks/ -m chaos --gameday``; refused in one
     line, before anything starts, if one is unknown or not allowed there."""
@@ -506,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
     listing.add_argument("--environments-dir", type=Path)
     listing.set_defaults(run=chaos_list)
+    checking = chaos_commands.add_parser("validate", help="check every experiment file (a chaos run reads only those it selects)")
+    checking.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
+    checking.add_argument("--environments-dir", type=Path)
+    checking.set_defaults(run=chaos_validate)
     day = chaos_commands.add_parser("gameday", help="experiments in order, a pause between them, one report (reports/gameday/, Allure)")
     day.add_argument("--env", default=os.environ.get("ENTMOOT_ENV") or "sandbox")
     day.add_argument("--environments-dir", type=Path)

@@ -4,7 +4,8 @@ generic JSON webhook, configured per environment under ``[notify]``.
 Each channel remembers, per environment and check, the state it was last told (``problem`` or ``ok``) in a state
 file kept between runs. A check that turns FAIL or ERROR is a problem; one that passes again (or was FIXED) after a
 problem is resolved; a skipped check changes nothing. A channel that could not be told is told again next run.
-A failed send is one line: it never changes a verdict or the exit code.
+A failed send, or a channel whose secret is unresolved (skipped, the others still told), is one line: it never
+changes a verdict or the exit code, nor fails a preflight.
 
 The vendors' own clients: ``slack_sdk.webhook.WebhookClient`` and ``pagerduty.EventsApiV2Client`` (the maintained
 successor of pdpyras), each pointed at a configurable base URL and bounded by the configured timeout.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from entmoot_ops.config import Environment, NotifySettings
-from entmoot_ops.errors import one_line
+from entmoot_ops.errors import OpsError, one_line
 from entmoot_ops.outcomes import CheckResult
 from entmoot_ops.secrets import masker
 
@@ -124,21 +125,32 @@ class Webhook(Channel):
         self.session.post(self.url, json=event.body(), timeout=self.timeout).raise_for_status()
 
 
-def channels(settings: NotifySettings, resolve: Callable[[str, str], str]) -> list[Channel]:
-    """The channels configured; ``resolve(reference, key)`` resolves a reference (raises OpsError)."""
+def channels(settings: NotifySettings, resolve: Callable[[str, str], str], say: Callable[[str], None]) -> list[Channel]:
+    """The configured channels that can be told; ``resolve(reference, key)`` resolves a reference (raises OpsError).
+    A channel that cannot be built (its secret unresolved, its client not installed) is skipped in one line: the
+    others are still told."""
     def secret(reference: str, key: str) -> str:
         value = resolve(reference, key)
         masker.add(value)  # an error message may quote the URL it failed on
         return value
 
-    found: list[Channel] = []
+    configured: list[tuple[str, Callable[[], Channel]]] = []
     if settings.slack_webhook:
-        found.append(Slack(secret(settings.slack_webhook, "notify.slack_webhook"), settings.timeout_seconds))
+        configured.append(("slack", lambda: Slack(secret(settings.slack_webhook, "notify.slack_webhook"), settings.timeout_seconds)))
     if settings.pagerduty_routing_key:
-        found.append(PagerDuty(secret(settings.pagerduty_routing_key, "notify.pagerduty_routing_key"),
-                               settings.pagerduty_events_url, settings.pagerduty_min_severity, settings.timeout_seconds))
+        configured.append(("pagerduty", lambda: PagerDuty(secret(settings.pagerduty_routing_key, "notify.pagerduty_routing_key"),
+                                                          settings.pagerduty_events_url, settings.pagerduty_min_severity,
+                                                          settings.timeout_seconds)))
     if settings.webhook:
-        found.append(Webhook(secret(settings.webhook, "notify.webhook"), settings.timeout_seconds))
+        configured.append(("webhook", lambda: Webhook(secret(settings.webhook, "notify.webhook"), settings.timeout_seconds)))
+    found: list[Channel] = []
+    for name, build in configured:
+        try:
+            found.append(build())
+        except ModuleNotFoundError as exc:
+            say(f"{name}: skipped: no module {exc.name!r}; install the extra: pip install 'entmoot-ops[notify]'")
+        except Exception as exc:  # noqa: BLE001 - a notification never costs a verdict: any failure is one line
+            say(masker(f"{name}: skipped: {exc.with_fix() if isinstance(exc, OpsError) else one_line(exc)}"))
     return found
 
 
@@ -177,14 +189,7 @@ class StateFile:
 def notify(env: Environment, results: Iterable[CheckResult], state_file: StateFile, secret: Callable[[str, str], str],
            say: Callable[[str], None]) -> int:
     """Tell each configured channel what changed for this environment; returns how many messages were sent."""
-    try:
-        configured = channels(env.notify, secret)
-    except ModuleNotFoundError as exc:
-        say(f"notify [{env.name}]: not sent: no module {exc.name!r}; install the extra: pip install 'entmoot-ops[notify]'")
-        return 0
-    except Exception as exc:  # noqa: BLE001 - a notification never costs a verdict: any failure is one line
-        say(masker(f"notify [{env.name}]: not sent: {one_line(exc)}"))
-        return 0
+    configured = channels(env.notify, secret, lambda line: say(f"notify [{env.name}] {line}"))
     state, sent = state_file.load(), 0
     mine = [r for r in results if r.env == env.name]
     for channel in configured:

@@ -73,6 +73,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default), or all; default: the environment's `evidence` setting")
     group.addoption("--expected-version", dest="entmoot_expected_version", default=None, metavar="VERSION",
                     help="the version the deploy gate (-m deploy) expects /health and the PRIMARY image to carry")
+    group.addoption("--no-notify", action="store_false", dest="entmoot_notify",
+                    help="tell no notification channel ([notify]); a chaos experiment's observations run so: their "
+                         "red checks are the experiment's instrument, its own verdict is what is told")
 
 
 @dataclass
@@ -116,7 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
     directory = Path(config.getoption("entmoot_envdir") or environments_dir())
     try:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
-        catalog.select(config.rootpath, environments.values())  # checks/test_chaos.py makes a check of each
+        # checks/test_chaos.py makes a check of each file; one that is wrong is refused only by a run selecting it
+        catalog.select(config.rootpath, environments.values(), strict=False)
     except ConfigError as exc:
         raise pytest.UsageError(masker(str(exc))) from None
     selects_load, selects_chaos = _selects(config, "load"), _selects(config, "chaos")
@@ -176,9 +180,9 @@ def _gameday(config: pytest.Config, selects_chaos: bool, environments: list[str]
     return GameDay(order, max(0.0, config.getoption("entmoot_gameday_pause")))
 
 
-def _refuse_unless_allowed(refuse: Any, environment: Environment, *, confirmed: bool) -> None:
+def _refuse_unless_allowed(refuse: Any, environment: Environment, **given: Any) -> None:
     try:
-        refuse(environment, confirmed=confirmed)
+        refuse(environment, **given)
     except ConfigError as exc:
         raise pytest.UsageError(f"{exc} ({exc.fix})") from None
 
@@ -497,16 +501,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for fixture, refuse in (("load_run", load.refuse_unless_allowed), ("chaos_runner", chaos_guard.refuse_unless_allowed)):
         for name in dict.fromkeys(_env_name(item) for item in items if fixture in getattr(item, "fixturenames", ())):
             _refuse_unless_allowed(refuse, suite.environments[name], confirmed=suite.confirmed)
+    _refuse_selected_experiments(config, items)
     _validate_metadata(config, items)
     for item in items:
         if spec_of(item) is not None:
             _renders_verdicts(item)
 
 
+def _refuse_selected_experiments(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An experiment file the run selects must be valid, and an experiment asked for by name (--check) allowed
+    where it runs (those that -m chaos alone selects are skipped, with the reason, where not allowed)."""
+    broken, known = catalog.broken(config.rootpath), catalog.experiments(config.rootpath)
+    asked = set(config.getoption("entmoot_checks"))
+    suite = config.stash[SUITE_KEY]
+    for item in items:
+        check_id = _check_id(item)
+        if not check_id.startswith("chaos."):
+            continue
+        name = check_id.removeprefix("chaos.")
+        if name in broken:
+            raise pytest.UsageError(f"{broken[name]} (correct the file: `entmoot-ops chaos validate` checks them all)")
+        if check_id in asked:
+            _refuse_unless_allowed(chaos_guard.refuse_unless_allowed, suite.environments[_env_name(item)],
+                                   confirmed=suite.confirmed, experiment=known[name])
+
+
 def _declared_check_ids(config: pytest.Config) -> list[str]:
     """The ids the checks declare, read from their source without collecting anything; the chaos checks are one
     per experiment file (checks/test_chaos.py)."""
-    found = [f"chaos.{name}" for name in catalog.experiments(config.rootpath)]
+    found = [f"chaos.{name}" for name in [*catalog.experiments(config.rootpath), *catalog.broken(config.rootpath)]]
     for path in sorted((config.rootpath / "checks").glob("test_*.py")):
         found += CHECK_ID.findall(path.read_text(encoding="utf-8"))
     return sorted(set(found))
@@ -842,7 +865,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         say = lambda line: terminalreporter.write_line(line, yellow=True)  # noqa: E731
         for environment in suite.environments.values():
             _export_metrics(environment, results, marker, wall, say)
-            _notify(suite, environment, results, say)
+            if config.getoption("entmoot_notify"):
+                _notify(suite, environment, results, say)
 
 
 def _resolver(suite: Suite, env: str) -> Any:

@@ -28,6 +28,9 @@ CREDENTIALS = "aws.credentials"
 ENDPOINT_KEYS = ("url", "endpoint_url", "endpoints", "oncall", "ssh_config", "ssh_identity_file", "config_file", "hba_file",
                  "ca_file")
 REMEDIATION_ONLY = ("postgres.admin_dsn",)
+# A notification channel's secret: no check needs it. Unresolved, it fails no preflight; that channel alone is
+# skipped when the run ends, in one line (entmoot_ops.notify).
+CHANNEL_KEYS = "notify."
 # Hosts a template or a runbook snippet carries until someone fills in the real one: never asked, not even by DNS.
 PLACEHOLDER_HOST = re.compile(r"(^|\.)(example\.(com|org|net)|yourdomain\.com|your-?domain\.[a-z]+|example|invalid|test)$"
                               r"|x{6,}|<[^>]*>|\{\{", re.I)
@@ -63,7 +66,12 @@ class Preflight:
 
     @property
     def ok(self) -> bool:
-        return self.fatal is None and not self.problems
+        return self.fatal is None and not self.failures
+
+    @property
+    def failures(self) -> list[Problem]:
+        """The problems that cost checks: all but a notification channel's."""
+        return [p for p in self.problems.values() if not p.key.startswith(CHANNEL_KEYS)]
 
     def raise_for(self, reference: str) -> None:
         """An ERROR pointing at the preflight line, when ``reference`` (or the whole environment) failed there."""
@@ -74,8 +82,8 @@ class Preflight:
     def line(self) -> str:
         if self.fatal is not None:
             return f"preflight [{self.env}] FAILED: {self.fatal.describe()}"
-        if self.problems:  # one problem a line: each names its key and what to do
-            return f"preflight [{self.env}] FAILED ({len(self.problems)}):" + "".join(f"\n  - {p.describe()}" for p in self.problems.values())
+        if self.failures:  # one problem a line: each names its key and what to do
+            return f"preflight [{self.env}] FAILED ({len(self.failures)}):" + "".join(f"\n  - {p.describe()}" for p in self.failures)
         lacking = (f"; IAM denies {', '.join(self.iam_denied)}: the checks that call them will err "
                    f"(`entmoot-ops iam-policy` prints each mode's policy)") if self.iam_denied else ""
         unasked = (f"; IAM's policy simulator not asked ({self.iam_unasked.removeprefix('unavailable: ')}): a check that is "

@@ -80,9 +80,12 @@ def load_file(path: Path, *, origin: str | None = None) -> Experiment:
                       origin=origin, path=str(path))
 
 
-def load(directories: Iterable[tuple[Path, str | None]]) -> dict[str, Experiment]:
-    """Every ``*.toml`` of each (directory, origin), in name order; a name defined twice is an error."""
+def load(directories: Iterable[tuple[Path, str | None]]) -> tuple[dict[str, Experiment], dict[str, ConfigError]]:
+    """Every ``*.toml`` of each (directory, origin), in name order; and, by name (the file's stem), the files that
+    are wrong, each error one line naming the file and the key: a name defined twice is wrong the second time.
+    A directory an environment names that is not there is the environment's error: raised."""
     found: dict[str, Experiment] = {}
+    wrong: dict[str, ConfigError] = {}
     seen: set[Path] = set()
     for directory, origin in directories:
         if directory.resolve() in seen:
@@ -94,12 +97,17 @@ def load(directories: Iterable[tuple[Path, str | None]]) -> dict[str, Experiment
             raise ConfigError(f"{directory}: no such experiments directory",
                               fix="create it, or correct [chaos] experiments_dir of the environment")
         for path in sorted(directory.glob("*.toml")):
-            experiment = load_file(path, origin=origin)
+            try:
+                experiment = load_file(path, origin=origin)
+            except ConfigError as exc:
+                wrong.setdefault(path.stem, exc)
+                continue
             if experiment.name in found:
-                raise ConfigError(f"{path}: experiment {experiment.name} is defined twice (also in {found[experiment.name].path})",
-                                  fix="rename one of the files")
+                wrong.setdefault(experiment.name, ConfigError(f"{path}: experiment {experiment.name} is defined twice "
+                                                              f"(also in {found[experiment.name].path})", fix="rename one of the files"))
+                continue
             found[experiment.name] = experiment
-    return found
+    return found, wrong
 
 
 def directories(project: Path, environments: Iterable[Any]) -> list[tuple[Path, str | None]]:
