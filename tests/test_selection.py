@@ -32,7 +32,12 @@ def _checks(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     (("-k", "eror_rate", "-n", "2"), "-k 'eror_rate' selects no check (did you mean error_rate, "),
     (("--check", "chaos.kill-redsi"), "--check: no check 'chaos.kill-redsi' (did you mean chaos.kill-redis"),
     (("--check", "api.healht", "-m", "morning"), "--check: no check 'api.healht' (did you mean api.health?)"),
-], ids=["marker", "marker-in-expression", "keyword", "keyword-close", "keyword-under-xdist", "chaos-check", "check"])
+    (("-m", "deploy"), "the deploy gate needs --expected-version"),
+    (("-m", "deploy", "-n", "2"), "the deploy gate needs --expected-version"),
+    # refused by the workers that collected it: the controller says their words, and nothing started
+    (("-k", "reported_version", "-n", "2"), "the deploy gate needs --expected-version (selected: checks/test_deploy.py::"),
+], ids=["marker", "marker-in-expression", "keyword", "keyword-close", "keyword-under-xdist", "chaos-check", "check",
+        "deploy-without-version", "deploy-without-version-under-xdist", "deploy-by-keyword-under-xdist"])
 def test_a_typo_starts_nothing_and_keeps_the_last_run(tmp_path, args, says):
     reports = tmp_path / "reports"
     (reports / "allure-results").mkdir(parents=True)

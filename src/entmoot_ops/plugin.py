@@ -96,6 +96,7 @@ class Suite:
     # hands its result over through this file, written before any check is sent to a worker.
     handoff: Path | None = None
     refusal: str | None = None  # a usage error found only once xdist's workers had collected
+    refused: bool = False  # the selection was refused: nothing may start, nothing of the last run be emptied
     gameday: GameDay | None = None
     ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
@@ -133,6 +134,11 @@ def pytest_configure(config: pytest.Config) -> None:
         if selects_chaos:
             _refuse_unless_allowed(chaos_guard.refuse_unless_allowed, environment, confirmed=config.getoption("entmoot_yes"))
 
+    # The gate's version is asked for here, before xdist starts its workers, where -m or --check selects the gate; a
+    # selection by -k is refused once collected.
+    gate = _selects(config, "deploy") or any(c.startswith("deploy.") for c in config.getoption("entmoot_checks"))
+    if gate and not config.getoption("entmoot_expected_version"):
+        raise pytest.UsageError("the deploy gate needs --expected-version (the version /health and the PRIMARY image must carry)")
     gameday = _gameday(config, selects_chaos, list(environments))
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
@@ -278,9 +284,33 @@ def _start_results(config: pytest.Config) -> None:
         logxml.pytest_sessionstart()
 
 
+@pytest.hookimpl(wrapper=True, specname="pytest_collection_modifyitems")
+def pytest_refusal_keeps_the_last_run(config: pytest.Config, items: list[pytest.Item]) -> Any:
+    """pytest calls pytest_collection_finish even when the selection was refused (its own usage errors and ours):
+    a refused run must not empty the last run's results nor start a sandbox, and an xdist worker must not hand the
+    controller a selection to schedule."""
+    try:
+        return (yield)
+    except BaseException as exc:
+        config.stash[SUITE_KEY].refused = True
+        items[:] = []
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None and isinstance(exc, pytest.UsageError):  # the controller says it (pytest_testnodedown)
+            workeroutput["entmoot_refusal"] = str(exc)
+        raise
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A worker refused the selection it collected: its words, not the controller's guess from an empty selection."""
+    refusal = getattr(node, "workeroutput", {}).get("entmoot_refusal")
+    if refusal:
+        node.config.stash[SUITE_KEY].refusal = refusal
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    if config.option.collectonly or not _runs_checks(config):
+    if config.option.collectonly or not _runs_checks(config) or config.stash[SUITE_KEY].refused:
         return
     # What a check run has built by now (modules, botocore's service models, pydantic's validators, the items) lives
     # until it ends: frozen, it is not walked again by each full garbage collection, a tenth of a long run's CPU.

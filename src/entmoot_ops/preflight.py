@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import botocore.exceptions
 from pydantic import BaseModel
 
-from entmoot_ops.boundary import is_denial, measuring, outside_error
+from entmoot_ops.boundary import measuring, outside_error
 from entmoot_ops.check import Unavailable, best_effort
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError
@@ -158,7 +158,9 @@ def _iam_denials(clients: Any, env: Environment, mode: str, asked: dict) -> list
                 asked[question] = simulator.simulate_principal_policy(PolicySourceArn=question[1], ActionNames=list(question[2]),
                                                                       ResourceArns=list(question[3]))
             except botocore.exceptions.ClientError as exc:
-                if is_denial(exc):  # the least-privilege policies do not grant it: nothing to say
+                # IAM's own answer (a denial: the least-privilege policies do not grant it; a principal it does not
+                # know): nothing to advise. An answer that is not IAM's is said on the preflight's line.
+                if not exc.response.get("Error", {}).get("Unexpected"):
                     return []
                 raise
         for result in asked[question]["EvaluationResults"]:
