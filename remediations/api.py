@@ -12,7 +12,6 @@ procedure("api.investigate-errors", title="High API error rate: find the cause, 
     "read the attached 'top error messages' evidence: one dominant message points at the cause",
     "check recent deployments (aws ecs describe-services ... deployments); a deploy in the window: roll back",
     "DatabaseError / pool timeouts: see postgres.connections; Redis errors: see redis.reachable",
-    "verify recovery: re-run `pytest checks/ -m morning -k error-rate`",
 ])
 procedure("ecs.stabilise-service", title="Get the ECS service back to a steady, completed deployment",
           section="rolling-back-a-deployment", steps=[

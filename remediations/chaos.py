@@ -11,5 +11,4 @@ procedure("chaos.detection-gap", title="Close the detection or recovery gap an e
     "(widen the experiment's blast radius) or the check depends on what it should not",
     "not recovered: follow the failing check's own remediation; the service does not heal by itself from this fault",
     "an aborted experiment: the safeguard fired; find out why the fault hurt users more than the bound allows",
-    "re-run: pytest checks/ -m chaos --check chaos.<name>",
 ])

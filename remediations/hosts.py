@@ -12,7 +12,6 @@ def _restore_reach(ctx: RemediationContext) -> list[str]:
         "DNS but no TCP: the security group of the endpoint must allow the on-call host's address on that port "
         "(aws ec2 describe-security-groups --group-ids <sg> --query 'SecurityGroups[0].IpPermissions'); "
         "a bastion also needs its own outbound rule",
-        f"re-run: pytest checks/ -m hosts -k reach --env {ctx.env.name}",
     ]
 
 
@@ -22,7 +21,6 @@ def _sync_clock(ctx: RemediationContext) -> list[str]:
         "chrony: chronyc tracking; chronyc sources -v; force a step: sudo chronyc makestep",
         "systemd-timesyncd: sudo timedatectl set-ntp true; sudo systemctl restart systemd-timesyncd",
         "on EC2 use the Amazon Time Sync Service: 'server 169.254.169.123 prefer iburst' in /etc/chrony/chrony.conf",
-        f"re-run: pytest checks/ -m hosts -k clock --env {ctx.env.name}",
     ]
 
 
@@ -34,7 +32,6 @@ def _install_tools(ctx: RemediationContext) -> list[str]:
         "(Debian 12's awscli is 2.9; elsewhere the AWS CLI v2 installer: `aws logs tail` needs v2)",
         "Amazon Linux: sudo dnf install -y awscli-2 postgresql15 redis6 jq curl",
         "check what the PATH finds: command -v aws psql redis-cli jq curl; aws --version",
-        f"re-run: pytest checks/ -m hosts -k tools --env {ctx.env.name}",
     ]
 
 
@@ -45,7 +42,6 @@ def _free_disk(ctx: RemediationContext) -> list[str]:
         "old reports and Allure results: rm -rf reports/allure-results.* older than the incident reviews need",
         "journal and package caches: sudo journalctl --vacuum-size=200M; sudo apt-get clean",
         "inodes exhausted: many small files (find <dir> -xdev -type f | cut -d/ -f2,3 | sort | uniq -c | sort -n | tail)",
-        f"re-run: pytest checks/ -m hosts -k disk --env {ctx.env.name}",
     ]
 
 
@@ -55,7 +51,6 @@ def _start_service(ctx: RemediationContext) -> list[str]:
         "not running: sudo systemctl start <unit>; it stops again: read its log for the cause (disk full, config error)",
         "running but not listening on the port: listen_addresses / port in postgresql.conf; bind / port in redis.conf",
         "see who listens: sudo ss -ltnp",
-        f"re-run: pytest checks/ -m hosts -k services --env {ctx.env.name}",
     ]
 
 
@@ -66,7 +61,6 @@ def _secure_postgres(ctx: RemediationContext) -> list[str]:
         "trust on a network line: change its method in pg_hba.conf to scram-sha-256 (set each role's password first: "
         "\\password <role> in psql), then SELECT pg_reload_conf();",
         "confirm: SELECT type, database, user_name, address, auth_method FROM pg_hba_file_rules WHERE auth_method = 'trust';",
-        f"re-run: pytest checks/ -m hosts -k postgres-config --env {ctx.env.name}",
     ]
 
 
@@ -75,7 +69,6 @@ def _secure_redis(ctx: RemediationContext) -> list[str]:
         "in redis.conf: requirepass <a long random secret> (openssl rand -base64 32) and protected-mode yes",
         "apply without a restart: redis-cli CONFIG SET requirepass '<secret>'; redis-cli -a '<secret>' CONFIG SET protected-mode yes",
         "give the API the secret first (its task definition's secret), or it loses Redis with the change",
-        f"re-run: pytest checks/ -m hosts -k redis-config --env {ctx.env.name}",
     ]
 
 
@@ -89,7 +82,6 @@ def _renew_certificate(ctx: RemediationContext) -> list[str]:
         "--private-key fileb://key.pem --certificate-chain fileb://chain.pem (same ARN: the listener keeps it)",
         "wrong host name: request one for the API's name (aws acm request-certificate --domain-name <host> "
         "--validation-method DNS) and set it on the listener (aws elbv2 modify-listener --certificates CertificateArn=<arn>)",
-        f"re-run: pytest checks/ -m hosts -k tls --env {ctx.env.name}",
     ]
 
 

@@ -98,7 +98,7 @@ def test_chaos_validate_says_each_wrong_file_in_one_line(tmp_path, environments)
 
 @pytest.mark.parametrize(("extra", "said"), [
     ('detectors = ["api.helth"]\n', "mine.toml: detectors.0: no check 'api.helth' (did you mean api.health?)"),
-    ('steady_state = "mornin"\n', "mine.toml: steady_state: no checklist 'mornin' (did you mean morning?)"),
+    ('steady_state = "mornin"\n', "mine.toml: steady_state: no checklist or component 'mornin' (did you mean morning?)"),
 ])
 def test_a_chaos_run_refuses_an_experiment_naming_a_check_or_checklist_that_does_not_exist(tmp_path, environments, extra, said):
     (tmp_path / "mine").mkdir()

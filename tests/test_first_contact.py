@@ -92,7 +92,7 @@ def test_literal_secret_in_a_file_is_refused_without_printing_it(tmp_path):
 def test_a_misspelt_marker_is_refused_with_the_closest_checklist(tmp_path):
     completed = _pytest(["-m", "mornin"], tmp_path)
     assert completed.returncode == 4
-    assert "-m: no checklist 'mornin' (did you mean morning?)" in completed.stderr
+    assert "-m: no checklist or component 'mornin' (did you mean morning?)" in completed.stderr
     assert "expected-version" not in completed.stderr
 
 

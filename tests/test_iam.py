@@ -187,7 +187,7 @@ def test_the_preflight_asks_iam_what_is_missing_where_the_role_may_ask(iam_sandb
     told = _checks_with_policy(iam_sandbox, tmp_path / "may-ask", may_ask)
     said = [line for line in told.output.splitlines() if line.startswith("preflight [sandbox] ok")]
     assert len(said) == 1 and said[0].endswith("; IAM denies ec2:DescribeInstanceTypes: the checks that call them will err "
-                                               "(`entmoot-ops iam-policy` prints each mode's policy)"), said
+                                               "(`entmoot-ops iam-policy MODE` prints each mode's policy)"), said
     silent = _checks_with_policy(iam_sandbox, tmp_path / "may-not-ask", policy)
     assert "IAM denies" not in silent.output
     assert silent.outcome("postgres.pool-size") == told.outcome("postgres.pool-size") == "error"

@@ -24,8 +24,8 @@ def _checks(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (("-m", "mornin"), "-m: no checklist 'mornin' (did you mean morning?)"),
-    (("-m", "morning and not redsi"), "-m: no checklist 'redsi'"),
+    (("-m", "mornin"), "-m: no checklist or component 'mornin' (did you mean morning?)"),
+    (("-m", "morning and not redsi"), "-m: no checklist or component 'redsi' (did you mean redis"),
     (("-k", "nosuchcheck"), "-k 'nosuchcheck' selects no check: nothing was started or verified"),
     (("-k", "eror_rate"), "-k 'eror_rate' selects no check (did you mean error_rate, "),
     # xdist's workers collect, not the controller, which hears of an empty selection only from them

@@ -9,6 +9,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -142,6 +143,8 @@ def pytest_configure(config: pytest.Config) -> None:
     gameday = _gameday(config, selects_chaos, list(environments))
     reports_option = config.getoption("entmoot_reports")
     reports_dir = Path(reports_option) if reports_option else (Path("reports") if _runs_checks(config) else None)
+    if _runs_checks(config):
+        _register_components(config)
     if reports_dir is not None and not hasattr(config, "workerinput"):
         _refuse_unknown_selection(config)
         if not config.option.xmlpath:
@@ -524,7 +527,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=lambda item: rank.get(_check_id(item), len(rank)))  # a --check besides them comes after
     _refuse_empty_selection(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
-    if needs and not config.getoption("entmoot_expected_version"):
+    if needs and not config.getoption("entmoot_expected_version") and not config.option.collectonly:
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
     suite = config.stash[SUITE_KEY]
     # Load checks selected otherwise than by -m (-k, node ids): refused here, before any runs.
@@ -598,8 +601,29 @@ def _refuse_unknown_selection(config: pytest.Config) -> None:
 def _unknown_checklist(expression: str, markers: list[str]) -> str | None:
     for word in re.findall(r"[A-Za-z_][\w-]*", expression):
         if word not in ("and", "or", "not") and word not in markers:
-            return f"no checklist {word!r}{_closest(word, markers)}; checklists: {', '.join(CHECKLISTS)}"
+            components = sorted(set(markers) - set(CHECKLISTS) - {"check"})
+            return (f"no checklist or component {word!r}{_closest(word, markers)}; checklists: {', '.join(CHECKLISTS)}; "
+                    f"components: {', '.join(components)}")
     return None
+
+
+def _components(config: pytest.Config) -> list[str]:
+    """The first part of the checks' ids (``redis`` of ``redis.memory``): a marker each, so that pytest's -m language
+    selects by component as by checklist (``-m "morning and not redis"``)."""
+    return sorted({check_id.split(".", 1)[0] for check_id in _declared_check_ids(config)})
+
+
+def _register_components(config: pytest.Config) -> None:
+    registered = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    for component in _components(config):
+        if component not in registered:
+            config.addinivalue_line("markers", f"{component}: the {component}.* checks (a component)")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    check_id = _check_id(item)
+    if check_id:
+        item.add_marker(check_id.split(".", 1)[0])
 
 
 def _refuse_empty_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -683,6 +707,17 @@ def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float)
         time.sleep(interval)
 
 
+def rerun_command(config: pytest.Config, check_id: str, env: str) -> str:
+    """The command that runs this one check again, as this run ran it (its environments' directory, the gate's version)."""
+    component = check_id.split(".", 1)[0]
+    # A load run or an experiment is an action of its own mode (its IAM policy, its confirmation): -m names it.
+    command = ["pytest", "checks/", *(("-m", component) if component in ("load", "chaos") else ()), "--check", check_id, "--env", env]
+    for option, flag in (("entmoot_envdir", "--environments-dir"), ("entmoot_expected_version", "--expected-version")):
+        if config.getoption(option):
+            command += [flag, config.getoption(option)]
+    return shlex.join(command)
+
+
 class Fixed(AssertionError):
     """A check that failed and passed again after its remediation acted. It stays a failure: something was wrong,
     and a gate that rolled a release back has not verified that release."""
@@ -702,6 +737,7 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Fix
             plan = remediation.plan(context)
     except OpsError as exc:
         plan = [f"(could not prepare the plan: {exc})"]
+    plan.append(f"re-run: {rerun_command(item.config, run.spec.id, target.name)}")
     item.stash[PLAN_KEY] = plan
     reports.attach_plan(remediation, plan)
     if not suite.remediate:

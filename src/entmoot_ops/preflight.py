@@ -85,7 +85,7 @@ class Preflight:
         if self.failures:  # one problem a line: each names its key and what to do
             return f"preflight [{self.env}] FAILED ({len(self.failures)}):" + "".join(f"\n  - {p.describe()}" for p in self.failures)
         lacking = (f"; IAM denies {', '.join(self.iam_denied)}: the checks that call them will err "
-                   f"(`entmoot-ops iam-policy` prints each mode's policy)") if self.iam_denied else ""
+                   f"(`entmoot-ops iam-policy MODE` prints each mode's policy)") if self.iam_denied else ""
         unasked = (f"; IAM's policy simulator not asked ({self.iam_unasked.removeprefix('unavailable: ')}): a check that is "
                    "denied says so itself") if self.iam_unasked else ""
         return f"preflight [{self.env}] ok: {len(self.resolved)} references resolved; AWS credentials: {self.credentials}{lacking}{unasked}"
