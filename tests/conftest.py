@@ -46,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # The tests judge a fault the moment they inject it: the sandboxes they start show datapoints at once.
     # CloudWatch's delay (on by default for users) has tests of its own (test_cloudwatch_delay.py).
     os.environ.setdefault("ENTMOOT_SANDBOX_CLOUDWATCH_DELAY", "0")
+    # Nothing a test runs asks the instance metadata service (169.254.169.254), whatever the environment file says;
+    # tests/test_credential_sources.py points it at a listener of its own to prove who would.
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def _left_running(mark: str, basetemp: str) -> dict[int, str]:

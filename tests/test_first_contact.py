@@ -50,7 +50,7 @@ def test_shipped_templates_without_credentials_end_in_one_line_per_environment(t
         for variable in (f"{prefix}_API_TOKEN", f"{prefix}_PG_DSN", f"{prefix}_REDIS_AUTH_TOKEN"):
             assert f"is not set -> export {variable}" in block, block
         assert f"{prefix}_PG_REMEDIATOR_DSN" not in block  # needed by --remediate only
-        assert "aws.credentials: boto3 found none" in block and "AWS_PROFILE" in block
+        assert "aws.credentials: none found" in block and "AWS_PROFILE" in block
         assert "is a placeholder host -> write the environment's real endpoint" in block
     results = parse_junit(tmp_path / "reports" / "junit.xml")
     skipped = [r for r in results if r.outcome == "skip"]

@@ -72,7 +72,7 @@ def test_scale_without_credentials_is_diagnosed_as_the_preflight_does(tmp_path):
     result = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "scale", "--env", "staging", "--out",
                              "--environments-dir", str(environments)], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2, result.stderr
-    assert "preflight [staging] FAILED" in result.stderr and "aws.credentials: boto3 found none" in result.stderr
+    assert "preflight [staging] FAILED" in result.stderr and "aws.credentials: none found" in result.stderr
     assert "unreachable" not in result.stderr and "Traceback" not in result.stderr
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
 import botocore.loaders
 import botocore.parsers
@@ -92,6 +93,56 @@ def _botocore_session(profile: str | None = None) -> botocore.session.Session:
     session.register_component("data_loader", _LOADER)
     session.register_component("response_parser_factory", _PARSERS)
     return session
+
+
+# botocore's providers that ask the ECS container credentials endpoint and the EC2 instance metadata service.
+INSTANCE_PROVIDERS = ("container-role", "iam-role")
+ENVIRONMENT_PROVIDERS = ("env", "assume-role-with-web-identity")
+SOURCES = {"keys": "in aws.access_key_id and aws.secret_access_key", "profile": "in aws.profile",
+           "environment": "in the environment (AWS_ACCESS_KEY_ID, AWS_WEB_IDENTITY_TOKEN_FILE)",
+           "chain": "in the environment, a profile, an SSO session or credential_process",
+           "instance": "from the instance's or the ECS task's role"}
+
+
+def _credentials_from(session: botocore.session.Session, source: str, keys: tuple[str, str] | None) -> None:
+    """Keep only the providers of the environment's credential source: the instance metadata service is asked only
+    where the environment says it runs on an instance."""
+    resolver = session.get_component("credential_provider")
+    if keys is not None:
+        resolver.providers = [_Given(botocore.credentials.Credentials(*keys, method="explicit"))]
+    elif source == "instance":
+        resolver.providers = [p for p in resolver.providers if p.METHOD in INSTANCE_PROVIDERS]
+    elif source == "environment":
+        resolver.providers = [p for p in resolver.providers if p.METHOD in ENVIRONMENT_PROVIDERS]
+    else:
+        resolver.providers = [p for p in resolver.providers if p.METHOD not in INSTANCE_PROVIDERS]
+
+
+class _Given(botocore.credentials.CredentialProvider):
+    """Credentials the environment names (its keys, or the role assumed with them)."""
+
+    METHOD = "explicit"
+
+    def __init__(self, credentials: botocore.credentials.Credentials):
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> botocore.credentials.Credentials:
+        return self._credentials
+
+
+def _assume_role(session: botocore.session.Session, role_arn: str, region: str, endpoint: str | None) -> None:
+    """The session's credentials become the role's, assumed with the source's own and refreshed before they expire
+    (botocore's fetcher, as a profile's role_arn is)."""
+    resolver = session.get_component("credential_provider")
+    base = resolver.load_credentials()
+    if base is None:  # aws_credentials says so
+        return
+    fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+        client_creator=functools.partial(session.create_client, region_name=region, endpoint_url=endpoint),
+        source_credentials=base, role_arn=role_arn, extra_args={"RoleSessionName": "entmoot-ops"})
+    resolver.providers = [_Given(botocore.credentials.DeferredRefreshableCredentials(
+        method="assume-role", refresh_using=fetcher.fetch_credentials))]
 
 
 def parse_models(services: Iterable[str]) -> None:
@@ -332,25 +383,32 @@ class Clients:
         aws = self.env.aws
         # By the key itself, not its reference: the same env:NAME may hold another key later in the process.
         access_key = self.secret(aws.access_key_id, what="aws.access_key_id") if aws.access_key_id else None
-        key = (aws.profile, access_key)
+        endpoint = self.endpoint(aws.endpoint_url, what="aws.endpoint_url") if aws.endpoint_url else None
+        key = (aws.credential_source, aws.profile, access_key, aws.role_arn, endpoint)
         if key in _SESSIONS:  # the preflight's: its configuration and credentials are read once a run
             return _SESSIONS[key]
         session = _botocore_session(aws.profile)
-        if access_key and aws.secret_access_key:
-            session.set_credentials(access_key, self.secret(aws.secret_access_key, what="aws.secret_access_key"))
+        keys = (access_key, self.secret(aws.secret_access_key, what="aws.secret_access_key")) if access_key else None
+        _credentials_from(session, aws.credential_source, keys)
         try:
             session.get_scoped_config()  # an unknown profile is said here, once, not by the first call
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(f"aws.profile: {exc}", fix="name a profile that exists in ~/.aws/config, or unset it") from None
+        if aws.role_arn:
+            _assume_role(session, aws.role_arn, aws.region, endpoint)
         _SESSIONS[key] = session
         return session
 
     def aws_credentials(self) -> str:
-        """Where boto3's chain finds credentials (env, sso, iam-role, ...); a ConfigError when it finds none."""
+        """Where the environment's credential source found credentials (env, sso, assume-role, iam-role, ...); a
+        ConfigError when it finds none. An assumed role is assumed here, so that a role that cannot be is said once."""
         found = self._session.get_credentials()
         if found is None:
-            raise ConfigError("AWS credentials: boto3 found none (no profile, SSO session, environment keys or instance role)",
-                              fix="set AWS_PROFILE or aws.profile, run `aws sso login`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+            source = self.env.aws.credential_source
+            raise ConfigError(f"AWS credentials: none found {SOURCES[source]}",
+                              fix='on an EC2 instance or an ECS task set [aws] credentials = "instance"; elsewhere set AWS_PROFILE '
+                                  "or aws.profile, run `aws sso login`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        found.get_frozen_credentials()
         return found.method
 
     def aws(self, service: str) -> Any:

@@ -78,9 +78,36 @@ class AwsSettings(Strict):
     account_id: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
     profile: str | None = None
     endpoint_url: EndpointRef | None = None
-    # Normally absent: boto3's chain (profile, SSO, instance role) is preferred. The sandbox names its own.
+    # Normally absent: a profile or the process's environment is preferred. The sandbox names its own.
     access_key_id: SecretRef | None = None
     secret_access_key: SecretRef | None = None
+    # Where the credentials come from: "keys" (the two above), "profile" (a profile of ~/.aws/config: SSO,
+    # credential_process, a role it assumes), "environment" (AWS_ACCESS_KEY_ID..., a web identity token), "instance"
+    # (the EC2 instance's or the ECS task's role), or "default": the keys when given, else the profile when named, else
+    # the environment and the shared files. Only "instance" asks the instance metadata service (169.254.169.254): on a
+    # laptop or a CI runner that is a delay and traffic nobody asked for.
+    credentials: Literal["default", "keys", "profile", "environment", "instance"] = "default"
+    # A role assumed with the credentials above (sts:AssumeRole), e.g. a read-only role in the environment's account.
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")] | None = None
+
+    @model_validator(mode="after")
+    def _credentials_named(self) -> AwsSettings:
+        keys = (self.access_key_id, self.secret_access_key)
+        if any(keys) and not all(keys):
+            raise ValueError("access_key_id and secret_access_key go together")
+        if self.credentials == "keys" and not all(keys):
+            raise ValueError('credentials = "keys" needs access_key_id and secret_access_key')
+        if self.credentials == "profile" and not self.profile:
+            raise ValueError('credentials = "profile" needs profile')
+        if self.credentials not in ("default", "keys") and all(keys):
+            raise ValueError(f'access_key_id and secret_access_key are keys: credentials = "{self.credentials}" would not use them')
+        return self
+
+    @property
+    def credential_source(self) -> str:
+        if self.credentials != "default":
+            return self.credentials
+        return "keys" if self.access_key_id else "profile" if self.profile else "chain"
 
 
 class ApiAuth(Strict):
