@@ -98,6 +98,7 @@ class Suite:
     handoff: Path | None = None
     refusal: str | None = None  # a usage error found only once xdist's workers had collected
     refused: bool = False  # the selection was refused: nothing may start, nothing of the last run be emptied
+    running: str | None = None  # the check that runs now: the one Ctrl-C stops
     gameday: GameDay | None = None
     ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
@@ -913,6 +914,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         outcomes.collector.append(result)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    suite = item.config.stash.get(SUITE_KEY, None)
+    if suite is not None:
+        suite.running = item.nodeid
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
@@ -920,6 +928,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if suite is None:
         return
     results = outcomes.collector.drain()
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        # What a person needs after Ctrl-C: which check it stopped, and how much was judged. An experiment's rollbacks
+        # have run by now (its runner's finally); a remediation in progress is in the audit log.
+        judged = {r.nodeid for r in results}
+        session = config.stash.get(SESSION_KEY, None)
+        left = [item.nodeid for item in (session.items if session else []) if item.nodeid not in judged]
+        stopped = f" during {suite.running}" if suite.running and suite.running not in judged else ""
+        terminalreporter.write_line(f"interrupted{stopped}: {len(judged)} check(s) judged, {len(left)} not judged; "
+                                    "an experiment's rollbacks ran, an action's record is in the audit log", red=True)
     if not results:
         return
     outcomes.write_summary(terminalreporter, results, [p.line() for p in suite.preflights.values() if not p.ok])
