@@ -6,7 +6,7 @@ forgetting those datapoints too, so that the next test sees a healthy window aga
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from entmoot_ops.sandbox.supervisor import Sandbox
 
 GIB = 1024**3
+APP_ROLE = "entmoot_app"
 
 
 @dataclass
@@ -176,8 +177,20 @@ def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     return lambda: None
 
 
-def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
+@contextlib.contextmanager
+def _unrecorded(sandbox: Sandbox, role: str = "postgres", server: Any = None) -> Iterator[psycopg.Connection]:
+    """A session of the sandbox's own making, as ``role`` (the objects it creates are that role's), whose statements
+    pg_stat_statements does not record: a fault's setup is not the application's workload, and on a slow machine
+    its bulk writes would otherwise read as the application's slow statements long after the fault is undone."""
     with psycopg.connect(sandbox.postgres.dsn("postgres", server=server), autocommit=True, connect_timeout=2) as conn:
+        conn.execute("SET pg_stat_statements.track = 'none'")  # a superuser's setting: hence the session as postgres
+        if role != "postgres":
+            conn.execute(f"SET ROLE {role}")
+        yield conn
+
+
+def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
+    with _unrecorded(sandbox, server=server) as conn:
         conn.execute(sql)
 
 
@@ -334,21 +347,21 @@ def rds_unavailable(sandbox: Sandbox, since: datetime, status: str = "storage-fu
 
 def jobs_stuck(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     undo_worker = _api(sandbox, worker_paused=True)
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+    with _unrecorded(sandbox, APP_ROLE) as conn:
         ids = [row[0] for row in conn.execute(
             "INSERT INTO optimization_jobs (project_id, status, created_at, started_at) VALUES "
             "(1, 'pending', now() - interval '2 hours', NULL), "
             "(2, 'running', now() - interval '3 hours', now() - interval '3 hours') RETURNING id").fetchall()]
 
     def undo() -> None:
-        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        with _unrecorded(sandbox, APP_ROLE) as conn:
             conn.execute("DELETE FROM optimization_jobs WHERE id = ANY(%s)", (ids,))
         undo_worker()
     return undo
 
 
 def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callable[[], None]:
-    sessions = [psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) for _ in range(count)]
+    sessions = [psycopg.connect(sandbox.postgres.dsn(APP_ROLE), autocommit=True) for _ in range(count)]
     for conn in sessions:
         conn.execute("SELECT 1")
 
@@ -361,7 +374,7 @@ def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callabl
 def idle_in_transaction(sandbox: Sandbox, since: datetime, count: int = 2, superuser: bool = False) -> Callable[[], None]:
     """Sessions that began a transaction and went quiet, as code that forgets to commit on an error path leaves
     them; ``superuser`` adds one of the postgres role (which no remediation may touch)."""
-    roles = ["entmoot_app"] * count + ["postgres"] * superuser
+    roles = [APP_ROLE] * count + ["postgres"] * superuser
     sessions = [psycopg.connect(sandbox.postgres.dsn(role), connect_timeout=2) for role in roles]
     for conn in sessions:
         conn.execute("SELECT count(*) FROM pg_stat_activity")  # psycopg opens the transaction; nothing commits it
@@ -375,7 +388,7 @@ def idle_in_transaction(sandbox: Sandbox, since: datetime, count: int = 2, super
 def long_query(sandbox: Sandbox, since: datetime, seconds: float = 600, superuser: bool = False) -> Callable[[], None]:
     """A statement of the application that runs on (pg_sleep: long, not CPU-heavy, so the machine stays usable);
     ``superuser`` adds one of the postgres role, which no remediation may touch."""
-    roles = ["entmoot_app"] + ["postgres"] * superuser
+    roles = [APP_ROLE] + ["postgres"] * superuser
     sessions = [psycopg.connect(sandbox.postgres.dsn(role), autocommit=True, connect_timeout=2) for role in roles]
 
     def run(conn: psycopg.Connection) -> None:
@@ -399,32 +412,43 @@ def long_query(sandbox: Sandbox, since: datetime, seconds: float = 600, superuse
 
 
 def _active_sleeps(sandbox: Sandbox) -> int:
-    with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
+    with _unrecorded(sandbox) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                             "AND query LIKE '%sandbox long query%' AND pid <> pg_backend_pid()").fetchone()[0]
 
 
 def seq_scans(sandbox: Sandbox, since: datetime, rows: int = 12000, scans: int = 1100) -> Callable[[], None]:
-    """A large table without the index its queries need, read by sequential scan again and again."""
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
-        conn.execute("CREATE TABLE sandbox_scans (id int, kind text)")
-        conn.execute("INSERT INTO sandbox_scans SELECT g, md5(g::text) FROM generate_series(1, %s) g", (rows,))
-        # The inserts reach the statistics before ANALYZE, not after it: otherwise the table reads as 12,000 rows
-        # modified since its ANALYZE, a second condition (postgres.analyze-fresh) this fault does not mean to cause.
-        conn.execute("SELECT pg_stat_force_next_flush()")
-        conn.execute("ANALYZE sandbox_scans")
+    """A large table without the index its queries need, read by sequential scan again and again; the scans are
+    the application's (the index suggestion reads them in pg_stat_statements), and undo forgets them there."""
+    # The inserts reach the statistics before ANALYZE, not after it: otherwise the table reads as 12,000 rows
+    # modified since its ANALYZE, a second condition (postgres.analyze-fresh) this fault does not mean to cause.
+    _as_app(sandbox, "CREATE TABLE sandbox_scans (id int, kind text)",
+            f"INSERT INTO sandbox_scans SELECT g, md5(g::text) FROM generate_series(1, {int(rows)}) g")
+    _as_app(sandbox, "ANALYZE sandbox_scans")
+    with _application_session(sandbox) as conn:
         for i in range(scans):
             conn.execute("SELECT count(*) FROM sandbox_scans WHERE kind = %s", (str(i),))
     # Closing the session flushed its statistics: pg_stat_user_tables counts every scan now.
 
     def undo() -> None:
-        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
-            conn.execute("DROP TABLE sandbox_scans")
+        _as_app(sandbox, "DROP TABLE sandbox_scans")
+        _forget_statements(sandbox, "sandbox_scans")
     return undo
 
 
+def _application_session(sandbox: Sandbox) -> psycopg.Connection:
+    """A session of the application's role whose statements pg_stat_statements records: a fault's workload."""
+    return psycopg.connect(sandbox.postgres.dsn(APP_ROLE), autocommit=True, connect_timeout=2)
+
+
+def _forget_statements(sandbox: Sandbox, marker: str) -> None:
+    """Remove from pg_stat_statements the statements a fault made the application run: the undo of its workload."""
+    _superuser(sandbox, sandbox.postgres.primary, "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements "
+                                                  f"WHERE query LIKE '%{marker}%'")
+
+
 def _as_app(sandbox: Sandbox, *statements: str) -> None:
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True, connect_timeout=2) as conn:
+    with _unrecorded(sandbox, APP_ROLE) as conn:
         for statement in statements:
             conn.execute(statement)
         conn.execute("SELECT pg_stat_force_next_flush()")  # the statistics views see it now, not within a second
@@ -450,7 +474,7 @@ def stale_table(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 def _wait_for_xmin_horizon(sandbox: Sandbox) -> None:
     """The replica's hot_standby_feedback holds the xmin horizon back for up to wal_receiver_status_interval (10 s):
     until it passes the last write, no VACUUM can remove the rows that write made dead."""
-    with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
+    with _unrecorded(sandbox) as conn:
         after = conn.execute("SELECT txid_current() % 4294967296").fetchone()[0]
         wait_until(lambda: conn.execute("SELECT coalesce(bool_and(xmin IS NULL OR xmin::text::bigint > %s), true) "
                                         "FROM pg_replication_slots", (after,)).fetchone()[0], what="xmin horizon past the last write",
@@ -500,7 +524,7 @@ def gist_dropped(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 120) -> Callable[[], None]:
     """Finished jobs older than the 90-day retention, still in optimization_jobs."""
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+    with _unrecorded(sandbox, APP_ROLE) as conn:
         ids = [row[0] for row in conn.execute(
             "INSERT INTO optimization_jobs (project_id, status, created_at, started_at, completed_at) "
             "SELECT 1 + g %% 200, 'completed', now() - make_interval(days => %s), now() - make_interval(days => %s), "
@@ -508,7 +532,7 @@ def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 1
             (days, days, days, count)).fetchall()]
 
     def undo() -> None:
-        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        with _unrecorded(sandbox, APP_ROLE) as conn:
             conn.execute("DELETE FROM optimization_jobs WHERE id = ANY(%s)", (ids,))
             conn.execute("DELETE FROM optimization_jobs_archive WHERE id = ANY(%s)", (ids,))
     return undo
@@ -516,10 +540,9 @@ def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 1
 
 def slow_statement(sandbox: Sandbox, since: datetime, seconds: float = 1.2) -> Callable[[], None]:
     """One statement of the application slower than a second, in pg_stat_statements; undo forgets it there."""
-    _as_app(sandbox, f"SELECT pg_sleep({float(seconds)}) /* sandbox slow statement */")
-    return lambda: _superuser(sandbox, sandbox.postgres.primary,
-                              "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements "
-                              "WHERE query LIKE '%sandbox slow statement%'")
+    with _application_session(sandbox) as conn:
+        conn.execute(f"SELECT pg_sleep({float(seconds)}) /* sandbox slow statement */")
+    return lambda: _forget_statements(sandbox, "sandbox slow statement")
 
 
 def _wait_for_version(sandbox: Sandbox, version: str) -> None:
