@@ -12,9 +12,13 @@ from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
 
 import contextlib
+import inspect
+import json
 import os
+import shlex
 import signal
 import threading
+import typing
 
 import psycopg
 import redis
@@ -79,18 +83,22 @@ def memory_leak(sandbox: Sandbox, since: datetime, percent: float = 96) -> Calla
 
 
 def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[[], None]:
+    """Every API request takes ``ms`` longer: the ALB's response time and p95 rise."""
     return _forgetting_traffic(sandbox, since, _api(sandbox, latency_ms=ms))
 
 
 def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The API's health endpoint says degraded (with HTTP 200, as many services do: only the body tells)."""
     return _api(sandbox, degraded=True)
 
 
 def api_auth_disabled(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The API serves /api/ without asking for a credential, as a release shipped with authentication off."""
     return _api(sandbox, auth_disabled=True)
 
 
 def api_storage_fallback(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The API fell back to in-memory storage (started while Redis was away) and still says healthy."""
     return _api(sandbox, storage_fallback=True)
 
 
@@ -101,6 +109,7 @@ def api_task_rate(sandbox: Sandbox, since: datetime, rate: float = 1000.0) -> Ca
 
 
 def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The service's rollout held one task short of its desired count: the deployment never completes."""
     sandbox.agent.stuck_rollout = True
     sandbox.agent.tick()
 
@@ -112,6 +121,7 @@ def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 def alarm(sandbox: Sandbox, since: datetime, name: str = sandbox_aws.ALARMS[0], state: str = "ALARM",
           reason: str = "Threshold Crossed: 1 datapoint [4.2] was greater than the threshold (1.0).") -> Callable[[], None]:
+    """A CloudWatch alarm (``name``) set to ``state`` with ``reason``; undo sets it back to OK."""
     cloudwatch = sandbox.aws.client("cloudwatch")
     cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
     return lambda: cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="sandbox: healthy")
@@ -195,6 +205,7 @@ def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
 
 
 def replica_paused(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """WAL replay paused on the replica: its lag grows while the primary writes."""
     replica = sandbox.postgres.replica
     _superuser(sandbox, replica, "SELECT pg_wal_replay_pause()")
 
@@ -205,6 +216,7 @@ def replica_paused(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def slot_inactive(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """A physical replication slot no replica uses, retaining WAL on the primary."""
     primary = sandbox.postgres.primary
     _superuser(sandbox, primary, "SELECT pg_create_physical_replication_slot('orphaned_replica', true)")
     _superuser(sandbox, primary, "CHECKPOINT")
@@ -212,6 +224,7 @@ def slot_inactive(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def redis_memory_pressure(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """Redis filled to a maxmemory just above its use: keys are evicted."""
     client = sandbox.redis.client()
     original = client.config_get("maxmemory")["maxmemory"]
     used = int(client.info("memory")["used_memory"])
@@ -307,6 +320,7 @@ def redis_client_pressure(sandbox: Sandbox, since: datetime, clients: int = 8) -
 
 
 def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> Callable[[], None]:
+    """``misses`` reads of keys that are not there: the cache hit rate collapses."""
     client = sandbox.redis.client()
     for start in range(0, misses, 1000):
         with client.pipeline(transaction=False) as pipe:
@@ -337,15 +351,18 @@ def rds_cpu_pressure(sandbox: Sandbox, since: datetime, percent: float = 95) -> 
 
 
 def rds_low_storage(sandbox: Sandbox, since: datetime, free_ratio: float = 0.05) -> Callable[[], None]:
+    """The primary's FreeStorageSpace down to ``free_ratio`` of its allocated storage (simulated)."""
     return _simulated_rds_load(sandbox, since, "storage_fill_bytes", int(sandbox.aws.allocated_gib() * GIB * (1 - free_ratio)))
 
 
 def rds_unavailable(sandbox: Sandbox, since: datetime, status: str = "storage-full") -> Callable[[], None]:
+    """The DB instance's status in RDS becomes ``status`` (storage-full by default)."""
     sandbox.aws.set_db_status(status)
     return lambda: sandbox.aws.set_db_status("available")
 
 
 def jobs_stuck(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The worker paused, with a job pending for two hours and one running for three."""
     undo_worker = _api(sandbox, worker_paused=True)
     with _unrecorded(sandbox, APP_ROLE) as conn:
         ids = [row[0] for row in conn.execute(
@@ -361,6 +378,7 @@ def jobs_stuck(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callable[[], None]:
+    """``count`` idle sessions of the application held open on the primary."""
     sessions = [psycopg.connect(sandbox.postgres.dsn(APP_ROLE), autocommit=True) for _ in range(count)]
     for conn in sessions:
         conn.execute("SELECT 1")
@@ -500,6 +518,7 @@ def invalid_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def unused_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """An index on optimizations (score) that no query uses."""
     return _maintenance_fault(sandbox, ("CREATE INDEX sandbox_unused_idx ON optimizations (score)",),
                               ("DROP INDEX IF EXISTS sandbox_unused_idx",))
 
@@ -518,6 +537,7 @@ def sequence_near_exhaustion(sandbox: Sandbox, since: datetime) -> Callable[[], 
 
 
 def gist_dropped(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The spatial (GiST) index on buildings.geom dropped: the spatial query scans sequentially."""
     return _maintenance_fault(sandbox, ("DROP INDEX idx_buildings_location",),
                               ("CREATE INDEX IF NOT EXISTS idx_buildings_location ON buildings USING GIST (geom)",))
 
@@ -571,11 +591,13 @@ def deploy(sandbox: Sandbox, since: datetime, version: str = "1.5.0", error_rate
 
 
 def stale_backups(sandbox: Sandbox, since: datetime, hours: float = 30) -> Callable[[], None]:
+    """The latest automated snapshots ``hours`` old: backups look stale."""
     sandbox.aws.set_snapshot_times(-timedelta(hours=hours))
     return lambda: sandbox.aws.set_snapshot_times(timedelta(hours=hours))
 
 
 def pitr_lag(sandbox: Sandbox, since: datetime, minutes: float = 45) -> Callable[[], None]:
+    """The latest restorable time ``minutes`` behind: point-in-time recovery lags."""
     sandbox.aws.set_restore_lag(minutes * 60)
     return lambda: sandbox.aws.set_restore_lag(0)
 
@@ -607,6 +629,7 @@ def _unusual(kind: str, principal: str | None, at: datetime) -> list[dict]:
 
 def cloudtrail_event(sandbox: Sandbox, since: datetime, kind: str = "root_usage", principal: str | None = None,
                      hours_ago: float = 1) -> Callable[[], None]:
+    """An unusual CloudTrail event of ``kind`` (root usage, console login without MFA...) ``hours_ago``."""
     at = since - timedelta(hours=hours_ago)
     if at.weekday() == 6 and 2 <= at.hour < 3:
         # Sunday 02:00-03:00 UTC is sandbox.toml's change window, which excuses a change: an hour earlier, the event
@@ -668,9 +691,51 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
 }
 
 
+def parameters(name: str) -> dict[str, Any]:
+    """A fault's parameters and their defaults, from its signature (the sandbox and the time it began are not the
+    caller's to give)."""
+    return {p.name: p.default for p in list(inspect.signature(FAULTS[name]).parameters.values())[2:]}
+
+
+def usage(name: str) -> str:
+    """The fault's parameters as a person writes them: ``version=1.5.0 error_rate=0.0``."""
+    return " ".join(f"{key}={shlex.quote(default) if isinstance(default, str) else json.dumps(default)}"
+                    for key, default in parameters(name).items()) or "(no parameters)"
+
+
+def arguments(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` checked against the fault's signature, each value of its parameter's type; text (from a shell) is
+    read as JSON where the parameter is not text. A wrong name or type is a TypeError of one line, as a call with
+    them would be, that names the fault's parameters."""
+    hints = typing.get_type_hints(FAULTS[name], localns={"Sandbox": object})
+    known = parameters(name)
+    checked = {}
+    for key, value in given.items():
+        if key not in known:
+            raise TypeError(f"fault {name} has no parameter {key!r}; its parameters: {usage(name)}")
+        kinds = typing.get_args(hints[key]) or (hints[key],)
+        try:
+            checked[key] = _of_kind(value, kinds)
+        except ValueError:
+            raise TypeError(f"fault {name}: {key}={value!r} is not {' or '.join(k.__name__ for k in kinds)}; "
+                            f"its parameters: {usage(name)}") from None
+    return checked
+
+
+def _of_kind(value: Any, kinds: tuple[type, ...]) -> Any:
+    if isinstance(value, str) and str not in kinds:
+        value = json.loads(value)
+    if isinstance(value, int) and not isinstance(value, bool) and float in kinds:
+        value = float(value)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise ValueError(value)
+    return value
+
+
 def inject(sandbox: Sandbox, name: str, params: dict[str, Any]) -> Active:
     if name not in FAULTS:
         raise KeyError(f"unknown fault {name!r} (known: {', '.join(sorted(FAULTS))})")
+    params = arguments(name, params)
     since = datetime.now(UTC)
     if sandbox.api_pid is not None:
         # The API's metrics carry the time of their batch's first request: without a fresh batch here, requests
