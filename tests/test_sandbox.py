@@ -255,3 +255,21 @@ def test_alb_metrics_carry_every_dimension_set_aws_publishes(sandbox):
     for name in ("RequestCount", "HTTPCode_Target_2XX_Count", "TargetResponseTime"):
         assert sets[name] == {frozenset({balancer}), frozenset({balancer, group}), frozenset({balancer, zone})}, (name, sets[name])
     assert sets["HealthyHostCount"] == {frozenset({balancer, group}), frozenset({balancer, group, zone})}
+
+
+def test_undoing_low_storage_leaves_every_period_since_it_healthy(sandbox):
+    """Only forgetting the fault's readings left nothing to judge after a fault held longer than the checks' freshness
+    window: `sandbox fault undo rds_low_storage`, then an ERROR (no data measured) instead of a pass."""
+    period = 5  # the sandbox's CloudWatch period (sandbox.toml)
+    began = datetime.now(UTC)
+    with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        time.sleep(3 * period)  # a few periods under the fault
+    ended = datetime.now(UTC)
+    allocated = _aws(sandbox, "rds").describe_db_instances(DBInstanceIdentifier="entmoot-sandbox")["DBInstances"][0]["AllocatedStorage"]
+    points = _aws(sandbox, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/RDS", MetricName="FreeStorageSpace", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "entmoot-sandbox"}],
+        StartTime=began, EndTime=ended, Period=period, Statistics=["Minimum"])["Datapoints"]
+    first = datetime.fromtimestamp(-(-began.timestamp() // period) * period, UTC)
+    held = {first + timedelta(seconds=period * i) for i in range(int((ended - first).total_seconds()) // period)}
+    assert held and held <= {p["Timestamp"] for p in points}, (sorted(held), points)
+    assert min(p["Minimum"] for p in points) > 0.5 * allocated * 1024**3, points

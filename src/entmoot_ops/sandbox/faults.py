@@ -333,14 +333,13 @@ def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> 
 
 def _simulated_rds_load(sandbox: Sandbox, since: datetime, attribute: str, value: float) -> Callable[[], None]:
     """The agent reports RDS metrics with simulated load added (``attribute`` of the agent); undo takes it away
-    and forgets the metrics it produced."""
+    and puts healthy readings in place of those it produced."""
     setattr(sandbox.agent, attribute, value)
     sandbox.agent.tick()
 
     def undo() -> None:
         setattr(sandbox.agent, attribute, type(value)(0))
-        sandbox.agent.rewind("AWS/RDS", since)
-        sandbox.agent.tick()
+        sandbox.agent.restore_rds(since)
     return undo
 
 
