@@ -347,12 +347,12 @@ def scale(arguments: argparse.Namespace) -> int:
     if not checked.ok:
         raise OpsError(checked.line(), fix="")
     readonly = Clients(env, preflight=checked)
-    current = ecs.service_state(readonly).desired if arguments.to is None or not arguments.dry_run else None
+    current = ecs.service_state(readonly).desired  # a dry run reads too: its plan says the count it starts from
     target = arguments.to if arguments.to is not None else actions.scaled_count(
         current, minimum=settings.min_count, maximum=settings.max_count, step=settings.scale_out_step)
     command = f"aws ecs update-service --cluster {settings.cluster} --service {settings.service} --desired-count {target}"
     if arguments.dry_run:
-        print(f"{tag} plan: {command} (from {current if current is not None else 'the current count'}; bounds {bounds}); "
+        print(f"{tag} plan: {command} (from {current}; bounds {bounds}); "
               "dry run: no change made")
         return 0
     if target == current:
