@@ -39,9 +39,9 @@ def test_clock(env, oncall):
     source, url = hosts.clock_source(env.clients)
     for host in oncall:
         ours = hosts.host_clock(host)
-        # One Date header bounds its clock within a second and a round trip: when that cannot decide, sample its turns.
+        # One Date header bounds its clock within a second and a round trip: sample its turns until that settles.
         skew = ours.minus(hosts.http_date_clock(env.clients.http(authenticated=False), url, timeout=env.clients.http_timeout,
-                                                samples=5, until=lambda server, ours=ours: ours.minus(server).decided(limit)))
+                                                samples=5, until=lambda server, ours=ours: ours.minus(server).settled(limit)))
         evidence(f"clock of {hosts.host_name(host)}", {"source": f"{source} Date header ({url})", "skew_low_s": skew.low,
                                                        "skew_high_s": skew.high})
         value, how = skew.reading(limit)

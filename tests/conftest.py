@@ -297,6 +297,7 @@ def background_traffic(sandbox: SandboxHandle, path: str = "/api/projects/3", pa
 
 def scale_command(sandbox: SandboxHandle, audit_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """``entmoot-ops scale ARGS`` against the session's sandbox, as an operator runs it."""
-    environment = {"ENTMOOT_SANDBOX_STATE": str(sandbox.state_file), "PATH": "/usr/bin:/bin"}
+    environment = {"ENTMOOT_SANDBOX_STATE": str(sandbox.state_file), "PATH": "/usr/bin:/bin",
+                   **{name: os.environ[name] for name in ("PYTHONPATH",) if name in os.environ}}  # the code under test
     return subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "scale", *args, "--audit-log", str(audit_dir / "audit.jsonl")],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -62,3 +63,12 @@ def test_a_heading_inside_a_code_block_is_a_shell_comment():
     text = "## Section\n### Procedure\n```bash\n# 1. Check service status\n## not a heading\n```\n### Another\n"
     assert [(h.level, h.title, h.parent) for h in coverage.headings(text)] == [
         (2, "Section", None), (3, "Procedure", "section"), (3, "Another", "section")]
+
+
+def test_the_coverage_and_the_help_read_as_plain_text_in_a_terminal():
+    table = _cli("coverage").stdout
+    assert not re.search(r"&\w+;|``|\|", table), table[:2000]
+    assert re.search(r"^Daily Operations +\(through 2 procedures\)$\n^  Morning Checklist \(Start of Business Day\) +\S", table, re.M)
+    for command in ((), ("sandbox",), ("sandbox", "fault"), ("chaos",), ("scale",), ("coverage",), ("report",)):
+        shown = _cli(*command, "--help").stdout
+        assert "usage: entmoot-ops" in shown and "``" not in shown, shown

@@ -106,3 +106,22 @@ def test_sandbox_env_with_none_running_is_one_line(tmp_path):
     result = _ops("sandbox", "env", state_home=tmp_path)
     assert result.returncode == 4 and len(result.stderr.strip().splitlines()) == 1
     assert "does not exist" in result.stderr and "entmoot-ops sandbox up" in result.stderr
+
+
+def test_the_faults_are_listed_with_their_parameters_and_a_wrong_one_is_refused_in_one_line(tmp_path):
+    from entmoot_ops.sandbox import faults
+
+    listed = _ops("sandbox", "fault", "list", state_home=tmp_path)  # no sandbox needed to say what there is
+    assert listed.returncode == 0, listed.stderr
+    described = {name for name, _, _ in re.findall(r"^ {7}(\w+) +(\S.+)\n {34}(\S.+)$", listed.stdout, re.M)}
+    assert described == set(faults.FAULTS) and "``" not in listed.stdout, listed.stdout
+    assert re.search(r"^ {7}deploy +A release as the user's pipeline makes it.*\n {34}version=1\.5\.0 error_rate=0\.0 latency_ms=0\.0 "
+                     r"wait=true$", listed.stdout, re.M), listed.stdout
+    for wrong, problem in (("foo=1", "fault deploy has no parameter 'foo'"), ("error_rate=abc", "fault deploy: error_rate='abc' is not float")):
+        refused = _ops("sandbox", "fault", "inject", "deploy", wrong, state_home=tmp_path)
+        assert refused.returncode == 4 and refused.stderr.count("\n") == 1, refused.stderr
+        assert refused.stderr == (f"entmoot-ops: {problem}; its parameters: version=1.5.0 error_rate=0.0 latency_ms=0.0 "
+                                  "wait=true\n")
+    # Text from a shell becomes the parameter's type; a version stays text even where it reads as a number.
+    assert faults.arguments("deploy", {"version": "1.5", "error_rate": "1", "wait": "false"}) == \
+        {"version": "1.5", "error_rate": 1.0, "wait": False}

@@ -3,6 +3,7 @@ under each fault; commands over SSH only read; an SSH host that is down, frozen 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -294,3 +295,12 @@ def _cmdline(process: Path) -> bytes:
         return (process / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_right_clock_reads_well_within_the_limit(sandbox, run_checks):
+    """One Date header bounds a right clock only within its second: it read up to 0.94 s against the 1 s limit on
+    loopback, one slow round trip from failing. (A skewed clock still fails: the clock_skew case above.)"""
+    for _ in range(2):
+        run = run_checks("-m", "hosts", "--check", "hosts.clock")
+        [reading] = next(c for c in json.loads((run.reports / "summary.json").read_text())["checks"] if c["id"] == "hosts.clock")["values"]
+        assert run.outcome("hosts.clock") == "pass" and reading["value"] <= reading["limit"] / 2, reading

@@ -163,3 +163,29 @@ def test_an_index_read_only_on_the_replica_is_not_unused(sandbox, run_checks, en
         run = run_checks("-m", "monthly", "--check", "postgres.unused-indexes", "--environments-dir", str(directory))
     assert "sandbox_unused_idx" in plan
     assert "sandbox_unused_idx" not in run.result("postgres.unused-indexes").message, run.output[-3000:]
+
+
+@pytest.mark.parametrize(("fault", "table", "workload"), [
+    ("bloated_table", "sandbox_bloat", []), ("stale_table", "sandbox_upkeep", []),
+    ("sequence_near_exhaustion", "sandbox_counters", []),
+    ("seq_scans", "sandbox_scans", ["SELECT count(*) FROM sandbox_scans WHERE kind = $1"])])
+def test_a_faults_own_setup_is_no_statement_of_the_application(sandbox, fault, table, workload):
+    """On a slow machine the setup's bulk writes (200,000 rows for bloated_table) take over a second: recorded as the
+    application's, postgres.slow-statements would fail on them long after the fault is undone. Only the workload a
+    fault is about is the application's, and its undo forgets that too."""
+    import psycopg
+
+    from entmoot_ops.probes import maintenance
+
+    def recorded() -> list[str]:
+        with psycopg.connect(sandbox.env["ENTMOOT_SANDBOX_PG_PRIMARY_DSN"], autocommit=True) as primary:
+            every_statement = maintenance.slow_statements(primary, ("entmoot_app",), mean_above_ms=-1, frequent_mean_above_ms=-1,
+                                                          frequent_min_calls=0)
+            # and beyond the probe's top 20, as either role a fault works as (the remediations' own statements may be there)
+            as_sandbox = primary.execute("SELECT query FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+                                         "WHERE r.rolname IN ('entmoot_app', 'postgres') AND query LIKE %s", (f"%{table}%",)).fetchall()
+        return sorted({s.query for s in every_statement if table in s.query} | {row[0] for row in as_sandbox})
+
+    with sandbox.fault(fault):
+        assert recorded() == workload
+    assert recorded() == []

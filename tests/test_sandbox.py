@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, UTC
+from pathlib import Path
 
 import boto3
 import psycopg
@@ -255,3 +258,66 @@ def test_alb_metrics_carry_every_dimension_set_aws_publishes(sandbox):
     for name in ("RequestCount", "HTTPCode_Target_2XX_Count", "TargetResponseTime"):
         assert sets[name] == {frozenset({balancer}), frozenset({balancer, group}), frozenset({balancer, zone})}, (name, sets[name])
     assert sets["HealthyHostCount"] == {frozenset({balancer, group}), frozenset({balancer, group, zone})}
+
+
+def test_undoing_low_storage_leaves_every_period_since_it_healthy(sandbox):
+    """Only forgetting the fault's readings left nothing to judge after a fault held longer than the checks' freshness
+    window: `sandbox fault undo rds_low_storage`, then an ERROR (no data measured) instead of a pass."""
+    period = 5  # the sandbox's CloudWatch period (sandbox.toml)
+    began = datetime.now(UTC)
+    with sandbox.fault("rds_low_storage", free_ratio=0.05):
+        time.sleep(3 * period)  # a few periods under the fault
+    ended = datetime.now(UTC)
+    allocated = _aws(sandbox, "rds").describe_db_instances(DBInstanceIdentifier="entmoot-sandbox")["DBInstances"][0]["AllocatedStorage"]
+    points = _aws(sandbox, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/RDS", MetricName="FreeStorageSpace", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "entmoot-sandbox"}],
+        StartTime=began, EndTime=ended, Period=period, Statistics=["Minimum"])["Datapoints"]
+    first = datetime.fromtimestamp(-(-began.timestamp() // period) * period, UTC)
+    held = {first + timedelta(seconds=period * i) for i in range(int((ended - first).total_seconds()) // period)}
+    assert held and held <= {p["Timestamp"] for p in points}, (sorted(held), points)
+    assert min(p["Minimum"] for p in points) > 0.5 * allocated * 1024**3, points
+
+
+@pytest.fixture
+def temp_dir():
+    """A TMPDIR of the test's own that the PostgreSQL user can reach (pytest's are its user's alone)."""
+    directory = Path(tempfile.mkdtemp(prefix="entmoot-test-tmp-"))
+    directory.chmod(0o711)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _left_behind(directory: Path) -> list[str]:
+    """A sandbox's directories and what is in them (the ports book, shared by every sandbox, stays by design)."""
+    return sorted(str(p.relative_to(directory)) for p in directory.glob("entmoot-sandbox-*") for p in (p, *p.rglob("*")))
+
+
+def test_a_private_sandbox_leaves_nothing_in_the_temp_dir(temp_dir, monkeypatch):
+    """Each run that started its own sandbox left its entmoot-sandbox-state-* directory (state, log) behind."""
+    from entmoot_ops.sandbox import handle as sandbox_handle
+
+    monkeypatch.setenv("TMPDIR", str(temp_dir))  # the sandbox's own directory too
+    monkeypatch.setattr("tempfile.tempdir", str(temp_dir))
+    own = sandbox_handle.start()
+    own.users = 1
+    assert own.state_file.parent.parent == temp_dir
+    own.release()
+    assert _left_behind(temp_dir) == []
+
+
+def test_ctrl_c_during_a_sandbox_start_leaves_no_data_directory(tmp_path, temp_dir):
+    """SIGINT (Ctrl-C reaches the whole foreground group) while PostgreSQL starts and the supervisor is still being
+    imported: the sandbox stops what started and removes its entmoot-sandbox-*/pg."""
+    process = subprocess.Popen([sys.executable, "-m", "entmoot_ops.sandbox", "serve", "--state-file", str(tmp_path / "state.json")],
+                               env={**os.environ, "TMPDIR": str(temp_dir)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=default_signals)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(temp_dir.glob("entmoot-sandbox-*/pg")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert list(temp_dir.glob("entmoot-sandbox-*/pg")), "the sandbox never began its start"
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    finally:
+        process.kill()
+    assert _left_behind(temp_dir) == []

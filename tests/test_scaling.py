@@ -34,7 +34,8 @@ def test_scale_command_refuses_nonsense_waits_and_audits(sandbox, tmp_path):
                                           "(ecs.min_count..max_count) (ask for a count within 3..20)") and not refused.stdout
     plan = scale_command(sandbox, tmp_path, "--to", "8", "--dry-run")
     assert plan.returncode == 0 and plan.stdout.startswith("[sandbox] plan: aws ecs update-service --cluster entmoot-sandbox "
-                                                           "--service entmoot-api --desired-count 8") and "no change made" in plan.stdout
+                                                           "--service entmoot-api --desired-count 8 (from 3; bounds 3..20); "
+                                                           "dry run: no change made"), plan.stdout
     assert not (tmp_path / "audit.jsonl").exists()
     try:
         up = scale_command(sandbox, tmp_path, "--to", "20")

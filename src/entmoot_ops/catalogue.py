@@ -62,6 +62,10 @@ def checks(checks_dir: Path) -> list[Entry]:
 def table(entries: list[Entry]) -> list[str]:
     """The catalogue as aligned text lines, for a terminal."""
     rows = [("ID", "SEVERITY", "MARKERS", "RUNBOOK SECTION", "REMEDIATION", "TITLE")]
-    rows += [(e.id, e.severity, ",".join(e.markers), e.section, e.remediation, e.title) for e in entries]
+    return aligned(rows + [(e.id, e.severity, ",".join(e.markers), e.section, e.remediation, e.title) for e in entries])
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of text cells as aligned lines for a terminal (the last column as long as it is)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]) for row in rows]
+    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]).rstrip() for row in rows]

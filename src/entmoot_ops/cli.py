@@ -22,6 +22,11 @@ from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops.secrets import masker
 
 
+def plain(text: str) -> str:
+    """A docstring's words for a terminal: without the ``literal`` markup they carry for the source's reader."""
+    return text.replace("``", "")
+
+
 def _exports(state: dict, state_file: Path) -> list[str]:
     env = state["env"]
     # The suite reads ENTMOOT_SANDBOX_*; the standard names are for a person's tools in this shell.
@@ -234,39 +239,39 @@ def _control(arguments: argparse.Namespace):  # noqa: ANN202 - a SandboxHandle, 
     return attach(_state_file(arguments), what="sandbox")
 
 
-def _parameter(text: str) -> tuple[str, object]:
-    """``rate=0.3`` -> ("rate", 0.3); a value that is not JSON is a string (``message=pool timeout``)."""
+def _parameter(text: str) -> tuple[str, str]:
+    """``rate=0.3`` -> ("rate", "0.3"): the fault's signature says what the text is (entmoot_ops.sandbox.faults.arguments)."""
     name, found, value = text.partition("=")
     if not found or not name:
         raise Refused(f"fault parameter {text!r}: write NAME=VALUE", fix="e.g. rate=0.3 or version=1.6.0")
-    try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value
+    return name, value
 
 
 def sandbox_fault(arguments: argparse.Namespace) -> int:
     """The faults of the sandbox's control interface, for a person at a shell: list, inject, undo."""
-    from entmoot_ops.sandbox.faults import FAULTS
+    from entmoot_ops.sandbox import faults
 
-    handle = _control(arguments)
     if arguments.verb == "list":
-        active = set(handle.control("GET", "state", timeout=10)["faults"])
-        for name, fault in sorted(FAULTS.items()):
-            summary = " ".join((fault.__doc__ or "").split()).split(". ")[0]
-            print(f"{'ACTIVE ' if name in active else '       '}{name:<26} {summary}")
+        handle = _running(arguments)  # with none running, the list says what there is to inject
+        active = set(handle.control("GET", "state", timeout=10)["faults"]) if handle else set()
+        for name, fault in sorted(faults.FAULTS.items()):
+            summary = plain(" ".join((fault.__doc__ or "").split()).split(". ")[0].rstrip("."))
+            print(f"{'ACTIVE ' if name in active else '       '}{name:<26} {summary}\n{'':34}{faults.usage(name)}")
         return 0
-    if arguments.name not in FAULTS:
-        close = difflib.get_close_matches(arguments.name or "", FAULTS, n=3)
+    if arguments.name not in faults.FAULTS:
+        close = difflib.get_close_matches(arguments.name or "", faults.FAULTS, n=3)
         raise Refused(f"no sandbox fault {arguments.name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""),
                       fix="entmoot-ops sandbox fault list")
     if arguments.verb == "inject":
-        params = dict(_parameter(p) for p in arguments.params)
-        handle.inject(arguments.name, **params)
+        try:
+            params = faults.arguments(arguments.name, dict(_parameter(p) for p in arguments.params))
+        except TypeError as exc:
+            raise Refused(str(exc)) from None
+        _control(arguments).inject(arguments.name, **params)
         print(f"sandbox: fault {arguments.name} injected{' with ' + json.dumps(params) if params else ''}; "
               f"undo it with: entmoot-ops sandbox fault undo {arguments.name}")
     else:
-        handle.undo(arguments.name)
+        _control(arguments).undo(arguments.name)
         print(f"sandbox: fault {arguments.name} undone")
     return 0
 
@@ -342,12 +347,12 @@ def scale(arguments: argparse.Namespace) -> int:
     if not checked.ok:
         raise OpsError(checked.line(), fix="")
     readonly = Clients(env, preflight=checked)
-    current = ecs.service_state(readonly).desired if arguments.to is None or not arguments.dry_run else None
+    current = ecs.service_state(readonly).desired  # a dry run reads too: its plan says the count it starts from
     target = arguments.to if arguments.to is not None else actions.scaled_count(
         current, minimum=settings.min_count, maximum=settings.max_count, step=settings.scale_out_step)
     command = f"aws ecs update-service --cluster {settings.cluster} --service {settings.service} --desired-count {target}"
     if arguments.dry_run:
-        print(f"{tag} plan: {command} (from {current if current is not None else 'the current count'}; bounds {bounds}); "
+        print(f"{tag} plan: {command} (from {current}; bounds {bounds}); "
               "dry run: no change made")
         return 0
     if target == current:
@@ -474,7 +479,7 @@ def report(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="entmoot-ops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="entmoot-ops", description=plain(__doc__.splitlines()[0]))
     commands = parser.add_subparsers(dest="command", required=True)
     sandbox = commands.add_parser("sandbox", help="the embedded sandbox on its own: up, env, status, down, fault, traffic")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from entmoot_ops.catalogue import Entry
+from entmoot_ops.catalogue import Entry, aligned
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{2,3})\s+(.+?)\s*#*\s*$")
@@ -84,14 +84,15 @@ def rows(text: str, checks: list[Entry], remediations: dict[str, str], experimen
 
 
 def table(found: list[Row]) -> list[str]:
-    """Markdown: one line per heading, procedures indented under their section, then what nothing covers."""
-    lines = ["| Runbook heading | Checks | Remediations | Chaos experiments |", "|---|---|---|---|"]
+    """Aligned text for a terminal: one line per heading, procedures indented under their section, then what nothing
+    covers."""
+    rows = [("RUNBOOK HEADING", "CHECKS", "REMEDIATIONS", "CHAOS EXPERIMENTS")]
     for row in found:
-        title = row.heading.title if row.heading.level == 2 else f"&nbsp;&nbsp;{row.heading.title}"
         through = f"(through {row.through_procedures} procedure{'s' if row.through_procedures > 1 else ''})"
-        checks = ", ".join(row.checks) or (through if row.through_procedures else "")
-        lines.append(f"| {title} | {checks} | {', '.join(row.remediations)} | {', '.join(row.experiments)} |")
-    return [*lines, "", summary(found)]
+        rows.append((row.heading.title if row.heading.level == 2 else f"  {row.heading.title}",
+                     ", ".join(row.checks) or (through if row.through_procedures else ""), ", ".join(row.remediations),
+                     ", ".join(row.experiments)))
+    return [*aligned(rows), "", summary(found)]
 
 
 def summary(found: list[Row]) -> str:

@@ -176,6 +176,12 @@ class Offset:
     def decided(self, limit: float) -> bool:
         return not self.reading(limit)[1].startswith("about")
 
+    def settled(self, limit: float) -> bool:
+        """Decided against ``limit`` and against half of it: one Date header bounds a right clock only within its
+        second, so it would read anywhere up to the limit (0.9 s against 1 s) and a slower round trip would tip it
+        over; held to half the limit, a right clock reads well within it."""
+        return self.decided(limit) and self.decided(limit / 2)
+
 
 def clock_source(clients: Clients) -> tuple[str, str]:
     """Whose Date header the hosts' clocks are held to, and its URL: the API's root, or the AWS endpoint. Any answer

@@ -80,6 +80,18 @@ class Agent:
         with self._lock:
             return self.sandbox.aws.rewind_metrics(namespace, since)
 
+    def restore_rds(self, since: datetime) -> None:
+        """AWS/RDS since a moment as a healthy sandbox shows it: what a simulated fault published is replaced by the
+        readings of now, one per history step. Forgotten and not replaced, a fault held longer than the checks'
+        freshness window would leave them no period to judge (no data: an ERROR instead of a pass)."""
+        with self._lock:
+            self.sandbox.aws.rewind_metrics("AWS/RDS", since)
+            self._history_seconds = int((datetime.now(UTC) - since).total_seconds())
+            try:
+                self._rds()
+            finally:
+                self._history_seconds = 0
+
     def _put(self, namespace: str, metrics: list[tuple[str, dict[str, str], float, str]]) -> None:
         data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
                  "Timestamp": at, "Value": value, "Unit": unit, "StorageResolution": 1}

@@ -6,15 +6,19 @@ forgetting those datapoints too, so that the next test sees a healthy window aga
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
 
 import contextlib
+import inspect
+import json
 import os
+import shlex
 import signal
 import threading
+import typing
 
 import psycopg
 import redis
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from entmoot_ops.sandbox.supervisor import Sandbox
 
 GIB = 1024**3
+APP_ROLE = "entmoot_app"
 
 
 @dataclass
@@ -78,18 +83,22 @@ def memory_leak(sandbox: Sandbox, since: datetime, percent: float = 96) -> Calla
 
 
 def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[[], None]:
+    """Every API request takes ``ms`` longer: the ALB's response time and p95 rise."""
     return _forgetting_traffic(sandbox, since, _api(sandbox, latency_ms=ms))
 
 
 def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The API's health endpoint says degraded (with HTTP 200, as many services do: only the body tells)."""
     return _api(sandbox, degraded=True)
 
 
 def api_auth_disabled(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The API serves /api/ without asking for a credential, as a release shipped with authentication off."""
     return _api(sandbox, auth_disabled=True)
 
 
 def api_storage_fallback(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The API fell back to in-memory storage (started while Redis was away) and still says healthy."""
     return _api(sandbox, storage_fallback=True)
 
 
@@ -100,6 +109,7 @@ def api_task_rate(sandbox: Sandbox, since: datetime, rate: float = 1000.0) -> Ca
 
 
 def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The service's rollout held one task short of its desired count: the deployment never completes."""
     sandbox.agent.stuck_rollout = True
     sandbox.agent.tick()
 
@@ -111,6 +121,7 @@ def ecs_stuck_rollout(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 def alarm(sandbox: Sandbox, since: datetime, name: str = sandbox_aws.ALARMS[0], state: str = "ALARM",
           reason: str = "Threshold Crossed: 1 datapoint [4.2] was greater than the threshold (1.0).") -> Callable[[], None]:
+    """A CloudWatch alarm (``name``) set to ``state`` with ``reason``; undo sets it back to OK."""
     cloudwatch = sandbox.aws.client("cloudwatch")
     cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
     return lambda: cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="sandbox: healthy")
@@ -176,12 +187,25 @@ def redis_flushed(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
     return lambda: None
 
 
-def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
+@contextlib.contextmanager
+def _unrecorded(sandbox: Sandbox, role: str = "postgres", server: Any = None) -> Iterator[psycopg.Connection]:
+    """A session of the sandbox's own making, as ``role`` (the objects it creates are that role's), whose statements
+    pg_stat_statements does not record: a fault's setup is not the application's workload, and on a slow machine
+    its bulk writes would otherwise read as the application's slow statements long after the fault is undone."""
     with psycopg.connect(sandbox.postgres.dsn("postgres", server=server), autocommit=True, connect_timeout=2) as conn:
+        conn.execute("SET pg_stat_statements.track = 'none'")  # a superuser's setting: hence the session as postgres
+        if role != "postgres":
+            conn.execute(f"SET ROLE {role}")
+        yield conn
+
+
+def _superuser(sandbox: Sandbox, server: Any, sql: str) -> None:
+    with _unrecorded(sandbox, server=server) as conn:
         conn.execute(sql)
 
 
 def replica_paused(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """WAL replay paused on the replica: its lag grows while the primary writes."""
     replica = sandbox.postgres.replica
     _superuser(sandbox, replica, "SELECT pg_wal_replay_pause()")
 
@@ -192,6 +216,7 @@ def replica_paused(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def slot_inactive(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """A physical replication slot no replica uses, retaining WAL on the primary."""
     primary = sandbox.postgres.primary
     _superuser(sandbox, primary, "SELECT pg_create_physical_replication_slot('orphaned_replica', true)")
     _superuser(sandbox, primary, "CHECKPOINT")
@@ -199,6 +224,7 @@ def slot_inactive(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def redis_memory_pressure(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """Redis filled to a maxmemory just above its use: keys are evicted."""
     client = sandbox.redis.client()
     original = client.config_get("maxmemory")["maxmemory"]
     used = int(client.info("memory")["used_memory"])
@@ -294,6 +320,7 @@ def redis_client_pressure(sandbox: Sandbox, since: datetime, clients: int = 8) -
 
 
 def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> Callable[[], None]:
+    """``misses`` reads of keys that are not there: the cache hit rate collapses."""
     client = sandbox.redis.client()
     for start in range(0, misses, 1000):
         with client.pipeline(transaction=False) as pipe:
@@ -306,14 +333,13 @@ def redis_cold_cache(sandbox: Sandbox, since: datetime, misses: int = 30000) -> 
 
 def _simulated_rds_load(sandbox: Sandbox, since: datetime, attribute: str, value: float) -> Callable[[], None]:
     """The agent reports RDS metrics with simulated load added (``attribute`` of the agent); undo takes it away
-    and forgets the metrics it produced."""
+    and puts healthy readings in place of those it produced."""
     setattr(sandbox.agent, attribute, value)
     sandbox.agent.tick()
 
     def undo() -> None:
         setattr(sandbox.agent, attribute, type(value)(0))
-        sandbox.agent.rewind("AWS/RDS", since)
-        sandbox.agent.tick()
+        sandbox.agent.restore_rds(since)
     return undo
 
 
@@ -324,31 +350,35 @@ def rds_cpu_pressure(sandbox: Sandbox, since: datetime, percent: float = 95) -> 
 
 
 def rds_low_storage(sandbox: Sandbox, since: datetime, free_ratio: float = 0.05) -> Callable[[], None]:
+    """The primary's FreeStorageSpace down to ``free_ratio`` of its allocated storage (simulated)."""
     return _simulated_rds_load(sandbox, since, "storage_fill_bytes", int(sandbox.aws.allocated_gib() * GIB * (1 - free_ratio)))
 
 
 def rds_unavailable(sandbox: Sandbox, since: datetime, status: str = "storage-full") -> Callable[[], None]:
+    """The DB instance's status in RDS becomes ``status`` (storage-full by default)."""
     sandbox.aws.set_db_status(status)
     return lambda: sandbox.aws.set_db_status("available")
 
 
 def jobs_stuck(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The worker paused, with a job pending for two hours and one running for three."""
     undo_worker = _api(sandbox, worker_paused=True)
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+    with _unrecorded(sandbox, APP_ROLE) as conn:
         ids = [row[0] for row in conn.execute(
             "INSERT INTO optimization_jobs (project_id, status, created_at, started_at) VALUES "
             "(1, 'pending', now() - interval '2 hours', NULL), "
             "(2, 'running', now() - interval '3 hours', now() - interval '3 hours') RETURNING id").fetchall()]
 
     def undo() -> None:
-        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        with _unrecorded(sandbox, APP_ROLE) as conn:
             conn.execute("DELETE FROM optimization_jobs WHERE id = ANY(%s)", (ids,))
         undo_worker()
     return undo
 
 
 def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callable[[], None]:
-    sessions = [psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) for _ in range(count)]
+    """``count`` idle sessions of the application held open on the primary."""
+    sessions = [psycopg.connect(sandbox.postgres.dsn(APP_ROLE), autocommit=True) for _ in range(count)]
     for conn in sessions:
         conn.execute("SELECT 1")
 
@@ -361,7 +391,7 @@ def idle_sessions(sandbox: Sandbox, since: datetime, count: int = 45) -> Callabl
 def idle_in_transaction(sandbox: Sandbox, since: datetime, count: int = 2, superuser: bool = False) -> Callable[[], None]:
     """Sessions that began a transaction and went quiet, as code that forgets to commit on an error path leaves
     them; ``superuser`` adds one of the postgres role (which no remediation may touch)."""
-    roles = ["entmoot_app"] * count + ["postgres"] * superuser
+    roles = [APP_ROLE] * count + ["postgres"] * superuser
     sessions = [psycopg.connect(sandbox.postgres.dsn(role), connect_timeout=2) for role in roles]
     for conn in sessions:
         conn.execute("SELECT count(*) FROM pg_stat_activity")  # psycopg opens the transaction; nothing commits it
@@ -375,7 +405,7 @@ def idle_in_transaction(sandbox: Sandbox, since: datetime, count: int = 2, super
 def long_query(sandbox: Sandbox, since: datetime, seconds: float = 600, superuser: bool = False) -> Callable[[], None]:
     """A statement of the application that runs on (pg_sleep: long, not CPU-heavy, so the machine stays usable);
     ``superuser`` adds one of the postgres role, which no remediation may touch."""
-    roles = ["entmoot_app"] + ["postgres"] * superuser
+    roles = [APP_ROLE] + ["postgres"] * superuser
     sessions = [psycopg.connect(sandbox.postgres.dsn(role), autocommit=True, connect_timeout=2) for role in roles]
 
     def run(conn: psycopg.Connection) -> None:
@@ -399,32 +429,43 @@ def long_query(sandbox: Sandbox, since: datetime, seconds: float = 600, superuse
 
 
 def _active_sleeps(sandbox: Sandbox) -> int:
-    with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
+    with _unrecorded(sandbox) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                             "AND query LIKE '%sandbox long query%' AND pid <> pg_backend_pid()").fetchone()[0]
 
 
 def seq_scans(sandbox: Sandbox, since: datetime, rows: int = 12000, scans: int = 1100) -> Callable[[], None]:
-    """A large table without the index its queries need, read by sequential scan again and again."""
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
-        conn.execute("CREATE TABLE sandbox_scans (id int, kind text)")
-        conn.execute("INSERT INTO sandbox_scans SELECT g, md5(g::text) FROM generate_series(1, %s) g", (rows,))
-        # The inserts reach the statistics before ANALYZE, not after it: otherwise the table reads as 12,000 rows
-        # modified since its ANALYZE, a second condition (postgres.analyze-fresh) this fault does not mean to cause.
-        conn.execute("SELECT pg_stat_force_next_flush()")
-        conn.execute("ANALYZE sandbox_scans")
+    """A large table without the index its queries need, read by sequential scan again and again; the scans are
+    the application's (the index suggestion reads them in pg_stat_statements), and undo forgets them there."""
+    # The inserts reach the statistics before ANALYZE, not after it: otherwise the table reads as 12,000 rows
+    # modified since its ANALYZE, a second condition (postgres.analyze-fresh) this fault does not mean to cause.
+    _as_app(sandbox, "CREATE TABLE sandbox_scans (id int, kind text)",
+            f"INSERT INTO sandbox_scans SELECT g, md5(g::text) FROM generate_series(1, {int(rows)}) g")
+    _as_app(sandbox, "ANALYZE sandbox_scans")
+    with _application_session(sandbox) as conn:
         for i in range(scans):
             conn.execute("SELECT count(*) FROM sandbox_scans WHERE kind = %s", (str(i),))
     # Closing the session flushed its statistics: pg_stat_user_tables counts every scan now.
 
     def undo() -> None:
-        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
-            conn.execute("DROP TABLE sandbox_scans")
+        _as_app(sandbox, "DROP TABLE sandbox_scans")
+        _forget_statements(sandbox, "sandbox_scans")
     return undo
 
 
+def _application_session(sandbox: Sandbox) -> psycopg.Connection:
+    """A session of the application's role whose statements pg_stat_statements records: a fault's workload."""
+    return psycopg.connect(sandbox.postgres.dsn(APP_ROLE), autocommit=True, connect_timeout=2)
+
+
+def _forget_statements(sandbox: Sandbox, marker: str) -> None:
+    """Remove from pg_stat_statements the statements a fault made the application run: the undo of its workload."""
+    _superuser(sandbox, sandbox.postgres.primary, "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements "
+                                                  f"WHERE query LIKE '%{marker}%'")
+
+
 def _as_app(sandbox: Sandbox, *statements: str) -> None:
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True, connect_timeout=2) as conn:
+    with _unrecorded(sandbox, APP_ROLE) as conn:
         for statement in statements:
             conn.execute(statement)
         conn.execute("SELECT pg_stat_force_next_flush()")  # the statistics views see it now, not within a second
@@ -450,7 +491,7 @@ def stale_table(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 def _wait_for_xmin_horizon(sandbox: Sandbox) -> None:
     """The replica's hot_standby_feedback holds the xmin horizon back for up to wal_receiver_status_interval (10 s):
     until it passes the last write, no VACUUM can remove the rows that write made dead."""
-    with psycopg.connect(sandbox.postgres.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
+    with _unrecorded(sandbox) as conn:
         after = conn.execute("SELECT txid_current() % 4294967296").fetchone()[0]
         wait_until(lambda: conn.execute("SELECT coalesce(bool_and(xmin IS NULL OR xmin::text::bigint > %s), true) "
                                         "FROM pg_replication_slots", (after,)).fetchone()[0], what="xmin horizon past the last write",
@@ -476,6 +517,7 @@ def invalid_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
 
 
 def unused_index(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """An index on optimizations (score) that no query uses."""
     return _maintenance_fault(sandbox, ("CREATE INDEX sandbox_unused_idx ON optimizations (score)",),
                               ("DROP INDEX IF EXISTS sandbox_unused_idx",))
 
@@ -494,13 +536,14 @@ def sequence_near_exhaustion(sandbox: Sandbox, since: datetime) -> Callable[[], 
 
 
 def gist_dropped(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
+    """The spatial (GiST) index on buildings.geom dropped: the spatial query scans sequentially."""
     return _maintenance_fault(sandbox, ("DROP INDEX idx_buildings_location",),
                               ("CREATE INDEX IF NOT EXISTS idx_buildings_location ON buildings USING GIST (geom)",))
 
 
 def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 120) -> Callable[[], None]:
     """Finished jobs older than the 90-day retention, still in optimization_jobs."""
-    with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+    with _unrecorded(sandbox, APP_ROLE) as conn:
         ids = [row[0] for row in conn.execute(
             "INSERT INTO optimization_jobs (project_id, status, created_at, started_at, completed_at) "
             "SELECT 1 + g %% 200, 'completed', now() - make_interval(days => %s), now() - make_interval(days => %s), "
@@ -508,7 +551,7 @@ def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 1
             (days, days, days, count)).fetchall()]
 
     def undo() -> None:
-        with psycopg.connect(sandbox.postgres.dsn("entmoot_app"), autocommit=True) as conn:
+        with _unrecorded(sandbox, APP_ROLE) as conn:
             conn.execute("DELETE FROM optimization_jobs WHERE id = ANY(%s)", (ids,))
             conn.execute("DELETE FROM optimization_jobs_archive WHERE id = ANY(%s)", (ids,))
     return undo
@@ -516,10 +559,9 @@ def old_jobs(sandbox: Sandbox, since: datetime, count: int = 50, days: float = 1
 
 def slow_statement(sandbox: Sandbox, since: datetime, seconds: float = 1.2) -> Callable[[], None]:
     """One statement of the application slower than a second, in pg_stat_statements; undo forgets it there."""
-    _as_app(sandbox, f"SELECT pg_sleep({float(seconds)}) /* sandbox slow statement */")
-    return lambda: _superuser(sandbox, sandbox.postgres.primary,
-                              "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements "
-                              "WHERE query LIKE '%sandbox slow statement%'")
+    with _application_session(sandbox) as conn:
+        conn.execute(f"SELECT pg_sleep({float(seconds)}) /* sandbox slow statement */")
+    return lambda: _forget_statements(sandbox, "sandbox slow statement")
 
 
 def _wait_for_version(sandbox: Sandbox, version: str) -> None:
@@ -548,11 +590,13 @@ def deploy(sandbox: Sandbox, since: datetime, version: str = "1.5.0", error_rate
 
 
 def stale_backups(sandbox: Sandbox, since: datetime, hours: float = 30) -> Callable[[], None]:
+    """The latest automated snapshots ``hours`` old: backups look stale."""
     sandbox.aws.set_snapshot_times(-timedelta(hours=hours))
     return lambda: sandbox.aws.set_snapshot_times(timedelta(hours=hours))
 
 
 def pitr_lag(sandbox: Sandbox, since: datetime, minutes: float = 45) -> Callable[[], None]:
+    """The latest restorable time ``minutes`` behind: point-in-time recovery lags."""
     sandbox.aws.set_restore_lag(minutes * 60)
     return lambda: sandbox.aws.set_restore_lag(0)
 
@@ -584,6 +628,7 @@ def _unusual(kind: str, principal: str | None, at: datetime) -> list[dict]:
 
 def cloudtrail_event(sandbox: Sandbox, since: datetime, kind: str = "root_usage", principal: str | None = None,
                      hours_ago: float = 1) -> Callable[[], None]:
+    """An unusual CloudTrail event of ``kind`` (root usage, console login without MFA...) ``hours_ago``."""
     at = since - timedelta(hours=hours_ago)
     if at.weekday() == 6 and 2 <= at.hour < 3:
         # Sunday 02:00-03:00 UTC is sandbox.toml's change window, which excuses a change: an hour earlier, the event
@@ -645,9 +690,51 @@ FAULTS: dict[str, Callable[..., Callable[[], None]]] = {
 }
 
 
+def parameters(name: str) -> dict[str, Any]:
+    """A fault's parameters and their defaults, from its signature (the sandbox and the time it began are not the
+    caller's to give)."""
+    return {p.name: p.default for p in list(inspect.signature(FAULTS[name]).parameters.values())[2:]}
+
+
+def usage(name: str) -> str:
+    """The fault's parameters as a person writes them: ``version=1.5.0 error_rate=0.0``."""
+    return " ".join(f"{key}={shlex.quote(default) if isinstance(default, str) else json.dumps(default)}"
+                    for key, default in parameters(name).items()) or "(no parameters)"
+
+
+def arguments(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` checked against the fault's signature, each value of its parameter's type; text (from a shell) is
+    read as JSON where the parameter is not text. A wrong name or type is a TypeError of one line, as a call with
+    them would be, that names the fault's parameters."""
+    hints = typing.get_type_hints(FAULTS[name], localns={"Sandbox": object})
+    known = parameters(name)
+    checked = {}
+    for key, value in given.items():
+        if key not in known:
+            raise TypeError(f"fault {name} has no parameter {key!r}; its parameters: {usage(name)}")
+        kinds = typing.get_args(hints[key]) or (hints[key],)
+        try:
+            checked[key] = _of_kind(value, kinds)
+        except ValueError:
+            raise TypeError(f"fault {name}: {key}={value!r} is not {' or '.join(k.__name__ for k in kinds)}; "
+                            f"its parameters: {usage(name)}") from None
+    return checked
+
+
+def _of_kind(value: Any, kinds: tuple[type, ...]) -> Any:
+    if isinstance(value, str) and str not in kinds:
+        value = json.loads(value)
+    if isinstance(value, int) and not isinstance(value, bool) and float in kinds:
+        value = float(value)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise ValueError(value)
+    return value
+
+
 def inject(sandbox: Sandbox, name: str, params: dict[str, Any]) -> Active:
     if name not in FAULTS:
         raise KeyError(f"unknown fault {name!r} (known: {', '.join(sorted(FAULTS))})")
+    params = arguments(name, params)
     since = datetime.now(UTC)
     if sandbox.api_pid is not None:
         # The API's metrics carry the time of their batch's first request: without a fresh batch here, requests

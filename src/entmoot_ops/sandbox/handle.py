@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ class SandboxHandle:
     state: dict[str, Any]
     process: subprocess.Popen | None = None  # set when this process started the sandbox
     users: int = 0
+    own_directory: Path | None = None  # the temporary directory of a sandbox of this process's own: gone with it
 
     @property
     def env(self) -> dict[str, str]:
@@ -100,6 +102,8 @@ class SandboxHandle:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.state_file.unlink(missing_ok=True)
+        if self.own_directory is not None:
+            shutil.rmtree(self.own_directory, ignore_errors=True)
         _handles.pop(self.state_file, None)
 
 
@@ -112,11 +116,20 @@ def start(state_file: Path | None = None, *, detached: bool = False) -> SandboxH
     missing = [name for name in SANDBOX_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(f"the sandbox needs the 'sandbox' extra (pip install -e '.[sandbox]'): no module named {missing[0]!r}")
-    state_file = state_file or Path(tempfile.mkdtemp(prefix="entmoot-sandbox-state-")) / "state.json"
+    own_directory = None if state_file else Path(tempfile.mkdtemp(prefix="entmoot-sandbox-state-"))
+    state_file = state_file or own_directory / "state.json"
     state_file.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
-            return _start(state_file, detached)
+            handle = _start(state_file, detached)
+            handle.own_directory = own_directory
+            return handle
+        except KeyboardInterrupt:
+            # Ctrl-C reached the sandbox too, which stops and cleans up after itself; its log is no longer needed. A
+            # start that failed keeps it: the error names it.
+            if own_directory is not None:
+                shutil.rmtree(own_directory, ignore_errors=True)
+            raise
         except _PortTaken:
             # A loopback port the sandbox picked was taken before it bound it (another sandbox, an outgoing
             # connection's ephemeral port): its servers are gone with it, so it starts again on fresh ports.

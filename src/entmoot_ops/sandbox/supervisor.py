@@ -412,11 +412,13 @@ def write_state(state_file: Path, state: dict) -> None:
 
 
 def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: PostgresPair, postgres_started: Callable[[], float]) -> int:
-    sandbox = Sandbox(root, postgres, postgres_started)
     done = threading.Event()
+    # From here a Ctrl-C or SIGTERM, even during the start, ends in the finally below: servers stopped, directory gone.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
+    sandbox = None
     try:
+        sandbox = Sandbox(root, postgres, postgres_started)
         sandbox.start()
         server = ThreadingHTTPServer(("127.0.0.1", sandbox.control_port), _handler(sandbox))
         threading.Thread(target=server.serve_forever, name="sandbox-control", daemon=True).start()
@@ -437,5 +439,10 @@ def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: Postgr
         state_file.with_suffix(".error").write_text(f"{type(exc).__name__}: {exc}")
         return 1
     finally:
-        sandbox.close()
+        if sandbox is not None:
+            sandbox.close()
+        else:  # its start still runs on its thread: stopped once it is done
+            with contextlib.suppress(BaseException):
+                postgres_started()
+            postgres.close()
         shutil.rmtree(root, ignore_errors=True)
