@@ -28,8 +28,9 @@ def test_components_are_flattened_and_failure_words_recognised():
 
 @pytest.fixture
 def real_shaped_api():
-    """A stand-in for the real API on loopback: public /health with a chosen body, 401 on /api/* without a key."""
-    state = {"body": HEALTHY}
+    """A stand-in for the real API on loopback: public /health with a chosen body, 401 on /api/* without a key, and
+    the protected route's answer to a key (``protected``, 200 unless a test breaks it)."""
+    state = {"body": HEALTHY, "protected": 200, "anonymous": 401}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -37,7 +38,8 @@ def real_shaped_api():
 
         def do_GET(self):
             authorised = self.headers.get("Authorization", "").startswith("Bearer ")
-            status, body = (200, state["body"]) if self.path == "/health" else ((200, []) if authorised else (401, {"error": "unauthorized"}))
+            status, body = (200, state["body"]) if self.path == "/health" else \
+                ((state["protected"], []) if authorised else (state["anonymous"], {"error": "unauthorized"}))
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -75,6 +77,18 @@ def test_public_health_beside_protected_routes_with_no_credential_configured(rea
     run = run_checks("-m", "morning", "-k", "api_health or auth_enforced", "--environments-dir", str(directory))
     assert run.by_outcome() == {"pass": {"api.health", "api.auth-enforced"}}, run.output[-2000:]
     assert run.result("api.auth-enforced").measured == "401"  # judged on the anonymous request alone
+
+
+@pytest.mark.parametrize("broken", ["protected", "anonymous"], ids=["with-credential", "without-credential"])
+def test_a_server_error_on_the_protected_route_proves_nothing_about_auth(broken, real_shaped_api, run_checks, environments):
+    """A 500 says the route fails, not that the API checked (or refused) a credential: an ERROR naming it, never a PASS."""
+    state, url = real_shaped_api
+    state[broken] = 500
+    directory = environments(replace={'url = "env:ENTMOOT_SANDBOX_API_URL"': f'url = "{url}"'})
+    run = run_checks("-m", "morning", "-k", "auth_enforced", "--environments-dir", str(directory))
+    errored = run.result("api.auth-enforced")
+    assert errored.outcome == "error" and errored.junit == "error", run.output[-2000:]
+    assert "HTTP 500" in errored.message and "/api/projects" in errored.message
 
 
 def test_auth_switched_off_is_a_security_failure(sandbox, run_checks):

@@ -1,4 +1,5 @@
-"""Configuration mistakes: one clear line naming the file and key, pytest's usage-error exit code (4)."""
+"""Configuration mistakes: one clear line naming the file and key (each mistake of a file, at once), pytest's
+usage-error exit code (4)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,30 @@ def test_mistake_is_one_line_with_usage_exit_code(old, new, message, environment
     errors = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("ERROR: ") and "sandbox.toml" in errors[0], errors
     assert "Traceback" not in completed.stderr
+
+
+TWO_MISTAKES = {"production = false": 'production = "yes"', 'url = "env:ENTMOOT_SANDBOX_API_URL"': 'url = "not a url"'}
+
+
+@pytest.mark.parametrize("command", [
+    ["pytest", "checks/", "-m", "morning"],
+    ["entmoot_ops.cli", "iam-policy", "check"],
+    ["entmoot_ops.cli", "scale", "--to", "2", "--dry-run"],
+    ["entmoot_ops.cli", "chaos", "list"],
+    ["entmoot_ops.cli", "chaos", "gameday"],
+], ids=["pytest", "iam-policy", "scale", "chaos-list", "chaos-gameday"])
+def test_every_mistake_of_a_file_is_named_at_once(command, environments):
+    """Two mistakes in one file: both named, one line each under the file, wherever the file is read."""
+    directory = environments(replace=TWO_MISTAKES)
+    completed = subprocess.run([sys.executable, "-m", *command, "--environments-dir", str(directory)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 4, output
+    assert "Traceback" not in output and "more)" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert re.search(r"sandbox\.toml: 2 mistakes", lines[0]), lines
+    assert lines[1:] == ["  production: Input should be a valid boolean",
+                         "  api.url: Value error, not a URL (http|https|redis|rediss|unix://host[:port]) nor an env:NAME reference"], lines
 
 
 def test_unknown_environment_names_the_known_ones():

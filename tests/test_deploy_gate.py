@@ -10,6 +10,8 @@ import boto3
 import pytest
 
 from conftest import background_traffic, settle
+from entmoot_ops import outcomes
+from entmoot_ops.config import load_environment
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 GATE = {"deploy.version", "deploy.image", "deploy.rollout", "deploy.error-rate", "deploy.latency-p95", "api.auth-enforced"}
@@ -81,6 +83,45 @@ def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previou
 
     assert previous.returncode == 0, previous.output[-3000:]
     assert previous.by_outcome() == {"pass": GATE}
+
+
+def test_a_rollback_that_cannot_be_verified_says_what_it_did_and_why_it_is_not_fixed(sandbox, run_checks, environments):
+    """No traffic after the rollback: the gate cannot judge the previous release. Every report says the rollback
+    was done (from which release to which) and why it is not fixed; none shows it as a plan still to carry out."""
+    directory = environments(replace={"verify_timeout_seconds = 30": "verify_timeout_seconds = 3",
+                                      "min_requests = 20": "min_requests = 5", "bake_timeout_seconds = 60": "bake_timeout_seconds = 1"})
+    period = load_environment("sandbox", directory).thresholds.metric_period_seconds
+    with sandbox.fault("deploy", version="1.5.0", error_rate=0.6):
+        with background_traffic(sandbox):
+            time.sleep(2 * period)  # a whole period after the deployment's start holds traffic: the judged window
+        settle(sandbox)
+        run = run_checks("-m", "deploy", "-k", "error_rate", "--expected-version", "1.5.0", "--remediate",
+                         "--environments-dir", str(directory))
+    assert run.returncode == 1, run.output[-3000:]
+    said = (r"not fixed by ecs.rollback \(release rolled back from entmoot-api:\d+ \(image 1\.5\.0\) to entmoot-api:\d+ "
+            r"\(image 1\.4\.2\)\): after it, not judged yet: too little traffic to judge .*; before: 5XX error rate since "
+            r"deployment .*measured [3-6]\d\.\d+%")
+    result = run.result("deploy.error-rate")
+    assert result.outcome == "fail" and re.search(said, result.message), result.message
+
+    summary = run.output[run.output.index("= entmoot checks ="):]
+    assert "-> remediation ecs.rollback (acted, not fixed)" in summary, summary
+    assert re.search(r"^Remediation ecs.rollback acted for deploy.error-rate \[sandbox\] \(not fixed\):\n"
+                     r"  - done: release rolled back from entmoot-api:\d+ \(image 1\.5\.0\) to .*\n"
+                     r"  - after it: not judged yet: too little traffic", summary, re.M), summary
+    assert "Remediation plan" not in summary and "--task-definition" not in summary
+
+    [checked] = json.loads((run.reports / "summary.json").read_text())["checks"]
+    assert checked["remediation_state"] == "acted, not fixed" and checked["plan"] == [], checked
+    assert re.search(said, checked["message"]) and checked["done"][0].startswith("release rolled back from"), checked
+    [junit] = outcomes.read_junit(run.reports / "junit.xml")
+    assert junit.done == checked["done"] and junit.plan == []
+
+    [allure] = [json.loads(path.read_text()) for path in (run.reports / "allure-results").glob("*-result.json")
+                if "deploy.error-rate" in path.read_text()]
+    assert re.search(said, allure["statusDetails"]["message"]), allure["statusDetails"]
+    steps = [step["name"] for step in allure.get("steps", [])]
+    assert "Remediation executed" in steps and not any(step.startswith("Remediation plan") for step in steps), steps
 
 
 def test_slow_release_fails_the_latency_check(sandbox, run_checks):

@@ -90,14 +90,14 @@ def test_scale_out_remediation_is_bounded_and_honest(sandbox, run_checks, enviro
         run = run_checks("-m", "alerts", "-k", "latency", "--remediate", "--environments-dir", str(directory))
     try:
         result = run.result("api.latency-p95")
-        assert result.outcome == "fail" and "ecs.scale-out (not fixed)" in run.output
+        assert result.outcome == "fail" and "ecs.scale-out (acted, not fixed)" in run.output
         # The verification waits up to its deadline (20 s here): it says so at least every 5 s (progress.EVERY_SECONDS),
         # with the last reading. Four such intervals leave room for two lines even when one re-check takes several seconds.
         ticks = re.findall(r"^\.\.\. verifying api.latency-p95 after the remediation \(deadline \d+ s\): .*TargetResponseTime p95", run.output, re.M)
         assert len(ticks) >= 2, run.output[-3000:]
         # At least the injected 700 ms: what the handler adds on top depends on this machine, and is not judged.
-        measured = re.search(r"TargetResponseTime p95: measured ([\d.]+) ms, threshold < 500 ms over .* -> remediation ecs.scale-out",
-                             result.message)
+        measured = re.search(r"not fixed by ecs.scale-out \(.*\): after it, TargetResponseTime p95: measured ([\d.]+) ms, "
+                             r"threshold < 500 ms over ", result.message)
         assert measured and float(measured.group(1)) >= 700, result.message
         acted = next(json.loads(line) for line in (run.reports / "audit.jsonl").read_text().splitlines() if '"acted"' in line)
         assert acted["changes"][0]["before"] == 3 and acted["changes"][0]["after"].startswith("5 ")

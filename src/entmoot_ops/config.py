@@ -593,14 +593,25 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def validated(path: Path, model: type[M], data: dict[str, Any]) -> M:
-    """``data`` (a TOML file's) as ``model``, strictly; the first error in one line naming the file and the key."""
+    """``data`` (a TOML file's) as ``model``, strictly. Every mistake of the file is named, one line each with its
+    key: fixed one at a time, a file with three would take three runs to learn it."""
     try:
         return model.model_validate(_tuples(data))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}: {key}: {_explain(first)}{more}") from None
+        errors = exc.errors()
+        mistakes = [f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {_explain(error)}"
+                    for error in errors if not _echo(error, errors)]
+        if len(mistakes) == 1:
+            raise ConfigError(f"{path}: {mistakes[0]}") from None
+        raise ConfigError(f"{path}: {len(mistakes)} mistakes\n" + "\n".join(f"  {mistake}" for mistake in mistakes)) from None
+
+
+def _echo(error: dict, errors: list[dict]) -> bool:
+    """Pydantic counts a collection's items after validating them: a wrong item also makes ``method`` "too short,
+    not 0", the same mistake said twice."""
+    loc = error["loc"]
+    return error["type"] == "too_short" and any(len(other["loc"]) > len(loc) and other["loc"][:len(loc)] == loc
+                                                for other in errors)
 
 
 def _tuples(value: Any) -> Any:

@@ -13,8 +13,12 @@ class OpsError(Exception):
         self.fix = fix or "see the message"
 
     def with_fix(self) -> str:
-        """The message and, where it says more than the message, its fix: one line."""
-        return f"{self} ({self.fix})" if self.fix and self.fix != "see the message" else str(self)
+        """The message and, where it says more than the message, its fix on the message's first line (a message of
+        several lines lists its parts below it, as a file's mistakes)."""
+        if not self.fix or self.fix == "see the message":
+            return str(self)
+        first, *rest = str(self).split("\n")
+        return "\n".join([f"{first} ({self.fix})", *rest])
 
 
 class ConfigError(OpsError):

@@ -34,7 +34,9 @@ class CheckResult:
     remediation: str
     remediation_state: str
     message: str
-    plan: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)  # what a remediation that did not act would do
+    done: list[str] = field(default_factory=list)  # what a remediation that acted changed (--remediate)
+    recheck: str = ""  # after it acted: what the check found again (its readings, or why it is still not fixed)
     readings: list[str] = field(default_factory=list)  # "running tasks 3 == desired 3"
     fix: str = ""  # for an error: what to fix in access, configuration or connectivity
     depends: list[str] = field(default_factory=list)  # what the check declares it depends on (check.DEPENDENCIES)
@@ -134,11 +136,18 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
         terminal.write_line(head + lines[0], **{colour: True})
         for line in lines[1:]:
             terminal.write_line(" " * indent + line, **{colour: True})
-    plans = [r for r in results if r.plan and r.outcome in ("fail", "fixed")]
-    for r in plans:
+    for r in results:
+        if r.outcome not in ("fail", "fixed") or not (r.done or r.plan):
+            continue
         terminal.write_line("")
-        terminal.write_line(f"Remediation plan for {r.check_id} [{r.env}] ({r.remediation}, {r.remediation_state or 'planned'}):")
-        for step in r.plan:
+        if r.done:  # carried out: what it changed, never again as a plan to follow
+            terminal.write_line(f"Remediation {r.remediation} acted for {r.check_id} [{r.env}] "
+                                f"({'fixed' if r.outcome == 'fixed' else 'not fixed'}):")
+            steps = [*(f"done: {change}" for change in r.done), f"after it: {r.recheck}"]
+        else:
+            terminal.write_line(f"Remediation plan for {r.check_id} [{r.env}] ({r.remediation}, {r.remediation_state or 'planned'}):")
+            steps = r.plan
+        for step in steps:
             terminal.write_line(f"  - {step}")
     for line in preflight_problems:
         terminal.write_line("")

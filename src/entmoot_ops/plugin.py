@@ -41,6 +41,7 @@ HELD_JUNIT_KEY = pytest.StashKey[Any]()
 SESSION_KEY = pytest.StashKey[pytest.Session]()
 PLAN_KEY = pytest.StashKey[list[str]]()
 REMEDIATION_KEY = pytest.StashKey[str]()
+ACTED_KEY = pytest.StashKey[tuple[list[str], str]]()  # what a remediation changed, and what the re-check found
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -724,9 +725,14 @@ class Fixed(AssertionError):
     and a gate that rolled a release back has not verified that release."""
 
 
-def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Fixed | None:
-    """Plan (always) and, on --remediate, act and verify. The verified fix, with what it changed and the readings
-    before and after; None when nothing was fixed."""
+class NotFixed(AssertionError):
+    """A check that still fails after its remediation acted: what was done comes first, since it is done (a
+    rollback is not a plan any more), then why the check is still not passing."""
+
+
+def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> AssertionError | None:
+    """Plan (always) and, on --remediate, act and verify. What it changed, with the readings before and after: as
+    :class:`Fixed` or :class:`NotFixed`; None when it did not act (its plan is then what a person carries out)."""
     suite = item.config.stash[SUITE_KEY]
     target: Target = item.funcargs["env"]
     remediation = REGISTRY[run.spec.remediation]
@@ -739,39 +745,46 @@ def _remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Fix
     except OpsError as exc:
         plan = [f"(could not prepare the plan: {exc})"]
     plan.append(f"re-run: {rerun_command(item.config, run.spec.id, target.name)}")
-    item.stash[PLAN_KEY] = plan
-    reports.attach_plan(remediation, plan)
+
+    def planned(state: str) -> None:
+        item.stash[REMEDIATION_KEY] = state
+        item.stash[PLAN_KEY] = plan
+        reports.attach_plan(remediation, plan)
+
     if not suite.remediate:
-        item.stash[REMEDIATION_KEY] = "planned"
-        return None
+        return planned("planned")
     audit = dict(env=target.name, check_id=run.spec.id, remediation_id=remediation.id)
     if remediation.act is None:
-        item.stash[REMEDIATION_KEY] = "manual"
-        return None
+        return planned("manual")
     if target.config.production and not suite.confirmed:
-        item.stash[REMEDIATION_KEY] = "refused: production needs --yes"
         suite.audit.write(event="refused", reason="production environment without --yes", plan=plan, **audit)
-        return None
+        return planned("refused: production needs --yes")
     try:
         with fresh():
             changes = remediation.act(context)
     except OpsError as exc:
-        item.stash[REMEDIATION_KEY] = f"action failed: {exc.with_fix()}"
         suite.audit.write(event="action-failed", error=str(exc), plan=plan, **audit)
-        return None
+        return planned(f"action failed: {exc.with_fix()}")
     finally:
         context.writable.close()
     suite.audit.write(event="acted", changes=describe_changes(changes), failure=str(failure), **audit)
     reports.attach_changes(changes)
     settings = target.config.remediation
     fixed, last = _recheck(item, run, time.monotonic() + settings.verify_timeout_seconds, settings.verify_interval_seconds)
-    item.stash[REMEDIATION_KEY] = "fixed" if fixed else "not fixed"
     suite.audit.write(event="verified" if fixed else "not-fixed", recheck=last or "passed", **audit)
-    if not fixed:
-        return None
-    done = "; ".join(change.describe() for change in changes) or "acted"
-    return Fixed(f"fixed by {remediation.id} ({done}); before: {str(failure).split(' -> remediation')[0]}; "
-                 f"after: {'; '.join(r.describe() for r in run.readings) or 'passed'}")
+    done = [change.describe() for change in changes] or ["acted"]
+    recheck = ("; ".join(r.describe() for r in run.readings) or "passed") if fixed else _unremediated(last)
+    item.stash[REMEDIATION_KEY] = "fixed" if fixed else "acted, not fixed"
+    item.stash[ACTED_KEY] = (done, recheck)
+    before = _unremediated(str(failure))
+    if fixed:
+        return Fixed(f"fixed by {remediation.id} ({'; '.join(done)}); before: {before}; after: {recheck}")
+    return NotFixed(f"not fixed by {remediation.id} ({'; '.join(done)}): after it, {recheck}; before: {before}")
+
+
+def _unremediated(verdict: str) -> str:
+    """A failure's verdict without its "-> remediation" pointer: inside a remediation's own account it says nothing."""
+    return verdict.split(" -> remediation")[0]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -788,9 +801,9 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     except AssertionError as failure:
         _read_evidence(run, wanted=True)
         _draw_charts(run, wanted=_charts(item) != "none")
-        fixed = _remediate(item, run, failure)
-        if fixed is not None:
-            raise fixed from None
+        acted = _remediate(item, run, failure)
+        if acted is not None:
+            raise acted from None
         raise
     except BaseException:
         skipped = isinstance(sys.exc_info()[1], pytest.skip.Exception)
@@ -853,6 +866,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         suite = item.config.stash[SUITE_KEY]
         environment = suite.environments.get(env)
         plan = item.stash.get(PLAN_KEY, [])
+        done, recheck = item.stash.get(ACTED_KEY, ([], ""))
         result = outcomes.CheckResult(
             check_id=spec.id,
             title=spec.title,
@@ -869,6 +883,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             remediation_state=item.stash.get(REMEDIATION_KEY, ""),
             message=outcomes.first_line(report),
             plan=plan,
+            done=done,
+            recheck=recheck,
             depends=list(spec.depends),
             touched=sorted(run.touched) if run else [],
             aws_actions=sorted(run.aws_actions) if run else [],

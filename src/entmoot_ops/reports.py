@@ -113,7 +113,8 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
         "checks": [{"id": r.check_id, "environment": r.env, "title": r.title, "outcome": r.outcome, "severity": r.severity,
                     "measured": r.measured, "threshold": r.threshold, "readings": r.readings, "values": r.values,
                     "message": r.message, "remediation": r.remediation, "remediation_state": r.remediation_state,
-                    "plan": r.plan, "runbook": r.section, "duration_seconds": r.duration_seconds}
+                    "plan": r.plan, "done": r.done, "recheck": r.recheck, "runbook": r.section,
+                    "duration_seconds": r.duration_seconds}
                    for r in sorted(results, key=lambda r: (r.env, r.check_id))],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
