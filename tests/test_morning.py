@@ -42,6 +42,9 @@ class Fault:
     traffic: int = 0  # API requests to send while the fault is active
     settle: float = 0.0  # seconds to let the fault develop
     env_override: dict = field(default_factory=dict)
+    # Checks the fault leaves unable to judge, each an ERROR naming why (an API that answers every request with a
+    # 500 proves nothing about its auth).
+    unjudged: tuple[str, ...] = ()
 
 
 FAULTS = [
@@ -76,7 +79,7 @@ FAULTS = [
     Fault("rds.free-storage", "rds_low_storage", {"free_ratio": 0.05}, measured=r"measured [45]\.\d+%",
           threshold=r"> 10\.00%", remediation="rds.increase-storage"),
     Fault("api.error-rate", "api_errors", {"rate": 1.0}, traffic=300, measured=r"error rate \(\d+ of \d+ requests\): measured \d+\.\d+%",
-          threshold=r"< 1\.00%", remediation="api.investigate-errors"),
+          threshold=r"< 1\.00%", remediation="api.investigate-errors", unjudged=("api.auth-enforced",)),
     Fault("jobs.pending-age", "jobs_stuck", measured=r"oldest pending job .*measured 1[12]\d(\.\d+)? min",
           threshold="< 30 min", remediation="jobs.restart-workers"),
     Fault("jobs.stuck-running", "jobs_stuck", measured=r"job \d+ for 180 min\): measured 1", threshold="== 0",
@@ -99,8 +102,10 @@ def test_each_check_fails_on_its_fault(case: Fault, sandbox, run_checks):
     assert failed.outcome == "fail", (failed, run.output[-3000:])
     for part in (case.measured, case.threshold, f"remediation {case.remediation}"):
         assert re.search(part, failed.message), f"{part!r} not in {failed.message!r}"
-    # The fault is visible to its check, and nothing else broke: no check errored.
-    assert "error" not in run.by_outcome(), run.by_outcome()
+    # The fault is visible to its check, and nothing else broke: no other check errored.
+    assert run.by_outcome().get("error", set()) == set(case.unjudged), run.by_outcome()
+    for check_id in case.unjudged:
+        assert "HTTP 500" in run.result(check_id).message, run.result(check_id)
 
 
 def test_replica_lag_grows_while_replay_is_paused(sandbox, run_checks, environments):

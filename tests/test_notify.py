@@ -166,10 +166,13 @@ def _last_told(sink: Sink) -> dict[str, dict[str, str]]:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("unset", [None, "ENTMOOT_TEST_WEBHOOK"], ids=["every-channel", "webhook-secret-missing"])
-def test_a_chaos_experiment_leaves_nothing_open_on_any_channel(sandbox, run_checks, environments, sink, unset):
-    """The checks an experiment observes are its instrument: they tell no channel (the experiment's own verdict is
-    told). A channel whose secret is missing is skipped with one line; the experiment still runs."""
-    directory = environments(replace={"[thresholds]\n": _settings(sink, None) + "[thresholds]\n"})
+def test_a_chaos_experiment_leaves_nothing_open_on_any_channel(sandbox, run_checks, environments, sink, unset, tmp_path):
+    """The checks an experiment observes are its instrument: they tell no channel and export no metrics (the
+    experiment's own verdict is told and exported). A channel whose secret is missing is skipped with one line; the
+    experiment still runs."""
+    metrics = tmp_path / "textfiles"
+    directory = environments(replace={"[thresholds]\n": _settings(sink, None) + f'[metrics]\ntextfile_dir = "{metrics}"\n\n'
+                                      + "[thresholds]\n"})
     secrets = {name: value for name, value in _secrets(sink).items() if name != unset}
     run = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--environments-dir", str(directory), env=secrets, timeout=600)
     assert run.returncode == 0 and run.outcome("chaos.kill-redis") == "pass", run.output[-3000:]
@@ -181,6 +184,8 @@ def test_a_chaos_experiment_leaves_nothing_open_on_any_channel(sandbox, run_chec
     assert {(channel, check) for channel, envs in state.items() for check, was in envs.get("sandbox", {}).items()
             if was == "problem"} == {(channel, check) for channel, checks in told.items() for check, last in checks.items()
                                      if last == "problem"}
+    # The experiment's own run writes its file; its observations (-m of its steady state) would each write theirs.
+    assert [path.name for path in metrics.iterdir()] == ["entmoot_sandbox_chaos.prom"], list(metrics.iterdir())
     warned = [line for line in run.output.splitlines() if "ENTMOOT_TEST_" in line]
     assert warned == ([f"notify [sandbox] webhook: skipped: notify.webhook: {unset} is not set (export {unset})"] if unset else []), \
         run.output[-3000:]

@@ -75,9 +75,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default), or all; default: the environment's `evidence` setting")
     group.addoption("--expected-version", dest="entmoot_expected_version", default=None, metavar="VERSION",
                     help="the version the deploy gate (-m deploy) expects /health and the PRIMARY image to carry")
-    group.addoption("--no-notify", action="store_false", dest="entmoot_notify",
-                    help="tell no notification channel ([notify]); a chaos experiment's observations run so: their "
-                         "red checks are the experiment's instrument, its own verdict is what is told")
+    group.addoption("--no-export", action="store_false", dest="entmoot_export",
+                    help="tell no notification channel ([notify]) and export no metrics ([metrics]); a chaos experiment's "
+                         "observations run so: their red checks are the experiment's instrument, its own verdict is what "
+                         "is told and exported")
 
 
 @dataclass
@@ -962,10 +963,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         marker = config.option.markexpr or "all"
         reports.write_summary_json(suite.reports_dir / "summary.json", results, marker=marker, wall_seconds=wall)
         say = lambda line: terminalreporter.write_line(line, yellow=True)  # noqa: E731
-        for environment in suite.environments.values():
+        for environment in suite.environments.values() if config.getoption("entmoot_export") else ():
             _export_metrics(environment, results, marker, wall, say)
-            if config.getoption("entmoot_notify"):
-                _notify(suite, environment, results, say)
+            _notify(suite, environment, results, say)
 
 
 def _resolver(suite: Suite, env: str) -> Any:

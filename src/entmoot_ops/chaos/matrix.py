@@ -44,7 +44,8 @@ class Expectation:
 
 _SERVED = ("api", "traffic")  # the API is down or failing: what it serves and its own endpoint
 EXPECTATIONS: tuple[Expectation, ...] = (
-    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("traffic",)),
+    # Its 500s reach the API's own routes too: api.auth-enforced cannot judge auth on a 500, and says so.
+    Expectation("api_errors", {"rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), _SERVED),
     Expectation("slow_endpoints", {"paths": {"/api/projects": 1500}}, ("api.slow-endpoints",), ("traffic",)),
     Expectation("memory_leak", {}, ("ecs.utilisation",), _SERVED),
     Expectation("api_latency", {"ms": 800}, ("api.latency-p95", "incident.response-time"), ("traffic",), deadline_seconds=90,

@@ -67,10 +67,10 @@ class CheckRunner:
 
     def run(self, *, markers: str, stop: threading.Event | None = None) -> Observation:
         with tempfile.TemporaryDirectory(prefix="entmoot-observe-") as scratch:
-            # --no-notify: a fault's red checks are what the experiment measures, not incidents; each observation
-            # would tell them from a state file of its own, and no later one would resolve them.
+            # --no-export: a fault's red checks are what the experiment measures, not incidents nor the dashboards'
+            # state; each observation would tell them from a state file of its own, and no later one would resolve them.
             args = [str(self.checks_dir), "--env", self.env, "--reports-dir", scratch, "-q", "-p", "no:cacheprovider",
-                    "-p", "no:xdist", "--no-notify", "-m", markers]
+                    "-p", "no:xdist", "--no-export", "-m", markers]
             if self.environments_dir is not None:
                 args += ["--environments-dir", str(self.environments_dir)]
             started = time.time()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from entmoot_ops.errors import DependencyError
+from entmoot_ops.errors import DependencyError, OpsError
 from entmoot_ops.logsearch import NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors, group_slow
 from entmoot_ops.probes import aws_error, measuring
 from entmoot_ops.probes.cloudwatch import Window
@@ -153,7 +153,7 @@ class CloudWatchLogs:
     def _stop(self, query_id: str) -> None:
         try:  # a query left running keeps costing; stopping it is best effort, the timeout is what is reported
             self._call("stop_query", queryId=query_id)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        except (botocore.exceptions.ClientError, OpsError):  # OpsError: whatever else the boundary turned into one line
             pass
 
     @needs("logs:FilterLogEvents", resources=iam.LOG_GROUP)

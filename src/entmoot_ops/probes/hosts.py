@@ -43,13 +43,13 @@ def _run(host: Host, command: str, *args: Any) -> Any:
     touching("hosts")
     breaker.guard(name, f"host {name}")  # a host that gave no answer once in this run costs no second timeout
     started = time.monotonic()
-    try:
-        with measuring(f"host {name}"):
+    with measuring(f"host {name}"):
+        try:
             result = host.run(f"timeout {COMMAND_SECONDS} sh -c %s", host.backend.get_command(command, *args))
-    except RuntimeError as exc:  # testinfra's SSH backend raises ssh's own failure (exit 255) with its result
-        result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
-        if result is None:
-            raise
+        except RuntimeError as exc:  # testinfra's SSH backend raises ssh's own failure (exit 255) with its result
+            result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
+            if result is None:
+                raise
     if result.rc == 255 and host.backend.NAME in ("ssh", "paramiko"):
         detail = next((line for line in result.stderr.splitlines() if line.strip()), "ssh exited 255").strip()
         if "timed out" in detail.lower() or "timeout" in detail.lower():

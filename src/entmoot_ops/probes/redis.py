@@ -59,7 +59,7 @@ def info(clients: Clients) -> RedisInfo:
 class CacheCounts:
     hits: float
     misses: float
-    evictions: float
+    evictions: float | None  # None: no Evictions datapoint at all, which ElastiCache publishes every minute, even 0
     window: str
 
     @property
@@ -104,9 +104,13 @@ def cache_traffic(clients: Clients, window: cloudwatch.Window, recent_minutes: f
 
     def counts(since: cloudwatch.Window) -> CacheCounts:
         sums = dict.fromkeys(METRICS, 0.0)
+        reported = set()
         for (metric, _), series in zip(asked, found, strict=True):
-            sums[metric] += sum(value for moment, value in series.points if moment >= since.start)
-        return CacheCounts(hits=sums["CacheHits"], misses=sums["CacheMisses"], evictions=sums["Evictions"], window=since.describe())
+            points = [value for moment, value in series.points if moment >= since.start]
+            sums[metric] += sum(points)
+            reported.update([metric] if points else [])
+        return CacheCounts(hits=sums["CacheHits"], misses=sums["CacheMisses"],
+                           evictions=sums["Evictions"] if "Evictions" in reported else None, window=since.describe())
 
     return CacheTraffic(nodes=nodes, whole=counts(window), recent=counts(recent))
 
