@@ -11,6 +11,7 @@ import sys
 import time
 
 from conftest import ROOT
+from test_readme_commands import on_its_own, readme_commands, run_as_typed, user_environment
 import pytest
 
 from entmoot_ops.check import CHECKLISTS as ALL_CHECKLISTS
@@ -88,6 +89,12 @@ def test_sandbox_up_env_status_down(tmp_path):
         scaled = _ops("scale", "--env", "sandbox", "--to", "4", "--audit-log", str(tmp_path / "audit.jsonl"), state_home=state_home)
         assert scaled.returncode == 0 and "from 3 to 4" in scaled.stdout, scaled.stderr
         assert shlex.split(state["ENTMOOT_SANDBOX_STATE"])[0] == str(state_home / "entmoot-ops" / "sandbox.json")
+        # The README's "sandbox on its own" lines, as typed, against this sandbox (its up above, its down below).
+        shown = [command for command in readme_commands() if on_its_own(command)]
+        assert shown[0] == "entmoot-ops sandbox up" and shown[-1] == "entmoot-ops sandbox down", shown
+        environment = user_environment(XDG_STATE_HOME=str(state_home))
+        failed = [problem for problem in (run_as_typed(command, environment) for command in shown[1:-1]) if problem]
+        assert not failed, "\n".join(failed)
     finally:
         down = _ops("sandbox", "down", state_home=state_home)
     assert down.returncode == 0 and down.stdout.startswith("sandbox stopped")
