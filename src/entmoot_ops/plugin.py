@@ -938,6 +938,22 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         suite.running = item.nodeid
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """pytest's own account of Ctrl-C renders each frame of the interrupted traceback, and fails (TypeError) on one
+    without a line number, as Ctrl-C while a context manager is entered leaves: the run then ended as if nothing had
+    happened (exit 0, no word). Such frames say nothing to a person anyway: dropped before pytest renders them."""
+    excinfo.traceback = excinfo.traceback.filter(_has_line_number)
+
+
+def _has_line_number(entry: Any) -> bool:
+    try:
+        entry.lineno  # noqa: B018 - the property is what fails
+    except TypeError:
+        return False
+    return True
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
@@ -1020,8 +1036,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # Only a run that ended as runs end: a usage error, an interruption or an internal error is still on its way
     # up to pytest, which prints it after this hook. An xdist worker has sent all it had to say when its session
     # finished ("workerfinished"); the controller waits for its process to end before it can end itself.
+    # Nor one that an exception is still leaving: its exit status was never set (it would end as 0).
     if (session is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
-            and _runs_checks(config)):
+            and _runs_checks(config) and sys.exc_info()[1] is None):
         _exit_now(int(session.exitstatus))
 
 
