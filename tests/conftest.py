@@ -301,3 +301,15 @@ def scale_command(sandbox: SandboxHandle, audit_dir: Path, *args: str) -> subpro
                    **{name: os.environ[name] for name in ("PYTHONPATH",) if name in os.environ}}  # the code under test
     return subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "scale", *args, "--audit-log", str(audit_dir / "audit.jsonl")],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def sink(tmp_path, monkeypatch):
+    """A loopback receiver of Slack's, PagerDuty's and a webhook's messages (tests/loopback_sink.py), trusted."""
+    from loopback_sink import Sink
+
+    server = Sink(tmp_path)
+    for name, value in server.trust.items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.close()

@@ -21,6 +21,7 @@ from entmoot_ops.config import load_environment
 from entmoot_ops.remediation import AuditLog
 
 from conftest import ROOT, background_traffic, default_signals
+from test_notify import notify_secrets, notify_settings
 
 
 
@@ -34,10 +35,19 @@ def test_the_end_to_end_runs_cover_the_whole_catalog():
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("names", THIRDS, ids=["first-third", "second-third", "last-third"])
-def test_every_experiment_end_to_end(names, sandbox, run_checks, tmp_path):
-    run = run_checks("-m", "chaos", *(f"--check=chaos.{name}" for name in names), timeout=600)
+def test_every_experiment_end_to_end(names, sandbox, run_checks, environments, sink, tmp_path):
+    """Each experiment passes, rolls back and writes its journal. Slack, PagerDuty and a webhook are configured, and
+    a metrics textfile: the checks an experiment observes are its instrument, they tell no channel and export
+    nothing (they left six incidents open per experiment); the experiments' own passing verdicts change nothing."""
+    metrics = tmp_path / "textfiles"
+    directory = environments(replace={"[thresholds]\n": notify_settings(sink, None) + f'[metrics]\ntextfile_dir = "{metrics}"\n\n'
+                                      + "[thresholds]\n"})
+    run = run_checks("-m", "chaos", *(f"--check=chaos.{name}" for name in names), "--environments-dir", str(directory),
+                     env=notify_secrets(sink), timeout=600)
     assert {r.check_id for r in run.results} == {f"chaos.{name}" for name in names}
     assert run.by_outcome().keys() == {"pass"}, run.output[-4000:]
+    assert not sink.received, [(m.path, m.body) for m in sink.received]
+    assert [path.name for path in metrics.iterdir()] == ["entmoot_sandbox_chaos.prom"], list(metrics.iterdir())
     journals = {}
     for path in (run.reports / "chaos" / "sandbox").glob("*.json"):
         journal = json.loads(path.read_text())

@@ -4,7 +4,6 @@ loopback that records what it receives (the vendors' clients run unpatched)."""
 from __future__ import annotations
 
 import json
-import pytest
 
 from conftest import settle
 from entmoot_ops import notify
@@ -17,23 +16,14 @@ SLACK, WEBHOOK = "/services/T000/B000/slack-token-1234567890", "/hooks/entmoot-w
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 
 
-@pytest.fixture
-def sink(tmp_path, monkeypatch):
-    server = Sink(tmp_path)
-    for name, value in server.trust.items():
-        monkeypatch.setenv(name, value)
-    yield server
-    server.close()
-
-
-def _settings(sink: Sink, state) -> str:
+def notify_settings(sink: Sink, state) -> str:
     """``state`` None: the default state file, <reports>/notify-state.json."""
     return (f'[notify]\nslack_webhook = "env:ENTMOOT_TEST_SLACK"\npagerduty_routing_key = "env:ENTMOOT_TEST_PD_KEY"\n'
             f'pagerduty_events_url = "{sink.url}"\nwebhook = "env:ENTMOOT_TEST_WEBHOOK"\n'
             f'report_url = "https://ci.entmoot.internal/reports/morning"\n' + (f'state_file = "{state}"\n' if state else "") + "\n")
 
 
-def _secrets(sink: Sink) -> dict[str, str]:
+def notify_secrets(sink: Sink) -> dict[str, str]:
     return {"ENTMOOT_TEST_SLACK": sink.url + SLACK, "ENTMOOT_TEST_PD_KEY": ROUTING_KEY, "ENTMOOT_TEST_WEBHOOK": sink.url + WEBHOOK,
             **sink.trust}
 
@@ -46,13 +36,13 @@ def _result(outcome: str, check: str = "rds.free-storage", severity: str = "crit
 
 
 def _notify(environment, sink, state, results, said):
-    secrets = _secrets(sink)
+    secrets = notify_secrets(sink)
     return notify.notify(environment, results, notify.StateFile(state), lambda ref, key: secrets[ref[4:]], said.append)
 
 
 def test_a_new_problem_triggers_once_and_a_pass_resolves_on_every_channel(environments, sink, tmp_path):
     state = tmp_path / "notify-state.json"
-    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"}))
     said: list[str] = []
     assert _notify(environment, sink, state, [_result("fail")], said) == 3
     assert _notify(environment, sink, state, [_result("fail")], said) == 0  # unchanged: nobody is told twice
@@ -75,7 +65,7 @@ def test_a_new_problem_triggers_once_and_a_pass_resolves_on_every_channel(enviro
 
 def test_below_the_paging_severity_only_chat_and_webhook_are_told_and_a_fix_is_news(environments, sink, tmp_path):
     state = tmp_path / "notify-state.json"
-    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"}))
     said: list[str] = []
     assert _notify(environment, sink, state, [_result("fail", "redis.hit-rate", "medium")], said) == 2
     assert _notify(environment, sink, state, [_result("fixed")], said) == 2  # fixed by --remediate: chat and webhook hear it
@@ -85,7 +75,7 @@ def test_below_the_paging_severity_only_chat_and_webhook_are_told_and_a_fix_is_n
 
 def test_a_failed_send_is_one_line_and_is_told_again_next_run(environments, sink, tmp_path):
     state = tmp_path / "notify-state.json"
-    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"}))
     said: list[str] = []
     sink.status = 500
     assert _notify(environment, sink, state, [_result("fail")], said) == 0
@@ -97,8 +87,8 @@ def test_a_failed_send_is_one_line_and_is_told_again_next_run(environments, sink
 
 def test_a_channel_whose_secret_is_missing_is_skipped_in_one_line_and_the_others_are_told(environments, sink, tmp_path):
     state = tmp_path / "notify-state.json"
-    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"}))
-    secrets = _secrets(sink)
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"}))
+    secrets = notify_secrets(sink)
 
     def resolve(reference: str, key: str) -> str:
         if reference == "env:ENTMOOT_TEST_WEBHOOK":
@@ -115,8 +105,8 @@ def test_a_channel_whose_secret_is_missing_is_skipped_in_one_line_and_the_others
 
 def test_a_run_notifies_on_change_never_lets_a_secret_out_and_keeps_its_exit_code(sandbox, run_checks, environments, sink, tmp_path):
     state = tmp_path / "notify-state.json"
-    directory = environments(replace={"[thresholds]\n": _settings(sink, state) + "[thresholds]\n"})
-    secrets = _secrets(sink)
+    directory = environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"})
+    secrets = notify_secrets(sink)
 
     def run():
         return run_checks("-m", "morning", "-k", "free_storage", "--environments-dir", str(directory), env=secrets)
@@ -141,58 +131,23 @@ def test_a_notification_that_cannot_be_sent_does_not_change_the_verdict(sandbox,
     closed = Sink(tmp_path)
     closed.close()  # nothing listens there any more
     state = tmp_path / "notify-state.json"
-    directory = environments(replace={"[thresholds]\n": _settings(closed, state) + "[thresholds]\n"})
+    directory = environments(replace={"[thresholds]\n": notify_settings(closed, state) + "[thresholds]\n"})
     with sandbox.fault("rds_low_storage", free_ratio=0.05):
         settle(sandbox)
-        run = run_checks("-m", "morning", "-k", "free_storage", "--environments-dir", str(directory), env=_secrets(closed))
+        run = run_checks("-m", "morning", "-k", "free_storage", "--environments-dir", str(directory), env=notify_secrets(closed))
     assert run.returncode == 1 and run.outcome("rds.free-storage") == "fail"
     lines = [line for line in run.output.splitlines() if line.startswith("notify [sandbox]")]
     assert len(lines) == 3 and all("not sent" in line for line in lines), run.output[-2000:]
 
 
 
-def _last_told(sink: Sink) -> dict[str, dict[str, str]]:
-    """channel -> check -> the last thing it was told of that check: "problem" or "ok" (resolved or fixed)."""
-    told: dict[str, dict[str, str]] = {"slack": {}, "pagerduty": {}, "webhook": {}}
-    for message in sink.on("/services/"):
-        said, check = message.body["text"].splitlines()[0].strip("*").split(" ")[:2]
-        told["slack"][check] = "ok" if said in ("RESOLVED", "FIXED") else "problem"
-    for message in sink.on("/v2/enqueue"):
-        told["pagerduty"][message.body["dedup_key"].split("/", 1)[1]] = "problem" if message.body["event_action"] == "trigger" else "ok"
-    for message in sink.on("/hooks/"):
-        told["webhook"][message.body["check"]] = "problem" if message.body["event"] == "problem" else "ok"
-    return told
-
-
 def test_a_channel_whose_secret_is_missing_fails_no_preflight(sandbox, run_checks, environments, sink):
     """It made the preflight fail, and so every check and experiment of the run: `--check chaos.kill-redis` was
     `not run: the preflight of sandbox failed`. Now the checks run, and the channel alone is skipped, in one line."""
-    directory = environments(replace={"[thresholds]\n": _settings(sink, None) + "[thresholds]\n"})
-    secrets = {name: value for name, value in _secrets(sink).items() if name != "ENTMOOT_TEST_WEBHOOK"}
+    directory = environments(replace={"[thresholds]\n": notify_settings(sink, None) + "[thresholds]\n"})
+    secrets = {name: value for name, value in notify_secrets(sink).items() if name != "ENTMOOT_TEST_WEBHOOK"}
     run = run_checks("-m", "morning", "--check", "api.health", "--environments-dir", str(directory), env=secrets)
     assert run.returncode == 0 and run.outcome("api.health") == "pass", run.output[-3000:]
     assert "preflight [sandbox] ok" in run.output and "FAILED" not in run.output, run.output[-3000:]
     assert [line for line in run.output.splitlines() if "ENTMOOT_TEST_" in line] == [
         "notify [sandbox] webhook: skipped: notify.webhook: ENTMOOT_TEST_WEBHOOK is not set (export ENTMOOT_TEST_WEBHOOK)"]
-
-
-@pytest.mark.e2e
-def test_a_chaos_experiment_leaves_nothing_open_on_any_channel(sandbox, run_checks, environments, sink, tmp_path):
-    """The checks an experiment observes are its instrument: they tell no channel and export no metrics (the
-    experiment's own verdict is told and exported)."""
-    metrics = tmp_path / "textfiles"
-    directory = environments(replace={"[thresholds]\n": _settings(sink, None) + f'[metrics]\ntextfile_dir = "{metrics}"\n\n'
-                                      + "[thresholds]\n"})
-    run = run_checks("-m", "chaos", "--check", "chaos.kill-redis", "--environments-dir", str(directory), env=_secrets(sink), timeout=600)
-    assert run.returncode == 0 and run.outcome("chaos.kill-redis") == "pass", run.output[-3000:]
-    told = _last_told(sink)
-    assert {channel: {c for c, last in checks.items() if last == "problem"} for channel, checks in told.items()} == {
-        "slack": set(), "pagerduty": set(), "webhook": set()}, told
-    assert not sink.received, [(m.path, m.body) for m in sink.received]  # observations are not news; a passing experiment neither
-    state = json.loads((run.reports / "notify-state.json").read_text())
-    assert {(channel, check) for channel, envs in state.items() for check, was in envs.get("sandbox", {}).items()
-            if was == "problem"} == {(channel, check) for channel, checks in told.items() for check, last in checks.items()
-                                     if last == "problem"}
-    # The experiment's own run writes its file; its observations (-m of its steady state) would each write theirs.
-    assert [path.name for path in metrics.iterdir()] == ["entmoot_sandbox_chaos.prom"], list(metrics.iterdir())
-    assert "ENTMOOT_TEST_" not in run.output, run.output[-3000:]
