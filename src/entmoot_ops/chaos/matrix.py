@@ -98,7 +98,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("long_query", {"seconds": 600}, (), note="judged after long_query_max_seconds (300 s) by -m incident"),
     Expectation("seq_scans", {}, ("postgres.seq-scan-tables",)),
     Expectation("deploy", {"version": "1.5.0"}, (), note="a good release: nothing may turn red"),
-    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), ("traffic",)),
+    Expectation("deploy", {"version": "1.5.1", "error_rate": 0.5}, ("api.error-rate", "api.error-rate-handoff"), _SERVED),
     Expectation("stale_backups", {}, ("backup.latest-snapshot",)),
     Expectation("pitr_lag", {}, ("backup.point-in-time",)),
     Expectation("cloudtrail_event", {"kind": "root_usage"}, ("security.unusual-activity",)),
