@@ -610,10 +610,14 @@ def _unknown_checklist(expression: str, markers: list[str]) -> str | None:
     return None
 
 
+def _component(check_id: str) -> str:
+    """The first part of a check's id (``redis`` of ``redis.memory``): a marker of its own, so that pytest's -m
+    language selects by component as by checklist (``-m "morning and not redis"``)."""
+    return check_id.split(".", 1)[0]
+
+
 def _components(config: pytest.Config) -> list[str]:
-    """The first part of the checks' ids (``redis`` of ``redis.memory``): a marker each, so that pytest's -m language
-    selects by component as by checklist (``-m "morning and not redis"``)."""
-    return sorted({check_id.split(".", 1)[0] for check_id in _declared_check_ids(config)})
+    return sorted({_component(check_id) for check_id in _declared_check_ids(config)})
 
 
 def _register_components(config: pytest.Config) -> None:
@@ -626,7 +630,7 @@ def _register_components(config: pytest.Config) -> None:
 def pytest_itemcollected(item: pytest.Item) -> None:
     check_id = _check_id(item)
     if check_id:
-        item.add_marker(check_id.split(".", 1)[0])
+        item.add_marker(_component(check_id))
 
 
 def _refuse_empty_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -712,7 +716,7 @@ def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float)
 
 def rerun_command(config: pytest.Config, check_id: str, env: str) -> str:
     """The command that runs this one check again, as this run ran it (its environments' directory, the gate's version)."""
-    component = check_id.split(".", 1)[0]
+    component = _component(check_id)
     # A load run or an experiment is an action of its own mode (its IAM policy, its confirmation): -m names it.
     command = ["pytest", "checks/", *(("-m", component) if component in ("load", "chaos") else ()), "--check", check_id, "--env", env]
     for option, flag in (("entmoot_envdir", "--environments-dir"), ("entmoot_expected_version", "--expected-version")):
