@@ -26,6 +26,7 @@ import requests
 
 from entmoot_ops import iam
 from entmoot_ops.errors import DependencyError, OpsError, one_line
+from entmoot_ops.redaction import excerpt
 from entmoot_ops.secrets import masker
 
 DENIED = re.compile(r"AccessDenied|UnauthorizedOperation|AuthorizationError|NotAuthorized|Forbidden", re.I)
@@ -112,7 +113,7 @@ def is_denial(exc: botocore.exceptions.ClientError) -> bool:
 def aws_error(dependency: str, exc: botocore.exceptions.ClientError) -> DependencyError:
     """One line for an AWS error answer: a denial names the IAM action, throttling says so, anything else its code."""
     error = exc.response.get("Error", {})
-    code, message = str(error.get("Code") or "error"), " ".join(str(error.get("Message") or "").split())[:200]
+    code, message = str(error.get("Code") or "error"), excerpt(" ".join(str(error.get("Message") or "").split()), 200)
     action = error.get("Action") or exc.operation_name
     if is_denial(exc):
         named = _DENIED_ACTION.search(message)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from entmoot_ops.secrets import masker
+
 
 @dataclass(frozen=True)
 class Line:
@@ -50,6 +52,19 @@ def _pyplot() -> Any:
 
 
 def _png(figure: Any) -> bytes:
+    """The figure as PNG, every text on it (title, legend, annotations, tick labels) masked: a label can quote what
+    was measured, a path or a key."""
+    from matplotlib.text import Text
+
+    figure.canvas.draw()  # tick labels exist once drawn
+    for axis in figure.axes:
+        for which in ("x", "y"):
+            labels = [tick.get_text() for tick in getattr(axis, f"get_{which}ticklabels")()]
+            masked = [masker(label) for label in labels]
+            if masked != labels:
+                getattr(axis, f"set_{which}ticks")(getattr(axis, f"get_{which}ticks")(), masked)
+    for text in figure.findobj(Text):
+        text.set_text(masker(text.get_text()))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     _pyplot().close(figure)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -284,5 +283,5 @@ def evidence(name: str, data: Any) -> None:
         return
     if callable(data):
         data = best_effort(name, data)
-    text = masker(json.dumps(data, default=_jsonable, indent=2, sort_keys=True))
+    text = masker.dumps(data, default=_jsonable, indent=2, sort_keys=True)
     allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)

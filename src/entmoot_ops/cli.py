@@ -17,9 +17,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops.secrets import masker
+
+if TYPE_CHECKING:
+    from entmoot_ops.config import Environment
 
 
 def plain(text: str) -> str:
@@ -268,7 +272,8 @@ def sandbox_fault(arguments: argparse.Namespace) -> int:
         except TypeError as exc:
             raise Refused(str(exc)) from None
         _control(arguments).inject(arguments.name, **params)
-        print(f"sandbox: fault {arguments.name} injected{' with ' + json.dumps(params) if params else ''}; "
+        # Echoed as every output is: what a fault carries (a log message, say) may hold a secret.
+        print(f"sandbox: fault {arguments.name} injected{' with ' + masker.dumps(params) if params else ''}; "
               f"undo it with: entmoot-ops sandbox fault undo {arguments.name}")
     else:
         _control(arguments).undo(arguments.name)
@@ -309,15 +314,23 @@ def _alive(pid: int) -> bool:
 MATRIX_DEADLINE_SECONDS = 30
 
 
+def _environment(arguments: argparse.Namespace) -> Environment:
+    """The environment a command acts on; what it prints from it is redacted by that environment's rules."""
+    from entmoot_ops import redaction
+    from entmoot_ops.config import environments_dir, load_environment
+
+    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    redaction.adopt([env.redaction])
+    return env
+
+
 class Refused(OpsError):
     """A request the command will not carry out as asked: exit 4, like a usage error, before any call."""
 
 
 def iam_policy(arguments: argparse.Namespace) -> int:
     """The least-privilege IAM policy of a mode, from the actions the code declares (entmoot_ops.iam)."""
-    from entmoot_ops.config import environments_dir, load_environment
-
-    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    env = _environment(arguments)
     print(json.dumps(_declared_policies(env)[arguments.mode], indent=2))
     return 0
 
@@ -326,11 +339,10 @@ def scale(arguments: argparse.Namespace) -> int:
     """Runbook Scaling API Servers / Scaling Out, bounded to ecs.min_count..max_count, audited, verified."""
     from entmoot_ops import actions, preflight
     from entmoot_ops.clients import Clients
-    from entmoot_ops.config import environments_dir, load_environment
     from entmoot_ops.probes import ecs
     from entmoot_ops.remediation import AuditLog
 
-    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    env = _environment(arguments)
     settings, tag = env.ecs, f"[{env.name}]"
     bounds = f"{settings.min_count}..{settings.max_count}"
     if arguments.to is not None and not settings.min_count <= arguments.to <= settings.max_count:
@@ -371,9 +383,7 @@ def scale(arguments: argparse.Namespace) -> int:
 
 def chaos_list(arguments: argparse.Namespace) -> int:
     from entmoot_ops.chaos import catalog, guard
-    from entmoot_ops.config import environments_dir, load_environment
-
-    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    env = _environment(arguments)
     for experiment in catalog.select(Path.cwd(), [env]).values():
         refused = guard.refusal(env, experiment) if env.chaos.allowed else f"chaos.allowed is not true for {env.name}"
         detectors = ", ".join(experiment.detectors) or "(none: absorbed)"
@@ -387,9 +397,7 @@ def chaos_validate(arguments: argparse.Namespace) -> int:
     """Every experiment file a chaos run against the environment may select (the project's and its [chaos]
     experiments_dir), each one that is wrong in one line naming the file and the key: exit 4 if any is."""
     from entmoot_ops.chaos import files
-    from entmoot_ops.config import environments_dir, load_environment
-
-    env = load_environment(arguments.env, arguments.environments_dir or environments_dir())
+    env = _environment(arguments)
     valid, wrong = files.load(files.directories(Path.cwd(), [env]))
     for error in wrong.values():
         print(masker(f"entmoot-ops: {error}"), file=sys.stderr)

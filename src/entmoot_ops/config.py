@@ -538,6 +538,27 @@ class MetricsSettings(Strict):
     timeout_seconds: PositiveSeconds = 5
 
 
+def _patterns(value: dict[str, str]) -> dict[str, str]:
+    for name, regex in value.items():
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            raise ValueError(f"{name!r}: a pattern's name is its marker, [redacted:NAME]: lowercase letters, digits and -")
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"{name}: not a regular expression: {exc}") from None
+    return value
+
+
+class RedactionSettings(Strict):
+    """What is redacted from what the suite copies out of the environment (entmoot_ops.redaction): credentials,
+    tokens and keys always; e-mail addresses unless kept; IPv4 addresses outside private ranges where asked."""
+
+    keep_emails: bool = False
+    public_ipv4: bool = False
+    # Extra patterns, name -> regular expression, e.g. { customer-id = "CUST-[0-9]{6}" } -> [redacted:customer-id]
+    patterns: Annotated[dict[str, str], AfterValidator(_patterns)] = {}
+
+
 class Environment(Strict):
     name: str
     kind: Literal["aws", "sandbox"] = "aws"
@@ -564,6 +585,7 @@ class Environment(Strict):
     metrics: MetricsSettings = MetricsSettings()
     hosts: HostsSettings = HostsSettings()
     tls: TlsSettings = TlsSettings()
+    redaction: RedactionSettings = RedactionSettings()
 
 
 def environments_dir() -> Path:

@@ -24,6 +24,7 @@ from entmoot_ops.config import Environment, NotifySettings
 from entmoot_ops.errors import OpsError, one_line
 from entmoot_ops.outcomes import CheckResult
 from entmoot_ops.secrets import masker
+from entmoot_ops.redaction import excerpt
 
 State = Literal["problem", "ok"]
 PROBLEMS = ("fail", "error")
@@ -82,7 +83,7 @@ class Slack(Channel):
             lines.append(f"<{event.report_url}|Report>")
         answer = self.client.send(text="\n".join(lines), blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}])
         if answer.status_code != 200:
-            raise OSError(f"HTTP {answer.status_code}: {answer.body[:120]}")
+            raise OSError(f"HTTP {answer.status_code}: {excerpt(answer.body, 120)}")
 
 
 class PagerDuty(Channel):

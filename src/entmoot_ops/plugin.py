@@ -15,14 +15,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _pytest import junitxml
 
-from entmoot_ops import iam, load, outcomes, preflight, progress, reports, scheduling
+from entmoot_ops import iam, load, outcomes, preflight, progress, redaction, reports, scheduling
 from entmoot_ops.breaker import fresh
 from entmoot_ops.chaos import catalog
 from entmoot_ops.chaos import guard as chaos_guard
@@ -124,6 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
     directory = Path(config.getoption("entmoot_envdir") or environments_dir())
     try:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
+        redaction.adopt(environment.redaction for environment in environments.values())
         # checks/test_chaos.py makes a check of each file; one that is wrong is refused only by a run selecting it
         catalog.select(config.rootpath, environments.values(), strict=False)
     except ConfigError as exc:
@@ -897,6 +898,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             values=[{"label": r.label, "value": r.value, "limit": r.limit} for r in run.readings] if run else [],
             recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
         )
+        # Readings, plans and labels quote what was measured: masked once here, for every output that shows them.
+        result = outcomes.CheckResult(**masker.data(asdict(result)))
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())
     return report

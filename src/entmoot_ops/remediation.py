@@ -9,7 +9,6 @@ failed check again until it passes or the verification deadline passes.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -89,7 +88,7 @@ class AuditLog:
             "event": event,
             **details,
         }
-        line = masker(json.dumps(record, default=str, sort_keys=True))
+        line = masker.dumps(record, sort_keys=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("a") as handle:
             handle.write(line + "\n")

@@ -86,7 +86,7 @@ def attach_plan(remediation: Remediation, plan: list[str]) -> None:
 
 def attach_changes(changes: list[Change]) -> None:
     with allure.step("Remediation executed"):
-        allure.attach(masker(json.dumps(describe_changes(changes), default=str, indent=2)), name="changes",
+        allure.attach(masker.dumps(describe_changes(changes), indent=2), name="changes",
                       attachment_type=allure.attachment_type.JSON)
 
 
@@ -118,7 +118,7 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
                    for r in sorted(results, key=lambda r: (r.env, r.check_id))],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(masker(json.dumps(summary, indent=2)))
+    path.write_text(masker.dumps(summary, indent=2))
     return path
 
 

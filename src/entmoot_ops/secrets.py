@@ -1,25 +1,27 @@
 """Resolution of ``env:NAME`` / Secrets Manager references, and masking of every resolved secret.
 
-Every value resolved as a secret is remembered by the process-wide :data:`masker`, which the plugin applies to
-everything it writes (terminal, junit, Allure, audit log).
+Every value resolved as a secret is remembered by the process-wide :data:`masker`, which everything the suite
+writes passes through (terminal, junit, summary.json, Allure, notifications, metrics, the audit log). It also
+applies the run's redaction rules (:mod:`entmoot_ops.redaction`) to what was copied from the environment.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from entmoot_ops import redaction
 from entmoot_ops.errors import ConfigError
 
-MASK = "****"
+MASK = redaction.MARKER.format("secret")
 REFERENCE_PREFIXES = ("env:", "arn:aws:secretsmanager:")
-# Credentials written inline are masked even when nobody told the masker: a URL's password, password=... pairs.
-_INLINE = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@'\"]+@|(?P<kv>\bpassword\s*=\s*'?)[^\s']+", re.IGNORECASE)
 
 
 def password_of(value: str) -> str | None:
@@ -28,10 +30,6 @@ def password_of(value: str) -> str | None:
     if match:
         return match.group(1)
     return urlsplit(value).password if "://" in value else None
-
-
-def _mask_inline(match: re.Match[str]) -> str:
-    return f"{match.group('url')}{MASK}@" if match.group("url") else f"{match.group('kv')}{MASK}"
 
 
 class Masker:
@@ -58,8 +56,21 @@ class Masker:
         if not text:
             return text
         pattern = self._pattern
-        text = pattern.sub(MASK, text) if pattern else text
-        return _INLINE.sub(_mask_inline, text)
+        return redaction.redact(pattern.sub(MASK, text) if pattern else text)
+
+    def data(self, value: Any) -> Any:
+        """Every string of a JSON-like value masked, before it is serialised: a rule never sees JSON's escapes."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {key: self.data(item) for key, item in redaction.redact_data(value).items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(item) for item in value]
+        return value
+
+    def dumps(self, value: Any, *, default: Callable[[Any], Any] = str, **options: Any) -> str:
+        """``json.dumps`` of a value, masked string by string (``default`` turns what JSON lacks into JSON)."""
+        return json.dumps(self.data(json.loads(json.dumps(value, default=default))), **options)
 
 
 masker = Masker()

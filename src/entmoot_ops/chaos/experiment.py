@@ -6,7 +6,6 @@ recovery (the steady state again, within a deadline). Every step goes into a JSO
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import threading
 import time
@@ -127,7 +126,7 @@ class Journal:
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.experiment}-{self.started[:19].replace(':', '')}.json"
-        path.write_text(masker(json.dumps(self.record(), indent=2, default=str)) + "\n")
+        path.write_text(masker.dumps(self.record(), indent=2) + "\n")
         return path
 
 

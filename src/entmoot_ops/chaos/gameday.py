@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -77,9 +76,9 @@ class GameDay:
         chart = charts.gameday(title, [(r.experiment, r.detection_seconds, r.recovery_seconds) for r in rows])
         page = _html(title, rows, chart)
         base = directory / f"gameday-{env}-{stamp}"
-        base.with_suffix(".json").write_text(masker(json.dumps({"env": env, "title": title, "order": self.order,
-                                                                "experiments": [asdict(r) for r in rows],
-                                                                "journals": self.journals}, indent=2, default=str)) + "\n")
+        base.with_suffix(".json").write_text(masker.dumps({"env": env, "title": title, "order": self.order,
+                                                           "experiments": [asdict(r) for r in rows],
+                                                           "journals": self.journals}, indent=2) + "\n")
         base.with_suffix(".png").write_bytes(chart)
         base.with_suffix(".html").write_text(page)
         if allure_results is not None:

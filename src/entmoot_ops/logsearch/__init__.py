@@ -9,14 +9,16 @@ bounded number of pages and says when it did not reach the end.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops.redaction import redact
 
 if TYPE_CHECKING:
     from entmoot_ops.clients import Clients
@@ -69,6 +71,21 @@ class ErrorGroups:
         return f"{self.errors} errors in {len(self.groups)} groups" + (f": {top}" if top else "")
 
 
+def merge_groups(groups: Iterable[ErrorGroup]) -> tuple[ErrorGroup, ...]:
+    """Groups made on the server, by raw message, made again by redacted message, most frequent first."""
+    merged: dict[str, ErrorGroup] = {}
+    for group in groups:
+        message = redact(group.message)
+        seen = merged.get(message)
+        if seen is None:
+            merged[message] = dataclasses.replace(group, message=message)
+            continue
+        earliest = min((seen, group), key=lambda g: g.first_seen or datetime.max.replace(tzinfo=UTC))
+        merged[message] = ErrorGroup(message, seen.count + group.count, earliest.first_seen,
+                                     max((g.last_seen for g in (seen, group) if g.last_seen), default=None), earliest.sample_request_id)
+    return tuple(sorted(merged.values(), key=lambda g: -g.count))
+
+
 @dataclass(frozen=True)
 class SlowPath:
     path: str
@@ -114,9 +131,10 @@ class Entry:
 
 def group_errors(entries: Iterable[Entry], *, limit: int, complete: bool, source: str, window: Window,
                  api_calls: int) -> ErrorGroups:
+    """Grouped by the redacted message: the same error with another user's token in it is the same error."""
     found: dict[str, list[Entry]] = {}
     for entry in entries:
-        found.setdefault(str(entry.fields.get("error") or NO_ERROR_TEXT), []).append(entry)
+        found.setdefault(redact(str(entry.fields.get("error") or NO_ERROR_TEXT)), []).append(entry)
     groups = sorted((ErrorGroup(message=message, count=len(members), first_seen=min(e.at for e in members),
                                 last_seen=max(e.at for e in members),
                                 sample_request_id=min(members, key=lambda e: e.at).fields.get("request_id"))
@@ -137,7 +155,7 @@ def group_slow(entries: Iterable[Entry], *, min_ms: float, limit: int, complete:
     for entry in entries:
         value = entry.fields.get("duration_ms")
         if isinstance(value, (int, float)) and value >= min_ms:
-            durations.setdefault(str(entry.fields.get("path")), []).append(float(value))
+            durations.setdefault(redact(str(entry.fields.get("path"))), []).append(float(value))
     paths = sorted((SlowPath(path, len(v), percentile(v, 95), max(v)) for path, v in durations.items()), key=lambda p: -p.p95_ms)
     return SlowPaths(source=source, window=window.describe(), min_ms=min_ms, paths=tuple(paths[:limit]),
                      complete=complete, api_calls=api_calls)

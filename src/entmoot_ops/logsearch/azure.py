@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from entmoot_ops.errors import ConfigError, DependencyError
 from entmoot_ops.logsearch import Entry, ErrorGroups, SlowPaths, group_errors, group_slow
 from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops.redaction import excerpt
 
 if TYPE_CHECKING:
     from entmoot_ops.clients import Clients
@@ -61,7 +62,7 @@ class AzureMonitor:
             response = self._logs().query_workspace(self.azure.workspace_id, self._query(condition),
                                                     timespan=(window.start, window.end), server_timeout=max(1, round(self.timeout)))
         except azure.core.exceptions.HttpResponseError as exc:
-            message = (exc.message or type(exc).__name__).splitlines()[0][:300]
+            message = excerpt((exc.message or type(exc).__name__).splitlines()[0], 300)
             if exc.status_code in (None, 401, 403):  # no token from the chain (no status), or one the workspace refused
                 raise DependencyError(DEPENDENCY, message if exc.status_code is None else f"{exc.status_code}: {message}", reachable=True,
                                       fix="give this host an Azure identity DefaultAzureCredential finds (AZURE_CLIENT_ID/"
@@ -69,7 +70,7 @@ class AzureMonitor:
                                           "Log Analytics Reader on the workspace") from None
             raise DependencyError(DEPENDENCY, f"{exc.status_code}: {message}", reachable=True) from None
         except azure.core.exceptions.ServiceRequestError as exc:
-            raise DependencyError(DEPENDENCY, str(exc).splitlines()[0][:300]) from None
+            raise DependencyError(DEPENDENCY, excerpt(str(exc).splitlines()[0], 300)) from None
         if response.status != LogsQueryStatus.SUCCESS:
             raise DependencyError(DEPENDENCY, f"partial answer: {response.partial_error}", reachable=True)
         entries = []

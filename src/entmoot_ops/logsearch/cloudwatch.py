@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from entmoot_ops.errors import DependencyError, OpsError
-from entmoot_ops.logsearch import NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors, group_slow
+from entmoot_ops.logsearch import (NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors, group_slow,
+                                  merge_groups)
 from entmoot_ops.probes import aws_error, measuring
 from entmoot_ops.probes.cloudwatch import Window
+from entmoot_ops.redaction import redact
 from entmoot_ops import iam
 from entmoot_ops.iam import needs
 
@@ -63,9 +65,9 @@ class CloudWatchLogs:
             return group_errors(entries, limit=limit, complete=complete, source=self._fallback_source(results),
                                 window=window, api_calls=self.calls - calls_before)
         grouped, total = results
-        groups = tuple(ErrorGroup(message=r.get("error", NO_ERROR_TEXT), count=int(r["events"]),
-                                  first_seen=_moment(r.get("first_seen")), last_seen=_moment(r.get("last_seen")),
-                                  sample_request_id=r.get("sample_request_id")) for r in grouped)
+        groups = merge_groups(ErrorGroup(message=r.get("error", NO_ERROR_TEXT), count=int(r["events"]),
+                                         first_seen=_moment(r.get("first_seen")), last_seen=_moment(r.get("last_seen")),
+                                         sample_request_id=r.get("sample_request_id")) for r in grouped)
         errors = int(total[0]["errors"]) if total else 0
         return ErrorGroups(source=self._source("Logs Insights"), window=window.describe(), errors=errors, groups=groups,
                            complete=sum(g.count for g in groups) == errors, api_calls=self.calls - calls_before)
@@ -77,7 +79,7 @@ class CloudWatchLogs:
             entries, complete = self._filter(SLOW_PATTERN.format(min_ms=min_ms), window)
             return group_slow(entries, min_ms=min_ms, limit=limit, complete=complete, source=self._fallback_source(results),
                               window=window, api_calls=self.calls - calls_before)
-        paths = tuple(SlowPath(r.get("path", "?"), int(r["requests"]), float(r["p95_ms"]), float(r["max_ms"])) for r in results[0])
+        paths = tuple(SlowPath(redact(r.get("path", "?")), int(r["requests"]), float(r["p95_ms"]), float(r["max_ms"])) for r in results[0])
         return SlowPaths(source=self._source("Logs Insights"), window=window.describe(), min_ms=min_ms, paths=paths,
                          complete=True, api_calls=self.calls - calls_before)
 

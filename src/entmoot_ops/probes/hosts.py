@@ -27,6 +27,7 @@ from entmoot_ops.clients import Clients
 from entmoot_ops.config import PostgresHost, RedisHost
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import measuring
+from entmoot_ops.redaction import excerpt
 
 COMMAND_SECONDS = 10  # the longest any one command may run on the host
 VERSION = re.compile(r"(\d+(?:\.\d+)+)")
@@ -253,7 +254,7 @@ def tools(host: Host, names: list[str]) -> list[Tool]:
         first = "|".join(version_line).strip()
         match = VERSION.search(first)
         found.append(Tool(name=name, path=path or None, version=match.group(1) if match else None,
-                          said=first[:120] if path else "not on the PATH"))
+                          said=excerpt(first, 120) if path else "not on the PATH"))
     return found
 
 

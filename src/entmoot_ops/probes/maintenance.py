@@ -16,7 +16,7 @@ import psycopg
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.probes import measuring
-from entmoot_ops.probes.postgres import ONE_LINE_QUERY, statement_columns
+from entmoot_ops.probes.postgres import ONE_LINE_QUERY, statement, statement_columns
 
 # Per-table autovacuum settings override the server's (ALTER TABLE ... SET (autovacuum_...)).
 _RELOPTION = "coalesce((SELECT split_part(o, '=', 2) FROM unnest(c.reloptions) o WHERE o LIKE '{name}=%'), current_setting('{name}'))"
@@ -263,7 +263,7 @@ def slow_statements(primary: psycopg.Connection, roles: tuple[str, ...], *, mean
                    AND (s.{mean} > %s OR (s.{mean} > %s AND s.calls > %s))
                  ORDER BY s.{total} DESC LIMIT 20""",  # noqa: S608 - column names of this module, not input
             (list(roles), mean_above_ms, frequent_mean_above_ms, frequent_min_calls)).fetchall()
-    return tuple(SlowStatement(*row) for row in rows)
+    return tuple(SlowStatement(*row[:-1], statement(row[-1])) for row in rows)
 
 
 @dataclass(frozen=True)

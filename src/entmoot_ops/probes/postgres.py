@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from entmoot_ops.probes import measuring
+from entmoot_ops.redaction import excerpt, redact_statement
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,17 @@ def idle_sessions(primary: psycopg.Connection, role: str, idle_longer_than_secon
     return tuple(IdleSession(*row) for row in rows)
 
 
-# A statement's text on one line (a reading is one line) and bounded.
-ONE_LINE_QUERY = r"left(regexp_replace(query, '\s+', ' ', 'g'), 200)"
+# A statement's text on one line (a reading is one line), read whole (up to a bound for a statement the size of a
+# bulk insert) so that its literals are replaced before it is cut: see statement().
+ONE_LINE_QUERY = r"left(regexp_replace(query, '\s+', ' ', 'g'), 8000)"
+STATEMENT_CHARS = 200
+
+
+def statement(text: str | None) -> str:
+    """A statement as a reading shows it: literals as $n placeholders (pg_stat_activity shows them as sent, and
+    pg_stat_statements before PostgreSQL 16 keeps utility statements' literals: ALTER ROLE ... PASSWORD '...'),
+    then redacted, then cut."""
+    return excerpt(redact_statement(text or ""), STATEMENT_CHARS)
 
 
 @dataclass(frozen=True)
@@ -173,7 +183,7 @@ def _sessions(primary: psycopg.Connection, states: tuple[str, ...], since: str, 
                 ORDER BY {since}""",  # noqa: S608 - column names of this module, not input
             (list(states), longer_than_seconds),
         ).fetchall()
-    return tuple(Session(*row) for row in rows)
+    return tuple(Session(*row[:-1], statement(row[-1])) for row in rows)
 
 
 def idle_in_transaction(primary: psycopg.Connection, longer_than_seconds: float) -> tuple[Session, ...]:
@@ -247,7 +257,7 @@ def top_statements(primary: psycopg.Connection, limit: int = 10) -> tuple[Statem
             f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY {columns.total} DESC LIMIT %s",
             (limit,),
         ).fetchall()
-    return tuple(Statement(*row) for row in rows)
+    return tuple(Statement(*row[:-1], statement(row[-1])) for row in rows)
 
 
 @dataclass(frozen=True)

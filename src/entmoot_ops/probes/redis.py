@@ -12,6 +12,7 @@ from entmoot_ops.breaker import fresh
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import DependencyError
 from entmoot_ops.probes import cloudwatch, measuring
+from entmoot_ops.redaction import excerpt, redact
 from entmoot_ops import iam
 from entmoot_ops.iam import needs
 
@@ -162,7 +163,7 @@ def connection(clients: Clients) -> Connection:
         with fresh():
             client.ping()
     except redis_library.RedisError as exc:
-        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        first_line = excerpt((str(exc).splitlines() or [type(exc).__name__])[0], 200)
         return Connection(client.endpoint, _connection_verdict(exc, clients.env.redis.password is not None), first_line)
     return Connection(client.endpoint, "ok", "PONG")
 
@@ -190,7 +191,9 @@ SCAN_BATCH = 1000
 
 
 def mask_key(key: str) -> str:
-    return _KEY_ID.sub("<id>", key)
+    """A key's name as a reading shows it: ids masked, and what the redaction rules recognise (an e-mail address
+    in ``session:alice@example.com``) redacted."""
+    return redact(_KEY_ID.sub("<id>", key))
 
 
 @dataclass(frozen=True)

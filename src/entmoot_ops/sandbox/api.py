@@ -47,6 +47,7 @@ class Faults:
     error_rate: float = 0.0
     latency_ms: float = 0.0
     degraded: bool = False
+    degraded_detail: str = ""  # what the failing component says in /health while degraded, as a real one would
     worker_paused: bool = False
     auth_disabled: bool = False  # a release that shipped with authentication switched off
     storage_fallback: bool = False  # started while Redis was away and fell back to in-memory storage, "healthy"
@@ -183,6 +184,8 @@ class App:
         # Both dependencies at once, each bounded: /health must answer well within a caller's read timeout.
         results = await asyncio.gather(probe(database), probe(self.cache.ping))
         checks = dict(zip(("database", "redis"), results, strict=True))
+        if self.faults.degraded and self.faults.degraded_detail:
+            checks["upstream"] = f"error: {self.faults.degraded_detail}"
         healthy = all(v == "ok" for v in checks.values()) and not self.faults.degraded
         # The real API's storage component: after a fallback to memory it still says "healthy" at the top.
         storage = ({"backend": "in-memory", "redis_ping": "skipped"} if self.faults.storage_fallback else

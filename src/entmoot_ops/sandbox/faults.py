@@ -45,7 +45,7 @@ class Active:
 
 def _api(sandbox: Sandbox, **faults: Any) -> Callable[[], None]:
     sandbox.api_admin("/_sandbox/faults", {k: v for k, v in faults.items()})
-    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "worker_paused": False, "versions": {},
+    defaults = {"error_rate": 0.0, "latency_ms": 0.0, "degraded": False, "degraded_detail": "", "worker_paused": False, "versions": {},
                 "auth_disabled": False, "storage_fallback": False, "task_rate": 0.0,
                 "error_message": POOL_ERROR, "slow_paths": {}, "clock_skew_seconds": 0.0}
     return lambda: sandbox.api_admin("/_sandbox/faults", {k: defaults[k] for k in faults})
@@ -87,9 +87,10 @@ def api_latency(sandbox: Sandbox, since: datetime, ms: float = 800) -> Callable[
     return _forgetting_traffic(sandbox, since, _api(sandbox, latency_ms=ms))
 
 
-def api_degraded(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
-    """The API's health endpoint says degraded (with HTTP 200, as many services do: only the body tells)."""
-    return _api(sandbox, degraded=True)
+def api_degraded(sandbox: Sandbox, since: datetime, detail: str = "") -> Callable[[], None]:
+    """The API's health endpoint says degraded (with HTTP 200, as many services do: only the body tells); with a
+    ``detail``, a component says "error: DETAIL" (services quote their errors there, connection strings and all)."""
+    return _api(sandbox, degraded=True, degraded_detail=detail)
 
 
 def api_auth_disabled(sandbox: Sandbox, since: datetime) -> Callable[[], None]:
