@@ -23,6 +23,8 @@ KINDS = {
     "password=": ("host=db password=Pa55word-x dbname=entmoot", "Pa55word-x", "[redacted:password]"),
     "bearer": ("Authorization: Bearer abcDEF123456ghiJKL", "abcDEF123456ghiJKL", "[redacted:bearer]"),
     "basic": ("Authorization: Basic YWxpY2U6c2VjcmV0cGFzcw==", "YWxpY2U6c2VjcmV0cGFzcw==", "[redacted:basic]"),
+    "short bearer": ("authorization=Bearer ab12cd", "ab12cd", "[redacted:bearer]"),
+    "authorization": ('"Authorization": "k3y-v4lue"', "k3y-v4lue", "[redacted:authorization]"),
     "jwt": (f"session {JWT} expired", "eyJzdWIiOiJhbGljZSJ9", "[redacted:jwt]"),
     "aws key id": ("signed with AKIAZ7TESTKEY1234567 at 12:00", "AKIAZ7TESTKEY1234567", "[redacted:aws-access-key-id]"),
     "aws secret": ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE0", "wJalrXUtnFEMI", "[redacted:aws-secret-key]"),
@@ -30,6 +32,7 @@ KINDS = {
     "api_key=": ("upstream refused api_key=ak_live_1234abcd", "ak_live_1234abcd", "[redacted:api-key]"),
     "X-API-Key": ("headers: X-API-Key: xk-55aa66bb77cc", "xk-55aa66bb77cc", "[redacted:api-key]"),
     "private key": (f"loaded {PRIVATE_KEY} from disk", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "[redacted:private-key]"),
+    "cookie": ("request headers Cookie: sid=c00k1e-s3ss10n; theme=dark", "c00k1e-s3ss10n", "[redacted:cookie]"),
     "e-mail": ("no quota left for alice@example.com", "alice@example.com", "[redacted:email]"),
     "vendor token": ("github said ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghij", "[redacted:token]"),
 }
@@ -69,7 +72,8 @@ def test_readings_ids_and_the_suites_own_words_are_left_alone():
     kept = ["api.error-rate[sandbox]: measured 4.20%, threshold < 1.00% over 15 min -> remediation api.scale-out",
             "api.auth.secret: environment variable ENTMOOT_API_TOKEN is not set",
             "redis://cache.internal:6379/0 and http://127.0.0.1:8080", "ssh://deploy@bastion.example.com",
-            "version 1.4.2; 10.0.3.7; 192.168.1.20; 172.16.0.4; 127.0.0.1", "requirepass: set", "p95 812 ms over 3 periods"]
+            "version 1.4.2; 10.0.3.7; 192.168.1.20; 172.16.0.4; 127.0.0.1", "requirepass: set", "p95 812 ms over 3 periods",
+            "Basic authentication failed; bearer Tokens expired; token refreshed successfully"]
     redactor = Redactor(public_ipv4=True)
     for text in kept:
         assert redactor.text(text) == text
@@ -100,10 +104,12 @@ def test_a_run_over_several_environments_redacts_what_any_of_them_redacts():
 
 
 def test_structured_values_are_redacted_by_key_and_by_content():
-    data = {"MasterUserPassword": "x1", "checks": {"upstream": "error: postgresql://app:pw9@db/x"}, "users": ["alice@example.com"],
-            "calls": 3, "with_credential": 200}
-    assert Redactor().data(data) == {"MasterUserPassword": "[redacted:password]", "checks": {"upstream": "error: postgresql://app:[redacted:password]@db/x"},
-                                     "users": ["[redacted:email]"], "calls": 3, "with_credential": 200}
+    data = {"MasterUserPassword": "x1", "headers": {"Authorization": "Bearer ab1"}, "users": ["alice@example.com"],
+            "checks": {"upstream": "error: postgresql://app:pw9@db/x"}, "calls": 3, "with_credential": 200}
+    assert Redactor().data(data) == {
+        "MasterUserPassword": "[redacted:password]", "headers": {"Authorization": "[redacted:authorization]"},
+        "users": ["[redacted:email]"], "checks": {"upstream": "error: postgresql://app:[redacted:password]@db/x"},
+        "calls": 3, "with_credential": 200}
 
 
 def test_masked_json_stays_json_whatever_the_secret_holds():

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ MARKER = "[redacted:{}]"
 
 # Key names whose value is a credential, in key=value, "key": "value" (JSON) and header forms.
 # A prefix is allowed (PGPASSWORD, db_password, aws_secret_access_key, MasterUserPassword).
-_SECRET_KEYS = r"[\w-]*?(?:password|passwd|pwd|secret|token|api_?key|apikey|secret_?access_?key|private_?key)"
+_SECRET_KEYS = r"[\w-]*?(?:password|passwd|pwd|secret|token|api_?key|apikey|secret_?access_?key|private_?key|authorization|cookie)"
 # A value stops where JSON, a query string, a header list or a sentence goes on; a marker is not redacted again.
 _VALUE = r"(?!\[redacted:)[^\s\"'&,;\\<>]+"
 
@@ -40,14 +40,22 @@ def _kind_of_key(name: str) -> str:
         return "api-key"
     if "private" in name:
         return "private-key"
+    if "authorization" in name or "cookie" in name:
+        return name.rsplit("-", 1)[-1]
     return "token" if "token" in name else "secret"
+
+
+def _not_a_word(candidate: str) -> bool:
+    """A credential after "Bearer" or "Basic" is not a word of prose ("basic authentication failed")."""
+    return not (candidate.isalpha() and candidate[1:].islower())
 
 
 @dataclass(frozen=True)
 class Rule:
     kind: str  # the marker's name; "" when the kind depends on the match (see _kind)
     pattern: re.Pattern[str]
-    # The named group "secret" is what is replaced; without it, the whole match.
+    # The named group "secret" is what is replaced; without it, the whole match. A match that fails ``plausible`` stays.
+    plausible: Callable[[str], bool] | None = None
 
 
 RULES: tuple[Rule, ...] = (
@@ -59,8 +67,9 @@ RULES: tuple[Rule, ...] = (
     Rule("password", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'\\]*:(?P<secret>(?!\[redacted:)[^\s@\"'\\/]+)(?=@)", re.I)),
     Rule("password", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'\\]*:(?P<secret>(?!\d+\Z)[^\s@\"'\\/]+)\Z", re.I)),
     # Authorization header values: the scheme is kept, the credential goes.
-    Rule("", re.compile(r"\b(?P<scheme>Bearer|Basic|Token|Digest)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})", re.I)),
-    Rule("", re.compile(r"\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?!Bearer|Basic|Token|Digest|\[redacted)(?P<secret>" + _VALUE + ")", re.I)),
+    Rule("", re.compile(r"\b(?P<scheme>Bearer|Basic|Token|Digest)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})", re.I), _not_a_word),
+    Rule("", re.compile(r"\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?P<scheme>Bearer|Basic|Token|Digest)\s+)?(?P<secret>"
+                        + _VALUE + ")", re.I)),
     # AWS access key ids (long-term AKIA, temporary ASIA, ...).
     Rule("aws-access-key-id", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b")),
     # Well-known token formats, by their documented prefixes.
@@ -72,7 +81,7 @@ RULES: tuple[Rule, ...] = (
     Rule("", re.compile(r"(?<![\w-])(?P<key>" + _SECRET_KEYS + r")\s*=\s*(?P<quote>[\"'])?(?P<secret>(?!\[redacted:)"
                         r"(?(quote)[^\"'\\]+|[^\s\"'&,;\\<>]+))", re.I)),
     Rule("", re.compile(r"[\"'](?P<key>" + _SECRET_KEYS + r")[\"']\s*:\s*[\"'](?P<secret>(?!\[redacted:)[^\"'\\]+)", re.I)),
-    Rule("", re.compile(r"(?<![\w-])(?P<key>x-api-key|api-key|x-auth-token)\s*:\s*(?P<secret>" + _VALUE + ")", re.I)),
+    Rule("", re.compile(r"(?<![\w-])(?P<key>x-api-key|api-key|x-auth-token|cookie|set-cookie)\s*:\s*(?P<secret>" + _VALUE + ")", re.I)),
 )
 # Not the user of a URL (ssh://deploy@bastion.example.com), which names an account, not a person.
 EMAIL = re.compile(r"(?<!://)(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -126,7 +135,7 @@ class Redactor:
         if not value:
             return value
         for rule in RULES:
-            value = rule.pattern.sub(lambda m, r=rule: _replace(m, _kind(r, m)), value)
+            value = rule.pattern.sub(lambda m, r=rule: _replace(m, _kind(r, m), r.plausible), value)
         for name, pattern in self.patterns:
             value = pattern.sub(lambda m, n=name: _replace(m, n), value)
         if not self.keep_emails:
@@ -136,15 +145,7 @@ class Redactor:
         return value
 
     def data(self, value: Any) -> Any:
-        """Every string inside a JSON-like value; the value of a key that names a credential, whatever it is."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {key: (MARKER.format(_kind_of_key(key)) if _names_secret(key) and value[key] not in (None, "", {}, [])
-                          else self.data(item)) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.data(item) for item in value)
-        return value
+        return walk(value, self.text)
 
     def statement(self, sql: str) -> str:
         """A statement as pg_stat_statements shows it: its literals replaced by $1, $2, ... (PostgreSQL only does
@@ -160,14 +161,29 @@ class Redactor:
 _SECRET_KEY_NAME = re.compile(_SECRET_KEYS, re.I)
 
 
+def walk(value: Any, text: Callable[[str], str]) -> Any:
+    """A JSON-like value with ``text`` applied to every string in it, and the value of a key that names a credential
+    (``"MasterUserPassword"``) replaced whatever it is."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {key: (MARKER.format(_kind_of_key(key)) if _names_secret(key) and item not in (None, "", {}, [])
+                      else walk(item, text)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(walk(item, text) for item in value)
+    return value
+
+
 def _names_secret(key: Any) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEY_NAME.fullmatch(key))
 
 
-def _replace(match: re.Match[str], kind: str) -> str:
+def _replace(match: re.Match[str], kind: str, plausible: Callable[[str], bool] | None = None) -> str:
     marker = MARKER.format(kind)
     if "secret" not in match.re.groupindex or match.group("secret") is None:
         return marker
+    if plausible is not None and not plausible(match.group("secret")):
+        return match.group()
     start, end = match.span("secret")
     whole = match.group()
     return whole[:start - match.start()] + marker + whole[end - match.start():]
@@ -213,10 +229,6 @@ def adopt(settings: Iterable[Any]) -> None:
 
 def redact(value: str) -> str:
     return _current.text(value)
-
-
-def redact_data(value: Any) -> Any:
-    return _current.data(value)
 
 
 def redact_statement(sql: str) -> str:

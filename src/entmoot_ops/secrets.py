@@ -60,13 +60,7 @@ class Masker:
 
     def data(self, value: Any) -> Any:
         """Every string of a JSON-like value masked, before it is serialised: a rule never sees JSON's escapes."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {key: self.data(item) for key, item in redaction.redact_data(value).items()}
-        if isinstance(value, (list, tuple)):
-            return [self.data(item) for item in value]
-        return value
+        return redaction.walk(value, self)
 
     def dumps(self, value: Any, *, default: Callable[[Any], Any] = str, **options: Any) -> str:
         """``json.dumps`` of a value, masked string by string (``default`` turns what JSON lacks into JSON)."""
