@@ -19,6 +19,7 @@ from pathlib import Path
 
 from entmoot_ops.config import Timeouts
 from entmoot_ops.sandbox.handle import start
+from performance_page import recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = Timeouts()
@@ -63,4 +64,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("hung"):  # and to its section of docs/performance.md
+        main()

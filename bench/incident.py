@@ -24,6 +24,7 @@ from entmoot_ops.config import load_environment
 from entmoot_ops.logsearch.cloudwatch import CloudWatchLogs
 from entmoot_ops.probes.cloudwatch import Window
 from entmoot_ops.sandbox.handle import attach_or_start
+from performance_page import recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,4 +94,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("incident"):  # and to its section of docs/performance.md
+        main()

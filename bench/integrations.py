@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 from morning import bench_sandbox, run_morning
+from performance_page import recorded
 
 EXPORTS = """
 import sys, time
@@ -66,4 +67,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("integrations"):  # and to its section of docs/performance.md
+        main()

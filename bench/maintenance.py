@@ -27,6 +27,7 @@ from entmoot_ops.probes import maintenance
 from entmoot_ops.probes import redis as redis_probe
 from entmoot_ops.sandbox.handle import attach_or_start
 from entmoot_ops.sandbox.processes import free_port
+from performance_page import recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,4 +154,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("maintenance"):  # and to its section of docs/performance.md
+        main()

@@ -28,6 +28,7 @@ from pathlib import Path
 from morning import run_morning
 from phases import print_phases
 from entmoot_ops.sandbox.handle import start
+from performance_page import recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = ROOT.parent / "shared" / "runbook" / "operations-runbook.md"
@@ -163,4 +164,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("runbook_morning"):  # and to its section of docs/performance.md
+        main()

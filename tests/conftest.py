@@ -40,7 +40,9 @@ def default_signals() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: a slow end-to-end test of a whole procedure (README: The project's tests)")
+    # Registered here, not in pyproject.toml's markers: those are also what `pytest checks/ -m` accepts and lists as
+    # checklists and components, and e2e is neither.
+    config.addinivalue_line("markers", "e2e: a slow end-to-end test of a whole procedure; -m \"not e2e\" is the quick tier (docs/tests.md)")
     if not hasattr(config, "workerinput"):
         os.environ[SESSION_MARK] = uuid.uuid4().hex  # xdist's workers inherit it
     # The tests judge a fault the moment they inject it: the sandboxes they start show datapoints at once.

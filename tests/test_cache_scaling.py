@@ -7,6 +7,7 @@ import json
 import time
 
 import boto3
+import pytest
 
 from conftest import settle
 from entmoot_ops.sandbox import aws as sandbox_aws
@@ -19,6 +20,7 @@ def _elasticache(sandbox):
                         **sandbox_aws.CREDENTIALS)
 
 
+@pytest.mark.e2e
 def test_memory_pressure_is_fixed_by_a_larger_node_where_allowed(sandbox, run_checks, environments):
     elasticache = _elasticache(sandbox)
     with sandbox.fault("redis_memory_pressure"):

@@ -67,6 +67,7 @@ def test_a_few_faults_caught_with_their_latency_in_json_html_and_junit(sandbox, 
     assert sandbox.control("GET", "state")["faults"] == []
 
 
+@pytest.mark.e2e
 def test_a_blind_check_shows_as_a_miss_and_fails_the_run(sandbox, tmp_path, environments):
     """postgres.connections judged against 99% cannot see 45 idle sessions (84%): the matrix says so."""
     blind = environments(replace={"[thresholds]\n": "[thresholds]\nconnections_max_ratio = 0.99\n"})

@@ -89,7 +89,7 @@ def test_sandbox_up_env_status_down(tmp_path):
         scaled = _ops("scale", "--env", "sandbox", "--to", "4", "--audit-log", str(tmp_path / "audit.jsonl"), state_home=state_home)
         assert scaled.returncode == 0 and "from 3 to 4" in scaled.stdout, scaled.stderr
         assert shlex.split(state["ENTMOOT_SANDBOX_STATE"])[0] == str(state_home / "entmoot-ops" / "sandbox.json")
-        # The README's "sandbox on its own" lines, as typed, against this sandbox (its up above, its down below).
+        # The "sandbox on its own" lines of docs/sandbox.md, as typed, against this sandbox (its up above, its down below).
         shown = [command for command in readme_commands() if on_its_own(command)]
         assert shown[0] == "entmoot-ops sandbox up" and shown[-1] == "entmoot-ops sandbox down", shown
         environment = user_environment(XDG_STATE_HOME=str(state_home))

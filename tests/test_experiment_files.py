@@ -27,7 +27,7 @@ from entmoot_ops.sandbox import aws as sandbox_aws
 from conftest import ROOT
 from test_aws_answers import clients, endpoint  # noqa: F401 - fixtures: an AWS-compatible endpoint on loopback
 
-README_EXAMPLE = re.compile(r"```toml\n# experiments/api-rds-latency\.toml\n(.*?)```", re.S)
+DOCS_EXAMPLE = re.compile(r"```toml\n# experiments/api-rds-latency\.toml\n(.*?)```", re.S)
 HEAD = 'title = "t"\nsection = "redis-connection-issues"\n'
 METHOD = '\n[[method]]\naction = "kill"\ncomponent = "redis"\n'
 VALID = HEAD + METHOD
@@ -240,11 +240,11 @@ def test_an_experiment_whose_target_has_nothing_to_act_on_ends_in_one_line_and_r
 
 # --------------------------------------------------------------------------------------------- a game day
 def test_a_game_day_runs_a_users_fis_experiment_and_writes_its_report_with_a_chart(sandbox, environments, tmp_path):
-    """The README's example file, in a directory of the user's: an FIS template of the sandbox's account, a stop
+    """The example file of docs/chaos.md, in a directory of the user's: an FIS template of the sandbox's account, a stop
     condition, an expected detector; then one of the suite's own. One report, in order, with a chart."""
     mine = tmp_path / "experiments"
     mine.mkdir()
-    (mine / "api-rds-latency.toml").write_text(README_EXAMPLE.search((ROOT / "README.md").read_text()).group(1))
+    (mine / "api-rds-latency.toml").write_text(DOCS_EXAMPLE.search((ROOT / "docs" / "chaos.md").read_text()).group(1))
     directory = environments(replace={"[chaos]\n": f'[chaos]\nexperiments_dir = "{mine}"\n',
                                       'experiments = ["kill-redis"': 'experiments = ["api-rds-latency", "kill-redis"'})
     reports = tmp_path / "reports"

@@ -29,6 +29,7 @@ def _short(environments, extra: str = "") -> Path:
     return environments(replace={"[remediation]\n": SHORT.replace("[remediation]\n", extra + "[remediation]\n")})
 
 
+@pytest.mark.e2e
 def test_a_load_run_is_judged_by_checks_with_locusts_own_files(sandbox, run_checks, environments):
     run = run_checks("-m", "load", "--environments-dir", str(_short(environments)))
     assert run.by_outcome() == {"pass": LOAD_CHECKS}, run.output[-3000:]
@@ -56,6 +57,7 @@ def _containers(run) -> list[dict]:
     return [json.loads(p.read_text()) for p in (run.reports / "allure-results").glob("*-container.json")]
 
 
+@pytest.mark.e2e
 def test_a_breach_stops_the_run_early_and_fails_with_the_remediation(sandbox, run_checks, environments):
     directory = environments(replace={"[remediation]\n": SHORT.replace("duration_seconds = 8", "duration_seconds = 60")})
     with sandbox.fault("api_latency", ms=700):
@@ -93,6 +95,7 @@ def test_unbounded_or_unknown_load_is_one_line(old, new, environments):
     assert completed.returncode == 4 and len(lines) == 1 and "sandbox.toml: load" in lines[0], lines
 
 
+@pytest.mark.e2e
 def test_ctrl_c_stops_locust_and_leaves_nothing_running(sandbox, environments, tmp_path):
     directory = environments(replace={"[remediation]\n": SHORT.replace("duration_seconds = 8", "duration_seconds = 120")})
     environment = {**os.environ, "ENTMOOT_SANDBOX_STATE": str(sandbox.state_file)}
@@ -133,6 +136,7 @@ def _locusts(reports: Path) -> list[str]:
 OWN_PROJECT = 137
 
 
+@pytest.mark.e2e
 def test_master_and_two_workers_add_up_to_what_the_api_served(sandbox, tmp_path):
     """locust's own distributed mode on loopback: the master's totals are what the API served, through both workers."""
     import boto3
@@ -199,6 +203,7 @@ def test_every_shape_is_bounded_in_users_and_time(shape, expected):
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == expected, completed.stderr[-2000:]
 
 
+@pytest.mark.e2e
 def test_several_local_processes_with_locusts_own_processes_option(sandbox, run_checks, environments):
     run = run_checks("-m", "load", "-k", "failures", "--environments-dir", str(_short(environments, "processes = 2\n")))
     assert run.outcome("load.failure-ratio") == "pass", run.output[-2000:]
@@ -206,6 +211,7 @@ def test_several_local_processes_with_locusts_own_processes_option(sandbox, run_
     assert verdict["workers"] == 2 and verdict["requests"] > 100, verdict
 
 
+@pytest.mark.e2e
 def test_failed_requests_under_load_fail_with_the_remediation(sandbox, run_checks, environments):
     with sandbox.fault("api_errors", rate=0.2):
         run = run_checks("-m", "load", "-k", "failures", "--environments-dir", str(_short(environments)))
@@ -216,6 +222,7 @@ def test_failed_requests_under_load_fail_with_the_remediation(sandbox, run_check
     assert "stopped early: failure ratio" in failed.message and "-> remediation api.investigate-errors" in failed.message
 
 
+@pytest.mark.e2e
 def test_a_saturated_fleet_fires_the_scaling_triggers(sandbox, run_checks, environments):
     """90 users that never pause against 3 tasks (150 requests a second): the fleet runs at its capacity."""
     extra = "think_seconds = [0, 0]\nstop_on_breach = false\nmax_users = 100\nmax_spawn_rate = 100\n"

@@ -1,9 +1,10 @@
-"""Every command the README shows in its command blocks runs, as a user types it, in the README's order.
+"""Every command the README and the pages of docs/ show in their command blocks runs, as a user types it, in their
+order (the README, then the pages by name).
 
 The checks and the catalogue commands run here, against this worker's sandbox; the "sandbox on its own" commands
-(env, status, faults, traffic) in tests/test_cli.py::test_sandbox_up_env_status_down, against the sandbox that its
-``entmoot-ops sandbox up`` starts and its ``down`` stops. A command the README shows that a test cannot run here is
-named in NOT_RUN with the reason, and a test keeps that list true.
+(env, status, faults, traffic) of docs/sandbox.md in tests/test_cli.py::test_sandbox_up_env_status_down, against the
+sandbox that its ``entmoot-ops sandbox up`` starts and its ``down`` stops. A command the documents show that a test
+cannot run here is named in NOT_RUN with the reason, and a test keeps that list true.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ NOT_RUN = {
     "entmoot-ops chaos gameday --env sandbox --experiments slow-redis,kill-replica,flush-cache":
         "three experiments in a row, minutes long: tests/test_experiment_files.py runs game days end to end",
     "entmoot-ops chaos matrix": "12 to 16 minutes on 2 cores: bench/chaos_matrix.py runs it, its figures are the performance page's",
+    'pytest tests/ -m "not e2e" -n 5': "the project's own tests: a developer's run of them, not a run inside them",
+    "pytest tests/test_docs.py": "as above: it is one of the project's tests",
+    "mkdocs build --strict": "tests/test_docs.py runs it, into a temporary directory (here it would write site/ into the checkout)",
 }
 # What the README runs for a minute, here for seconds: the same command, bounded shorter.
 SHORTER = {"--seconds 60": "--seconds 2"}
@@ -53,7 +57,7 @@ def readme_commands() -> list[str]:
 def test_every_command_the_readme_does_not_run_says_why_and_is_still_there():
     commands = readme_commands()
     assert commands, "no command block found"
-    assert not set(NOT_RUN) - set(commands), "NOT_RUN names commands the README no longer shows: " + repr(set(NOT_RUN) - set(commands))
+    assert not set(NOT_RUN) - set(commands), "NOT_RUN names commands the documents no longer show: " + repr(set(NOT_RUN) - set(commands))
 
 
 def on_its_own(command: str) -> bool:

@@ -172,8 +172,8 @@ def _seed_stock(url: str) -> None:
 
 
 def test_the_morning_checklist_against_moto_s_stock_server(stock_moto, sandbox, healthy, environments, run_checks):
-    """Every check ends PASS, FAIL, SKIP or a one-line ERROR; those that read no AWS keep their verdicts. The README
-    (Pointing it at a real environment) lists which checks need what a stock server lacks."""
+    """Every check ends PASS, FAIL, SKIP or a one-line ERROR; those that read no AWS keep their verdicts. The table of
+    docs/real-environments.md (Endpoints that answer less kindly) lists which checks need what a stock server lacks."""
     # Not the sandbox's kind: the run attaches to nothing, and reads every endpoint from the variables it names.
     directory = environments(replace={AWS_ENDPOINT: f'endpoint_url = "{stock_moto}"', 'kind = "sandbox"': 'kind = "aws"',
                                       "env:ENTMOOT_SANDBOX_": "env:STOCK_SANDBOX_"})
@@ -182,7 +182,7 @@ def test_the_morning_checklist_against_moto_s_stock_server(stock_moto, sandbox, 
                      env={**exported, "STOCK_SANDBOX_AWS_ACCESS_KEY_ID": "testing", "STOCK_SANDBOX_AWS_SECRET_ACCESS_KEY": "testing"})
     reads_aws = {r.check_id for r in healthy.results if r.aws_actions}
     assert_bounded(run, healthy, spared={r.check_id for r in healthy.results} - reads_aws)
-    # What the README's table says of a stock server, and every other check as on a healthy sandbox.
+    # What the table of docs/real-environments.md says of a stock server, and every other check as on a healthy sandbox.
     lacking = {"ecs.service-steady": "fail", "rds.free-storage": "error", "redis.evictions": "error",
                "api.error-rate": "skip", "redis.hit-rate": "skip"}
     assert {r.check_id: r.outcome for r in run.results} == {r.check_id: lacking.get(r.check_id, "pass") for r in run.results}, \

@@ -7,6 +7,7 @@ import json
 import time
 
 import boto3
+import pytest
 
 from conftest import settle
 from entmoot_ops.sandbox import aws as sandbox_aws
@@ -20,6 +21,7 @@ def _rds(sandbox):
                         **sandbox_aws.CREDENTIALS)
 
 
+@pytest.mark.e2e
 def test_sustained_cpu_fails_with_a_plan_for_the_next_class(sandbox, run_checks, environments):
     with sandbox.fault("rds_cpu_pressure", percent=95):
         time.sleep(16)  # a whole 15 s window of it: "consistently", not a moment
@@ -32,6 +34,7 @@ def test_sustained_cpu_fails_with_a_plan_for_the_next_class(sandbox, run_checks,
     assert "acting needs rds.scaling_allowed = true" in run.output
 
 
+@pytest.mark.e2e
 def test_scale_up_applied_now_where_allowed_is_verified(sandbox, run_checks, environments):
     rds = _rds(sandbox)
     with sandbox.fault("rds_cpu_pressure", percent=95):

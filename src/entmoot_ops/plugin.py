@@ -201,7 +201,9 @@ def _refuse_unless_allowed(refuse: Any, environment: Environment, **given: Any) 
 
 
 def _selects(config: pytest.Config, marker: str) -> bool:
-    """Whether -m selects a marker's checks, by pytest's own -m grammar ("load", "load and not x", not "not load")."""
+    """Whether -m selects a marker's checks, by pytest's own -m grammar ("load", "load and not x", not "not load").
+    An expression that holds without the marker ("not e2e", "not redis") does not ask for it: whatever of its checks
+    it lets through is refused once collected, as a selection by -k is."""
     expression = config.option.markexpr
     if not expression:
         return False
@@ -209,7 +211,8 @@ def _selects(config: pytest.Config, marker: str) -> bool:
         from _pytest.mark.expression import Expression
     except ImportError:  # pytest moved its private grammar: judge by the word
         return marker in expression.split()
-    return Expression.compile(expression).evaluate(lambda name, **_: name == marker)
+    compiled = Expression.compile(expression)
+    return compiled.evaluate(lambda name, **_: name == marker) and not compiled.evaluate(lambda name, **_: False)
 
 
 def _say(config: pytest.Config, line: str) -> None:
