@@ -197,7 +197,7 @@ def _section(model, heading: str, comments, out: list[str], required: bool, comm
 
 def configuration() -> str:
     config = _import("entmoot_ops.config")
-    comments = _comments(Path(config.__file__))
+    comments = {key: text for path in sorted(Path(config.__file__).parent.glob("*.py")) for key, text in _comments(path).items()}
     out = ["| key | type | default | what |", "| --- | --- | --- | --- |"]
     sections = []
     for name, field in config.Environment.model_fields.items():

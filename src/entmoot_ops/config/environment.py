@@ -1,0 +1,43 @@
+"""One environment: its sections, each with the runbook's defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+
+from entmoot_ops.config.procedures import (ChaosSettings, CloudTrailSettings, DeploySettings, LoadSettings, MetricsSettings,
+                                           NotifySettings, RedactionSettings, RemediationSettings, Thresholds)
+from entmoot_ops.config.references import Strict
+from entmoot_ops.config.services import (AlbSettings, ApiSettings, AwsSettings, EcsSettings, HostsSettings, LogsSettings,
+                                         PostgresSettings, RdsSettings, RedisSettings, Timeouts, TlsSettings)
+
+
+class Environment(Strict):
+    name: str
+    kind: Literal["aws", "sandbox"] = "aws"
+    production: bool = False
+    # Which checks read their evidence (log groups, top statements): those that did not pass, or all (--evidence).
+    evidence: Literal["failures", "all"] = "failures"
+    runbook_url: str = "https://github.com/entmoot/entmoot/blob/main/docs/operations-runbook.md"
+    aws: AwsSettings = AwsSettings()
+    timeouts: Timeouts = Timeouts()
+    api: ApiSettings
+    ecs: EcsSettings
+    rds: RdsSettings
+    postgres: PostgresSettings
+    redis: RedisSettings
+    logs: LogsSettings
+    alb: AlbSettings
+    thresholds: Thresholds = Thresholds()
+    cloudtrail: CloudTrailSettings = CloudTrailSettings()
+    deploy: DeploySettings = DeploySettings()
+    remediation: RemediationSettings = RemediationSettings()
+    load: LoadSettings = LoadSettings()
+    chaos: ChaosSettings = ChaosSettings()
+    notify: NotifySettings = NotifySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    hosts: HostsSettings = HostsSettings()
+    tls: TlsSettings = TlsSettings()
+    redaction: RedactionSettings = RedactionSettings()
+
+
