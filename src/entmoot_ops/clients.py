@@ -43,7 +43,7 @@ from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.check import calling, collecting, touching
 from entmoot_ops.config import Environment
 from entmoot_ops import boundary, iam
-from entmoot_ops.boundary import IAM_PREFIX
+from entmoot_ops.aws_conventions import IAM_PREFIX
 from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
 from entmoot_ops.iam import needs
 from entmoot_ops.secrets import masker, resolve, resolve_secret
