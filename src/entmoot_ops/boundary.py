@@ -25,6 +25,7 @@ import redis as redis_library
 import requests
 
 from entmoot_ops import iam
+from entmoot_ops.aws_conventions import IAM_PREFIX
 from entmoot_ops.errors import DependencyError, OpsError, one_line
 from entmoot_ops.redaction import excerpt
 from entmoot_ops.secrets import masker
@@ -99,10 +100,6 @@ def guard_calls(client: Any, dependency: str) -> None:
             raise outside_error(dependency, exc, f"{IAM_PREFIX.get(signing, signing)}:{operation_name}") from None
 
     client._make_api_call = guarded
-
-
-# IAM's prefix where it differs from the service's signing name.
-IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
 def is_denial(exc: botocore.exceptions.ClientError) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import botocore.config
@@ -43,15 +43,22 @@ from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.check import calling, collecting, touching
 from entmoot_ops.config import Environment
 from entmoot_ops import boundary, iam
-from entmoot_ops.boundary import IAM_PREFIX
+from entmoot_ops.aws_conventions import IAM_PREFIX
 from entmoot_ops.errors import ConfigError, DependencyError, ReadOnlyViolation
 from entmoot_ops.iam import needs
 from entmoot_ops.secrets import masker, resolve, resolve_secret
 
-if TYPE_CHECKING:
-    from entmoot_ops.preflight import Preflight
-
 T = TypeVar("T")
+
+
+class Resolved(Protocol):
+    """What a run's preflight (:class:`entmoot_ops.preflight.Preflight`) hands the clients: the references it resolved,
+    and an ERROR pointing at its line for one it could not. The preflight builds clients to resolve them: the clients
+    take this narrow interface, not the preflight module, which sits a layer above them."""
+
+    resolved: dict[str, str]  # reference -> value
+
+    def raise_for(self, reference: str) -> None: ...
 
 
 class _ModelFiles(botocore.loaders.JSONFileLoader):
@@ -361,7 +368,7 @@ class Clients:
     env: Environment
     writable: bool = False
     # What the run's preflight resolved and found wrong; without it, references are resolved on use.
-    preflight: Preflight | None = None
+    preflight: Resolved | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
     _readings: dict[Any, Any] = field(default_factory=dict)
 

@@ -1,78 +1,22 @@
 """Outcomes of checks: pass, fail (threshold breached), error (could not measure), skip (not judged).
 
-Results travel as junit ``user_properties`` so that, under xdist, the controller sees what every worker measured.
+Here a pytest report becomes an outcome, and the run's results become the terminal's summary. What a result is, and
+how it travels (junit ``user_properties``, so that under xdist the controller sees what every worker measured), is
+:mod:`entmoot_ops.results`, named here too.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import textwrap
-import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-PROPERTY = "entmoot.check"
-OUTCOMES = ("pass", "fixed", "fail", "error", "skip")
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check_id: str
-    title: str
-    env: str
-    nodeid: str
-    outcome: str  # pass, fixed, fail, error, skip
-    severity: str
-    section: str
-    measured: str
-    threshold: str
-    remediation: str
-    remediation_state: str
-    message: str
-    plan: list[str] = field(default_factory=list)  # what a remediation that did not act would do
-    done: list[str] = field(default_factory=list)  # what a remediation that acted changed (--remediate)
-    recheck: str = ""  # after it acted: what the check found again (its readings, or why it is still not fixed)
-    readings: list[str] = field(default_factory=list)  # "running tasks 3 == desired 3"
-    fix: str = ""  # for an error: what to fix in access, configuration or connectivity
-    depends: list[str] = field(default_factory=list)  # what the check declares it depends on (check.DEPENDENCIES)
-    touched: list[str] = field(default_factory=list)  # what its measurements reached this time
-    aws_actions: list[str] = field(default_factory=list)  # the IAM actions its measurements called this time
-    duration_seconds: float = 0.0
-    values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None)
-    recorded: list[list] = field(default_factory=list)  # [name, value, labels] (check.record)
-
-    def as_properties(self) -> list[tuple[str, str]]:
-        return [
-            (PROPERTY, json.dumps(asdict(self), default=str)),
-            ("check_id", self.check_id),
-            ("outcome", self.outcome),
-            ("measured", self.measured),
-            ("threshold", self.threshold),
-            ("runbook", self.section),
-            ("remediation", self.remediation),
-        ]
-
-    @classmethod
-    def from_properties(cls, properties: list[tuple[str, object]]) -> CheckResult | None:
-        for name, value in properties:
-            if name == PROPERTY:
-                return cls(**json.loads(str(value)))
-        return None
-
-
-def read_junit(path: Path) -> list[CheckResult]:
-    """The check results a run left in its junit XML (items that are not checks are ignored)."""
-    found = []
-    for case in ET.parse(path).getroot().iter("testcase"):
-        result = CheckResult.from_properties([(p.get("name"), p.get("value")) for p in case.iter("property")])
-        if result is not None:
-            found.append(result)
-    return found
+# The result record, named here for the plugin and the reports, which take it with the outcomes.
+from entmoot_ops.results import ORDER as ORDER, OUTCOMES as OUTCOMES, PROPERTY as PROPERTY, CheckResult as CheckResult
+from entmoot_ops.results import read_junit as read_junit
 
 
 def classify(report: pytest.TestReport, call: pytest.CallInfo[Any], remediation_state: str) -> str:
@@ -113,7 +57,6 @@ class Collector:
 
 
 collector = Collector()
-ORDER = {"error": 0, "fail": 1, "fixed": 2, "skip": 3, "pass": 4}
 
 
 def write_summary(terminal: Any, results: list[CheckResult], preflight_problems: list[str] = ()) -> None:

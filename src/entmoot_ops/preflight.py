@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from entmoot_ops.boundary import measuring, outside_error
 from entmoot_ops.check import Unavailable, best_effort
+from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops.secrets import REFERENCE_PREFIXES, masker, password_of, references
@@ -110,8 +111,6 @@ class Preflight:
 def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict | None = None) -> Preflight:
     """``asked``: the answers of AWS questions already asked in this run, shared by the run's environments (several
     environments with the same credentials and endpoint ask IAM the same question)."""
-    from entmoot_ops.clients import Clients  # clients import config; preflight is imported by both
-
     result = Preflight(env.name)
     clients = Clients(env)
     wanted = [(k, r) for k, r in references(env) if remediate or k not in REMEDIATION_ONLY]

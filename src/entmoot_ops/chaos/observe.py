@@ -14,7 +14,8 @@ from multiprocessing.process import BaseProcess
 from datetime import datetime, UTC
 from pathlib import Path
 
-from entmoot_ops import forkrun, outcomes
+from entmoot_ops import forkrun
+from entmoot_ops.results import ORDER, CheckResult, read_junit
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import alb, cloudwatch
@@ -82,11 +83,11 @@ class CheckRunner:
             if not junit.exists():
                 tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
                 raise OpsError(f"the checks could not run (exit {process.exitcode}): {tail}")
-            results = outcomes.read_junit(junit)
-        worst: dict[str, outcomes.CheckResult] = {}
+            results = read_junit(junit)
+        worst: dict[str, CheckResult] = {}
         for result in results:
             known = worst.get(result.check_id)
-            if known is None or outcomes.ORDER[result.outcome] < outcomes.ORDER[known.outcome]:
+            if known is None or ORDER[result.outcome] < ORDER[known.outcome]:
                 worst[result.check_id] = result
         return Observation(started, time.time(), {c: r.outcome for c, r in worst.items()},
                            {c: r.message for c, r in worst.items()}, {c: frozenset(r.depends) for c, r in worst.items()})

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from entmoot_ops.errors import ConfigError, DependencyError
-from entmoot_ops.logsearch import Entry, ErrorGroups, SlowPaths, group_errors, group_slow
+from entmoot_ops.logsearch.model import Entry, ErrorGroups, SlowPaths, group_errors, group_slow
 from entmoot_ops.probes.cloudwatch import Window
 from entmoot_ops.redaction import excerpt
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from entmoot_ops.errors import DependencyError, OpsError
-from entmoot_ops.logsearch import (NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors, group_slow,
-                                  merge_groups)
+from entmoot_ops.logsearch.model import (NO_ERROR_TEXT, Entry, ErrorGroup, ErrorGroups, SlowPath, SlowPaths, group_errors,
+                                        group_slow, merge_groups)
 from entmoot_ops.probes import aws_error, measuring
 from entmoot_ops.probes.cloudwatch import Window
 from entmoot_ops.redaction import redact

@@ -13,7 +13,7 @@ from datetime import datetime, UTC
 from typing import TYPE_CHECKING
 
 from entmoot_ops.errors import ConfigError, DependencyError
-from entmoot_ops.logsearch import Entry, ErrorGroups, SlowPaths, group_errors, group_slow
+from entmoot_ops.logsearch.model import Entry, ErrorGroups, SlowPaths, group_errors, group_slow
 from entmoot_ops.probes.cloudwatch import Window
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ import math
 import time
 from datetime import datetime, timedelta, UTC
 
+from entmoot_ops.aws_conventions import period_ceil, period_floor
 from entmoot_ops.clients import Clients
 from entmoot_ops.probes import measuring
 from entmoot_ops import iam
@@ -65,19 +66,6 @@ def alarm_states(clients: Clients, names: Sequence[str]) -> dict[str, str]:
                 for raw in (*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])):
                     found[raw["AlarmName"]] = raw["StateValue"]
     return found
-
-
-def period_floor(moment: datetime, period_seconds: int) -> datetime:
-    """The start of the period holding ``moment``, on the clock's boundaries of that period (a 10 s period starts at
-    :00, :10, ...; a 5-minute one at :00, :05, ...), as CloudWatch aggregates a standard or high-resolution metric."""
-    epoch = moment.timestamp()
-    return datetime.fromtimestamp(epoch - epoch % period_seconds, UTC)
-
-
-def period_ceil(moment: datetime, period_seconds: int) -> datetime:
-    """The first period boundary at or after ``moment``."""
-    start = period_floor(moment, period_seconds)
-    return start if start >= moment else start + timedelta(seconds=period_seconds)
 
 
 @dataclass(frozen=True)

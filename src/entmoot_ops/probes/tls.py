@@ -9,17 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, UTC
 from urllib.parse import urlsplit
 
+from entmoot_ops.aws_conventions import serial_text
 from entmoot_ops.check import touching
 from entmoot_ops.clients import Clients
 from entmoot_ops.iam import ANY, CERTIFICATES, needs
 from entmoot_ops.probes import alb, measuring
-
-
-def serial_text(serial: int) -> str:
-    """A serial number as ACM writes it: lower-case hex pairs joined by colons."""
-    digits = f"{serial:x}"
-    digits = "0" * (len(digits) % 2) + digits
-    return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from entmoot_ops.sandbox import alb_metrics
 from entmoot_ops.sandbox import aws as sandbox_aws
 
 if TYPE_CHECKING:
-    from entmoot_ops.sandbox.supervisor import Sandbox
+    from entmoot_ops.sandbox.core import Core
 
 GIB = 1024**3
 HISTORY_SECONDS, HISTORY_STEP_SECONDS = 60, 5
@@ -29,7 +29,7 @@ HISTORY_SECONDS, HISTORY_STEP_SECONDS = 60, 5
 
 @dataclass
 class Agent:
-    sandbox: Sandbox
+    sandbox: Core
     interval: float = 2.0
     storage_fill_bytes: int = 0  # the low-storage fault's simulated bulk data
     cpu_fill_percent: float = 0.0  # the database CPU fault's simulated work, in percent of the seeded class

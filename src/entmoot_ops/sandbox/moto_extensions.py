@@ -81,9 +81,7 @@ from moto.logs.responses import LogsResponse
 from moto.rds.responses import RDSResponse
 from moto.rds.models import DBInstance, RDSBackend
 
-from entmoot_ops.clients import IAM_PREFIX
-from entmoot_ops.probes.cloudwatch import period_floor
-from entmoot_ops.probes.tls import serial_text
+from entmoot_ops.aws_conventions import IAM_PREFIX, period_floor, serial_text
 from entmoot_ops.sandbox import log_queries
 
 _installed = False

@@ -2,6 +2,9 @@
 
 Run as ``python -m entmoot_ops.sandbox serve --state-file F``: when ready it writes F (JSON: endpoints as
 environment variables, pids, control URL) and runs until SIGTERM/SIGINT or until its parent dies.
+
+The agent and the faults it imports see the :class:`Sandbox` through :mod:`entmoot_ops.sandbox.core`'s protocols,
+not through this module: they do not import the supervisor.
 """
 
 from __future__ import annotations
