@@ -223,7 +223,7 @@ def faults() -> str:
            "(values are read as JSON, else as text); `entmoot-ops sandbox fault list` lists them with their parameters.", ""]
     for name in sorted(module.FAULTS):
         function = module.FAULTS[name]
-        hints = typing.get_type_hints(function, localns={"Sandbox": object})
+        hints = module.parameter_types(name)
         out.append(f"### `{name}`\n")
         out.append(inspect.cleandoc(function.__doc__ or "").replace("\n", " ") + "\n")
         parameters = module.parameters(name)

@@ -63,6 +63,11 @@ def parameters(name: str) -> dict[str, Any]:
     return {p.name: p.default for p in list(inspect.signature(FAULTS[name]).parameters.values())[2:]}
 
 
+def parameter_types(name: str) -> dict[str, Any]:
+    """A fault's parameters' types, from its annotations (the sandbox's type is not the caller's concern)."""
+    return typing.get_type_hints(FAULTS[name], localns={"Target": object})
+
+
 def usage(name: str) -> str:
     """The fault's parameters as a person writes them: ``version=1.5.0 error_rate=0.0``."""
     return " ".join(f"{key}={shlex.quote(default) if isinstance(default, str) else json.dumps(default)}"
@@ -73,7 +78,7 @@ def arguments(name: str, given: dict[str, Any]) -> dict[str, Any]:
     """``given`` checked against the fault's signature, each value of its parameter's type; text (from a shell) is
     read as JSON where the parameter is not text. A wrong name or type is a TypeError of one line, as a call with
     them would be, that names the fault's parameters."""
-    hints = typing.get_type_hints(FAULTS[name], localns={"Target": object})
+    hints = parameter_types(name)
     known = parameters(name)
     checked = {}
     for key, value in given.items():
