@@ -75,7 +75,7 @@ def test_the_sandboxs_unusual_event_is_unusual_whenever_it_is_injected():
 
     undo = faults.cloudtrail_event(None, datetime(2026, 11, 29, 3, 30, tzinfo=UTC), kind="iam_change")
     try:
-        placed = moto_extensions.trail_events[-1]
+        placed = moto_extensions.cloudtrail.trail_events[-1]
         settings = load_environment("sandbox", Path(__file__).resolve().parent.parent / "environments").cloudtrail
         found = TrailEvent.parse(placed)
         assert [f.rule for f in unusual((found,), settings)] == ["iam-change"], placed["EventTime"]

@@ -168,8 +168,8 @@ def test_insights_limits_as_aws_sets_them(sandbox, monkeypatch):
         finally:
             assert all(logs.stop_query(queryId=query)["success"] for query in started)
     assert {logs.get_query_results(queryId=query)["status"] for query in started} == {"Cancelled"}
-    monkeypatch.setattr(moto_extensions, "insights_timing", {"scheduled": 0, "complete": 0})
-    many = moto_extensions._TimedQuery("q", 0, 1, "fields @message", [])
+    monkeypatch.setattr(moto_extensions.logs, "insights_timing", {"scheduled": 0, "complete": 0})
+    many = moto_extensions.logs._TimedQuery("q", 0, 1, "fields @message", [])
     many.results = [{"@message": str(i)} for i in range(10_001)]
     answer = many.to_result_json()
     assert answer["status"] == "Complete" and len(answer["results"]) == 10_000

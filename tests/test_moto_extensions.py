@@ -21,7 +21,7 @@ from redis.retry import Retry
 
 from entmoot_ops.sandbox import aws as sandbox_aws
 from entmoot_ops.sandbox import moto_extensions
-from entmoot_ops.sandbox.moto_extensions import aws_period_start, percentile
+from entmoot_ops.sandbox.moto_extensions.cloudwatch import aws_period_start, percentile
 
 
 def _client(sandbox, service):
@@ -170,7 +170,7 @@ def test_service_tasks_listed_stopped_and_replaced_after_a_delay(sandbox):
     assert _service(sandbox)["runningCount"] == 2
     assert tasks[0] not in ecs.list_tasks(cluster=sandbox_aws.CLUSTER, serviceName=sandbox_aws.SERVICE)["taskArns"]
     replaced_after = _wait(lambda: _service(sandbox)["runningCount"] == 3)
-    assert replaced_after > moto_extensions.REPLACE_AFTER_SECONDS - 2, replaced_after
+    assert replaced_after > moto_extensions.services.REPLACE_AFTER_SECONDS - 2, replaced_after
     with pytest.raises(ClientError):  # an ARN that is not one of the service's: moto's own answer
         ecs.stop_task(cluster=sandbox_aws.CLUSTER, task="arn:aws:ecs:us-east-1:123456789012:task/entmoot-sandbox/nope")
 

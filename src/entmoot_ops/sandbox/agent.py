@@ -46,7 +46,7 @@ class Agent:
 
     def start(self) -> None:
         # A real environment has a past: the first readings stand for the minute before as well, so that
-        # CloudWatch's delay (moto_extensions.visibility_delay) leaves no window empty once the sandbox is ready.
+        # CloudWatch's delay (moto_extensions.cloudwatch.visibility_delay) leaves no window empty once the sandbox is ready.
         self._history_seconds = HISTORY_SECONDS
         self.tick()
         self._history_seconds = 0

@@ -88,8 +88,8 @@ class Aws:
     load_balancer_arn: str = ""
     target_group_arn: str = ""
     certificate_arn: str | None = None  # the HTTPS listener's, in ACM
-    tasks: moto_extensions.ServiceTasks = field(
-        default_factory=lambda: moto_extensions.ServiceTasks(CLUSTER, SERVICE, f"arn:aws:ecs:{REGION}:{ACCOUNT}:task"))
+    tasks: moto_extensions.services.ServiceTasks = field(
+        default_factory=lambda: moto_extensions.services.ServiceTasks(CLUSTER, SERVICE, f"arn:aws:ecs:{REGION}:{ACCOUNT}:task"))
     _ecs_lock: threading.Lock = field(default_factory=threading.Lock)
     # One client per service and endpoint: faults call again and again, and a new client costs more CPU than the call.
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
@@ -111,9 +111,9 @@ class Aws:
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_extensions.install()
-        moto_extensions.unthrottled_key = CREDENTIALS["aws_access_key_id"]
-        moto_extensions.visibility_delay = self.cloudwatch_delay
-        moto_extensions.service_tasks = self.tasks
+        moto_extensions.iam.unthrottled_key = CREDENTIALS["aws_access_key_id"]
+        moto_extensions.cloudwatch.visibility_delay = self.cloudwatch_delay
+        moto_extensions.services.service_tasks = self.tasks
         self.tasks.on_stop = self._task_stopped
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
         self.server.start()
@@ -250,7 +250,7 @@ class Aws:
             events += [trail_event("PutImage", "ecr.amazonaws.com", DEPLOY_ROLE, at),
                        trail_event("RegisterTaskDefinition", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=20)),
                        trail_event("UpdateService", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=30))]
-        moto_extensions.add_trail_events(events)
+        moto_extensions.cloudtrail.add_trail_events(events)
 
     def scale_metric(self, namespace: str, metrics: tuple[str, ...], since: datetime, factor: float) -> Any:
         """Multiply stored datapoints of metrics since a moment; returns the undo."""
@@ -425,7 +425,7 @@ class Aws:
                 created = iam.create_access_key(UserName=user)["AccessKey"]
                 keys[mode] = {"access_key_id": created["AccessKeyId"], "secret_access_key": created["SecretAccessKey"]}
             iam.put_user_policy(UserName=user, PolicyName="entmoot-ops", PolicyDocument=json.dumps(document))
-        moto_extensions.enforce_iam(True)
+        moto_extensions.iam.enforce_iam(True)
         return keys
 
     def rewind_logs(self, since: datetime) -> int:

@@ -105,9 +105,9 @@ class Sandbox:
         self.aws.start()
         self.aws.seed()
         self.aws.serve_certificate(*self.api_certificate.pem(), self.authority.ca_file.read_bytes())
-        moto_extensions.on_reboot_db = self._reboot_db
-        moto_extensions.on_cache_failover = self._cache_failover
-        moto_extensions.on_fis_action = self._fis_action
+        moto_extensions.services.on_reboot_db = self._reboot_db
+        moto_extensions.services.on_cache_failover = self._cache_failover
+        moto_extensions.fis.on_fis_action = self._fis_action
 
     def _fis_action(self, action: str, parameters: dict, dependencies: list[str]) -> Callable[[], None] | None:
         """An FIS action as a fault of the real servers; the undo ends it (the experiment's end, stop or stop condition)."""
@@ -334,7 +334,7 @@ class Sandbox:
             "secrets": [pg.passwords[r] for r in pg.passwords] + [self.redis.password, self.api_token]
                        + [key["secret_access_key"] for key in self.aws.iam_keys.values()],
             "faults": sorted(self.active),
-            "throttled": dict(moto_extensions.throttled),  # calls each throttled API will still refuse
+            "throttled": dict(moto_extensions.iam.throttled),  # calls each throttled API will still refuse
             "timings": self.timings,
             "postgis": self.postgres.postgis,
             "cloudwatch_delay": list(self.aws.cloudwatch_delay),

@@ -77,21 +77,21 @@ def dependency_blackhole(sandbox: Target, since: datetime, dependency: str = "re
 
 def aws_throttled(sandbox: Target, since: datetime, service: str = "ecs", calls: int = 1_000_000) -> Callable[[], None]:
     """An AWS API (its IAM prefix: ecs, cloudwatch, logs...) answers Rate exceeded to the next ``calls`` calls."""
-    moto_extensions.throttled[service] = calls
-    return lambda: moto_extensions.throttled.pop(service, None)
+    moto_extensions.iam.throttled[service] = calls
+    return lambda: moto_extensions.iam.throttled.pop(service, None)
 
 
 def insights_slow(sandbox: Target, since: datetime, seconds: float = 3) -> Callable[[], None]:
     """Logs Insights queries stay Running for ``seconds`` (a busy account), polled until they complete."""
-    before = moto_extensions.insights_timing["complete"]
-    moto_extensions.insights_timing["complete"] = seconds
-    return lambda: moto_extensions.insights_timing.update(complete=before)
+    before = moto_extensions.logs.insights_timing["complete"]
+    moto_extensions.logs.insights_timing["complete"] = seconds
+    return lambda: moto_extensions.logs.insights_timing.update(complete=before)
 
 
 def insights_failed(sandbox: Target, since: datetime) -> Callable[[], None]:
     """Logs Insights queries end Failed: the suite reads the raw events instead (FilterLogEvents)."""
-    moto_extensions.insights_failing = True
-    return lambda: setattr(moto_extensions, "insights_failing", False)
+    moto_extensions.logs.insights_failing = True
+    return lambda: setattr(moto_extensions.logs, "insights_failing", False)
 
 
 def stale_backups(sandbox: Target, since: datetime, hours: float = 30) -> Callable[[], None]:
@@ -139,8 +139,8 @@ def cloudtrail_event(sandbox: Target, since: datetime, kind: str = "root_usage",
         # Sunday 02:00-03:00 UTC is sandbox.toml's change window, which excuses a change: an hour earlier, the event
         # is unusual whatever the time of day the fault is injected at.
         at -= timedelta(hours=1)
-    ids = moto_extensions.add_trail_events(_unusual(kind, principal, at))
-    return lambda: moto_extensions.remove_trail_events(ids)
+    ids = moto_extensions.cloudtrail.add_trail_events(_unusual(kind, principal, at))
+    return lambda: moto_extensions.cloudtrail.remove_trail_events(ids)
 
 
 def tool_missing(sandbox: Target, since: datetime, tool: str = "jq") -> Callable[[], None]:
