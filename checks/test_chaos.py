@@ -3,46 +3,21 @@ environment's [chaos] experiments_dir, entmoot_ops.chaos.files) is a check.
 
 It passes when the steady state held before, every expected detector failed within the detection deadline,
 nothing outside the blast radius turned red, no safeguard fired, and the steady state came back within the
-recovery deadline. Its journal (timeline, observations, detection and recovery times) is attached.
+recovery deadline. Its journal (timeline, observations, detection and recovery times) is attached. The
+``chaos_runner`` fixture that runs it is the plugin's (entmoot_ops.pytest_plugin.actions), beside the refusal of an
+experiment not allowed.
 """
 
 import math
-import os
 from pathlib import Path
 
 import pytest
 
-from entmoot_ops.chaos import catalog, guard, observe
-from entmoot_ops.probes import cloudwatch
-from entmoot_ops.chaos.actions import ActionContext
-from entmoot_ops.chaos.experiment import Experiment, Runner
+from entmoot_ops.chaos import catalog, guard
+from entmoot_ops.chaos.experiment import Experiment
 from entmoot_ops import charts
 from entmoot_ops.check import attach_chart, check, evidence, expect, record
-from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
-
-
-@pytest.fixture(scope="session")
-def chaos_runner(env, request, reports_dir, audit_log):
-    """Runs one experiment against the environment; its observations are this suite's checks, run as a user runs them."""
-    config = request.config
-    sandbox = None
-    if env.config.kind == "sandbox":
-        from entmoot_ops.sandbox.handle import attach
-
-        sandbox = attach(Path(os.environ["ENTMOOT_SANDBOX_STATE"]))
-    checks = observe.CheckRunner(config.rootpath / "checks", env.config.name, config.getoption("entmoot_envdir"))
-    writable = Clients(env.config, writable=True, preflight=env.clients.preflight)
-
-    def run(experiment: Experiment, *, settle: bool = False):
-        context = ActionContext(env.config, env.clients, writable, audit_log, experiment.name, sandbox)
-        runner = Runner(checks, context, reports_dir / "chaos" / env.config.name,
-                        lambda name, since: observe.SAFEGUARDS[name](env.clients, since),
-                        lambda names: cloudwatch.alarm_states(env.clients, names))
-        return runner.run(experiment, settle=settle)
-
-    yield run
-    writable.close()
 
 
 def _judge(env, run, experiment: Experiment, gameday) -> None:

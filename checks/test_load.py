@@ -1,44 +1,19 @@
 """Runbook Scaling Procedures (Horizontal Scaling) and the Monitoring thresholds, under load.
 
-``pytest checks/ -m load`` runs locust once per environment (a subprocess: see entmoot_ops.load), then judges
+``pytest checks/ -m load`` runs locust once per environment (a subprocess: see entmoot_ops.load; the ``load_run``
+fixture is the plugin's, entmoot_ops.pytest_plugin.actions, beside the refusal of a load run not allowed), then judges
 what locust measured and what CloudWatch saw while it ran. ``--load-shape`` picks baseline, ramp, spike or soak.
 """
 
-import csv
 from datetime import datetime, UTC
 
-import allure
 import pytest
 
 from entmoot_ops import load
-from entmoot_ops import charts
-from entmoot_ops.check import attach_chart, check, evidence, expect, record
+from entmoot_ops.check import check, evidence, expect, record
 from entmoot_ops.probes import alb, cloudwatch
 
 SECTION = "horizontal-scaling-add-more-instances"
-
-
-@pytest.fixture(scope="session")
-def load_run(env, request, reports_dir) -> load.LoadResult:
-    config = request.config
-    result = load.run(env.config, env.clients, reports_dir / "load" / env.name, shape=config.getoption("entmoot_load_shape"),
-                      confirmed=config.getoption("entmoot_yes"))
-    for path in result.files:  # locust's own report and CSVs, beside the verdicts
-        kind = allure.attachment_type.HTML if path.suffix == ".html" else allure.attachment_type.CSV
-        allure.attach.file(str(path), name=path.name, attachment_type=kind)
-    attach_chart(f"load run on {env.name}", lambda: _load_chart(env, result))
-    return result
-
-
-def _load_chart(env, result: load.LoadResult) -> bytes:
-    history = next(path for path in result.files if path.name.endswith("_stats_history.csv"))
-    with history.open() as handle:
-        rows = list(csv.DictReader(handle))
-    window = cloudwatch.Window.during(datetime.fromtimestamp(result.started, UTC), datetime.fromtimestamp(result.ended, UTC),
-                                      env.thresholds.metric_period_seconds)
-    hosts = cloudwatch.series(env.clients, "AWS/ApplicationELB", "HealthyHostCount", alb.api_dimensions(env.clients), "Minimum", window)
-    return charts.load_run(f"{result.shape} load run on {env.name}: {result.requests} requests, up to {result.users} users", rows,
-                           hosts.points, env.thresholds.latency_p95_max_ms)
 
 
 def _window(run: load.LoadResult) -> str:

@@ -10,7 +10,7 @@ import sys
 from conftest import ROOT
 from entmoot_ops import coverage
 from entmoot_ops.check import CHECKLISTS, SEVERITIES
-from entmoot_ops.plugin import CHECK_ID
+from entmoot_ops.pytest_plugin.selection import CHECK_ID
 from entmoot_ops.remediation import REGISTRY
 from entmoot_ops.runbook import SECTIONS
 

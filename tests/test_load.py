@@ -180,7 +180,7 @@ def test_master_and_two_workers_add_up_to_what_the_api_served(sandbox, tmp_path)
 
 def test_gevent_never_enters_the_pytest_process():
     """locust patches the standard library with gevent on import: the checks' process only starts it."""
-    code = ("import sys, importlib; sys.path.insert(0, 'checks'); import entmoot_ops.plugin, entmoot_ops.load; "
+    code = ("import sys, importlib; sys.path.insert(0, 'checks'); import entmoot_ops.pytest_plugin, entmoot_ops.load; "
             "importlib.import_module('test_load'); print(sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust')))")
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.stdout.strip() == "[]", completed.stdout + completed.stderr

@@ -1,0 +1,96 @@
+"""The fixtures every check asks for (``env`` and the resources it is parametrised over, ``oncall``, the run's
+reports directory, audit log and expected version), and the parametrisation that gives a check its environments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entmoot_ops.clients import Clients
+from entmoot_ops.config import Environment
+from entmoot_ops.pytest_plugin.distribution import oncall_urls
+from entmoot_ops.pytest_plugin.environments import handed_over, preflight_of
+from entmoot_ops.pytest_plugin.state import SUITE_KEY, Target
+from entmoot_ops.remediation import AuditLog
+
+
+def _resources(env: Environment, fixture: str) -> list[str]:
+    """The resources a per-resource check runs once for, by the fixture it asks for."""
+    postgres = env.postgres
+    if fixture == "replica":
+        return [r.name for r in postgres.replicas]
+    if postgres.replica_lag_source == "cloudwatch":
+        return [f"cloudwatch:{i}" for i in postgres.replica_instances]
+    return [f"postgres:{r.name}" for r in postgres.replicas]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = metafunc.config.stash[SUITE_KEY]
+    fixture = next((f for f in ("replica", "lag_target") if f in metafunc.fixturenames), None)
+    if fixture:
+        params = []
+        for name, env in suite.environments.items():
+            resources = _resources(env, fixture)
+            params += [pytest.param(name, r, id=f"{name}-{r.split(':')[-1]}") for r in resources]
+            if not resources:  # said once, as a skip; an empty parameter set would be pytest's NOTSET
+                reason = (f"no {'replica' if fixture == 'replica' else 'replica lag source'} configured in {name} "
+                          f"(postgres.replicas{'' if fixture == 'replica' else ' / postgres.replica_instances'} is empty)")
+                params.append(pytest.param(name, None, id=f"{name}-none", marks=pytest.mark.skip(reason=reason)))
+        metafunc.parametrize(("env", fixture), params, indirect=True)
+    elif "env" in metafunc.fixturenames:
+        metafunc.parametrize("env", list(suite.environments), indirect=True, ids=list(suite.environments))
+
+
+@pytest.fixture(scope="session")
+def env(request: pytest.FixtureRequest) -> Any:
+    suite = request.config.stash[SUITE_KEY]
+    name = request.param
+    if name not in suite.preflights and suite.handoff is not None and suite.handoff.exists():
+        handed_over(suite)
+    if name not in suite.preflights:  # checks run from a path pytest_sessionstart did not recognise
+        suite.preflights[name] = preflight_of(suite, name)
+    clients = Clients(suite.environments[name], preflight=suite.preflights[name])
+    request.addfinalizer(clients.close)
+    return Target(suite.environments[name], clients)
+
+
+@pytest.fixture
+def oncall(request: pytest.FixtureRequest, env: Target) -> list[Any]:
+    """The on-call hosts as testinfra hosts (see :func:`oncall_urls`), their connections opened: a command sent while
+    the warm-up still connects would open a second one beside it."""
+    found = [env.clients.host(url) for url in oncall_urls(request.config, env.config)]
+    warmups = request.config.stash[SUITE_KEY].ssh_warmups
+    for host in found:
+        if getattr(host.backend, "controlpath", None) in warmups:
+            warmups[host.backend.controlpath].join()  # bounded by ssh's ConnectTimeout and keep-alives
+    return found
+
+
+@pytest.fixture
+def replica(request: pytest.FixtureRequest, env: Target) -> Any:
+    return next(r for r in env.config.postgres.replicas if r.name == request.param)
+
+
+@pytest.fixture
+def lag_target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    source, name = request.param.split(":", 1)
+    return source, name
+
+
+@pytest.fixture(scope="session")
+def reports_dir(request: pytest.FixtureRequest) -> Path:
+    """Where this run's reports go: what a check run leaves beside junit and Allure (locust's files, say)."""
+    return request.config.stash[SUITE_KEY].reports_dir or Path("reports")
+
+
+@pytest.fixture(scope="session")
+def audit_log(request: pytest.FixtureRequest) -> AuditLog:
+    """Where every action of this run is written: remediations, chaos experiments."""
+    return request.config.stash[SUITE_KEY].audit
+
+
+@pytest.fixture(scope="session")
+def expected_version(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("entmoot_expected_version")

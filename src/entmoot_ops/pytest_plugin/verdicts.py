@@ -1,0 +1,105 @@
+"""Verdicts: each check's report made a verdict of one line (FAIL, FIXED, ERROR with its fix) and a CheckResult,
+masked once, carried to junit's properties and to the run's collector of results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from entmoot_ops import outcomes
+from entmoot_ops.errors import OpsError
+from entmoot_ops.pytest_plugin.checkrun import RUN_KEY
+from entmoot_ops.pytest_plugin.remediation import ACTED_KEY, PLAN_KEY, REMEDIATION_KEY, Fixed
+from entmoot_ops.pytest_plugin.state import SUITE_KEY, env_name, spec_of
+from entmoot_ops.runbook import link
+from entmoot_ops.secrets import masker
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report = yield
+    spec = spec_of(item)
+    if spec is None:
+        return report
+    error = call.excinfo.value if call.excinfo is not None else None
+    if report.when == "call" and report.failed and not isinstance(error, AssertionError):
+        # Could not measure is not a breached threshold: pytest counts a failure outside the call phase as an
+        # error, in its progress, its closing line and junit (<error>, not <failure>).
+        report.when = "setup"
+    if error is not None and (verdict := _verdict(item, error)) is not None:
+        report.longrepr = verdict  # a failure in set-up (a fixture's) is not rendered by repr_failure
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        report.longrepr = masker(str(report.longrepr))
+    report.sections = [(title, masker(text)) for title, text in report.sections]
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        run = item.stash.get(RUN_KEY, None)
+        env = env_name(item)
+        suite = item.config.stash[SUITE_KEY]
+        environment = suite.environments.get(env)
+        plan = item.stash.get(PLAN_KEY, [])
+        done, recheck = item.stash.get(ACTED_KEY, ([], ""))
+        result = outcomes.CheckResult(
+            check_id=spec.id,
+            title=spec.title,
+            env=env,
+            nodeid=item.nodeid,
+            outcome=outcomes.classify(report, call, item.stash.get(REMEDIATION_KEY, "")),
+            severity=spec.severity,
+            section=link(environment.runbook_url, spec.section) if environment else spec.section,
+            measured="; ".join(r.measured for r in run.readings) if run else "",
+            threshold="; ".join(r.threshold for r in run.readings) if run else "",
+            readings=[r.describe() for r in run.readings] if run else [],
+            fix=error.fix if isinstance(error, OpsError) else "",
+            remediation=spec.remediation,
+            remediation_state=item.stash.get(REMEDIATION_KEY, ""),
+            message=outcomes.first_line(report),
+            plan=plan,
+            done=done,
+            recheck=recheck,
+            depends=list(spec.depends),
+            touched=sorted(run.touched) if run else [],
+            aws_actions=sorted(run.aws_actions) if run else [],
+            duration_seconds=round(report.duration, 3),
+            values=[{"label": r.label, "value": r.value, "limit": r.limit} for r in run.readings] if run else [],
+            recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
+        )
+        # Readings, plans and labels quote what was measured: masked once here, for every output that shows them.
+        result = outcomes.CheckResult(**masker.data(asdict(result)))
+        # On the item: junit writes the properties of the teardown report, which copies them from the item.
+        item.user_properties.extend(result.as_properties())
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    result = outcomes.CheckResult.from_properties(report.user_properties) if report.when == "teardown" else None
+    if result is not None:
+        outcomes.collector.append(result)
+
+
+def _verdict(item: pytest.Item, error: BaseException) -> str | None:
+    """An on-call engineer reads a verdict, not test source: one line unless --tb asks for more."""
+    if item.config.option.tbstyle != "auto":
+        return None
+    if isinstance(error, Fixed):
+        return f"FIXED {error}"
+    if isinstance(error, AssertionError):
+        return f"FAIL {error}"
+    if isinstance(error, OpsError):
+        return f"ERROR {error}" + (f"\n  fix: {error.fix}" if error.fix else "")
+    if isinstance(error, LookupError):
+        return f"ERROR {error}"
+    return None
+
+
+def renders_verdicts(item: pytest.Item) -> None:
+    """pytest renders a failed call's traceback, source included, before any hook sees its report: a tenth of a
+    failing run's CPU, for a text the verdict replaces. The check's item renders its verdict instead."""
+    render_traceback = item.repr_failure
+
+    def repr_failure(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        verdict = _verdict(item, excinfo.value)
+        return verdict if verdict is not None else render_traceback(excinfo)
+
+    item.repr_failure = repr_failure
