@@ -4,7 +4,7 @@ environment's [chaos] experiments_dir, entmoot_ops.chaos.files) is a check.
 It passes when the steady state held before, every expected detector failed within the detection deadline,
 nothing outside the blast radius turned red, no safeguard fired, and the steady state came back within the
 recovery deadline. Its journal (timeline, observations, detection and recovery times) is attached. The
-``chaos_runner`` fixture that runs it is the plugin's (entmoot_ops.pytest_plugin.actions), beside the refusal of an
+``chaos_runner`` fixture that runs it is the plugin's (entmoot_ops.pytest_plugin.load_and_chaos), beside the refusal of an
 experiment not allowed.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from entmoot_ops.chaos import catalog, guard
+from entmoot_ops.chaos import experiment_catalogue, guard
 from entmoot_ops.chaos.experiment import Experiment
 from entmoot_ops import charts
 from entmoot_ops.check import attach_chart, check, evidence, expect, record
@@ -85,7 +85,7 @@ def _wrong_file_check(name: str, wrong: OpsError):
 
 
 _PROJECT = Path(__file__).resolve().parent.parent
-for _experiment in catalog.experiments(_PROJECT).values():
+for _experiment in experiment_catalogue.experiments(_PROJECT).values():
     globals()[f"test_{_experiment.name.replace('-', '_')}"] = _experiment_check(_experiment)
-for _name, _wrong in catalog.broken(_PROJECT).items():
+for _name, _wrong in experiment_catalogue.broken(_PROJECT).items():
     globals()[f"test_{_name.replace('-', '_')}"] = _wrong_file_check(_name, _wrong)

@@ -1,7 +1,7 @@
 """Runbook Scaling Procedures (Horizontal Scaling) and the Monitoring thresholds, under load.
 
 ``pytest checks/ -m load`` runs locust once per environment (a subprocess: see entmoot_ops.load; the ``load_run``
-fixture is the plugin's, entmoot_ops.pytest_plugin.actions, beside the refusal of a load run not allowed), then judges
+fixture is the plugin's, entmoot_ops.pytest_plugin.load_and_chaos, beside the refusal of a load run not allowed), then judges
 what locust measured and what CloudWatch saw while it ran. ``--load-shape`` picks baseline, ramp, spike or soak.
 """
 

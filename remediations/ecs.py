@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from entmoot_ops import actions
+from entmoot_ops import procedures
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import ecs
 from entmoot_ops.remediation import Change, RemediationContext, remediation
 
 
-def _rollback_target(ctx: RemediationContext) -> tuple[actions.Revision, actions.Revision]:
+def _rollback_target(ctx: RemediationContext) -> tuple[procedures.Revision, procedures.Revision]:
     state = ecs.service_state(ctx.readonly)
-    current = actions.Revision.of(state.primary[0].task_definition if state.primary else state.task_definition)
-    return current, actions.previous_revision(ctx.readonly, current.arn)
+    current = procedures.Revision.of(state.primary[0].task_definition if state.primary else state.task_definition)
+    return current, procedures.previous_revision(ctx.readonly, current.arn)
 
 
 def _rollback_plan(ctx: RemediationContext) -> list[str]:
@@ -25,8 +25,8 @@ def _rollback_plan(ctx: RemediationContext) -> list[str]:
 
 def _rollback(ctx: RemediationContext) -> list[Change]:
     current, target = _rollback_target(ctx)
-    actions.roll_back(ctx.writable, target)
-    wait = actions.wait_stable(ctx.readonly)
+    procedures.roll_back(ctx.writable, target)
+    wait = procedures.wait_stable(ctx.readonly)
     if not wait.state.stable:
         raise OpsError(f"rolled back to {target}, but not stable after {wait.waited_seconds:g} s: {wait.state.describe()}")
     versions = {revision: _version(ctx, revision) for revision in (current, target)}
@@ -35,7 +35,7 @@ def _rollback(ctx: RemediationContext) -> list[Change]:
                    summary=f"release rolled back from {current}{versions[current]} to {target}{versions[target]}")]
 
 
-def _version(ctx: RemediationContext, revision: actions.Revision) -> str:
+def _version(ctx: RemediationContext, revision: procedures.Revision) -> str:
     """" (image 1.6.0)": the version a revision runs, as the gate's --expected-version names it; best effort."""
     try:
         tag = ecs.release(ctx.readonly, revision.arn).tag
@@ -47,7 +47,7 @@ def _version(ctx: RemediationContext, revision: actions.Revision) -> str:
 def _scale_target(ctx: RemediationContext) -> tuple[int, int]:
     settings = ctx.env.ecs
     current = ecs.service_state(ctx.readonly).desired
-    return current, actions.scaled_count(current, minimum=settings.min_count, maximum=settings.max_count,
+    return current, procedures.scaled_count(current, minimum=settings.min_count, maximum=settings.max_count,
                                          step=settings.scale_out_step)
 
 
@@ -65,8 +65,8 @@ def _scale_out(ctx: RemediationContext) -> list[Change]:
     current, target = _scale_target(ctx)
     if target <= current:
         raise OpsError(f"already at {current} tasks, the configured maximum: not scaling")
-    actions.set_desired_count(ctx.writable, target)
-    wait = actions.wait_stable(ctx.readonly)
+    procedures.set_desired_count(ctx.writable, target)
+    wait = procedures.wait_stable(ctx.readonly)
     return [Change("ecs:UpdateService desiredCount", current, f"{target} (running {wait.state.running} after {wait.waited_seconds:g} s)")]
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from entmoot_ops.chaos import catalog, observe
+from entmoot_ops.chaos import experiment_catalogue, observe
 from entmoot_ops.chaos.actions import ActionContext
 from entmoot_ops.chaos.experiment import Experiment, Runner, Step
 from entmoot_ops.clients import Clients
@@ -26,11 +26,11 @@ from test_notify import notify_secrets, notify_settings
 
 
 # Every experiment of the project's files, in three runs that xdist's workers share (each on its own sandbox).
-THIRDS = [list(catalog.experiments(ROOT))[i::3] for i in range(3)]
+THIRDS = [list(experiment_catalogue.experiments(ROOT))[i::3] for i in range(3)]
 
 
 def test_the_end_to_end_runs_cover_the_whole_catalog():
-    assert sorted(name for third in THIRDS for name in third) == sorted(catalog.experiments(ROOT))
+    assert sorted(name for third in THIRDS for name in third) == sorted(experiment_catalogue.experiments(ROOT))
 
 
 @pytest.mark.e2e

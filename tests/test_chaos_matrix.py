@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from entmoot_ops.chaos import catalog, matrix
+from entmoot_ops.chaos import experiment_catalogue, matrix
 from entmoot_ops.check import DEPENDENCIES
 from entmoot_ops.sandbox.faults import FAULTS
 
@@ -31,9 +31,9 @@ def test_every_sandbox_fault_has_a_row_and_every_detector_is_a_check():
     assert {e.fault for e in matrix.EXPECTATIONS} <= set(FAULTS)
     checks = _known_check_ids()
     named = {c for e in matrix.EXPECTATIONS for c in (*e.detectors, *e.also)}
-    named |= {c for e in catalog.experiments(ROOT).values() for c in (*e.detectors, *e.also)}
+    named |= {c for e in experiment_catalogue.experiments(ROOT).values() for c in (*e.detectors, *e.also)}
     assert named <= checks, named - checks
-    broken = {d for e in (*matrix.EXPECTATIONS, *catalog.experiments(ROOT).values()) for d in e.breaks}
+    broken = {d for e in (*matrix.EXPECTATIONS, *experiment_catalogue.experiments(ROOT).values()) for d in e.breaks}
     assert broken <= DEPENDENCIES.keys(), broken - DEPENDENCIES.keys()
     # A blast radius is derived, never written out: a fault that breaks a dependency need not list its checks.
     assert all(not (set(e.also) & set(e.detectors)) for e in matrix.EXPECTATIONS)

@@ -14,7 +14,7 @@ import time
 import boto3
 import pytest
 
-from entmoot_ops.chaos import catalog, files
+from entmoot_ops.chaos import experiment_catalogue, files
 from entmoot_ops.chaos.actions import ACTIONS, ActionContext
 from entmoot_ops.chaos.experiment import Experiment, Step
 from entmoot_ops.clients import Clients
@@ -34,7 +34,7 @@ VALID = HEAD + METHOD
 
 
 def test_the_suites_own_experiments_are_files_of_the_project():
-    found = catalog.experiments(ROOT)
+    found = experiment_catalogue.experiments(ROOT)
     assert len(found) == 18 and all(e.path.startswith(str(ROOT / "experiments")) for e in found.values())
     assert found["fis-stop-api-tasks"].method == (Step("fis-experiment", {"template": "entmoot-stop-api-tasks"}),)
     assert found["slow-redis"].method == (Step("slow-dependency", {"dependency": "redis", "ms": 1500}),)
@@ -93,7 +93,7 @@ def test_chaos_validate_says_each_wrong_file_in_one_line(tmp_path, environments)
     assert done.returncode == 4, done.stdout + done.stderr
     assert done.stderr.splitlines() == [f"entmoot-ops: {tmp_path / 'mine' / 'slow-primary.toml'}: blast_raduis: Extra inputs are "
                                         "not permitted (got ('postgres',))"]
-    assert done.stdout == f"{len(catalog.experiments(ROOT)) + 1} experiment files valid, 1 not\n"
+    assert done.stdout == f"{len(experiment_catalogue.experiments(ROOT)) + 1} experiment files valid, 1 not\n"
 
 
 @pytest.mark.parametrize(("extra", "said"), [
@@ -114,7 +114,7 @@ def test_an_experiment_of_one_environment_is_refused_on_another(tmp_path, enviro
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "mine.toml").write_text(VALID)
     env = load_environment("sandbox", environments(replace={"[chaos]\n": f'[chaos]\nexperiments_dir = "{tmp_path / "mine"}"\n'}))
-    mine = catalog.select(tmp_path, [env])["mine"]
+    mine = experiment_catalogue.select(tmp_path, [env])["mine"]
     other = env.model_copy(update={"name": "staging"})
     from entmoot_ops.chaos import guard
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import api_traffic, scale_command
-from entmoot_ops.actions import scaled_count
+from entmoot_ops.procedures import scaled_count
 
 
 @pytest.mark.parametrize("current", range(0, 25))

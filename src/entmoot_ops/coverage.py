@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from entmoot_ops.catalogue import Entry, aligned
+from entmoot_ops.check_catalogue import Entry, aligned
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{2,3})\s+(.+?)\s*#*\s*$")

@@ -27,7 +27,7 @@ from pathlib import Path
 PROBES = sorted(f"entmoot_ops.probes.{path.stem}" for path in (Path(__file__).parent / "probes").glob("*.py") if path.stem != "__init__")
 PRELOAD = ["pytest", "_pytest.junitxml", "botocore.session", "botocore.config", "botocore.loaders", "psycopg", "pydantic",
            "requests", "redis", "allure_commons", "allure_pytest.plugin", "prometheus_client", "execnet", "cryptography.x509",
-           "entmoot_ops.pytest_plugin", "entmoot_ops.forkrun_models", *PROBES, "entmoot_ops.triage", "entmoot_ops.actions"]
+           "entmoot_ops.pytest_plugin", "entmoot_ops.forkrun_models", *PROBES, "entmoot_ops.triage", "entmoot_ops.procedures"]
 
 _context: multiprocessing.context.ForkServerContext | None = None
 

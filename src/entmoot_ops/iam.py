@@ -98,7 +98,7 @@ DECLARED: dict[str, Need] = {}
 CALLERS = ("entmoot_ops.clients", "entmoot_ops.probes.alb", "entmoot_ops.probes.cloudtrail", "entmoot_ops.probes.cloudwatch",
            "entmoot_ops.probes.ecs", "entmoot_ops.probes.rds", "entmoot_ops.probes.redis", "entmoot_ops.probes.tls",
            "entmoot_ops.logsearch.cloudwatch",
-           "entmoot_ops.actions", "entmoot_ops.chaos.actions", "remediations")
+           "entmoot_ops.procedures", "entmoot_ops.chaos.actions", "remediations")
 
 
 def needs(*actions: str, mode: Mode = "check", resources: Resources = ANY) -> Callable[[F], F]:

@@ -18,9 +18,9 @@ MATRIX_DEADLINE_SECONDS = 30
 
 
 def chaos_list(arguments: argparse.Namespace) -> int:
-    from entmoot_ops.chaos import catalog, guard
+    from entmoot_ops.chaos import experiment_catalogue, guard
     env = environment_of(arguments)
-    for experiment in catalog.select(Path.cwd(), [env]).values():
+    for experiment in experiment_catalogue.select(Path.cwd(), [env]).values():
         refused = guard.refusal(env, experiment) if env.chaos.allowed else f"chaos.allowed is not true for {env.name}"
         detectors = ", ".join(experiment.detectors) or "(none: absorbed)"
         stops = f"; stops on alarm {', '.join(experiment.stop_alarms)}" if experiment.stop_alarms else ""
@@ -44,13 +44,13 @@ def chaos_validate(arguments: argparse.Namespace) -> int:
 def chaos_gameday(arguments: argparse.Namespace) -> int:
     """The experiments in order against one environment, as ``pytest checks/ -m chaos --gameday``; refused in one
     line, before anything starts, if one is unknown or not allowed there."""
-    from entmoot_ops.chaos import catalog, guard
+    from entmoot_ops.chaos import experiment_catalogue, guard
     from entmoot_ops.config import environments_dir, load_environment
 
     directory = arguments.environments_dir or environments_dir()
     env = load_environment(arguments.env, directory)
     guard.refuse_unless_allowed(env, confirmed=arguments.yes)
-    known = catalog.select(Path.cwd(), [env])
+    known = experiment_catalogue.select(Path.cwd(), [env])
     names = [n.strip() for n in arguments.experiments.split(",") if n.strip()] if arguments.experiments else list(env.chaos.experiments)
     for name in names:
         if name not in known:

@@ -46,10 +46,10 @@ def declared_policies(env: object) -> dict:
 
 def project_checks(checks_dir: Path) -> list:
     """The catalogue of the project's checks (run from the project's directory, as pytest runs them)."""
-    from entmoot_ops import catalogue
+    from entmoot_ops import check_catalogue
 
     if not checks_dir.is_dir():
         raise ConfigError(f"no checks directory at {checks_dir.resolve()}",
                           fix="run it from the project's directory (the one holding checks/), or pass --checks-dir")
     sys.path.insert(0, str(checks_dir.resolve().parent))
-    return catalogue.checks(checks_dir)
+    return check_catalogue.checks(checks_dir)

@@ -21,7 +21,7 @@ def iam_policy(arguments: argparse.Namespace) -> int:
 
 def scale(arguments: argparse.Namespace) -> int:
     """Runbook Scaling API Servers / Scaling Out, bounded to ecs.min_count..max_count, audited, verified."""
-    from entmoot_ops import actions, preflight
+    from entmoot_ops import preflight, procedures
     from entmoot_ops.clients import Clients
     from entmoot_ops.probes import ecs
     from entmoot_ops.remediation import AuditLog
@@ -44,7 +44,7 @@ def scale(arguments: argparse.Namespace) -> int:
         raise OpsError(checked.line(), fix="")
     readonly = Clients(env, preflight=checked)
     current = ecs.service_state(readonly).desired  # a dry run reads too: its plan says the count it starts from
-    target = arguments.to if arguments.to is not None else actions.scaled_count(
+    target = arguments.to if arguments.to is not None else procedures.scaled_count(
         current, minimum=settings.min_count, maximum=settings.max_count, step=settings.scale_out_step)
     command = f"aws ecs update-service --cluster {settings.cluster} --service {settings.service} --desired-count {target}"
     if arguments.dry_run:
@@ -55,8 +55,8 @@ def scale(arguments: argparse.Namespace) -> int:
         print(f"{tag} {settings.service} already at {current} tasks (bounds {bounds}): nothing to do")
         return 0
     writable = Clients(env, writable=True, preflight=checked)
-    actions.set_desired_count(writable, target)
-    wait = actions.wait_stable(readonly)
+    procedures.set_desired_count(writable, target)
+    wait = procedures.wait_stable(readonly)
     AuditLog(arguments.audit_log).write(env=env.name, check_id="(manual)", remediation_id="ecs.scale", event="acted",
                                         changes=[{"action": "ecs:UpdateService desiredCount", "before": current, "after": target}],
                                         stable=wait.state.stable)

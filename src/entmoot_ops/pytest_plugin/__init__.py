@@ -22,7 +22,7 @@ plugins as it was, and ``-p no:entmoot_ops`` still disables all of it. Several e
 from a hook, would each be a plugin of their own, registered in an order of their own.
 """
 
-from entmoot_ops.pytest_plugin.actions import chaos_runner, load_run
+from entmoot_ops.pytest_plugin.load_and_chaos import chaos_runner, load_run
 from entmoot_ops.pytest_plugin.checkrun import pytest_runtest_call
 from entmoot_ops.pytest_plugin.distribution import (pytest_configure_node, pytest_testnodedown, pytest_xdist_make_scheduler,
                                                     pytest_xdist_node_collection_finished)

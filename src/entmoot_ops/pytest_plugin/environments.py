@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from entmoot_ops import preflight, progress, redaction
-from entmoot_ops.chaos import catalog
+from entmoot_ops.chaos import experiment_catalogue
 from entmoot_ops.config import environments_dir, load_environment
 from entmoot_ops.errors import ConfigError, OpsError
-from entmoot_ops.pytest_plugin import actions, game_day, results
+from entmoot_ops.pytest_plugin import load_and_chaos, game_day, results
 from entmoot_ops.pytest_plugin.options import runs_checks
 from entmoot_ops.pytest_plugin.selection import refuse_unknown_selection, register_components, selects
 from entmoot_ops.pytest_plugin.state import SUITE_KEY, Suite
@@ -32,13 +32,13 @@ def pytest_configure(config: pytest.Config) -> None:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
         redaction.adopt(environment.redaction for environment in environments.values())
         # checks/test_chaos.py makes a check of each file; one that is wrong is refused only by a run selecting it
-        catalog.select(config.rootpath, environments.values(), strict=False)
+        experiment_catalogue.select(config.rootpath, environments.values(), strict=False)
     except ConfigError as exc:
         raise pytest.UsageError(masker(str(exc))) from None
     selects_load, selects_chaos = selects(config, "load"), selects(config, "chaos")
     if config.getoption("entmoot_yes") and not (config.getoption("entmoot_remediate") or selects_load or selects_chaos):
         raise pytest.UsageError("--yes confirms an action: it needs --remediate, a load run (-m load) or chaos (-m chaos)")
-    actions.refuse_configured(environments, load_run=selects_load, chaos=selects_chaos, confirmed=config.getoption("entmoot_yes"))
+    load_and_chaos.refuse_configured(environments, load_run=selects_load, chaos=selects_chaos, confirmed=config.getoption("entmoot_yes"))
 
     # The gate's version is asked for here, before xdist starts its workers, where -m or --check selects the gate; a
     # selection by -k is refused once collected.

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from entmoot_ops.chaos import catalog
+from entmoot_ops.chaos import experiment_catalogue
 from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckSpec
-from entmoot_ops.pytest_plugin import actions, game_day, verdicts
+from entmoot_ops.pytest_plugin import load_and_chaos, game_day, verdicts
 from entmoot_ops.pytest_plugin.options import checks_arg, checks_dir, runs_checks
 from entmoot_ops.pytest_plugin.state import SUITE_KEY, check_id, component, spec_of
 from entmoot_ops.remediation import REGISTRY
@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version") and not config.option.collectonly:
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
-    actions.refuse_selected(config, items)
+    load_and_chaos.refuse_selected(config, items)
     _validate_metadata(config, items)
     for item in items:
         if spec_of(item) is not None:
@@ -79,7 +79,7 @@ def selects(config: pytest.Config, marker: str) -> bool:
 def _declared_check_ids(config: pytest.Config) -> list[str]:
     """The ids the checks declare, read from their source without collecting anything; the chaos checks are one
     per experiment file (checks/test_chaos.py)."""
-    found = [f"chaos.{name}" for name in [*catalog.experiments(config.rootpath), *catalog.broken(config.rootpath)]]
+    found = [f"chaos.{name}" for name in [*experiment_catalogue.experiments(config.rootpath), *experiment_catalogue.broken(config.rootpath)]]
     for path in sorted(checks_dir(config).glob("test_*.py")):
         found += CHECK_ID.findall(path.read_text(encoding="utf-8"))
     return sorted(set(found))
@@ -102,7 +102,7 @@ def refuse_unknown_selection(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--check: no check {wanted!r}{_closest(wanted, known)} "
                                     f"(`pytest {checks_arg(config)} --collect-only -q` lists the checks)")
     # An experiment file naming a check or checklist that does not exist would only show as a detection never made.
-    for experiment in catalog.experiments(config.rootpath).values() if selects(config, "chaos") else ():
+    for experiment in experiment_catalogue.experiments(config.rootpath).values() if selects(config, "chaos") else ():
         unknown = _unknown_checklist(experiment.steady_state, markers)
         if unknown:
             raise pytest.UsageError(f"{experiment.path}: steady_state: {unknown}")

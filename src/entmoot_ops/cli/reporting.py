@@ -14,7 +14,7 @@ from entmoot_ops.errors import ConfigError
 
 def checks_listing(arguments: argparse.Namespace) -> int:
     """Every check: id, title, markers, severity, runbook section and remediation."""
-    from entmoot_ops import catalogue
+    from entmoot_ops import check_catalogue
     from entmoot_ops.check import CHECKLISTS
 
     if arguments.marker and arguments.marker not in CHECKLISTS:
@@ -25,13 +25,13 @@ def checks_listing(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
     else:
-        print("\n".join(catalogue.table(entries)))
+        print("\n".join(check_catalogue.table(entries)))
     return 0
 
 
 def _coverage(checks_dir: Path, runbook: Path | None) -> list:
     from entmoot_ops import coverage
-    from entmoot_ops.chaos import catalog
+    from entmoot_ops.chaos import experiment_catalogue
     from entmoot_ops.remediation import REGISTRY
 
     entries = project_checks(checks_dir)
@@ -45,7 +45,7 @@ def _coverage(checks_dir: Path, runbook: Path | None) -> list:
     except OSError as exc:
         raise ConfigError(f"cannot read the runbook {runbook}: {exc.strerror}") from None
     return coverage.rows(text, entries, {r.id: r.section for r in REGISTRY.values()},
-                         {e.name: e.section for e in catalog.experiments(checks_dir.resolve().parent).values()})
+                         {e.name: e.section for e in experiment_catalogue.experiments(checks_dir.resolve().parent).values()})
 
 
 def coverage_table(arguments: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from entmoot_ops import load
-from entmoot_ops.chaos import catalog
+from entmoot_ops.chaos import experiment_catalogue
 from entmoot_ops.chaos import guard as chaos_guard
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError
@@ -49,7 +49,7 @@ def refuse_selected(config: pytest.Config, items: list[pytest.Item]) -> None:
 def _refuse_selected_experiments(config: pytest.Config, items: list[pytest.Item]) -> None:
     """An experiment file the run selects must be valid, and an experiment asked for by name (--check) allowed
     where it runs (those that -m chaos alone selects are skipped, with the reason, where not allowed)."""
-    broken, known = catalog.broken(config.rootpath), catalog.experiments(config.rootpath)
+    broken, known = experiment_catalogue.broken(config.rootpath), experiment_catalogue.experiments(config.rootpath)
     asked = set(config.getoption("entmoot_checks"))
     suite = config.stash[SUITE_KEY]
     for item in items:
