@@ -172,6 +172,31 @@ def format_value(value: Any, unit: str) -> str:
     return f"{text} {unit}".rstrip() if unit and unit != "%" else text
 
 
+class Breach(AssertionError):
+    """A threshold breached: the finding (what was measured against which threshold, over which window) and the
+    remediation that answers it, which the verdict names after the finding."""
+
+    def __init__(self, finding: str, remediation: str | None):
+        super().__init__(finding + (f" -> remediation {remediation}" if remediation else ""))
+        self.finding = finding
+        self.remediation = remediation
+
+
+class Fixed(AssertionError):
+    """A check that failed and passed again after its remediation acted. It stays a failure: something was wrong,
+    and a gate that rolled a release back has not verified that release."""
+
+
+class NotFixed(AssertionError):
+    """A check that still fails after its remediation acted: what was done comes first, since it is done (a
+    rollback is not a plan any more), then why the check is still not passing."""
+
+
+def finding(error: BaseException) -> str:
+    """What a failure found, without the pointer to its remediation."""
+    return error.finding if isinstance(error, Breach) else str(error)
+
+
 def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", window: str | None = None,
            against: str | None = None) -> None:
     """Assert ``value op threshold``. ``value=None`` (nothing measured) is an error, never a pass. ``against``
@@ -185,10 +210,9 @@ def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", wi
     if run is not None:
         run.readings.append(reading)
     if not ok:
-        remediation = f" -> remediation {run.spec.remediation}" if run else ""
         where = f" over {window}" if window else ""
         threshold = f"{op} {against} {format_value(threshold, unit)}" if against else reading.threshold
-        raise AssertionError(f"{label}: measured {reading.measured}, threshold {threshold}{where}{remediation}")
+        raise Breach(f"{label}: measured {reading.measured}, threshold {threshold}{where}", run.spec.remediation if run else None)
 
 
 def _number(value: Any) -> float | None:
@@ -228,8 +252,7 @@ def expect_present(label: str, value: Any) -> None:
     if run is not None:
         run.readings.append(reading)
     if not reading.ok:
-        remediation = f" -> remediation {run.spec.remediation}" if run else ""
-        raise AssertionError(f"{label}: measured (missing), threshold present{remediation}")
+        raise Breach(f"{label}: measured (missing), threshold present", run.spec.remediation if run else None)
 
 
 def _jsonable(value: Any) -> Any:
