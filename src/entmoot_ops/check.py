@@ -81,6 +81,7 @@ class Reading:
     against: str | None = None  # what the threshold is, when it is itself a measurement ("desired")
     value: float | None = None  # the measured value and the threshold as numbers, where they are (for dashboards)
     limit: float | None = None
+    unit: str = ""
 
     def describe(self) -> str:
         """``running tasks 3 == desired 3``: the reading as a person says it. An equality that holds against a
@@ -105,6 +106,7 @@ class CheckRun:
     deferred: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
     recorded: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)  # see record()
     charts: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)  # see chart()
+    evidence: list[str] = field(default_factory=list)  # the names of the evidence attached, as the report lists them
 
 
 current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("current_run", default=None)
@@ -206,7 +208,7 @@ def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", wi
         raise LookupError(f"{label}: no data measured{f' in {window}' if window else ''}; cannot judge")
     ok = _COMPARE[op](value, threshold)
     reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok, against,
-                      _number(value), _number(threshold))
+                      _number(value), _number(threshold), unit)
     if run is not None:
         run.readings.append(reading)
     if not ok:
@@ -308,3 +310,5 @@ def evidence(name: str, data: Any) -> None:
         data = best_effort(name, data)
     text = masker.dumps(data, default=_jsonable, indent=2, sort_keys=True)
     allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
+    if run is not None:
+        run.evidence.append(name)

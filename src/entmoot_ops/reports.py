@@ -114,7 +114,7 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
                     "measured": r.measured, "threshold": r.threshold, "readings": r.readings, "values": r.values,
                     "message": r.message, "remediation": r.remediation, "remediation_state": r.remediation_state,
                     "plan": r.plan, "done": r.done, "recheck": r.recheck, "runbook": r.section,
-                    "duration_seconds": r.duration_seconds}
+                    "evidence": r.evidence, "duration_seconds": r.duration_seconds}
                    for r in sorted(results, key=lambda r: (r.env, r.check_id))],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,9 @@ class CheckResult:
     touched: list[str] = field(default_factory=list)  # what its measurements reached this time
     aws_actions: list[str] = field(default_factory=list)  # the IAM actions its measurements called this time
     duration_seconds: float = 0.0
-    values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None)
+    values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None), unit
     recorded: list[list] = field(default_factory=list)  # [name, value, labels] (check.record)
+    evidence: list[str] = field(default_factory=list)  # the names of the evidence attached to its Allure result
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [

@@ -65,7 +65,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             touched=sorted(run.touched) if run else [],
             aws_actions=sorted(run.aws_actions) if run else [],
             duration_seconds=round(report.duration, 3),
-            values=[{"label": r.label, "value": r.value, "limit": r.limit} for r in run.readings] if run else [],
+            values=[{"label": r.label, "value": r.value, "limit": r.limit, "unit": r.unit} for r in run.readings] if run else [],
+            evidence=list(run.evidence) if run else [],
             recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
         )
         # Readings, plans and labels quote what was measured: masked once here, for every output that shows them.
