@@ -20,7 +20,7 @@ EXPORTS = """
 import sys, time
 from pathlib import Path
 from entmoot_ops import reports  # a run has imported it already (the plugin does)
-from entmoot_ops.outcomes import read_junit
+from entmoot_ops.results import read_junit
 results = read_junit(Path(sys.argv[1]) / "junit.xml")
 started = time.perf_counter()
 from entmoot_ops import metrics  # what a run imports for its exports: prometheus_client

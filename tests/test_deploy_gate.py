@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from conftest import background_traffic, settle
-from entmoot_ops import outcomes
+from entmoot_ops import results
 from entmoot_ops.config import load_environment
 from entmoot_ops.sandbox import aws as sandbox_aws
 
@@ -114,7 +114,7 @@ def test_a_rollback_that_cannot_be_verified_says_what_it_did_and_why_it_is_not_f
     [checked] = json.loads((run.reports / "summary.json").read_text())["checks"]
     assert checked["remediation_state"] == "acted, not fixed" and checked["plan"] == [], checked
     assert re.search(said, checked["message"]) and checked["done"][0].startswith("release rolled back from"), checked
-    [junit] = outcomes.read_junit(run.reports / "junit.xml")
+    [junit] = results.read_junit(run.reports / "junit.xml")
     assert junit.done == checked["done"] and junit.plan == []
 
     [allure] = [json.loads(path.read_text()) for path in (run.reports / "allure-results").glob("*-result.json")

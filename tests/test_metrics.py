@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import settle
 from entmoot_ops import metrics
-from entmoot_ops.outcomes import CheckResult
+from entmoot_ops.results import CheckResult
 from entmoot_ops.sandbox.processes import free_port
 
 GATEWAY = shutil.which("prometheus-pushgateway")

@@ -9,7 +9,7 @@ from conftest import settle
 from entmoot_ops import notify
 from entmoot_ops.config import load_environment
 from entmoot_ops.errors import ConfigError
-from entmoot_ops.outcomes import CheckResult
+from entmoot_ops.results import CheckResult
 from loopback_sink import Sink
 
 SLACK, WEBHOOK = "/services/T000/B000/slack-token-1234567890", "/hooks/entmoot-webhook-secret"

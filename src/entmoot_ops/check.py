@@ -81,6 +81,7 @@ class Reading:
     against: str | None = None  # what the threshold is, when it is itself a measurement ("desired")
     value: float | None = None  # the measured value and the threshold as numbers, where they are (for dashboards)
     limit: float | None = None
+    unit: str = ""
 
     def describe(self) -> str:
         """``running tasks 3 == desired 3``: the reading as a person says it. An equality that holds against a
@@ -105,6 +106,7 @@ class CheckRun:
     deferred: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
     recorded: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)  # see record()
     charts: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)  # see chart()
+    evidence: list[str] = field(default_factory=list)  # the names of the evidence attached, as the report lists them
 
 
 current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("current_run", default=None)
@@ -172,6 +174,31 @@ def format_value(value: Any, unit: str) -> str:
     return f"{text} {unit}".rstrip() if unit and unit != "%" else text
 
 
+class Breach(AssertionError):
+    """A threshold breached: the finding (what was measured against which threshold, over which window) and the
+    remediation that answers it, which the verdict names after the finding."""
+
+    def __init__(self, finding: str, remediation: str | None):
+        super().__init__(finding + (f" -> remediation {remediation}" if remediation else ""))
+        self.finding = finding
+        self.remediation = remediation
+
+
+class Fixed(AssertionError):
+    """A check that failed and passed again after its remediation acted. It stays a failure: something was wrong,
+    and a gate that rolled a release back has not verified that release."""
+
+
+class NotFixed(AssertionError):
+    """A check that still fails after its remediation acted: what was done comes first, since it is done (a
+    rollback is not a plan any more), then why the check is still not passing."""
+
+
+def finding(error: BaseException) -> str:
+    """What a failure found, without the pointer to its remediation."""
+    return error.finding if isinstance(error, Breach) else str(error)
+
+
 def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", window: str | None = None,
            against: str | None = None) -> None:
     """Assert ``value op threshold``. ``value=None`` (nothing measured) is an error, never a pass. ``against``
@@ -181,14 +208,13 @@ def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", wi
         raise LookupError(f"{label}: no data measured{f' in {window}' if window else ''}; cannot judge")
     ok = _COMPARE[op](value, threshold)
     reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok, against,
-                      _number(value), _number(threshold))
+                      _number(value), _number(threshold), unit)
     if run is not None:
         run.readings.append(reading)
     if not ok:
-        remediation = f" -> remediation {run.spec.remediation}" if run else ""
         where = f" over {window}" if window else ""
         threshold = f"{op} {against} {format_value(threshold, unit)}" if against else reading.threshold
-        raise AssertionError(f"{label}: measured {reading.measured}, threshold {threshold}{where}{remediation}")
+        raise Breach(f"{label}: measured {reading.measured}, threshold {threshold}{where}", run.spec.remediation if run else None)
 
 
 def _number(value: Any) -> float | None:
@@ -228,8 +254,7 @@ def expect_present(label: str, value: Any) -> None:
     if run is not None:
         run.readings.append(reading)
     if not reading.ok:
-        remediation = f" -> remediation {run.spec.remediation}" if run else ""
-        raise AssertionError(f"{label}: measured (missing), threshold present{remediation}")
+        raise Breach(f"{label}: measured (missing), threshold present", run.spec.remediation if run else None)
 
 
 def _jsonable(value: Any) -> Any:
@@ -285,3 +310,5 @@ def evidence(name: str, data: Any) -> None:
         data = best_effort(name, data)
     text = masker.dumps(data, default=_jsonable, indent=2, sort_keys=True)
     allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
+    if run is not None:
+        run.evidence.append(name)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Enum, Gauge, push_to_gateway, write_to_textfile
 
-from entmoot_ops.outcomes import OUTCOMES, CheckResult
+from entmoot_ops.results import OUTCOMES, CheckResult
 
 PREFIX = "entmoot"
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from entmoot_ops.config import Environment, NotifySettings
 from entmoot_ops.errors import OpsError, one_line
-from entmoot_ops.outcomes import CheckResult
+from entmoot_ops.results import CheckResult, Outcome
 from entmoot_ops.secrets import masker
 from entmoot_ops.redaction import excerpt
 
@@ -159,10 +159,10 @@ def _event(result: CheckResult, told: State, report_url: str | None) -> tuple[Ev
     """What to say about a result to a channel last told ``told``, and what it will then have been told."""
     if result.outcome in PROBLEMS:
         return (Event("problem", result, report_url) if told == "ok" else None), "problem"
-    if result.outcome in ("pass", "fixed"):
+    if result.outcome in (Outcome.PASS, Outcome.FIXED):
         if told == "problem":
             return Event("resolved", result, report_url), "ok"
-        return (Event("fixed", result, report_url) if result.outcome == "fixed" else None), "ok"
+        return (Event("fixed", result, report_url) if result.outcome == Outcome.FIXED else None), "ok"
     return None, told  # skipped: not judged, nothing changed
 
 

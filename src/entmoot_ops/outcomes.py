@@ -15,33 +15,19 @@ from typing import Any
 import pytest
 
 # The result record, named here for the plugin and the reports, which take it with the outcomes.
-from entmoot_ops.results import ORDER as ORDER, OUTCOMES as OUTCOMES, PROPERTY as PROPERTY, CheckResult as CheckResult
-from entmoot_ops.results import read_junit as read_junit
+from entmoot_ops.results import ORDER, CheckResult, Outcome, RemediationState
 
 
-def classify(report: pytest.TestReport, call: pytest.CallInfo[Any], remediation_state: str) -> str:
+def classify(report: pytest.TestReport, call: pytest.CallInfo[Any], remediation_state: str) -> Outcome:
     if report.skipped:
-        return "skip"
+        return Outcome.SKIP
     if report.passed:
-        return "pass"
-    if remediation_state == "fixed":
-        return "fixed"
+        return Outcome.PASS
+    if remediation_state == RemediationState.FIXED:
+        return Outcome.FIXED
     if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(AssertionError):
-        return "fail"
-    return "error"
-
-
-def first_line(report: pytest.TestReport) -> str:
-    if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    if report.failed:
-        text = str(report.longrepr).strip()
-        if text.startswith(("FAIL ", "FIXED ", "ERROR ")):  # the plugin's own one-line verdicts
-            return text.splitlines()[0].split(" ", 1)[1].removeprefix("AssertionError: ")
-        lines = [line for line in text.splitlines() if line.startswith("E ")]
-        first = lines[0][1:].strip() if lines else text.splitlines()[-1]
-        return first.removeprefix("AssertionError: ")
-    return ""
+        return Outcome.FAIL
+    return Outcome.ERROR
 
 
 class Collector:
@@ -69,10 +55,10 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
     width = max(60, shutil.get_terminal_size((140, 20)).columns - indent)
     terminal.write_sep("=", "entmoot checks")
     for r in results:
-        colour = {"pass": "green", "fixed": "yellow", "skip": "yellow"}.get(r.outcome, "red")
+        colour = {Outcome.PASS: "green", Outcome.FIXED: "yellow", Outcome.SKIP: "yellow"}.get(r.outcome, "red")
         lines = wrap(_detail(r), width) or [""]
-        if r.outcome in ("fail", "fixed"):
-            lines.append(f"-> remediation {r.remediation} ({r.remediation_state or 'planned'})")
+        if r.outcome in (Outcome.FAIL, Outcome.FIXED):
+            lines.append(f"-> remediation {r.remediation} ({r.remediation_state or RemediationState.PLANNED})")
         elif r.outcome == "error" and r.fix:
             lines += wrap(f"-> fix: {r.fix}", width)
         head = f"{r.outcome.upper():<6} {r.check_id:<{id_width}}  {r.env:<{env_width}}  "
@@ -80,15 +66,15 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
         for line in lines[1:]:
             terminal.write_line(" " * indent + line, **{colour: True})
     for r in results:
-        if r.outcome not in ("fail", "fixed") or not (r.done or r.plan):
+        if r.outcome not in (Outcome.FAIL, Outcome.FIXED) or not (r.done or r.plan):
             continue
         terminal.write_line("")
         if r.done:  # carried out: what it changed, never again as a plan to follow
             terminal.write_line(f"Remediation {r.remediation} acted for {r.check_id} [{r.env}] "
-                                f"({'fixed' if r.outcome == 'fixed' else 'not fixed'}):")
+                                f"({'fixed' if r.outcome == Outcome.FIXED else 'not fixed'}):")
             steps = [*(f"done: {change}" for change in r.done), f"after it: {r.recheck}"]
         else:
-            terminal.write_line(f"Remediation plan for {r.check_id} [{r.env}] ({r.remediation}, {r.remediation_state or 'planned'}):")
+            terminal.write_line(f"Remediation plan for {r.check_id} [{r.env}] ({r.remediation}, {r.remediation_state or RemediationState.PLANNED}):")
             steps = r.plan
         for step in steps:
             terminal.write_line(f"  - {step}")
@@ -110,8 +96,8 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def _detail(r: CheckResult) -> str:
-    if r.outcome in ("error", "skip") or not r.readings:
+    if r.outcome in (Outcome.ERROR, Outcome.SKIP) or not r.readings:
         return r.message or "; ".join(r.readings)
-    if r.outcome in ("fail", "fixed"):  # the breached reading first: it is the verdict
-        return r.message.split(" -> remediation")[0]
+    if r.outcome in (Outcome.FAIL, Outcome.FIXED):  # the breached reading first: it is the verdict
+        return r.finding or r.message
     return "; ".join(r.readings)

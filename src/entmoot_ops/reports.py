@@ -18,11 +18,11 @@ from typing import Any
 import allure
 import pytest
 
-from entmoot_ops.check import CHECKLISTS, CheckSpec
+from entmoot_ops.check import CHECKLISTS, CheckSpec, Fixed
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, OpsError, one_line
 from entmoot_ops import progress
-from entmoot_ops.outcomes import OUTCOMES, CheckResult
+from entmoot_ops.results import OUTCOMES, CheckResult
 from entmoot_ops.remediation import Change, Remediation, describe_changes
 from entmoot_ops.runbook import SECTIONS, link
 from entmoot_ops.secrets import masker
@@ -60,7 +60,7 @@ def verdict_line(error: BaseException) -> str:
     if isinstance(error, OpsError):
         return masker(f"{error}" + (f"\n-> fix: {error.fix}" if error.fix else ""))
     if isinstance(error, AssertionError):
-        return masker(("FIXED " if type(error).__name__ == "Fixed" else "") + str(error))
+        return masker(("FIXED " if isinstance(error, Fixed) else "") + str(error))
     return masker(one_line(error))
 
 
@@ -114,7 +114,7 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
                     "measured": r.measured, "threshold": r.threshold, "readings": r.readings, "values": r.values,
                     "message": r.message, "remediation": r.remediation, "remediation_state": r.remediation_state,
                     "plan": r.plan, "done": r.done, "recheck": r.recheck, "runbook": r.section,
-                    "duration_seconds": r.duration_seconds}
+                    "evidence": r.evidence, "duration_seconds": r.duration_seconds}
                    for r in sorted(results, key=lambda r: (r.env, r.check_id))],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,36 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 PROPERTY = "entmoot.check"
-OUTCOMES = ("pass", "fixed", "fail", "error", "skip")
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FIXED = "fixed"  # failed, and passed again after its remediation acted
+    FAIL = "fail"  # a threshold breached
+    ERROR = "error"  # could not measure
+    SKIP = "skip"  # not judged here, and why
+
+
+OUTCOMES = tuple(Outcome)
+
+
+class RemediationState(StrEnum):
+    """What became of a failing check's remediation; some carry a detail (``refused: production needs --yes``)."""
+
+    NONE = ""  # the check did not fail
+    PLANNED = "planned"  # shown as a plan (the default, without --remediate)
+    MANUAL = "manual"  # a person's procedure: nothing to execute
+    REFUSED = "refused"
+    ACTION_FAILED = "action failed"
+    FIXED = "fixed"
+    NOT_FIXED = "acted, not fixed"
+
+    def said(self, detail: str = "") -> str:
+        return f"{self.value}: {detail}" if detail else self.value
 
 
 @dataclass(frozen=True)
@@ -23,14 +49,15 @@ class CheckResult:
     title: str
     env: str
     nodeid: str
-    outcome: str  # pass, fixed, fail, error, skip
+    outcome: str  # an Outcome
     severity: str
     section: str
     measured: str
     threshold: str
     remediation: str
-    remediation_state: str
+    remediation_state: str  # a RemediationState, said with its detail
     message: str
+    finding: str = ""  # for a fail or a fix: the breached reading (or what the remediation did), without its pointer
     plan: list[str] = field(default_factory=list)  # what a remediation that did not act would do
     done: list[str] = field(default_factory=list)  # what a remediation that acted changed (--remediate)
     recheck: str = ""  # after it acted: what the check found again (its readings, or why it is still not fixed)
@@ -40,8 +67,9 @@ class CheckResult:
     touched: list[str] = field(default_factory=list)  # what its measurements reached this time
     aws_actions: list[str] = field(default_factory=list)  # the IAM actions its measurements called this time
     duration_seconds: float = 0.0
-    values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None)
+    values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None), unit
     recorded: list[list] = field(default_factory=list)  # [name, value, labels] (check.record)
+    evidence: list[str] = field(default_factory=list)  # the names of the evidence attached to its Allure result
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [

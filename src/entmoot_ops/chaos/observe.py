@@ -15,12 +15,13 @@ from datetime import datetime, UTC
 from pathlib import Path
 
 from entmoot_ops import forkrun
+from entmoot_ops.results import Outcome
 from entmoot_ops.results import ORDER, CheckResult, read_junit
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import alb, cloudwatch
 
-HOLDING = ("pass", "fixed", "skip")  # a skipped check was not judged: it does not break a steady state
+HOLDING = (Outcome.PASS, Outcome.FIXED, Outcome.SKIP)  # a skipped check was not judged: it does not break a steady state
 
 
 class Interrupted(Exception):

@@ -11,29 +11,20 @@ import pytest
 
 from entmoot_ops import progress, reports
 from entmoot_ops.breaker import fresh
-from entmoot_ops.check import CheckRun
+from entmoot_ops.check import CheckRun, Fixed, NotFixed, finding
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 from entmoot_ops.pytest_plugin.options import checks_arg
 from entmoot_ops.pytest_plugin.state import SUITE_KEY, component
 from entmoot_ops.remediation import REGISTRY, RemediationContext, describe_changes
+from entmoot_ops.results import RemediationState
 
 if TYPE_CHECKING:
     from entmoot_ops.pytest_plugin.state import Target
 
 PLAN_KEY = pytest.StashKey[list[str]]()
-REMEDIATION_KEY = pytest.StashKey[str]()
+REMEDIATION_KEY = pytest.StashKey[str]()  # a RemediationState, said with its detail
 ACTED_KEY = pytest.StashKey[tuple[list[str], str]]()  # what a remediation changed, and what the re-check found
-
-
-class Fixed(AssertionError):
-    """A check that failed and passed again after its remediation acted. It stays a failure: something was wrong,
-    and a gate that rolled a release back has not verified that release."""
-
-
-class NotFixed(AssertionError):
-    """A check that still fails after its remediation acted: what was done comes first, since it is done (a
-    rollback is not a plan any more), then why the check is still not passing."""
 
 
 def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float) -> tuple[bool, str]:
@@ -48,7 +39,7 @@ def _recheck(item: pytest.Item, run: CheckRun, deadline: float, interval: float)
                 item.runtest()
             return True, ""
         except AssertionError as exc:
-            last = str(exc)
+            last = finding(exc)
         except pytest.skip.Exception as exc:  # cannot judge yet (e.g. no traffic since the fix): keep polling
             last = f"not judged yet: {exc.msg}"
         except OpsError as exc:  # a dependency flapping while the fix settles: keep polling until the deadline
@@ -86,25 +77,25 @@ def remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Asse
         plan = [f"(could not prepare the plan: {exc})"]
     plan.append(f"re-run: {rerun_command(item.config, run.spec.id, target.name)}")
 
-    def planned(state: str) -> None:
-        item.stash[REMEDIATION_KEY] = state
+    def planned(state: RemediationState, detail: str = "") -> None:
+        item.stash[REMEDIATION_KEY] = state.said(detail)
         item.stash[PLAN_KEY] = plan
         reports.attach_plan(remediation, plan)
 
     if not suite.remediate:
-        return planned("planned")
+        return planned(RemediationState.PLANNED)
     audit = dict(env=target.name, check_id=run.spec.id, remediation_id=remediation.id)
     if remediation.act is None:
-        return planned("manual")
+        return planned(RemediationState.MANUAL)
     if target.config.production and not suite.confirmed:
         suite.audit.write(event="refused", reason="production environment without --yes", plan=plan, **audit)
-        return planned("refused: production needs --yes")
+        return planned(RemediationState.REFUSED, "production needs --yes")
     try:
         with fresh():
             changes = remediation.act(context)
     except OpsError as exc:
         suite.audit.write(event="action-failed", error=str(exc), plan=plan, **audit)
-        return planned(f"action failed: {exc.with_fix()}")
+        return planned(RemediationState.ACTION_FAILED, exc.with_fix())
     finally:
         context.writable.close()
     suite.audit.write(event="acted", changes=describe_changes(changes), failure=str(failure), **audit)
@@ -113,15 +104,11 @@ def remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Asse
     fixed, last = _recheck(item, run, time.monotonic() + settings.verify_timeout_seconds, settings.verify_interval_seconds)
     suite.audit.write(event="verified" if fixed else "not-fixed", recheck=last or "passed", **audit)
     done = [change.describe() for change in changes] or ["acted"]
-    recheck = ("; ".join(r.describe() for r in run.readings) or "passed") if fixed else _unremediated(last)
-    item.stash[REMEDIATION_KEY] = "fixed" if fixed else "acted, not fixed"
+    recheck = ("; ".join(r.describe() for r in run.readings) or "passed") if fixed else last
+    item.stash[REMEDIATION_KEY] = (RemediationState.FIXED if fixed else RemediationState.NOT_FIXED).said()
     item.stash[ACTED_KEY] = (done, recheck)
-    before = _unremediated(str(failure))
+    before = finding(failure)
     if fixed:
         return Fixed(f"fixed by {remediation.id} ({'; '.join(done)}); before: {before}; after: {recheck}")
     return NotFixed(f"not fixed by {remediation.id} ({'; '.join(done)}): after it, {recheck}; before: {before}")
 
-
-def _unremediated(verdict: str) -> str:
-    """A failure's verdict without its "-> remediation" pointer: inside a remediation's own account it says nothing."""
-    return verdict.split(" -> remediation")[0]

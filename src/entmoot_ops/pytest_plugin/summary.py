@@ -13,6 +13,7 @@ from entmoot_ops import outcomes, reports
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, one_line
 from entmoot_ops.pytest_plugin.state import SESSION_KEY, SUITE_KEY, Suite
+from entmoot_ops.results import CheckResult
 from entmoot_ops.secrets import masker
 
 
@@ -58,7 +59,7 @@ def _resolver(suite: Suite, env: str) -> Any:
     return resolve
 
 
-def _notify(suite: Suite, environment: Environment, results: list[outcomes.CheckResult], say: Any) -> None:
+def _notify(suite: Suite, environment: Environment, results: list[CheckResult], say: Any) -> None:
     settings = environment.notify
     if not (settings.slack_webhook or settings.pagerduty_routing_key or settings.webhook):
         return
@@ -68,7 +69,7 @@ def _notify(suite: Suite, environment: Environment, results: list[outcomes.Check
     notify.notify(environment, results, notify.StateFile(state), _resolver(suite, environment.name), say)
 
 
-def _export_metrics(environment: Environment, results: list[outcomes.CheckResult], marker: str, wall: float, say: Any) -> None:
+def _export_metrics(environment: Environment, results: list[CheckResult], marker: str, wall: float, say: Any) -> None:
     """A textfile-collector file per environment and marker, and a push, each where configured. A failure is one
     line: dashboards never cost a verdict."""
     settings = environment.metrics

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from entmoot_ops import outcomes
-from entmoot_ops.errors import OpsError
+from entmoot_ops.check import Fixed, finding
+from entmoot_ops.errors import OpsError, one_line
 from entmoot_ops.pytest_plugin.checkrun import RUN_KEY
-from entmoot_ops.pytest_plugin.remediation import ACTED_KEY, PLAN_KEY, REMEDIATION_KEY, Fixed
+from entmoot_ops.pytest_plugin.remediation import ACTED_KEY, PLAN_KEY, REMEDIATION_KEY
 from entmoot_ops.pytest_plugin.state import SUITE_KEY, env_name, spec_of
+from entmoot_ops.results import CheckResult
 from entmoot_ops.runbook import link
 from entmoot_ops.secrets import masker
 
@@ -40,7 +42,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         environment = suite.environments.get(env)
         plan = item.stash.get(PLAN_KEY, [])
         done, recheck = item.stash.get(ACTED_KEY, ([], ""))
-        result = outcomes.CheckResult(
+        result = CheckResult(
             check_id=spec.id,
             title=spec.title,
             env=env,
@@ -54,7 +56,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             fix=error.fix if isinstance(error, OpsError) else "",
             remediation=spec.remediation,
             remediation_state=item.stash.get(REMEDIATION_KEY, ""),
-            message=outcomes.first_line(report),
+            message=_message(report, error),
+            finding=finding(error) if isinstance(error, AssertionError) else "",
             plan=plan,
             done=done,
             recheck=recheck,
@@ -62,20 +65,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             touched=sorted(run.touched) if run else [],
             aws_actions=sorted(run.aws_actions) if run else [],
             duration_seconds=round(report.duration, 3),
-            values=[{"label": r.label, "value": r.value, "limit": r.limit} for r in run.readings] if run else [],
+            values=[{"label": r.label, "value": r.value, "limit": r.limit, "unit": r.unit} for r in run.readings] if run else [],
+            evidence=list(run.evidence) if run else [],
             recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
         )
         # Readings, plans and labels quote what was measured: masked once here, for every output that shows them.
-        result = outcomes.CheckResult(**masker.data(asdict(result)))
+        result = CheckResult(**masker.data(asdict(result)))
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())
     return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    result = outcomes.CheckResult.from_properties(report.user_properties) if report.when == "teardown" else None
+    result = CheckResult.from_properties(report.user_properties) if report.when == "teardown" else None
     if result is not None:
         outcomes.collector.append(result)
+
+
+def _message(report: pytest.TestReport, error: BaseException | None) -> str:
+    """The result's one line, from what the check raised (a skip's reason, as pytest keeps it), never read back from
+    a rendered report."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if not report.failed or error is None:
+        return ""
+    if isinstance(error, (AssertionError, OpsError, LookupError)):
+        return (str(error).strip().splitlines() or [""])[0]
+    return one_line(error)
 
 
 def _verdict(item: pytest.Item, error: BaseException) -> str | None:
