@@ -15,8 +15,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 
 from entmoot_ops import forkrun
-from entmoot_ops.results import Outcome
-from entmoot_ops.results import ORDER, CheckResult, read_junit
+from entmoot_ops.results import ORDER, CheckResult, Outcome, read_junit
 from entmoot_ops.clients import Clients
 from entmoot_ops.errors import OpsError
 from entmoot_ops.probes import alb, cloudwatch
