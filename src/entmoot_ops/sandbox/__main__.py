@@ -30,7 +30,7 @@ try:
     postgres = PostgresPair(root / "pg")
     postgres_started = postgres.start_in_background()
 
-    from entmoot_ops.sandbox.supervisor import serve  # noqa: E402 - after PostgreSQL's start began, on purpose
+    from entmoot_ops.sandbox.control import serve  # noqa: E402 - after PostgreSQL's start began, on purpose
 except BaseException:
     # Ctrl-C (or a failure) before the supervisor takes charge of the servers and the directory: stop what started,
     # and leave no data directory behind.

@@ -179,7 +179,7 @@ class Agent:
 
     def _ecs_metrics(self) -> None:
         """The service's memory, from the API process. Its CPUUtilization is the API's own report of how much of
-        the fleet's capacity the traffic used (sandbox.api.Fleet), so that it follows load and task count."""
+        the fleet's capacity the traffic used (sandbox.api_model.Fleet), so that it follows load and task count."""
         pid = self.sandbox.api_pid
         if pid is None:
             return

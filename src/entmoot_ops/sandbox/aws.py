@@ -23,7 +23,7 @@ from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
-from entmoot_ops.sandbox import alb_metrics, moto_extensions
+from entmoot_ops.sandbox import moto_extensions
 
 REGION = "us-east-1"
 # moto accepts any keys; these are long and unlikely so that masking them never blanks ordinary words.
@@ -75,7 +75,7 @@ def cloudwatch_delay_setting() -> tuple[float, float]:
     return bounds
 
 
-def _backend(service: str) -> Any:
+def moto_backend(service: str) -> Any:
     return get_backend(service)[DEFAULT_ACCOUNT_ID][REGION]
 
 
@@ -136,71 +136,6 @@ class Aws:
                                              Certificates=[{"CertificateArn": self.certificate_arn}],
                                              DefaultActions=[{"Type": "forward", "TargetGroupArn": self.target_group_arn}])
 
-    # ----------------------------------------------------------------------------------------------- seed
-    def seed(self) -> None:
-        self.client("ecr").create_repository(repositoryName=ECR_REPO)
-        ecs = self.client("ecs")
-        ecs.create_cluster(clusterName=CLUSTER)
-        ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=self.register_version(self.version),
-                           desiredCount=DESIRED)
-        while self.settle_service():
-            pass
-        # The running release was deployed an hour ago, as in a real environment: the traffic history seeded below
-        # is its, and a deploy gate run now judges it instead of waiting for traffic since the sandbox started.
-        for deployment in _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].deployments:
-            deployment["createdAt"] = deployment["createdAt"] - timedelta(hours=1)
-
-        rds = self.client("rds")
-        rds.create_db_instance(DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass=SEEDED_CLASS, Engine="postgres",
-                               EngineVersion="15.8", AllocatedStorage=ALLOCATED_GIB, MaxAllocatedStorage=500,
-                               MasterUsername="postgres", MasterUserPassword="not-used-here", BackupRetentionPeriod=7,
-                               MultiAZ=True)
-        rds.create_db_instance_read_replica(DBInstanceIdentifier=DB_REPLICA, SourceDBInstanceIdentifier=DB_INSTANCE)
-        self.seed_snapshots()
-
-        ec2 = self.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{z}")["Subnet"]["SubnetId"]
-                   for i, z in ((1, "a"), (2, "b"))]
-        elb = self.client("elbv2")
-        arn = elb.create_load_balancer(Name=ALB, Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
-        self.alb_dimension = arn.split(":loadbalancer/", 1)[1]
-        group = elb.create_target_group(Name="entmoot-api", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip")
-        self.target_group_dimension = group["TargetGroups"][0]["TargetGroupArn"].split(":", 5)[5]
-        self.load_balancer_arn, self.target_group_arn = arn, group["TargetGroups"][0]["TargetGroupArn"]
-
-        self.client("logs").create_log_group(logGroupName=LOG_GROUP)
-        self.client("elasticache").create_replication_group(
-            ReplicationGroupId=REDIS_GROUP, ReplicationGroupDescription="Entmoot cache", Engine="redis",
-            CacheNodeType="cache.r6g.large", NumCacheClusters=1)
-        cloudtrail = self.client("cloudtrail")
-        self.client("s3").create_bucket(Bucket="entmoot-sandbox-trail")
-        cloudtrail.create_trail(Name="entmoot-sandbox", S3BucketName="entmoot-sandbox-trail")
-        cloudtrail.start_logging(Name="entmoot-sandbox")
-        self.client("fis").create_experiment_template(
-            clientToken="entmoot-sandbox-seed", description="Stop a third of the API's tasks",
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/entmoot-fis", stopConditions=[{"source": "none"}], tags={"Name": FIS_STOP_TASKS},
-            targets={"api-tasks": {"resourceType": "aws:ecs:task", "selectionMode": "PERCENT(34)",
-                                   "parameters": {"cluster": CLUSTER, "service": SERVICE}}},
-            actions={"stop-tasks": {"actionId": "aws:ecs:stop-task", "parameters": {"percentage": "34"},
-                                    "targets": {"Tasks": "api-tasks"}}})
-        database = rds.describe_db_instances(DBInstanceIdentifier=DB_INSTANCE)["DBInstances"][0]["Endpoint"]["Address"]
-        self.client("fis").create_experiment_template(
-            clientToken="entmoot-sandbox-seed-latency", description="1.5 s between the API's tasks and RDS for two minutes",
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/entmoot-fis", tags={"Name": FIS_RDS_LATENCY},
-            stopConditions=[{"source": "aws:cloudwatch:alarm", "value": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARMS[0]}"}],
-            targets={"api-tasks": {"resourceType": "aws:ecs:task", "selectionMode": "ALL",
-                                   "parameters": {"cluster": CLUSTER, "service": SERVICE}}},
-            actions={"rds-latency": {"actionId": "aws:ecs:task-network-latency", "targets": {"Tasks": "api-tasks"},
-                                     "parameters": {"delayMilliseconds": "1500", "duration": "PT2M", "sources": database}}})
-        cloudwatch = self.client("cloudwatch")
-        for name in ALARMS:
-            cloudwatch.put_metric_alarm(AlarmName=name, MetricName="Placeholder", Namespace="Entmoot", Statistic="Average",
-                                        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
-            cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="sandbox: healthy")
-        self.seed_history()
-        self.seed_trail()
-
     def register_version(self, version: str) -> str:
         """An image tag in ECR and a task-definition revision that runs it, as a pipeline would leave them."""
         image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{ECR_REPO}:{version}"
@@ -222,39 +157,16 @@ class Aws:
         self.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)
         return arn
 
-    def seed_snapshots(self) -> None:
-        """Automated snapshots inserted oldest first, so that ``DBSnapshots[0]`` (the runbook) is the oldest."""
-        backend = _backend("rds")
-        now = datetime.now(UTC)
-        first = next(iter(backend.database_snapshots.values()))
-        first.created = now - timedelta(days=3, hours=2)
-        for hours in (50, 26, 2):
-            at = now - timedelta(hours=hours)
-            snapshot = backend.create_auto_snapshot(DB_INSTANCE, f"rds:{DB_INSTANCE}-{at:%Y-%m-%d-%H-%M}")
-            snapshot.created = at
-
     def set_snapshot_times(self, shift: timedelta) -> None:
-        for snapshot in _backend("rds").database_snapshots.values():
+        for snapshot in moto_backend("rds").database_snapshots.values():
             snapshot.created = snapshot.created + shift
 
     def set_restore_lag(self, seconds: float) -> None:
-        _backend("rds").databases[DB_INSTANCE].sandbox_restore_lag_seconds = seconds
-
-    def seed_trail(self) -> None:
-        """A normal day: deploys by the pipeline role, reads by the on-call role."""
-        now = datetime.now(UTC)
-        events = [trail_event("DescribeServices", "ecs.amazonaws.com", MONITOR_ROLE, now - timedelta(hours=h), read_only=True)
-                  for h in range(1, 24)]
-        for h in (20, 8):
-            at = now - timedelta(hours=h)
-            events += [trail_event("PutImage", "ecr.amazonaws.com", DEPLOY_ROLE, at),
-                       trail_event("RegisterTaskDefinition", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=20)),
-                       trail_event("UpdateService", "ecs.amazonaws.com", DEPLOY_ROLE, at + timedelta(seconds=30))]
-        moto_extensions.cloudtrail.add_trail_events(events)
+        moto_backend("rds").databases[DB_INSTANCE].sandbox_restore_lag_seconds = seconds
 
     def scale_metric(self, namespace: str, metrics: tuple[str, ...], since: datetime, factor: float) -> Any:
         """Multiply stored datapoints of metrics since a moment; returns the undo."""
-        changed = [d for d in _backend("cloudwatch").metric_data
+        changed = [d for d in moto_backend("cloudwatch").metric_data
                    if d.namespace == namespace and d.name in metrics and _aware(d.timestamp) >= since]
         for datum in changed:
             datum.value *= factor
@@ -264,45 +176,6 @@ class Aws:
                 datum.value /= factor
         return undo
 
-    def seed_history(self, days: int = 8) -> None:
-        """Traffic history: hourly for a week, per minute for the last hour, so that every window a check reads
-        (error rate, latency percentiles, hosts, cache) has data the moment the sandbox says it is ready."""
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
-        rng = random.Random(7)
-        alb: list[dict] = []
-        cache: list[dict] = []
-        node = [{"Name": "CacheClusterId", "Value": REDIS_NODE}]
-        points = [(now - timedelta(hours=h), 3600, 60) for h in range(2, days * 24 + 1)]
-        points += [(now - timedelta(minutes=m), 60, 1) for m in range(2, 61)]
-        for at, _, scale in points:
-            requests = rng.randint(18, 26) * scale
-            errors = rng.randint(0, 2) if scale > 1 else int(rng.random() < 0.02)  # about 0.1%
-            alb += [
-                {"MetricName": "RequestCount", "Timestamp": at, "Value": requests, "Unit": "Count"},
-                {"MetricName": "HTTPCode_Target_2XX_Count", "Timestamp": at, "Value": requests - errors, "Unit": "Count"},
-                {"MetricName": "HTTPCode_Target_5XX_Count", "Timestamp": at, "Value": errors, "Unit": "Count"},
-            ]
-            lookups = rng.randint(90, 110) * scale
-            cache += [
-                {"MetricName": "CacheHits", "Dimensions": node, "Timestamp": at, "Value": int(lookups * 0.9), "Unit": "Count"},
-                {"MetricName": "CacheMisses", "Dimensions": node, "Timestamp": at, "Value": lookups - int(lookups * 0.9), "Unit": "Count"},
-                {"MetricName": "Evictions", "Dimensions": node, "Timestamp": at, "Value": 0, "Unit": "Count"},
-            ]
-        # The latency windows are minutes long: the last hour per minute is their history. moto keeps one datum per
-        # value counted, so the sample is small: 20 requests a minute, a p95 of 60 ms.
-        for minutes in range(2, 61):
-            at = now - timedelta(minutes=minutes)
-            alb += [{"MetricName": "TargetResponseTime", "Timestamp": at, "Unit": "Seconds",
-                     "Values": [0.02, 0.06, 0.25], "Counts": [13.0, 6.0, 1.0]},
-                    {"MetricName": "HealthyHostCount", "Timestamp": at, "Value": 3.0, "Unit": "Count"}]
-        self.publish("AWS/ApplicationELB", [d for m in alb for d in alb_metrics.datums(m, self.alb_dimension, self.target_group_dimension)])
-        # The fleet's CPU over the last two minutes, idle: the API publishes it live, and CloudWatch's delay would
-        # leave those minutes empty at first.
-        service = [{"Name": "ClusterName", "Value": CLUSTER}, {"Name": "ServiceName", "Value": SERVICE}]
-        self.publish("AWS/ECS", [
-            {"MetricName": "CPUUtilization", "Dimensions": service, "Timestamp": datetime.now(UTC) - timedelta(seconds=back),
-             "Value": 2.0, "Unit": "Percent", "StorageResolution": 1} for back in range(5, 121, 5)])
-        self.publish("AWS/ElastiCache", cache)
 
     # ----------------------------------------------------------------------- state moto does not simulate
     def settle_service(self, *, stuck: bool = False, on_new_deployment: Any = None) -> bool:
@@ -314,7 +187,7 @@ class Aws:
             return self._settle_service(stuck, on_new_deployment)
 
     def _settle_service(self, stuck: bool, on_new_deployment: Any) -> bool:
-        backend = _backend("ecs")
+        backend = moto_backend("ecs")
         service = backend.services[f"{CLUSTER}:{SERVICE}"]
         wanted = backend.describe_task_definition(service.task_definition).arn
         deployments = service.deployments
@@ -353,7 +226,7 @@ class Aws:
     def _task_stopped(self) -> None:
         """StopTask of one of the service's tasks: the deployment that ran it runs one fewer."""
         with self._ecs_lock:
-            service = _backend("ecs").services[f"{CLUSTER}:{SERVICE}"]
+            service = moto_backend("ecs").services[f"{CLUSTER}:{SERVICE}"]
             deployment = next(d for d in service.deployments if d["runningCount"] > 0)
             deployment["runningCount"] -= 1
             deployment["pendingCount"] = deployment.get("desiredCount", 0) - deployment["runningCount"]
@@ -361,43 +234,43 @@ class Aws:
             service.pending_count = deployment["pendingCount"]
 
     def version_of(self, task_definition: str) -> str:
-        image = _backend("ecs").describe_task_definition(task_definition).container_definitions[0]["image"]
+        image = moto_backend("ecs").describe_task_definition(task_definition).container_definitions[0]["image"]
         return image.rsplit(":", 1)[1]
 
     def service_task_definition(self) -> str:
-        backend = _backend("ecs")
+        backend = moto_backend("ecs")
         return backend.describe_task_definition(backend.services[f"{CLUSTER}:{SERVICE}"].task_definition).arn
 
     def publish(self, namespace: str, data: list[dict]) -> None:
         """Datapoints of AWS's own metrics (AWS/*), in PutMetricData's shape, straight into moto's store: AWS publishes
         them without its public API, and through it the agent's ticks alone took a quarter of an idle sandbox's CPU.
         Timestamps are stored as moto's request parsing stores them, naive in UTC: its queries compare them so."""
-        _backend("cloudwatch").put_metric_data(namespace, [
+        moto_backend("cloudwatch").put_metric_data(namespace, [
             {**datum, "Timestamp": _aware(datum["Timestamp"]).astimezone(UTC).replace(tzinfo=None)} if "Timestamp" in datum else datum
             for datum in data])
 
     def running_count(self) -> int:
-        return _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].running_count
+        return moto_backend("ecs").services[f"{CLUSTER}:{SERVICE}"].running_count
 
     def desired_count(self) -> int:
-        return _backend("ecs").services[f"{CLUSTER}:{SERVICE}"].desired_count
+        return moto_backend("ecs").services[f"{CLUSTER}:{SERVICE}"].desired_count
 
     def instance_class(self) -> str:
-        return _backend("rds").databases[DB_INSTANCE].db_instance_class
+        return moto_backend("rds").databases[DB_INSTANCE].db_instance_class
 
     def cache_node_type(self) -> str:
-        return _backend("elasticache").replication_groups[REDIS_GROUP].cache_node_type
+        return moto_backend("elasticache").replication_groups[REDIS_GROUP].cache_node_type
 
     def allocated_gib(self) -> int:
-        return int(_backend("rds").databases[DB_INSTANCE].allocated_storage)
+        return int(moto_backend("rds").databases[DB_INSTANCE].allocated_storage)
 
     def set_db_status(self, status: str) -> None:
-        _backend("rds").databases[DB_INSTANCE].status = status
+        moto_backend("rds").databases[DB_INSTANCE].status = status
 
     def rewind_metrics(self, namespace: str, since: datetime, names: tuple[str, ...] = ()) -> int:
         """Forget datapoints of one namespace (of ``names`` only, when given) since a moment: the undo of a fault
         that produced them."""
-        backend = _backend("cloudwatch")
+        backend = moto_backend("cloudwatch")
         before = len(backend.metric_data)
         backend.metric_data = [d for d in backend.metric_data if not (d.namespace == namespace and _aware(d.timestamp) >= since
                                                                       and (not names or d.name in names))]
@@ -432,7 +305,7 @@ class Aws:
         """Forget the API's log events since a moment, with the datapoints of the fault that wrote them."""
         cutoff = since.timestamp() * 1000
         removed = 0
-        for stream in list(_backend("logs").groups[LOG_GROUP].streams.values()):
+        for stream in list(moto_backend("logs").groups[LOG_GROUP].streams.values()):
             kept = [event for event in stream.events if event.timestamp < cutoff]
             removed += len(stream.events) - len(kept)
             stream.events = kept

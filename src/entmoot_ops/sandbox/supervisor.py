@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime, timedelta, UTC
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +26,7 @@ from typing import Any
 import requests
 
 from entmoot_ops.sandbox import aws as sandbox_aws
-from entmoot_ops.sandbox import faults, moto_extensions
+from entmoot_ops.sandbox import faults, moto_extensions, seeding
 from entmoot_ops.sandbox.agent import Agent
 from entmoot_ops.sandbox.certificates import LOOPBACK_NAMES, Authority
 from entmoot_ops.sandbox.postgres import PostgresPair
@@ -103,7 +99,7 @@ class Sandbox:
 
     def _start_aws(self) -> None:
         self.aws.start()
-        self.aws.seed()
+        seeding.seed(self.aws)
         self.aws.serve_certificate(*self.api_certificate.pem(), self.authority.ca_file.read_bytes())
         moto_extensions.services.on_reboot_db = self._reboot_db
         moto_extensions.services.on_cache_failover = self._cache_failover
@@ -351,101 +347,9 @@ def _capturing(run: Any, errors: list[BaseException]) -> Any:
     return wrapped
 
 
-def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
-    class Control(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # quiet: the tests read their own output
-            return
-
-        def _answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body, default=str).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _dispatch(self, method: str) -> None:
-            parts = [p for p in self.path.split("?")[0].split("/") if p]
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-            try:
-                if method == "GET" and parts == ["state"]:
-                    result = sandbox.state()
-                elif method == "POST" and len(parts) == 2 and parts[0] == "faults":
-                    result = sandbox.inject(parts[1], body)
-                elif method == "DELETE" and len(parts) == 2 and parts[0] == "faults":
-                    result = sandbox.undo(parts[1])
-                elif method == "POST" and len(parts) == 3 and parts[0] == "components":
-                    result = sandbox.component(parts[1], parts[2])
-                elif method == "POST" and parts == ["sync"]:
-                    result = sandbox.sync()
-                elif method == "POST" and parts == ["iam"]:
-                    result = sandbox.enforce_iam(body["policies"])
-                elif method == "POST" and parts == ["forget-traffic"]:
-                    result = sandbox.forget_traffic(float(body["seconds"]))
-                else:
-                    self._answer(404, {"error": f"no route {method} {self.path}"})
-                    return
-            except (KeyError, TypeError) as exc:
-                self._answer(400, {"error": str(exc).strip("'\"")})
-                return
-            except Exception as exc:  # noqa: BLE001 - the caller gets the reason, the sandbox lives on
-                self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
-                return
-            self._answer(200, result)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
-
-    return Control
-
-
 def write_state(state_file: Path, state: dict) -> None:
     """Whole or not at all, and readable by its user alone (it holds the sandbox's passwords)."""
     temporary = state_file.with_suffix(".tmp")
     temporary.write_text(json.dumps(state))
     temporary.chmod(0o600)
     temporary.replace(state_file)
-
-
-def serve(state_file: Path, parent_pid: int | None, root: Path, postgres: PostgresPair, postgres_started: Callable[[], float]) -> int:
-    done = threading.Event()
-    # From here a Ctrl-C or SIGTERM, even during the start, ends in the finally below: servers stopped, directory gone.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    sandbox = None
-    try:
-        sandbox = Sandbox(root, postgres, postgres_started)
-        sandbox.start()
-        server = ThreadingHTTPServer(("127.0.0.1", sandbox.control_port), _handler(sandbox))
-        threading.Thread(target=server.serve_forever, name="sandbox-control", daemon=True).start()
-        sandbox.state_file = state_file
-        write_state(state_file, sandbox.state())
-        # Started (the collector was off since the process began, see __main__): what the start built, moto's
-        # seeded backends and botocore's models, lives as long as the sandbox. Collected once, then frozen, it is
-        # not walked again by each full collection.
-        gc.collect()
-        gc.freeze()
-        gc.enable()
-        while not done.wait(0.5):
-            if parent_pid is not None and os.getppid() != parent_pid:
-                break  # whoever started us is gone: do not linger
-        server.shutdown()
-        return 0
-    except Exception as exc:  # noqa: BLE001 - reported as one line to whoever started us
-        state_file.with_suffix(".error").write_text(f"{type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        if sandbox is not None:
-            sandbox.close()
-        else:  # its start still runs on its thread: stopped once it is done
-            with contextlib.suppress(BaseException):
-                postgres_started()
-            postgres.close()
-        shutil.rmtree(root, ignore_errors=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 
 from entmoot_ops.sandbox import aws as sandbox_aws
-from entmoot_ops.sandbox.api import POOL_ERROR
+from entmoot_ops.sandbox.api_model import POOL_ERROR
 from entmoot_ops.sandbox.processes import wait_until
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import contextlib
 
 import psycopg
 
-from entmoot_ops.sandbox.api import POOL_ERROR
+from entmoot_ops.sandbox.api_model import POOL_ERROR
 
 if TYPE_CHECKING:
     from entmoot_ops.sandbox.core import Target
