@@ -39,6 +39,17 @@ def default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+# A test that runs the suite's checks against the sandbox (``pytest checks/ ...`` in a process of its own) is end to
+# end, as is one that starts or drives a whole procedure: the quick tier (-m "not e2e") is the rest.
+END_TO_END_FIXTURES = ("run_checks", "checks_runner")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(name in END_TO_END_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here, not in pyproject.toml's markers: those are also what `pytest checks/ -m` accepts and lists as
     # checklists and components, and e2e is neither.

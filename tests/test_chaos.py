@@ -144,6 +144,7 @@ def test_a_failed_rollback_fails_loudly_and_says_what_is_left(sandbox, runner, r
     assert "not active" in journal.reason and journal.recovery_seconds is None
 
 
+@pytest.mark.e2e
 def test_ctrl_c_rolls_back_and_ends_the_run(sandbox, environments, tmp_path):
     directory = environments()
     reports = tmp_path / "reports"

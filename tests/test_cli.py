@@ -27,6 +27,7 @@ def _ops(*args: str, state_home, timeout: float = 120, env: dict | None = None) 
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_without_postgis_the_sandbox_says_so_and_runs_the_same_spatial_query(tmp_path):
     state_home = tmp_path / "state"
     up = _ops("sandbox", "up", state_home=state_home, env={"ENTMOOT_SANDBOX_POSTGIS": "off"})

@@ -140,3 +140,5 @@ def test_the_quick_tier_the_docs_name_collects_and_leaves_out_the_end_to_end_tes
     assert quick and slow and not quick & slow
     assert {"test_chaos.py", "test_chaos_matrix.py", "test_load.py", "test_scaling_experiment.py"} <= \
         {line.split("::")[0].rsplit("/", 1)[-1] for line in slow}
+    # A run of the checks against the sandbox is end to end wherever it is (the run_checks fixture).
+    assert any(line.startswith("tests/test_morning.py::test_each_check_fails_on_its_fault") for line in slow)

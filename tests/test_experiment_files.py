@@ -239,6 +239,7 @@ def test_an_experiment_whose_target_has_nothing_to_act_on_ends_in_one_line_and_r
 
 
 # --------------------------------------------------------------------------------------------- a game day
+@pytest.mark.e2e
 def test_a_game_day_runs_a_users_fis_experiment_and_writes_its_report_with_a_chart(sandbox, environments, tmp_path):
     """The example file of docs/chaos.md, in a directory of the user's: an FIS template of the sandbox's account, a stop
     condition, an expected detector; then one of the suite's own. One report, in order, with a chart."""

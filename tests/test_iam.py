@@ -134,6 +134,7 @@ def test_the_sandbox_enforces_iam_as_aws_answers_it(iam_sandbox):
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
 
 
+@pytest.mark.e2e
 def test_every_check_marker_passes_under_the_check_policy_and_each_missing_action_errs_exactly_its_checks(iam_sandbox, tmp_path):
     """Under the check policy, every check-mode marker passes with no denial (and so attempts no write: the policy
     holds none). Then each action is taken away in turn: exactly the checks that called it (each check's result

@@ -9,6 +9,8 @@ cannot run here is named in NOT_RUN with the reason, and a test keeps that list 
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import subprocess
@@ -80,6 +82,7 @@ def run_as_typed(command: str, environment: dict[str, str]) -> str | None:
     return None if result.returncode == 0 and "Traceback" not in output else f"{command}\n  exit {result.returncode}: {output[-1500:]}"
 
 
+@pytest.mark.e2e
 def test_every_command_of_the_readme_runs(sandbox):
     environment = user_environment(ENTMOOT_SANDBOX_STATE=str(sandbox.state_file))
     ran = [command for command in readme_commands() if command not in NOT_RUN and not on_its_own(command)]

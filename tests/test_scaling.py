@@ -25,6 +25,7 @@ def test_every_request_lands_within_bounds(current):
         assert result == max(3, min(20, current + step))
 
 
+@pytest.mark.e2e
 def test_scale_command_refuses_nonsense_waits_and_audits(sandbox, tmp_path):
     # A count outside the bounds is refused, not clamped: `--to 1000` was a typo of 10, `--to 0` of something else.
     for nonsense in ("1000", "0", "-5", "21", "2"):

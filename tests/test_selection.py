@@ -52,6 +52,7 @@ def test_a_typo_starts_nothing_and_keeps_the_last_run(tmp_path, args, says):
     assert (reports / "allure-results" / "last-run-result.json").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("distributed", [(), ("-n", "2")], ids=["one-process", "xdist"])
 def test_a_run_that_starts_its_own_sandbox_says_so_and_counts_the_boot(tmp_path, distributed):
     """No silence while the sandbox boots, and pytest's closing time includes the boot the run waited for. Under
