@@ -13,7 +13,8 @@ import pytest
 
 from conftest import ROOT, checks_runner, settle
 from entmoot_ops import iam
-from entmoot_ops.clients import IAM_PREFIX, READ_ONLY_AWS
+from entmoot_ops.aws_conventions import IAM_PREFIX
+from entmoot_ops.clients.aws_guard import READ_ONLY_AWS
 from entmoot_ops.config import load_environment
 from entmoot_ops.sandbox.handle import start
 

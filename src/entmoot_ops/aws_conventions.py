@@ -13,6 +13,11 @@ from datetime import UTC, datetime, timedelta
 IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
+def action_name(signing_name: str, operation: str) -> str:
+    """``cloudwatch:GetMetricData``: the IAM action an operation is authorised as, from its service's signing name."""
+    return f"{IAM_PREFIX.get(signing_name, signing_name)}:{operation}"
+
+
 def period_floor(moment: datetime, period_seconds: int) -> datetime:
     """The start of the period holding ``moment``, on the clock's boundaries of that period (a 10 s period starts at
     :00, :10, ...; a 5-minute one at :00, :05, ...), as CloudWatch aggregates a standard or high-resolution metric."""

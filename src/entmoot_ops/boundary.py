@@ -25,7 +25,7 @@ import redis as redis_library
 import requests
 
 from entmoot_ops import iam
-from entmoot_ops.aws_conventions import IAM_PREFIX
+from entmoot_ops.aws_conventions import action_name
 from entmoot_ops.errors import DependencyError, OpsError, one_line
 from entmoot_ops.redaction import excerpt
 from entmoot_ops.secrets import masker
@@ -96,8 +96,7 @@ def guard_calls(client: Any, dependency: str) -> None:
         except (botocore.exceptions.ClientError, OpsError):
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary, as in measuring()
-            signing = service.signing_name
-            raise outside_error(dependency, exc, f"{IAM_PREFIX.get(signing, signing)}:{operation_name}") from None
+            raise outside_error(dependency, exc, action_name(service.signing_name, operation_name)) from None
 
     client._make_api_call = guarded
 

@@ -5,7 +5,7 @@ it, as before. EC2's model is left out: it alone is as large as the others toget
 (postgres.pool-size).
 """
 
-from entmoot_ops import clients
+from entmoot_ops.clients import aws_session
 
-clients.parse_models(("ecs", "rds", "elasticache", "cloudwatch", "elbv2", "logs", "sts", "iam", "cloudtrail", "ecr",
+aws_session.parse_models(("ecs", "rds", "elasticache", "cloudwatch", "elbv2", "logs", "sts", "iam", "cloudtrail", "ecr",
                       "secretsmanager", "acm", "fis"))

@@ -35,13 +35,12 @@ from entmoot_ops.breaker import breaker, measuring_fresh
 from entmoot_ops.check import collecting, touching
 from entmoot_ops.config import Environment
 from entmoot_ops import boundary, iam
-from entmoot_ops.aws_conventions import IAM_PREFIX
 from entmoot_ops.errors import ConfigError, DependencyError
 from entmoot_ops.iam import needs
 from entmoot_ops.secrets import masker, resolve, resolve_secret
 
-from entmoot_ops.clients.aws_guard import READ_ONLY_AWS, guard_aws, iam_action, refuse_writes, touching_namespaces
-from entmoot_ops.clients.aws_session import SOURCES, assume_role, botocore_session, credentials_from, parse_models
+from entmoot_ops.clients.aws_guard import guard_aws, refuse_writes, touching_namespaces
+from entmoot_ops.clients.aws_session import SOURCES, assume_role, botocore_session, credentials_from
 from entmoot_ops.clients.connections import GuardedRedis, GuardedSession, KeptConnection, ReadOnlyRedis, postgres_answered
 from entmoot_ops.clients.ssh import SSH_PERSIST_SECONDS, close_ssh_connections, open_connections
 
@@ -293,4 +292,4 @@ class Clients:
         self._cache.clear()
 
 
-__all__ = ["IAM_PREFIX", "READ_ONLY_AWS", "SOURCES", "Clients", "Resolved", "close_ssh_connections", "iam_action", "parse_models"]
+__all__ = ["SOURCES", "Clients", "Resolved", "close_ssh_connections"]

@@ -20,7 +20,7 @@ import botocore.utils
 from entmoot_ops.breaker import breaker
 from entmoot_ops.check import calling, touching
 from entmoot_ops import boundary
-from entmoot_ops.aws_conventions import IAM_PREFIX
+from entmoot_ops.aws_conventions import action_name
 from entmoot_ops.errors import DependencyError, ReadOnlyViolation
 
 
@@ -48,8 +48,7 @@ _ERROR_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>", re.S)
 
 def iam_action(operation_model: Any) -> str:
     """``logs:StartQuery``: the IAM action an AWS operation is authorised as."""
-    signing = operation_model.service_model.signing_name
-    return f"{IAM_PREFIX.get(signing, signing)}:{operation_model.name}"
+    return action_name(operation_model.service_model.signing_name, operation_model.name)
 
 
 def _error_from_body(body: bytes) -> tuple[str, str]:

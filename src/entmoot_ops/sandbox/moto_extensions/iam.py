@@ -15,7 +15,7 @@ from moto.iam import access_control
 from moto.iam.responses import IamResponse
 from moto.core.responses import ActionResult
 
-from entmoot_ops.aws_conventions import IAM_PREFIX
+from entmoot_ops.aws_conventions import IAM_PREFIX, action_name
 
 _lock = threading.Lock()  # this extension's state is read and changed by moto's request threads
 
@@ -32,7 +32,7 @@ _original_element_matches = access_control.IAMPolicyStatement._check_element_mat
 def _iam_request_init(self: access_control.IAMRequestBase, *args: Any, **kwargs: Any) -> None:
     _original_iam_request_init(self, *args, **kwargs)
     service, _, operation = self._action.partition(":")
-    self._action = f"{IAM_PREFIX.get(service, service)}:{operation}"
+    self._action = action_name(service, operation)
 
 
 # Throttling as AWS answers it, per IAM service prefix: how many more calls are refused with "Rate exceeded". The
