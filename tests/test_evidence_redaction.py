@@ -87,7 +87,8 @@ def test_no_secret_reaches_any_output_from_any_evidence_path(sandbox, run_checks
         assert "[redacted:" in outputs[name], name
     assert any("[redacted:" in text for name, text in outputs.items() if "allure-results" in name)
     # What the checks showed of each path, as its reader sees it: placeholders, masked ids, markers.
-    assert re.search(r"DO \$1", outputs["terminal"] + outputs[str(run.reports / "summary.json")])
+    # (The slowest statement may be another test's on this worker's sandbox; the idle session's is always named.)
+    assert re.search(r"\b(DO|SELECT) \$1\b", outputs["terminal"] + outputs[str(run.reports / "summary.json")])
     assert "constraints:[redacted:email]:token=[redacted:token]" in outputs[str(run.reports / "summary.json")]
     assert "assumed-role/AWSReservedSSO_Admin/[redacted:email]" in outputs[str(run.reports / "summary.json")]
     # Notifications: every payload of every channel.
