@@ -27,6 +27,8 @@ RUN_AS = {
     "pytest {checks_arg(config)} --collect-only -q": ["pytest checks/ --collect-only -q"],
     # started, used and stopped by tests/test_readme_commands.py, as the README's "sandbox on its own" shows
     "entmoot-ops sandbox up": [],
+    # --shard's help: tests/test_fleet.py merges the shards of a fleet of sandbox environments, and runs what it prints
+    "entmoot-ops report --merge DIR...": [],
 }
 
 

@@ -39,6 +39,12 @@ NOT_RUN = {
     'pytest tests/ -m "not e2e" -n 5': "the project's own tests: a developer's run of them, not a run inside them",
     "pytest tests/test_docs.py": "as above: it is one of the project's tests",
     "mkdocs build --strict": "tests/test_docs.py runs it, into a temporary directory (here it would write site/ into the checkout)",
+    "pytest checks/ -m morning --env staging --env prod --shard 1/4 --reports-dir reports/shard-1":
+        "staging's and prod's endpoints: tests/test_fleet.py runs shards of a fleet of sandbox environments, and "
+        "tests/test_examples.py collects these four shards",
+    "pytest checks/ -m morning --env staging --env prod --shard 4/4 --reports-dir reports/shard-4": "as above",
+    "entmoot-ops report --merge reports/shard-1 reports/shard-2 reports/shard-3 reports/shard-4 --into reports/fleet":
+        "the reports of the shards above: tests/test_fleet.py merges those of its sandbox fleet",
 }
 # What the README runs for a minute, here for seconds: the same command, bounded shorter.
 SHORTER = {"--seconds 60": "--seconds 2"}

@@ -29,7 +29,7 @@ AWS_ENDPOINT = 'endpoint_url = "env:ENTMOOT_SANDBOX_AWS_ENDPOINT_URL"'
 TCP_TARGETS = {
     "primary": ('primary_dsn = "env:ENTMOOT_SANDBOX_PG_PRIMARY_DSN"', "ENTMOOT_SANDBOX_PG_PRIMARY_DSN", r"port=(\d+)", "PostgreSQL primary"),
     "redis": ('url = "env:ENTMOOT_SANDBOX_REDIS_URL"', "ENTMOOT_SANDBOX_REDIS_URL", r":(\d+)/", "Redis"),
-    "api": ('url = "env:ENTMOOT_SANDBOX_API_URL"', "ENTMOOT_SANDBOX_API_URL", r":(\d+)$", "API"),
+    "api": ('url = "env:ENTMOOT_SANDBOX_API_URL"', "ENTMOOT_SANDBOX_API_URL", r":(\d+)$", ("API", "clock source")),
 }
 # What a person reads in the ERROR line of an AWS check, per kind of answer.
 SAID = {"html_500": "unexpected answer", "empty_200": "unexpected answer", "cut_in_half": "unexpected answer",
@@ -92,7 +92,7 @@ def test_an_endpoint_without_the_iam_simulator_passes_the_whole_checklist(sandbo
 @pytest.mark.parametrize("fault", TCP_FAULTS)
 @pytest.mark.parametrize("dependency", sorted(TCP_TARGETS))
 def test_a_dependency_that_fails_at_the_tcp_level_costs_only_its_checks(dependency, fault, sandbox, healthy, environments, run_checks):
-    line, variable, port_pattern, named = TCP_TARGETS[dependency]
+    line, variable, port_pattern, named = TCP_TARGETS[dependency]  # named: how its checks' ERROR lines begin
     value = sandbox.env[variable]
     port = re.search(port_pattern, value).group(1)
     proxy = TcpFault(int(port), fault)

@@ -107,6 +107,20 @@ class CheckRun:
     recorded: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)  # see record()
     charts: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)  # see chart()
     evidence: list[str] = field(default_factory=list)  # the names of the evidence attached, as the report lists them
+    # Evidence held until the plugin attaches it on pytest's own thread: Allure files an attachment under the test
+    # that its thread is running, and a check may measure ahead of its turn, on another thread (see attach_held).
+    held: list[tuple[str, str]] = field(default_factory=list)
+
+    def absorb(self, measured: CheckRun) -> None:
+        """Take over what the same check measured on another thread."""
+        self.readings += measured.readings
+        self.touched |= measured.touched
+        self.aws_actions |= measured.aws_actions
+        self.deferred += measured.deferred
+        self.recorded += measured.recorded
+        self.charts += measured.charts
+        self.evidence += measured.evidence
+        self.held += measured.held
 
 
 current_run: contextvars.ContextVar[CheckRun | None] = contextvars.ContextVar("current_run", default=None)
@@ -309,6 +323,15 @@ def evidence(name: str, data: Any) -> None:
     if callable(data):
         data = best_effort(name, data)
     text = masker.dumps(data, default=_jsonable, indent=2, sort_keys=True)
-    allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
-    if run is not None:
-        run.evidence.append(name)
+    if run is None:
+        allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)
+        return
+    run.held.append((name, text))
+    run.evidence.append(name)
+
+
+def attach_held(run: CheckRun) -> None:
+    """Attach the evidence a check run holds, to the test pytest runs now on this thread."""
+    held, run.held = run.held, []
+    for name, text in held:
+        allure.attach(text, name=name, attachment_type=allure.attachment_type.JSON)

@@ -109,8 +109,15 @@ class Preflight:
 
 
 def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict | None = None) -> Preflight:
-    """``asked``: the answers of AWS questions already asked in this run, shared by the run's environments (several
-    environments with the same credentials and endpoint ask IAM the same question)."""
+    """The whole preflight: :func:`resolve`, then :func:`advise`."""
+    result = resolve(env, remediate=remediate)
+    advise(result, env, mode=mode, asked=asked)
+    return result
+
+
+def resolve(env: Environment, *, remediate: bool) -> Preflight:
+    """What the checks need before they measure: every reference resolved (variables, credentials, then Secrets
+    Manager), or a problem each that points the checks needing it at the preflight's line."""
     result = Preflight(env.name)
     clients = Clients(env)
     wanted = [(k, r) for k, r in references(env) if remediate or k not in REMEDIATION_ONLY]
@@ -129,12 +136,22 @@ def run(env: Environment, *, remediate: bool, mode: str = "check", asked: dict |
             result.problems[reference] = Problem(key, "a Secrets Manager reference needs AWS credentials", f"see {CREDENTIALS}")
     else:
         _resolve(clients, arns, result)
-        denied = best_effort("IAM's policy simulator", lambda: _iam_denials(clients, env, mode, {} if asked is None else asked))
-        # It serves the preflight's advice only: a role that may not ask, or an endpoint that does not answer (a stock
-        # moto server lacks the simulator), costs no verdict; the checks that are denied say so themselves.
-        result.iam_denied = [] if isinstance(denied, Unavailable) else denied
-        result.iam_unasked = str(denied) if isinstance(denied, Unavailable) else ""
     return result
+
+
+def advise(result: Preflight, env: Environment, *, mode: str = "check", asked: dict | None = None) -> None:
+    """IAM's advice on the preflight's line: the actions this mode needs that the caller lacks. It serves that line
+    only, so checks measure while it is asked. ``asked``: the answers of AWS questions already asked in this run,
+    shared by the run's environments (several environments with the same credentials and endpoint ask IAM the same
+    question)."""
+    if CREDENTIALS in result.problems or result.fatal is not None:
+        return
+    clients = Clients(env, preflight=result)
+    denied = best_effort("IAM's policy simulator", lambda: _iam_denials(clients, env, mode, {} if asked is None else asked))
+    # A role that may not ask, or an endpoint that does not answer (a stock moto server lacks the simulator), costs no
+    # verdict; the checks that are denied say so themselves.
+    result.iam_denied = [] if isinstance(denied, Unavailable) else denied
+    result.iam_unasked = str(denied) if isinstance(denied, Unavailable) else ""
 
 
 def _iam_denials(clients: Any, env: Environment, mode: str, asked: dict) -> list[str]:

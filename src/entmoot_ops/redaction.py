@@ -15,6 +15,7 @@ parser (pglast, libpg_query): the placeholders are the ones ``pg_stat_statements
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -111,6 +112,9 @@ def _public(address: str) -> bool:
     return not any(ip in network for network in PRIVATE_NETWORKS)
 
 
+MEMO_TEXTS, MEMO_LENGTH = 20_000, 4_000  # a long text (a log excerpt) is seldom seen twice
+
+
 @dataclass(frozen=True)
 class Redactor:
     """The rules a run applies: the built-in ones, e-mail addresses unless kept, public IPv4 addresses where asked,
@@ -119,6 +123,8 @@ class Redactor:
     keep_emails: bool = False
     public_ipv4: bool = False
     patterns: tuple[tuple[str, re.Pattern[str]], ...] = field(default=())
+    # A run redacts the same texts again and again (check ids, titles, labels in every result): each once.
+    _redacted: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def merged(cls, settings: Iterable[Any]) -> Redactor:
@@ -134,6 +140,16 @@ class Redactor:
     def text(self, value: str) -> str:
         if not value:
             return value
+        known = self._redacted.get(value)
+        if known is None:
+            known = self._apply(value)
+            if len(value) <= MEMO_LENGTH:
+                if len(self._redacted) >= MEMO_TEXTS:
+                    self._redacted.clear()
+                self._redacted[value] = known
+        return known
+
+    def _apply(self, value: str) -> str:
         for rule in RULES:
             value = rule.pattern.sub(lambda m, r=rule: _replace(m, _kind(r, m), r.plausible), value)
         for name, pattern in self.patterns:
@@ -174,6 +190,7 @@ def walk(value: Any, text: Callable[[str], str]) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)  # a run's JSON has few distinct keys, each in many objects
 def _names_secret(key: Any) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEY_NAME.fullmatch(key))
 

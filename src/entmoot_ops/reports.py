@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -170,6 +171,14 @@ def _allure(tools_dir: Path) -> Path:
     allure_bin = tools_dir / "node_modules" / ".bin" / "allure"
     if allure_bin.exists():
         return allure_bin
+    tools_dir.mkdir(parents=True, exist_ok=True)
+    # Two reports made at once (a fleet's merge beside a shard's report, on one machine) install it once.
+    with (tools_dir / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return allure_bin if allure_bin.exists() else _install_allure(tools_dir, allure_bin)
+
+
+def _install_allure(tools_dir: Path, allure_bin: Path) -> Path:
     if shutil.which("npm") is None:
         raise ConfigError("npm is not installed: it is needed once to fetch allure-commandline",
                           fix="install Node.js and npm (and Java 17 for Allure 2)")

@@ -1,4 +1,4 @@
-"""How xdist shares several environments' checks between its workers: one environment at a time.
+"""How xdist shares several environments' checks between its workers: whole environments, all given out at once.
 
 Under xdist's default ``load`` distribution, every worker runs some checks of every environment, so each worker
 builds every environment's clients and connections. Sent whole environments, a worker builds only its own. With
@@ -27,7 +27,9 @@ def environment_of(nodeid: str, environments: Iterable[str]) -> str | None:
 
 
 class ByEnvironment(LoadScopeScheduling):
-    """xdist's scope scheduling, where a scope is an environment."""
+    """xdist's scope scheduling, where a scope is an environment, and every environment is given out at once: a
+    worker measures its environments' checks side by side (entmoot_ops.pytest_plugin.concurrency), so that
+    environments waiting on the network overlap, not queue behind each other."""
 
     def __init__(self, config: Any, log: Any, environments: list[str]):
         super().__init__(config, log)
@@ -35,6 +37,13 @@ class ByEnvironment(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return environment_of(nodeid, self._environments) or super()._split_scope(nodeid)
+
+    def schedule(self) -> None:
+        super().schedule()
+        while self.workqueue and self.nodes:
+            for node in self.nodes:
+                if self.workqueue:
+                    self._assign_work_unit(node)
 
 
 def scheduler(config: Any, log: Any, environments: list[str]) -> ByEnvironment | None:

@@ -66,12 +66,32 @@ def report(arguments: argparse.Namespace) -> int:
     from entmoot_ops import coverage
     from entmoot_ops.reports import generate_html, write_coverage_result
 
+    if arguments.merge:
+        return merge(arguments)
+
     if arguments.results.is_dir() and any(arguments.results.glob("*-result.json")):
         rows = _coverage(arguments.checks_dir, None)
         write_coverage_result(arguments.results, coverage.html_table(rows), coverage.summary(rows))
     index = generate_html(arguments.results, arguments.output, arguments.tools, arguments.history)
     print(f"Allure report: {index.resolve()} (one file; open it in a browser, no network needed)")
     return 0
+
+
+def merge(arguments: argparse.Namespace) -> int:
+    """The shards' reports joined into one, the fleet's table printed; exit 1 when a check of the fleet did not pass,
+    as the run of the whole fleet would."""
+    from entmoot_ops import fleet
+    from entmoot_ops.results import OUTCOMES
+
+    joined = fleet.merge(arguments.merge, arguments.into)
+    print("\n".join(joined.lines()))
+    counts = {outcome: sum(1 for check in joined.checks if check["outcome"] == outcome) for outcome in OUTCOMES}
+    print(f"\nfleet: {len(joined.environments)} environments, {len(joined.checks)} checks: "
+          + ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count))
+    print(f"merged into {arguments.into}: junit.xml, summary.json, fleet.md, allure-results/")
+    print(f"the Allure report of the fleet: entmoot-ops report --results {arguments.into / 'allure-results'} "
+          f"--output {arguments.into / 'allure-report'}")
+    return 1 if joined.failing else 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -92,4 +112,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     html.add_argument("--history", type=Path, default=Path("reports/allure-history"),
                       help="the trend across runs: kept here between reports")
     html.add_argument("--checks-dir", type=Path, default=Path("checks"), help="for the runbook coverage table in the report")
+    html.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
+                      help="join the reports of a fleet's shards (each shard's --reports-dir of `pytest ... --shard K/N`) "
+                           "into --into: junit, Allure results, summary.json and the fleet's table; exit 1 when a check failed")
+    html.add_argument("--into", type=Path, default=Path("reports/fleet"), help="where --merge writes the fleet's reports")
     html.set_defaults(run=report)

@@ -11,6 +11,7 @@ import hashlib
 import functools
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from entmoot_ops.secrets import masker, resolve, resolve_secret
 
 from entmoot_ops.clients.aws_guard import guard_aws, refuse_writes, touching_namespaces
 from entmoot_ops.clients.aws_session import SOURCES, assume_role, botocore_session, credentials_from
-from entmoot_ops.clients.connections import GuardedRedis, GuardedSession, KeptConnection, ReadOnlyRedis, postgres_answered
+from entmoot_ops.clients.connections import GuardedRedis, GuardedSession, ReadOnlyRedis, Sessions, postgres_answered
 from entmoot_ops.clients.ssh import SSH_PERSIST_SECONDS, close_ssh_connections, open_connections
 
 T = TypeVar("T")
@@ -64,6 +65,9 @@ _SESSIONS: dict[tuple, botocore.session.Session] = {}  # per credential source
 # and green) share a client. botocore's clients are thread-safe, and building one copies its session's hundreds of
 # event handlers.
 _AWS_CLIENTS: dict[tuple, Any] = {}
+# Checks measure at once, on threads of their own: what is built once and shared (a session, a client, a pool) is
+# built under this lock, so that two checks asking together get the same one.
+_BUILDING = threading.RLock()
 
 
 @dataclass
@@ -76,19 +80,28 @@ class Clients:
     preflight: Resolved | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
     _readings: dict[Any, Any] = field(default_factory=dict)
+    _reading: dict[Any, threading.RLock] = field(default_factory=dict)
 
     def remember(self, key: Any, measure: Callable[[], T]) -> T:
-        """A reading several checks of one run share (one AWS call, not one per check); a re-check after a
-        remediation measures fresh."""
-        if measuring_fresh() or key not in self._readings:
-            with collecting() as reached:
-                self._readings[key] = (measure(), reached)
-        value, reached = self._readings[key]
+        """A reading several checks of one run share (one AWS call, not one per check, even when they ask at once);
+        a re-check after a remediation measures fresh."""
+        with _BUILDING:
+            reading = self._reading.setdefault(key, threading.RLock())
+        with reading:
+            if measuring_fresh() or key not in self._readings:
+                with collecting() as reached:
+                    self._readings[key] = (measure(), reached)
+            value, reached = self._readings[key]
         reached.replay()  # a check that shares a reading depends on what it came from, and needs what it called
         return value
 
-    @functools.cached_property
+    @property
     def _session(self) -> botocore.session.Session:
+        with _BUILDING:
+            return self._built_session
+
+    @functools.cached_property
+    def _built_session(self) -> botocore.session.Session:
         """botocore's session, not boto3's: boto3 would add its S3 transfer machinery to every run's start-up."""
         if self.preflight is not None:
             self.preflight.raise_for("aws.credentials")
@@ -126,28 +139,36 @@ class Clients:
     def aws(self, service: str) -> Any:
         touching("traffic" if service == "logs" else "aws")
         key = f"aws:{service}"
-        if key not in self._cache:
-            timeouts = self.env.timeouts
-            endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
-            shared = (id(self._session), service, self.env.aws.region, endpoint, timeouts.connect_seconds, timeouts.read_seconds,
-                      timeouts.aws_max_attempts, self.writable)
-            if shared not in _AWS_CLIENTS:
-                config = botocore.config.Config(
-                    connect_timeout=timeouts.connect_seconds,
-                    read_timeout=timeouts.read_seconds,
-                    # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
-                    retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
-                )
-                client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
-                dependency = f"AWS {client.meta.service_model.service_id}"
-                guard_aws(client, dependency)
-                boundary.guard_calls(client, dependency)
-                if not self.writable:
-                    client.meta.events.register("before-call.*.*", refuse_writes)
-                client.meta.events.register("before-parameter-build.cloudwatch.*", touching_namespaces)
-                _AWS_CLIENTS[shared] = client
-            self._cache[key] = _AWS_CLIENTS[shared]
-        return self._cache[key]
+        return self._built(key, lambda: self._build_aws(service))
+
+    def _built(self, key: str, build: Callable[[], T]) -> T:
+        with _BUILDING:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def _build_aws(self, service: str) -> Any:
+        timeouts = self.env.timeouts
+        endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
+        shared = (id(self._session), service, self.env.aws.region, endpoint, timeouts.connect_seconds, timeouts.read_seconds,
+                  timeouts.aws_max_attempts, self.writable)
+        if shared not in _AWS_CLIENTS:
+            config = botocore.config.Config(
+                max_pool_connections=self.env.concurrency.reads,
+                connect_timeout=timeouts.connect_seconds,
+                read_timeout=timeouts.read_seconds,
+                # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
+                retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
+            )
+            client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
+            dependency = f"AWS {client.meta.service_model.service_id}"
+            guard_aws(client, dependency)
+            boundary.guard_calls(client, dependency)
+            if not self.writable:
+                client.meta.events.register("before-call.*.*", refuse_writes)
+            client.meta.events.register("before-parameter-build.cloudwatch.*", touching_namespaces)
+            _AWS_CLIENTS[shared] = client
+        return _AWS_CLIENTS[shared]
 
     def endpoint(self, reference: str, *, what: str) -> str:
         """An endpoint written out or referenced (env:NAME): not secret, but resolved like a secret."""
@@ -171,18 +192,16 @@ class Clients:
         return resolve_secret(reference, what=what, fetch_secret=fetch)
 
     def postgres(self, dsn_reference: str, *, name: str, autocommit: bool = True) -> psycopg.Connection:
-        """A session; in check mode it is read-only with statement and lock timeouts, and one per database serves
-        every check of the run (a connection costs the server a process: six a run, ten environments, sixty). It
-        is handed out as a context manager that leaves it open; a broken one is replaced. A remediation's session
-        is its own, and closed after use."""
+        """A session; in check mode it is read-only with statement and lock timeouts, and the run keeps a few per
+        database ([concurrency] postgres_sessions) that every check shares (a connection costs the server a process).
+        It is handed out as a context manager whose end gives it back, open; a broken one is replaced. A
+        remediation's session is its own, and closed after use."""
         touching("primary" if name == "primary" else "replica")
         if self.writable or not autocommit:
             return self._connect(dsn_reference, name=name, autocommit=autocommit)
-        key = f"postgres:{dsn_reference}"
-        shared = self._cache.get(key)
-        if shared is None or shared.closed or shared.broken:
-            shared = self._cache[key] = self._connect(dsn_reference, name=name, autocommit=True)
-        return KeptConnection(shared)
+        sessions = self._built(f"postgres:{dsn_reference}", lambda: Sessions(
+            lambda: self._connect(dsn_reference, name=name, autocommit=True), self.env.concurrency.postgres_sessions))
+        return sessions.take()
 
     def _connect(self, dsn_reference: str, *, name: str, autocommit: bool) -> psycopg.Connection:
         dsn = self.secret(dsn_reference, what=f"postgres {name} dsn")
@@ -218,62 +237,73 @@ class Clients:
         touching("redis")
         settings = self.env.redis
         reference, key = (settings.replica_url, "redis-replica") if replica and settings.replica_url else (settings.url, "redis")
-        if key not in self._cache:
-            url = self.secret(reference, what="redis.replica_url" if key == "redis-replica" else "redis.url")
-            password = self.secret(settings.password, what="redis.password") if settings.password else None
-            # One attempt: redis-py's default of 3 retries would make a frozen Redis cost four read timeouts.
-            once = Retry(NoBackoff(), 0)
-            pool = redis.ConnectionPool.from_url(
-                url,
-                password=password,
-                socket_connect_timeout=self.env.timeouts.connect_seconds,
-                socket_timeout=self.env.timeouts.read_seconds,
-                decode_responses=True,
-                retry=once,
-            )
-            client = (GuardedRedis if self.writable else ReadOnlyRedis)(connection_pool=pool, retry=once)
-            client.endpoint = f"{pool.connection_kwargs.get('host', 'localhost')}:{pool.connection_kwargs.get('port', 6379)}"
-            self._cache[key] = client
-        return self._cache[key]
+        return self._built(key, lambda: self._build_redis(reference, key))
+
+    def _build_redis(self, reference: str, key: str) -> redis.Redis:
+        settings = self.env.redis
+        url = self.secret(reference, what="redis.replica_url" if key == "redis-replica" else "redis.url")
+        password = self.secret(settings.password, what="redis.password") if settings.password else None
+        # One attempt: redis-py's default of 3 retries would make a frozen Redis cost four read timeouts.
+        once = Retry(NoBackoff(), 0)
+        # Bounded, and a command beyond the bound waits for a connection (redis-py's plain pool would refuse it).
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            password=password,
+            socket_connect_timeout=self.env.timeouts.connect_seconds,
+            socket_timeout=self.env.timeouts.read_seconds,
+            decode_responses=True,
+            retry=once,
+            max_connections=self.env.concurrency.reads,
+            timeout=self.env.timeouts.read_seconds,
+        )
+        client = (GuardedRedis if self.writable else ReadOnlyRedis)(connection_pool=pool, retry=once)
+        client.endpoint = f"{pool.connection_kwargs.get('host', 'localhost')}:{pool.connection_kwargs.get('port', 6379)}"
+        return client
 
     def http(self, *, authenticated: bool = True) -> requests.Session:
         """The API session; ``authenticated=False`` sends no credential (to prove the API demands one)."""
         touching("api")
         key = "http" if authenticated else "http-anonymous"
-        if key not in self._cache:
-            session = GuardedSession()
-            auth = self.env.api.auth
-            if authenticated and auth.scheme != "none" and auth.secret:
-                token = self.secret(auth.secret, what="api.auth.secret")
-                session.headers[auth.header] = f"Bearer {token}" if auth.scheme == "bearer" else token
-            self._cache[key] = session
-        return self._cache[key]
+        return self._built(key, lambda: self._build_http(authenticated))
+
+    def _build_http(self, authenticated: bool) -> requests.Session:
+        session = GuardedSession()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.env.concurrency.reads)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        auth = self.env.api.auth
+        if authenticated and auth.scheme != "none" and auth.secret:
+            token = self.secret(auth.secret, what="api.auth.secret")
+            session.headers[auth.header] = f"Bearer {token}" if auth.scheme == "bearer" else token
+        return session
 
     def host(self, url: str) -> Host:
         """A testinfra host (``local://``, ``ssh://user@bastion``, ``docker://...``) with the environment's SSH
         settings. SSH never prompts (BatchMode), and a session that stops answering ends after its keep-alives; one
         connection per host serves the run's commands (ControlMaster) and closes soon after it."""
         key = f"host:{url}"
-        if key not in self._cache:
-            settings = self.env.hosts
-            options: dict[str, Any] = {}
-            if settings.ssh_config:
-                options["ssh_config"] = os.path.expanduser(self.endpoint(settings.ssh_config, what="hosts.ssh_config"))
-            if settings.ssh_identity_file:
-                options["ssh_identity_file"] = os.path.expanduser(self.endpoint(settings.ssh_identity_file, what="hosts.ssh_identity_file"))
-            if url.startswith(("ssh://", "paramiko://")):
-                control = Path(tempfile.gettempdir()) / f"entmoot-ssh-{os.getuid()}"
-                control.mkdir(mode=0o700, exist_ok=True)
-                # One connection per host as this configuration reaches it: the same URL through another ssh_config
-                # is another host.
-                identity = f"{url}|{options.get('ssh_config')}|{options.get('ssh_identity_file')}"
-                options.update(timeout=max(1, round(self.env.timeouts.connect_seconds)), controlpersist=SSH_PERSIST_SECONDS,
-                               controlpath=str(control / hashlib.sha256(identity.encode()).hexdigest()[:20]),
-                               ssh_extra_args="-o BatchMode=yes -o ServerAliveInterval=2 -o ServerAliveCountMax=2")
-            self._cache[key] = testinfra.get_host(url, **options)
-            if "controlpath" in options:
-                open_connections[options["controlpath"]] = self._cache[key]
-        return self._cache[key]
+        return self._built(key, lambda: self._build_host(url))
+
+    def _build_host(self, url: str) -> Host:
+        settings = self.env.hosts
+        options: dict[str, Any] = {}
+        if settings.ssh_config:
+            options["ssh_config"] = os.path.expanduser(self.endpoint(settings.ssh_config, what="hosts.ssh_config"))
+        if settings.ssh_identity_file:
+            options["ssh_identity_file"] = os.path.expanduser(self.endpoint(settings.ssh_identity_file, what="hosts.ssh_identity_file"))
+        if url.startswith(("ssh://", "paramiko://")):
+            control = Path(tempfile.gettempdir()) / f"entmoot-ssh-{os.getuid()}"
+            control.mkdir(mode=0o700, exist_ok=True)
+            # One connection per host as this configuration reaches it: the same URL through another ssh_config
+            # is another host.
+            identity = f"{url}|{options.get('ssh_config')}|{options.get('ssh_identity_file')}"
+            options.update(timeout=max(1, round(self.env.timeouts.connect_seconds)), controlpersist=SSH_PERSIST_SECONDS,
+                           controlpath=str(control / hashlib.sha256(identity.encode()).hexdigest()[:20]),
+                           ssh_extra_args="-o BatchMode=yes -o ServerAliveInterval=2 -o ServerAliveCountMax=2")
+        host = testinfra.get_host(url, **options)
+        if "controlpath" in options:
+            open_connections[options["controlpath"]] = host
+        return host
 
     @property
     def http_timeout(self) -> tuple[float, float]:

@@ -1,8 +1,10 @@
-"""Redis and HTTP clients that go through the circuit breaker (Redis read-only in check mode), and a PostgreSQL
-connection kept open for the run."""
+"""Redis and HTTP clients that go through the circuit breaker (Redis read-only in check mode), and the PostgreSQL
+sessions kept open for the run."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,17 +59,76 @@ class GuardedSession(requests.Session):
             return super().request(method, url, *args, **kwargs)
 
 
-class KeptConnection:
-    """A shared session as ``with clients.postgres(...) as session`` expects it, left open at the block's end."""
+class Sessions:
+    """The sessions to one database as one role that a run keeps: a check takes an idle one, or opens one while fewer
+    than ``size`` are open (checks measuring at once each have their own), or waits for one to be given back. A
+    session given back broken is closed, and the next check opens another.
 
-    def __init__(self, connection: psycopg.Connection):
-        self._connection = connection
+    Not psycopg_pool: its connections are opened by a background worker, so a check that cannot connect would wait
+    for the pool's whole timeout and learn only that none came, where this one hears the server's own refusal at once.
+    """
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], size: int):
+        self._connect = connect
+        self._size = size
+        self._idle: list[psycopg.Connection] = []
+        self._open = 0
+        self._changed = threading.Condition()
+
+    def take(self) -> KeptConnection:
+        with self._changed:
+            while not self._idle and self._open >= self._size:
+                self._changed.wait()
+            if self._idle:
+                return KeptConnection(self._idle.pop(), self)
+            self._open += 1
+        try:
+            return KeptConnection(self._connect(), self)
+        except BaseException:
+            self._closed()
+            raise
+
+    def give_back(self, connection: psycopg.Connection) -> None:
+        if connection.closed or connection.broken or connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            connection.close()
+            self._closed()
+            return
+        with self._changed:
+            self._idle.append(connection)
+            self._changed.notify()
+
+    def _closed(self) -> None:
+        with self._changed:
+            self._open -= 1
+            self._changed.notify()
+
+    def close(self) -> None:
+        with self._changed:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for connection in idle:
+            connection.close()
+
+
+class KeptConnection:
+    """A session of :class:`Sessions` as ``with clients.postgres(...) as session`` expects it: the block's end (or
+    ``close()``) gives it back, open, for the next check."""
+
+    def __init__(self, connection: psycopg.Connection, sessions: Sessions):
+        self._connection: psycopg.Connection | None = connection
+        self._sessions = sessions
 
     def __enter__(self) -> psycopg.Connection:
+        assert self._connection is not None, "a session given back is not used again"
         return self._connection
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        self.close()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._sessions.give_back(connection)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)

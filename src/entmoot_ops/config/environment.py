@@ -9,7 +9,8 @@ from entmoot_ops.config.procedures import (ChaosSettings, CloudTrailSettings, De
                                            NotifySettings, RedactionSettings, RemediationSettings, Thresholds)
 from entmoot_ops.config.references import Strict
 from entmoot_ops.config.services import (AlbSettings, ApiSettings, AwsSettings, EcsSettings, HostsSettings, LogsSettings,
-                                         PostgresSettings, RdsSettings, RedisSettings, Timeouts, TlsSettings)
+                                         PostgresSettings, RdsSettings, RedisSettings, Timeouts, TlsSettings,
+                                         Concurrency)
 
 
 class Environment(Strict):
@@ -21,6 +22,7 @@ class Environment(Strict):
     runbook_url: str = "https://github.com/entmoot/entmoot/blob/main/docs/operations-runbook.md"
     aws: AwsSettings = AwsSettings()
     timeouts: Timeouts = Timeouts()
+    concurrency: Concurrency = Concurrency()
     api: ApiSettings
     ecs: EcsSettings
     rds: RdsSettings

@@ -16,6 +16,18 @@ class Timeouts(Strict):
     aws_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
 
+class Concurrency(Strict):
+    """How much of an environment is asked at once. A run pays the network's depth, not its number of calls: the
+    checks' measurements are issued together, each check's own reads in its own order."""
+
+    # The checks of this environment that measure at once (their threads), and the connections kept to each AWS
+    # endpoint and to the API.
+    reads: Annotated[int, Field(ge=1, le=256)] = 32
+    # The sessions kept to each PostgreSQL database and role, shared by the checks measuring at once: each costs
+    # the server a process. 1 makes the checks' statements take turns on one session.
+    postgres_sessions: Annotated[int, Field(ge=1, le=32)] = 2
+
+
 class AwsSettings(Strict):
     region: str = "us-east-1"
     # Scopes the printed IAM policy (entmoot-ops iam-policy) to this account's ARNs; "*" in them without it.

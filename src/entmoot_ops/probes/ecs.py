@@ -57,8 +57,14 @@ class ServiceState:
                          f"running {d.running}/{d.desired} pending {d.pending} failed {d.failed_tasks}" for d in self.deployments)
 
 
-@needs("ecs:DescribeServices", resources=iam.ECS_SERVICE)
 def service_state(clients: Clients) -> ServiceState:
+    """The ECS service as the run's checks share it: the checks measuring at once ask ECS once (a throttled or
+    frozen API is then waited on once, not by each of them); a re-check after a remediation asks anew, as a poll does."""
+    return clients.remember("ecs.service", lambda: _service_state(clients))
+
+
+@needs("ecs:DescribeServices", resources=iam.ECS_SERVICE)
+def _service_state(clients: Clients) -> ServiceState:
     cluster, service = clients.env.ecs.cluster, clients.env.ecs.service
     with measuring("AWS ECS"):
         answer = clients.aws("ecs").describe_services(cluster=cluster, services=[service])
@@ -98,17 +104,19 @@ class Wait:
     waited_seconds: float
 
 
-def wait_until_stable(clients: Clients, timeout_seconds: float, poll_seconds: float) -> Wait:
-    """Poll the service until it is stable or the deadline passes; the last state is returned either way."""
+def wait_until_stable(clients: Clients, timeout_seconds: float, poll_seconds: float, *, first: ServiceState | None = None) -> Wait:
+    """Poll the service until it is stable or the deadline passes; the last state is returned either way. Each poll
+    asks ECS anew (after a write, a reading from before it would be stale); ``first``: a reading to start from."""
     started = time.monotonic()
     progress = Progress(f"waiting for {clients.env.ecs.service} to be stable (deadline {timeout_seconds:g} s)")
+    state = first or _service_state(clients)
     while True:
-        state = service_state(clients)
         waited = time.monotonic() - started
         if state.stable or waited + poll_seconds > timeout_seconds:
             return Wait(state, round(waited, 1))
         progress(state.describe())
         time.sleep(poll_seconds)
+        state = _service_state(clients)
 
 
 @dataclass(frozen=True)

@@ -157,14 +157,21 @@ def _connection_verdict(error: BaseException, password_sent: bool) -> str:
 
 def connection(clients: Clients) -> Connection:
     """A PING on a new connection, measured now (an open circuit is tried again): the error is the reading."""
-    client = clients.redis()
-    client.connection_pool.disconnect()  # a pooled connection authenticated before a password change proves nothing
+    shared = clients.redis()
+    # A connection of its own: a pooled one authenticated before a password change proves nothing, and the pool's
+    # are in use by the checks measuring at once.
+    pool = shared.connection_pool
+    client = type(shared)(connection_pool=redis_library.ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs),
+                          retry=shared.get_retry())
+    client.endpoint = shared.endpoint
     try:
         with fresh():
             client.ping()
     except redis_library.RedisError as exc:
         first_line = excerpt((str(exc).splitlines() or [type(exc).__name__])[0], 200)
         return Connection(client.endpoint, _connection_verdict(exc, clients.env.redis.password is not None), first_line)
+    finally:
+        client.close()
     return Connection(client.endpoint, "ok", "PONG")
 
 

@@ -9,6 +9,7 @@
 - fixtures: ``env`` and its parametrisation, ``oncall``, ``replica``, ``lag_target`` and the run's paths
 - distribution: xdist's hand-over of the preflight, its scheduling and refusals; the SSH warm-up
 - checkrun: the wrapper around a check's call: its evidence, charts and remediation
+- concurrency: the checks measured ahead of their turn, each environment on threads of its own
 - remediation: a failing check's plan, and on --remediate its action and the re-check
 - verdicts: a check's report made a verdict and a CheckResult
 - results: the junit and Allure results files, held back until checks start
@@ -24,6 +25,7 @@ from a hook, would each be a plugin of their own, registered in an order of thei
 
 from entmoot_ops.pytest_plugin.load_and_chaos import chaos_runner, load_run
 from entmoot_ops.pytest_plugin.checkrun import pytest_runtest_call
+from entmoot_ops.pytest_plugin.concurrency import pytest_pyfunc_call
 from entmoot_ops.pytest_plugin.distribution import (pytest_configure_node, pytest_testnodedown, pytest_xdist_make_scheduler,
                                                     pytest_xdist_node_collection_finished)
 from entmoot_ops.pytest_plugin.environments import pytest_configure
@@ -42,7 +44,7 @@ __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_sessionstart", "pytest_refusal_keeps_the_last_run", "pytest_collection_modifyitems",
     "pytest_itemcollected", "pytest_generate_tests", "pytest_collection_finish", "pytest_testnodedown",
     "pytest_xdist_node_collection_finished", "pytest_xdist_make_scheduler", "pytest_configure_node", "pytest_runtest_protocol",
-    "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_logreport", "pytest_keyboard_interrupt",
+    "pytest_runtest_call", "pytest_pyfunc_call", "pytest_runtest_makereport", "pytest_runtest_logreport", "pytest_keyboard_interrupt",
     "pytest_terminal_summary", "pytest_sessionfinish", "pytest_unconfigure",
     # fixtures
     "env", "oncall", "replica", "lag_target", "reports_dir", "audit_log", "expected_version", "gameday", "load_run", "chaos_runner",

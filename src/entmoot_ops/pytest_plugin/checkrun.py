@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from entmoot_ops import reports
-from entmoot_ops.check import CheckRun, attach_chart, best_effort, current_run, evidence
+from entmoot_ops.check import CheckRun, attach_chart, attach_held, best_effort, current_run, evidence
 from entmoot_ops.pytest_plugin.remediation import remediate
 from entmoot_ops.pytest_plugin.state import SUITE_KEY, env_name, spec_of
 
@@ -28,6 +28,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     try:
         outcome = yield
     except AssertionError as failure:
+        attach_held(run)  # what the check measured, before what its failure reads and what its remediation does
         _read_evidence(run, wanted=True)
         _draw_charts(run, wanted=_charts(item) != "none")
         acted = remediate(item, run, failure)
@@ -44,6 +45,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         _draw_charts(run, wanted=_charts(item) == "all")
         return outcome
     finally:
+        attach_held(run)
         current_run.reset(token)
 
 

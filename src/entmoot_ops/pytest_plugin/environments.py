@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +89,8 @@ def say(config: pytest.Config, line: str) -> None:
 
 
 def preflight_of(suite: Suite, name: str, say: Any = None) -> preflight.Preflight:
-    """Start or attach the sandbox of a sandbox environment, then resolve the environment's references."""
+    """Start or attach the sandbox of a sandbox environment, then resolve the environment's references (the
+    preflight without IAM's advice: see run_preflights)."""
     environment = suite.environments[name]
     if environment.kind == "sandbox":
         from entmoot_ops.sandbox.handle import attach_or_start
@@ -101,15 +104,27 @@ def preflight_of(suite: Suite, name: str, say: Any = None) -> preflight.Prefligh
         except OpsError as exc:
             problem = preflight.Problem("sandbox", masker(str(exc)), exc.fix)
             return preflight.Preflight(name, fatal=problem)
-    return preflight.run(environment, remediate=suite.remediate, mode=suite.mode, asked=suite.asked)
+    return preflight.resolve(environment, remediate=suite.remediate)
 
 
-def run_preflights(config: pytest.Config) -> None:
+def run_preflights(config: pytest.Config, meanwhile: Callable[[], None] = lambda: None) -> None:
+    """Every environment's preflight, side by side (each waits on its own endpoints), each said on its line in the
+    environments' order. A sandbox is started or attached first, on its own: it says what it does as it does it.
+    ``meanwhile`` runs once every reference is resolved, while IAM is asked for its advice: the checks start to
+    measure then, since that advice only serves the preflight's line."""
     suite = config.stash[SUITE_KEY]
-    for name in suite.environments:
-        if name not in suite.preflights:
-            suite.preflights[name] = preflight_of(suite, name, say=lambda line: say(config, line))
-            say(config, suite.preflights[name].line())
+    waiting = [name for name in suite.environments if name not in suite.preflights]
+    sandboxes = [name for name in waiting if suite.environments[name].kind == "sandbox"]
+    for name in sandboxes:
+        suite.preflights[name] = preflight_of(suite, name, say=lambda line: say(config, line))
+    others = [name for name in waiting if name not in sandboxes]
+    with ThreadPoolExecutor(max(1, min(len(waiting), 16)), thread_name_prefix="entmoot-preflight") as pool:
+        suite.preflights.update(zip(others, pool.map(lambda name: preflight_of(suite, name), others), strict=True))
+        meanwhile()
+        list(pool.map(lambda name: preflight.advise(suite.preflights[name], suite.environments[name], mode=suite.mode,
+                                                    asked=suite.asked), waiting))
+    for name in waiting:
+        say(config, suite.preflights[name].line())
 
 
 def hand_over(suite: Suite) -> None:

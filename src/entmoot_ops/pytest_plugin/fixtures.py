@@ -3,6 +3,9 @@ reports directory, audit log and expected version), and the parametrisation that
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,38 +48,75 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def env(request: pytest.FixtureRequest) -> Any:
-    suite = request.config.stash[SUITE_KEY]
-    name = request.param
-    if name not in suite.preflights and suite.handoff is not None and suite.handoff.exists():
-        handed_over(suite)
-    if name not in suite.preflights:  # checks run from a path pytest_sessionstart did not recognise
-        suite.preflights[name] = preflight_of(suite, name)
-    clients = Clients(suite.environments[name], preflight=suite.preflights[name])
-    request.addfinalizer(clients.close)
-    return Target(suite.environments[name], clients)
+    return target_of(request.config, request.param)
 
 
 @pytest.fixture
 def oncall(request: pytest.FixtureRequest, env: Target) -> list[Any]:
+    return _oncall(request.config, env)
+
+
+@pytest.fixture
+def replica(request: pytest.FixtureRequest, env: Target) -> Any:
+    return _replica(env, request.param)
+
+
+@pytest.fixture
+def lag_target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return _lag_target(request.param)
+
+
+def target_of(config: pytest.Config, name: str) -> Target:
+    """The environment as checks receive it: one for the run, whose clients and connections every check of it
+    shares, on pytest's thread or measuring ahead (closed when the run ends)."""
+    suite = config.stash[SUITE_KEY]
+    if name not in suite.targets:
+        if name not in suite.preflights and suite.handoff is not None and suite.handoff.exists():
+            handed_over(suite)
+        if name not in suite.preflights:  # checks run from a path pytest_sessionstart did not recognise
+            suite.preflights[name] = preflight_of(suite, name)
+        suite.targets[name] = Target(suite.environments[name], Clients(suite.environments[name], preflight=suite.preflights[name]))
+    return suite.targets[name]
+
+
+def _oncall(config: pytest.Config, env: Target) -> list[Any]:
     """The on-call hosts as testinfra hosts (see :func:`oncall_urls`), their connections opened: a command sent while
     the warm-up still connects would open a second one beside it."""
-    found = [env.clients.host(url) for url in oncall_urls(request.config, env.config)]
-    warmups = request.config.stash[SUITE_KEY].ssh_warmups
+    found = [env.clients.host(url) for url in oncall_urls(config, env.config)]
+    warmups = config.stash[SUITE_KEY].ssh_warmups
     for host in found:
         if getattr(host.backend, "controlpath", None) in warmups:
             warmups[host.backend.controlpath].join()  # bounded by ssh's ConnectTimeout and keep-alives
     return found
 
 
-@pytest.fixture
-def replica(request: pytest.FixtureRequest, env: Target) -> Any:
-    return next(r for r in env.config.postgres.replicas if r.name == request.param)
+def _replica(env: Target, name: str) -> Any:
+    return next(r for r in env.config.postgres.replicas if r.name == name)
 
 
-@pytest.fixture
-def lag_target(request: pytest.FixtureRequest) -> tuple[str, str]:
-    source, name = request.param.split(":", 1)
+def _lag_target(param: str) -> tuple[str, str]:
+    source, name = param.split(":", 1)
     return source, name
+
+
+# The fixtures whose values a check can be given off pytest's thread, to measure ahead of its turn: each is the
+# environment, or follows from the check's parameters and the run's options.
+WITHOUT_PYTEST = frozenset({"env", "oncall", "replica", "lag_target", "expected_version", "request"})
+
+
+def arguments(item: pytest.Function, env: Target) -> dict[str, Any]:
+    """A check's arguments as its fixtures give them (only those of WITHOUT_PYTEST)."""
+    params = item.callspec.params
+    given = {"env": lambda: env, "oncall": lambda: _oncall(item.config, env), "replica": lambda: _replica(env, params["replica"]),
+             "lag_target": lambda: _lag_target(params["lag_target"]),
+             "expected_version": lambda: item.config.getoption("entmoot_expected_version")}
+    return {name: given[name]() for name in parameters(item.obj)}
+
+
+@functools.cache
+def parameters(function: Callable[..., Any]) -> tuple[str, ...]:
+    """The names a check function takes (its fixtures)."""
+    return tuple(inspect.signature(function).parameters)
 
 
 @pytest.fixture(scope="session")

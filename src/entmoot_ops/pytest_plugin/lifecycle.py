@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from entmoot_ops.clients import close_ssh_connections
-from entmoot_ops.pytest_plugin import distribution, game_day, results
+from entmoot_ops.pytest_plugin import concurrency, distribution, game_day, results
 from entmoot_ops.pytest_plugin.environments import run_preflights
 from entmoot_ops.pytest_plugin.options import runs_checks
 from entmoot_ops.pytest_plugin.state import SESSION_KEY, SUITE_KEY
@@ -43,8 +43,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput") or not session.items:
         return
     results.start(config)
-    run_preflights(config)
-    distribution.open_ssh_connections(config, session.items)
+    run_preflights(config, meanwhile=lambda: _start_measuring(session))
+
+
+def _start_measuring(session: pytest.Session) -> None:
+    """Once references are resolved: the SSH connections warmed up, then the checks measured ahead of their turn."""
+    distribution.open_ssh_connections(session.config, session.items)
+    concurrency.measure_ahead(session.items[0])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -52,6 +57,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     suite = item.config.stash.get(SUITE_KEY, None)
     if suite is not None:
         suite.running = item.nodeid
+    concurrency.measure_ahead(item, nextitem)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -71,10 +77,17 @@ def _has_line_number(entry: Any) -> bool:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    concurrency.stop_measuring(session)
     suite = session.config.stash.get(SUITE_KEY, None)
     if suite is not None and suite.refusal:
         print(f"ERROR: {suite.refusal}", file=sys.stderr, flush=True)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and suite is not None and suite.shard_left_empty:
+        # A part of a fleet's run with nothing to do: the other parts have it all; said, and not a failure.
+        session.config.get_terminal_writer().line(f"shard {suite.shard_left_empty}: none of this selection's checks falls to "
+                                                  "this shard (more shards than environments and check groups)", yellow=True)
+        session.exitstatus = pytest.ExitCode.OK
         return
     # A checklist that selected nothing proves nothing: say so with a failing exit, not pytest's quiet 5.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and runs_checks(session.config):
@@ -86,6 +99,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     close_ssh_connections()
     suite = config.stash.get(SUITE_KEY, None)
+    for target in suite.targets.values() if suite else ():
+        target.clients.close()
     for handle in suite.sandboxes if suite else ():
         handle.release()
     if suite and suite.handoff is not None and not hasattr(config, "workerinput"):

@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default), or all; default: the environment's `evidence` setting")
     group.addoption("--expected-version", dest="entmoot_expected_version", default=None, metavar="VERSION",
                     help="the version the deploy gate (-m deploy) expects /health and the PRIMARY image to carry")
+    group.addoption("--shard", dest="entmoot_shard", default=None, metavar="K/N",
+                    help="run the K-th of N parts of the selection (whole environments, or check groups when there are "
+                         "fewer environments than shards); every runner computes the same parts: a CI matrix or a "
+                         "Kubernetes Indexed Job runs them, `entmoot-ops report --merge DIR...` joins their reports")
     group.addoption("--no-export", action="store_false", dest="entmoot_export",
                     help="tell no notification channel ([notify]) and export no metrics ([metrics]); a chaos experiment's "
                          "observations run so: their red checks are the experiment's instrument, its own verdict is what "
@@ -56,11 +60,16 @@ def checks_dir(config: pytest.Config) -> Path:
     return config.rootpath / str(config.getini("entmoot_checks_dir"))
 
 
+_RUNS_CHECKS = pytest.StashKey[bool]()
+
+
 def runs_checks(config: pytest.Config) -> bool:
-    """Whether this run is a run of checks: it names the checks' directory or something inside it."""
-    directory = checks_dir(config).resolve()
-    for arg in config.args or [str(config.invocation_params.dir)]:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == directory or directory in path.parents:
-            return True
-    return False
+    """Whether this run is a run of checks: it names the checks' directory or something inside it (asked by hooks
+    of every check: decided once)."""
+    if _RUNS_CHECKS not in config.stash:
+        directory = checks_dir(config).resolve()
+        config.stash[_RUNS_CHECKS] = any(
+            path == directory or directory in path.parents
+            for path in ((config.invocation_params.dir / arg.split("::")[0]).resolve()
+                         for arg in config.args or [str(config.invocation_params.dir)]))
+    return config.stash[_RUNS_CHECKS]

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from entmoot_ops import sharding
 from entmoot_ops.chaos import experiment_catalogue
 from entmoot_ops.check import CHECKLISTS, DEPENDENCIES, SEVERITIES, CheckSpec
 from entmoot_ops.pytest_plugin import load_and_chaos, game_day, verdicts
 from entmoot_ops.pytest_plugin.options import checks_arg, checks_dir, runs_checks
-from entmoot_ops.pytest_plugin.state import SUITE_KEY, check_id, component, spec_of
+from entmoot_ops.pytest_plugin.state import SUITE_KEY, check_id, component, env_name, spec_of
 from entmoot_ops.remediation import REGISTRY
 from entmoot_ops.runbook import SECTIONS
 
@@ -43,6 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """After pytest's own selection (-m, -k): its usage errors, such as an unknown marker, come first. A check
     of the deploy gate that is still selected needs the version it verifies."""
     _select_checks(config, items)
+    _select_shard(config, items)
     game_day.order(config, items)
     refuse_empty_selection(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
@@ -53,6 +55,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if spec_of(item) is not None:
             verdicts.renders_verdicts(item)
+
+
+def _select_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--shard K/N: only this part of the selection (entmoot_ops.sharding), the rest deselected as -m deselects."""
+    given = config.getoption("entmoot_shard")
+    if not given or not items:
+        return
+    try:
+        shard = sharding.Shard.parse(given)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    falls = sharding.mine([(env_name(item), component(check_id(item))) for item in items], shard)
+    kept = [item for item, mine in zip(items, falls, strict=True) if mine]
+    dropped = [item for item, mine in zip(items, falls, strict=True) if not mine]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    config.stash[SUITE_KEY].shard_left_empty = str(shard) if items and not kept else None
+    items[:] = kept
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

@@ -41,10 +41,14 @@ class Suite:
     gameday: GameDay | None = None
     ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
+    shard_left_empty: str | None = None  # "K/N": the selection had checks, none of them fell to this shard
+    targets: dict[str, Target] = field(default_factory=dict)  # each environment's, for the run (fixtures.target_of)
 
 
 SUITE_KEY = pytest.StashKey[Suite]()
 SESSION_KEY = pytest.StashKey[pytest.Session]()
+# Added to a check's call duration: measured ahead of its turn (concurrency), less what its turn waited for it.
+DURATION_KEY = pytest.StashKey[float]()
 
 
 def spec_of(item: pytest.Item) -> CheckSpec | None:

@@ -13,7 +13,7 @@ from entmoot_ops.check import Fixed, finding
 from entmoot_ops.errors import OpsError, one_line
 from entmoot_ops.pytest_plugin.checkrun import RUN_KEY
 from entmoot_ops.pytest_plugin.remediation import ACTED_KEY, PLAN_KEY, REMEDIATION_KEY
-from entmoot_ops.pytest_plugin.state import SUITE_KEY, env_name, spec_of
+from entmoot_ops.pytest_plugin.state import DURATION_KEY, SUITE_KEY, env_name, spec_of
 from entmoot_ops.results import CheckResult
 from entmoot_ops.runbook import link
 from entmoot_ops.secrets import masker
@@ -64,7 +64,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             depends=list(spec.depends),
             touched=sorted(run.touched) if run else [],
             aws_actions=sorted(run.aws_actions) if run else [],
-            duration_seconds=round(report.duration, 3),
+            duration_seconds=round(report.duration + item.stash.get(DURATION_KEY, 0.0), 3),
             values=[{"label": r.label, "value": r.value, "limit": r.limit, "unit": r.unit} for r in run.readings] if run else [],
             evidence=list(run.evidence) if run else [],
             recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
