@@ -40,6 +40,7 @@ def test_primary_runs_expected_image(env, expected_version):
 
 
 @pytest.mark.deploy
+@pytest.mark.settles  # the gate's later checks judge the rollout's result: they measure once it is done
 @check(id="deploy.rollout", title="Rollout completed: running == desired, no failed tasks", section=SECTION,
        severity="critical", remediation="ecs.rollback",
        depends=("aws",))

@@ -55,3 +55,13 @@ def run_custom_checks(tmp_path: Path, body: str, *args: str) -> subprocess.Compl
                            "-q", "--environments-dir", str(environments), "--reports-dir",
                            str(tmp_path / "reports"), *args],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=variables)
+
+
+def meeting(ids: list[str], parties: int) -> str:
+    """Checks (their bodies, after HEADER) that each wait at one threading.Barrier of ``parties``: only checks that
+    measure at the same time pass it (one measured after another waits out the barrier's timeout and errs)."""
+    body = f"MEETING = threading.Barrier({parties}, timeout=30)\n"
+    for index, check_id in enumerate(ids):
+        body += (f"\n@pytest.mark.morning\n@check(id={check_id!r}, **COMMON)\ndef test_meeting_{index}(env):\n"
+                 f"    expect('checks measuring with this one', MEETING.wait() >= 0, '==', True)\n")
+    return body

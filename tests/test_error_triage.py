@@ -20,7 +20,9 @@ LAST_MINUTE = {"[thresholds]\n": "[thresholds]\nincident_window_minutes = 1\n"}
 
 def _run_with(sandbox, run_checks, environments, fault: str, **params):
     """Healthy traffic first, then the fault under traffic: a deployment (or rollback) earlier in the session served
-    whole healthy periods before the errors began, so it is not their cause."""
+    whole healthy periods before the errors began, so it is not their cause. What the tests before it on this
+    worker's sandbox served (their errors) is forgotten first: the window judged holds only this test's."""
+    sandbox.forget_traffic(300)
     with background_traffic(sandbox):
         time.sleep(12)  # two whole 5 s periods of healthy traffic, wherever CloudWatch's periods begin
         with sandbox.fault(fault, **params):

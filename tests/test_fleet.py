@@ -51,19 +51,71 @@ def test_a_shard_that_cannot_be_is_one_line(tmp_path, text):
     assert done.stderr.strip().splitlines() == [f"ERROR: --shard {text!r}: give K/N with 1 <= K <= N (the 2nd of 4 shards: --shard 2/4)"]
 
 
-def test_a_shard_left_with_nothing_says_so_and_passes(tmp_path):
+ONE_CHECK = '''
+    @pytest.mark.morning
+    @check(id="api.shard-only", **COMMON)
+    def test_only(env):
+        expect("measured", True, "==", True)
+'''
+TWO_GROUPS = '''
+    @pytest.mark.morning
+    @check(id="api.shard-first", **COMMON)
+    def test_first(env):
+        expect("measured", True, "==", True)
+
+    @pytest.mark.morning
+    @check(id="rds.shard-second", **COMMON)
+    def test_second(env):
+        expect("measured", False, "==", True)
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["one-process", "xdist"])
+def test_a_shard_left_with_nothing_says_so_writes_empty_reports_and_passes(tmp_path, workers):
     environment_file(tmp_path / "environments", "one")
-    body = '''
-        @pytest.mark.morning
-        @check(id="api.shard-only", **COMMON)
-        def test_only(env):
-            expect("measured", True, "==", True)
-    '''
-    first = run_custom_checks(tmp_path, body, "-m", "morning", "--env", "one", "--shard", "1/2")
-    second = run_custom_checks(tmp_path, body, "-m", "morning", "--env", "one", "--shard", "2/2")
-    assert first.returncode == 0 and "1 passed" in first.stdout
-    assert second.returncode == 0, second.stdout
+    first = run_custom_checks(tmp_path, ONE_CHECK, "-m", "morning", "--env", "one", "--shard", "1/2", *workers)
+    assert first.returncode == 0 and "1 passed" in first.stdout, first.stdout[-2000:]
+    empty = tmp_path / "empty-shard"
+    second = run_custom_checks(tmp_path, ONE_CHECK, "-m", "morning", "--env", "one", "--shard", "2/2", "--reports-dir", str(empty), *workers)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert "shard 2/2: none of this selection's checks falls to this shard" in second.stdout
+    summary = json.loads((empty / "summary.json").read_text())
+    assert summary["checks"] == [] and summary["run"]["shard"] == "2/2" and summary["run"]["environments"] == ["one"]
+    assert ET.parse(empty / "junit.xml").getroot().find("testsuite").get("tests") == "0"
+
+
+def test_the_merge_names_a_missing_shard_and_refuses_what_is_not_one_run(tmp_path):
+    """One environment, two check groups: two shards of one check each. Merged without its second shard, the fleet
+    is not verified (exit 1, the shard named); a shard given twice, a run without --shard among shards, and shards of
+    another selection are not one run's (exit 2, one line)."""
+    environment_file(tmp_path / "environments", "one")
+    shard = {}
+    for k in (1, 2):
+        shard[k] = tmp_path / f"shard-{k}"
+        done = run_custom_checks(tmp_path, TWO_GROUPS, "-m", "morning", "--env", "one", "--shard", f"{k}/2", "--reports-dir", str(shard[k]))
+        assert "1 deselected" in done.stdout or "deselected" in done.stdout, done.stdout[-2000:]
+    whole = tmp_path / "whole"
+    run_custom_checks(tmp_path, TWO_GROUPS, "-m", "morning", "--env", "one", "--reports-dir", str(whole))
+    other = tmp_path / "other-selection"
+    run_custom_checks(tmp_path, TWO_GROUPS, "-m", "morning", "--env", "one", "--check", "api.shard-first", "--shard", "2/2",
+                      "--reports-dir", str(other))
+
+    def merge(*directories: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "report", "--merge", *map(str, directories), "--into",
+                               str(tmp_path / "fleet")], capture_output=True, text=True, timeout=120)
+
+    complete = merge(shard[1], shard[2])
+    assert complete.returncode == 1 and "rds.shard-second  FAIL" in complete.stdout, complete.stdout + complete.stderr
+    first_only = next(d for d in (shard[1], shard[2]) if "api.shard-first" in (d / "summary.json").read_text())
+    alone = merge(first_only)
+    assert alone.returncode == 1, alone.stdout + alone.stderr
+    assert f"missing: shard {'2/2' if first_only == shard[1] else '1/2'}: no reports given for it" in alone.stdout
+    assert json.loads((tmp_path / "fleet" / "summary.json").read_text())["missing"] == ["2/2" if first_only == shard[1] else "1/2"]
+    for directories, said in (((shard[1], shard[1]), "is given twice"), ((shard[1], whole), "is not a shard"),
+                              ((shard[1], other), "ran another selection")):
+        refused = merge(*directories)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stdout + refused.stderr
+        assert said in refused.stderr, refused.stderr
 
 
 def test_merge_of_what_is_not_a_run_is_one_line(tmp_path):

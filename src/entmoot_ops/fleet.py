@@ -28,10 +28,12 @@ class Fleet:
     checks: list[dict]  # summary.json's checks of every shard
     environments: list[str]
     table: dict[str, dict[str, str]]  # check id -> environment -> outcome
+    missing: list[str]  # the shards ("K/N") of the run that no directory given holds: their checks were not judged
 
     @property
     def failing(self) -> bool:
-        return any(check["outcome"] in FAILING for check in self.checks)
+        """Not verified: a check of the fleet did not pass, or a shard is missing."""
+        return bool(self.missing) or any(check["outcome"] in FAILING for check in self.checks)
 
     def lines(self) -> list[str]:
         """The fleet's table as text: a row per check, a column per environment."""
@@ -58,28 +60,29 @@ class Fleet:
 
 
 def merge(shards: list[Path], into: Path) -> Fleet:
-    """Join the shards' reports into ``into``; a ConfigError in one line for a directory that holds no run's
-    reports, for shards of different selections, or for shards that ran the same check."""
+    """Join the shards' reports into ``into``; an OpsError in one line for a directory that holds no run's reports,
+    for shards of different runs, or for shards that ran the same check. A shard of the run that is not given is
+    listed as missing (``Fleet.missing``)."""
     summaries = [_summary(shard) for shard in shards]
-    markers = {summary["marker"] for summary in summaries}
-    if len(markers) > 1:
-        raise OpsError(f"the shards ran different selections ({', '.join(sorted(markers))})",
-                          fix="merge the shards of one run: the same -m and --env on each, --shard K/N apart")
+    missing = _missing(shards, summaries)
     into.mkdir(parents=True, exist_ok=True)
     _merge_junit(shards, into / "junit.xml")
     _merge_allure(shards, into / "allure-results")
     checks = sorted((check for summary in summaries for check in summary["checks"]), key=lambda c: (c["environment"], c["id"]))
-    environments = sorted({check["environment"] for check in checks})
+    # The run's environments, those of a missing shard included (an older summary names only what it judged).
+    environments = sorted(summaries[0].get("run", {}).get("environments") or {check["environment"] for check in checks})
     table: dict[str, dict[str, str]] = {}
     for check in checks:
         cell = table.setdefault(check["id"], {})
         shown = cell.get(check["environment"])
         cell[check["environment"]] = check["outcome"] if shown is None else min(shown, check["outcome"], key=_severity)
-    fleet = Fleet(checks, environments, table)
-    merged = {"finished": datetime.now(UTC).isoformat(timespec="seconds"), "marker": markers.pop(),
+    fleet = Fleet(checks, environments, table, missing)
+    merged = {"finished": datetime.now(UTC).isoformat(timespec="seconds"), "marker": summaries[0]["marker"],
               "wall_seconds": max(summary["wall_seconds"] for summary in summaries),
-              "shards": [{"reports": str(shard), "wall_seconds": summary["wall_seconds"], "counts": summary["counts"]}
-                         for shard, summary in zip(shards, summaries, strict=True)],
+              "run": {key: value for key, value in summaries[0].get("run", {}).items() if key != "shard"},
+              "shards": [{"reports": str(shard), "shard": summary.get("run", {}).get("shard"), "wall_seconds": summary["wall_seconds"],
+                          "counts": summary["counts"]} for shard, summary in zip(shards, summaries, strict=True)],
+              "missing": missing,
               "counts": {outcome: sum(1 for check in checks if check["outcome"] == outcome) for outcome in OUTCOMES},
               "environments": environments, "table": table, "checks": checks}
     (into / "summary.json").write_text(masker.dumps(merged, indent=2))
@@ -88,6 +91,38 @@ def merge(shards: list[Path], into: Path) -> Fleet:
                  f"{len(environments)} environments, {len(checks)} checks",
                  [("fleet", fleet.html().encode(), "text/html", "html")], suite="fleet")
     return fleet
+
+
+def _missing(shards: list[Path], summaries: list[dict]) -> list[str]:
+    """The shards of the run that are not here. The directories must hold shards of one run: the same selection and
+    environments, the same number of shards, each shard once; an OpsError in one line otherwise."""
+    runs = [{key: value for key, value in summary.get("run", {}).items() if key != "shard"} for summary in summaries]
+    if any(run != runs[0] for run in runs):
+        different = next(shard for shard, run in zip(shards, runs, strict=True) if run != runs[0])
+        raise OpsError(f"{different} ran another selection than {shards[0]} ({_describe(runs[0])} against "
+                       f"{_describe(runs[shards.index(different)])})",
+                       fix="merge the shards of one run: the same -m, --check and --env on each, --shard K/N apart")
+    parts = [summary.get("run", {}).get("shard") for summary in summaries]
+    if not all(parts):
+        unsharded = shards[parts.index(None)]
+        if len(shards) == 1:
+            return []  # one run of the whole selection: its own report, with the fleet's table
+        raise OpsError(f"{unsharded} is not a shard (run without --shard K/N): nothing to merge it with",
+                       fix="merge the reports of the runs of one selection with --shard 1/N to N/N")
+    counts = {part.split("/")[1] for part in parts}
+    if len(counts) > 1:
+        raise OpsError(f"the shards were cut in different numbers of parts ({', '.join(sorted(parts))})",
+                       fix="merge the shards of one run: the same N in each --shard K/N")
+    for part in parts:
+        if parts.count(part) > 1:
+            twice = [str(shard) for shard, found in zip(shards, parts, strict=True) if found == part]
+            raise OpsError(f"shard {part} is given twice ({', '.join(twice)})", fix="give each shard's reports once")
+    count = int(counts.pop())
+    return [f"{k}/{count}" for k in range(1, count + 1) if f"{k}/{count}" not in parts]
+
+
+def _describe(run: dict) -> str:
+    return f"-m {run.get('marker', '?')} on {', '.join(run.get('environments', [])) or '?'}"
 
 
 def _severity(outcome: str) -> int:

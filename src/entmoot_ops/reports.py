@@ -105,11 +105,14 @@ def write_allure_metadata(results_dir: Path, environments: Iterable[Environment]
     (results_dir / "executor.json").write_text(json.dumps(executor))
 
 
-def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: str, wall_seconds: float) -> Path:
-    """The run for other tools: per check its outcome, reading, threshold and remediation state (summary.json)."""
+def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: str, wall_seconds: float,
+                       run: dict | None = None) -> Path:
+    """The run for other tools: per check its outcome, reading, threshold and remediation state (summary.json).
+    ``run``: what the run was (its selection, environments and shard), which a fleet's merge compares."""
     results = list(results)
     summary = {
         "finished": datetime.now(UTC).isoformat(timespec="seconds"), "marker": marker, "wall_seconds": round(wall_seconds, 3),
+        "run": run or {},
         "counts": {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in OUTCOMES},
         "checks": [{"id": r.check_id, "environment": r.env, "title": r.title, "outcome": r.outcome, "severity": r.severity,
                     "measured": r.measured, "threshold": r.threshold, "readings": r.readings, "values": r.values,

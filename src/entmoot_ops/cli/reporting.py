@@ -79,7 +79,7 @@ def report(arguments: argparse.Namespace) -> int:
 
 def merge(arguments: argparse.Namespace) -> int:
     """The shards' reports joined into one, the fleet's table printed; exit 1 when a check of the fleet did not pass,
-    as the run of the whole fleet would."""
+    as the run of the whole fleet would, or when a shard is missing."""
     from entmoot_ops import fleet
     from entmoot_ops.results import OUTCOMES
 
@@ -88,6 +88,8 @@ def merge(arguments: argparse.Namespace) -> int:
     counts = {outcome: sum(1 for check in joined.checks if check["outcome"] == outcome) for outcome in OUTCOMES}
     print(f"\nfleet: {len(joined.environments)} environments, {len(joined.checks)} checks: "
           + ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count))
+    if joined.missing:  # a shard whose runner left no reports: its checks were not judged, the fleet is not verified
+        print(f"missing: shard {', '.join(joined.missing)}: no reports given for it; its checks were not judged")
     print(f"merged into {arguments.into}: junit.xml, summary.json, fleet.md, allure-results/")
     print(f"the Allure report of the fleet: entmoot-ops report --results {arguments.into / 'allure-results'} "
           f"--output {arguments.into / 'allure-report'}")

@@ -65,9 +65,7 @@ _SESSIONS: dict[tuple, botocore.session.Session] = {}  # per credential source
 # and green) share a client. botocore's clients are thread-safe, and building one copies its session's hundreds of
 # event handlers.
 _AWS_CLIENTS: dict[tuple, Any] = {}
-# Checks measure at once, on threads of their own: what is built once and shared (a session, a client, a pool) is
-# built under this lock, so that two checks asking together get the same one.
-_BUILDING = threading.RLock()
+_SHARED = threading.Lock()  # around the two dicts above, never around a build
 
 
 @dataclass
@@ -81,11 +79,15 @@ class Clients:
     _cache: dict[str, Any] = field(default_factory=dict)
     _readings: dict[Any, Any] = field(default_factory=dict)
     _reading: dict[Any, threading.RLock] = field(default_factory=dict)
+    # Checks measure at once, on threads of their own: what one environment builds once and shares (its session, a
+    # client, a pool) is built under its own lock, so that two checks asking together get the same one, and another
+    # environment's slow credentials hold nothing of this one.
+    _building: threading.RLock = field(default_factory=threading.RLock)
 
     def remember(self, key: Any, measure: Callable[[], T]) -> T:
         """A reading several checks of one run share (one AWS call, not one per check, even when they ask at once);
         a re-check after a remediation measures fresh."""
-        with _BUILDING:
+        with self._building:
             reading = self._reading.setdefault(key, threading.RLock())
         with reading:
             if measuring_fresh() or key not in self._readings:
@@ -97,7 +99,7 @@ class Clients:
 
     @property
     def _session(self) -> botocore.session.Session:
-        with _BUILDING:
+        with self._building:
             return self._built_session
 
     @functools.cached_property
@@ -110,8 +112,10 @@ class Clients:
         access_key = self.secret(aws.access_key_id, what="aws.access_key_id") if aws.access_key_id else None
         endpoint = self.endpoint(aws.endpoint_url, what="aws.endpoint_url") if aws.endpoint_url else None
         key = (aws.credential_source, aws.profile, access_key, aws.role_arn, endpoint)
-        if key in _SESSIONS:  # the preflight's: its configuration and credentials are read once a run
-            return _SESSIONS[key]
+        with _SHARED:
+            known = _SESSIONS.get(key)
+        if known is not None:  # the preflight's: its configuration and credentials are read once a run
+            return known
         session = botocore_session(aws.profile)
         keys = (access_key, self.secret(aws.secret_access_key, what="aws.secret_access_key")) if access_key else None
         credentials_from(session, aws.credential_source, keys)
@@ -121,8 +125,8 @@ class Clients:
             raise ConfigError(f"aws.profile: {exc}", fix="name a profile that exists in ~/.aws/config, or unset it") from None
         if aws.role_arn:
             assume_role(session, aws.role_arn, aws.region, endpoint)
-        _SESSIONS[key] = session
-        return session
+        with _SHARED:
+            return _SESSIONS.setdefault(key, session)
 
     def aws_credentials(self) -> str:
         """Where the environment's credential source found credentials (env, sso, assume-role, iam-role, ...); a
@@ -142,7 +146,7 @@ class Clients:
         return self._built(key, lambda: self._build_aws(service))
 
     def _built(self, key: str, build: Callable[[], T]) -> T:
-        with _BUILDING:
+        with self._building:
             if key not in self._cache:
                 self._cache[key] = build()
             return self._cache[key]
@@ -152,7 +156,9 @@ class Clients:
         endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
         shared = (id(self._session), service, self.env.aws.region, endpoint, timeouts.connect_seconds, timeouts.read_seconds,
                   timeouts.aws_max_attempts, self.writable)
-        if shared not in _AWS_CLIENTS:
+        with _SHARED:
+            known = _AWS_CLIENTS.get(shared)
+        if known is None:
             config = botocore.config.Config(
                 max_pool_connections=self.env.concurrency.reads,
                 connect_timeout=timeouts.connect_seconds,
@@ -167,8 +173,9 @@ class Clients:
             if not self.writable:
                 client.meta.events.register("before-call.*.*", refuse_writes)
             client.meta.events.register("before-parameter-build.cloudwatch.*", touching_namespaces)
-            _AWS_CLIENTS[shared] = client
-        return _AWS_CLIENTS[shared]
+            with _SHARED:
+                known = _AWS_CLIENTS.setdefault(shared, client)
+        return known
 
     def endpoint(self, reference: str, *, what: str) -> str:
         """An endpoint written out or referenced (env:NAME): not secret, but resolved like a secret."""
@@ -199,8 +206,10 @@ class Clients:
         touching("primary" if name == "primary" else "replica")
         if self.writable or not autocommit:
             return self._connect(dsn_reference, name=name, autocommit=autocommit)
+        timeouts = self.env.timeouts
         sessions = self._built(f"postgres:{dsn_reference}", lambda: Sessions(
-            lambda: self._connect(dsn_reference, name=name, autocommit=True), self.env.concurrency.postgres_sessions))
+            lambda: self._connect(dsn_reference, name=name, autocommit=True), self.env.concurrency.postgres_sessions,
+            name=name, wait_seconds=3 * (timeouts.connect_seconds + timeouts.read_seconds)))
         return sessions.take()
 
     def _connect(self, dsn_reference: str, *, name: str, autocommit: bool) -> psycopg.Connection:
@@ -314,12 +323,13 @@ class Clients:
         return self.endpoint(self.env.api.url, what="api.url").rstrip("/")
 
     def close(self) -> None:
-        for key, client in self._cache.items():
+        with self._building:  # a check still measuring (after -x) builds nothing new meanwhile
+            built, self._cache = dict(self._cache), {}
+        for key, client in built.items():
             # SSH connections end with the run (close_ssh_connections), AWS clients with the process (shared)
             close = None if isinstance(client, Host) or key.startswith("aws:") else getattr(client, "close", None)
             if close:
                 close()
-        self._cache.clear()
 
 
 __all__ = ["SOURCES", "Clients", "Resolved", "close_ssh_connections"]

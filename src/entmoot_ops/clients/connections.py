@@ -13,7 +13,7 @@ import redis
 import requests
 
 from entmoot_ops.breaker import breaker
-from entmoot_ops.errors import ReadOnlyViolation
+from entmoot_ops.errors import DependencyError, ReadOnlyViolation
 
 
 READ_ONLY_REDIS = frozenset(
@@ -68,42 +68,51 @@ class Sessions:
     for the pool's whole timeout and learn only that none came, where this one hears the server's own refusal at once.
     """
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], size: int):
+    def __init__(self, connect: Callable[[], psycopg.Connection], size: int, *, name: str, wait_seconds: float):
         self._connect = connect
         self._size = size
+        self._name, self._wait_seconds = name, wait_seconds
         self._idle: list[psycopg.Connection] = []
         self._open = 0
+        self._closed = False
         self._changed = threading.Condition()
 
     def take(self) -> KeptConnection:
         with self._changed:
-            while not self._idle and self._open >= self._size:
-                self._changed.wait()
+            if not self._changed.wait_for(lambda: self._idle or self._open < self._size, timeout=self._wait_seconds):
+                raise DependencyError(f"PostgreSQL {self._name}", f"none of the run's {self._size} sessions was given back "
+                                      f"within {self._wait_seconds:g} s", reachable=True,
+                                      fix="raise [concurrency] postgres_sessions, or look for a check that keeps one")
             if self._idle:
                 return KeptConnection(self._idle.pop(), self)
             self._open += 1
         try:
             return KeptConnection(self._connect(), self)
         except BaseException:
-            self._closed()
+            self._gone()
             raise
 
     def give_back(self, connection: psycopg.Connection) -> None:
-        if connection.closed or connection.broken or connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            connection.close()
-            self._closed()
-            return
         with self._changed:
-            self._idle.append(connection)
+            kept = not (self._closed or connection.closed or connection.broken
+                        or connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+            if kept:
+                self._idle.append(connection)
+            else:
+                self._open -= 1
             self._changed.notify()
+        if not kept:
+            connection.close()
 
-    def _closed(self) -> None:
+    def _gone(self) -> None:
         with self._changed:
             self._open -= 1
             self._changed.notify()
 
     def close(self) -> None:
+        """The run ends: the idle sessions are closed now, those still in use when they are given back."""
         with self._changed:
+            self._closed = True
             idle, self._idle = self._idle, []
             self._open -= len(idle)
         for connection in idle:

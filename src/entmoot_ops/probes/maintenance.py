@@ -8,6 +8,7 @@ is ``pg_statio_user_indexes``), ``tablename``/``indexname`` are ``relname``/``in
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,13 +181,10 @@ def unused_indexes(primary: psycopg.Connection, replicas: tuple[psycopg.Connecti
 def unused_indexes_everywhere(clients: Clients) -> tuple[IndexScans, ...]:
     """:func:`unused_indexes` over the primary and every replica the environment names with a DSN."""
     settings = clients.env.postgres
-    with clients.postgres(settings.primary_dsn, name="primary") as primary:
-        replicas = [clients.postgres(r.dsn, name=r.name) for r in settings.replicas if r.dsn]
-        try:
-            return unused_indexes(primary, tuple(replicas))
-        finally:
-            for replica in replicas:
-                replica.close()
+    with contextlib.ExitStack() as sessions:  # each session given back, whichever of them failed to open
+        primary = sessions.enter_context(clients.postgres(settings.primary_dsn, name="primary"))
+        replicas = tuple(sessions.enter_context(clients.postgres(r.dsn, name=r.name)) for r in settings.replicas if r.dsn)
+        return unused_indexes(primary, replicas)
 
 
 @dataclass(frozen=True)

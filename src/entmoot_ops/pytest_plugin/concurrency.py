@@ -7,12 +7,12 @@ xdist worker, the checks queued for it. pytest then reports each check in its tu
 not finished yet; its verdict, evidence, remediation and report are the same as measured in turn.
 
 Measured ahead: a check whose fixtures can be given off pytest's thread (fixtures.WITHOUT_PYTEST). A load run, a
-chaos experiment and a game day act on the environment: they run in their turn, and no check is measured past one,
-so that nothing measured before an action is reported after it. Each environment has its own threads: a slow
-dependency of one holds none of another's verdicts.
+chaos experiment and a game day act on the environment, and a check marked ``settles`` waits for it to settle (the
+deploy gate's rollout): each runs in its turn, and no check after it is measured before it is done. Each
+environment has its own threads: a slow dependency of one holds none of another's verdicts.
 
-With --remediate, a check that failed ahead is measured again in its turn before its remediation acts: an earlier
-check's remediation may have fixed it since.
+With --remediate, a check whose measurement began before a remediation acted is measured again in its turn: what it
+read may have changed since.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ import pytest
 from entmoot_ops.breaker import fresh
 from entmoot_ops.check import CheckRun, current_run
 from entmoot_ops.pytest_plugin.checkrun import RUN_KEY
-from entmoot_ops.pytest_plugin.fixtures import WITHOUT_PYTEST, arguments, parameters, target_of
+from entmoot_ops.pytest_plugin.fixtures import GIVEN_OFF_PYTEST, WITHOUT_PYTEST, arguments, parameters, target_of
 from entmoot_ops.pytest_plugin.options import runs_checks
 from entmoot_ops.pytest_plugin.state import DURATION_KEY, SUITE_KEY, env_name, spec_of
 
-# Markers that make a test something other than a measurement in its turn: a skip decided by pytest, an action.
-_IN_TURN = ("skip", "skipif", "xfail", "usefixtures", "load", "chaos")
+# Markers that keep a test to its turn: a skip decided by pytest, an action, a wait for the environment to settle.
+_IN_TURN = ("skip", "skipif", "xfail", "usefixtures", "load", "chaos", "settles")
+_BARRIERS = ("load", "chaos", "settles")  # what comes after one of these is measured after it
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Measured:
     run: CheckRun
     raised: BaseException | None
     seconds: float
+    acted: int  # the remediations that had acted in this run when the measurement began (Suite.acted)
 
 
 class Threads:
@@ -69,8 +71,12 @@ class Threads:
     def _serve(self) -> None:
         while (task := self._work.get()) is not None:
             future, measure = task
-            if future.set_running_or_notify_cancel():
-                future.set_result(measure())  # _measure returns every outcome, exceptions included
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(measure())
+            except BaseException as exc:  # noqa: BLE001 - its turn raises it; this thread serves the next check
+                future.set_exception(exc)
 
     def close(self) -> None:
         for _ in range(self.count):
@@ -126,23 +132,25 @@ AHEAD_KEY = pytest.StashKey[Ahead]()
 
 def _measurable_ahead(item: pytest.Item) -> bool:
     return (isinstance(item, pytest.Function) and spec_of(item) is not None and hasattr(item, "callspec")
-            and not any(item.get_closest_marker(name) for name in _IN_TURN) and set(item.fixturenames) <= WITHOUT_PYTEST)
+            and not any(item.get_closest_marker(name) for name in _IN_TURN) and set(item.fixturenames) <= WITHOUT_PYTEST
+            and set(parameters(item.obj)) <= GIVEN_OFF_PYTEST)
 
 
 def _acts(item: pytest.Item) -> bool:
-    """A test that changes the environment (a load run, an experiment): what is measured after it waits for it."""
-    return bool(item.get_closest_marker("load") or item.get_closest_marker("chaos")) or spec_of(item) is None
+    """A test that changes the environment or waits for it to settle: what is measured after it waits for it."""
+    return any(item.get_closest_marker(name) for name in _BARRIERS) or spec_of(item) is None
 
 
 def _measure(item: pytest.Function, target) -> Measured:  # noqa: ANN001 - the Target of the item's environment
+    acted = item.config.stash[SUITE_KEY].acted
     run = CheckRun(spec=spec_of(item), env=target.name)
     current_run.set(run)
     started = time.monotonic()
     try:
         item.obj(**arguments(item, target))
     except BaseException as exc:  # noqa: BLE001 - every outcome, skip and failure included, is reported in turn
-        return Measured(run, exc, time.monotonic() - started)
-    return Measured(run, None, time.monotonic() - started)
+        return Measured(run, exc, time.monotonic() - started, acted)
+    return Measured(run, None, time.monotonic() - started, acted)
 
 
 def _upcoming(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.Item]:
@@ -183,8 +191,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     measured = future.result()
     # Its report's duration is the check's own: the time it measured, not the time its turn waited for it.
     pyfuncitem.stash[DURATION_KEY] = measured.seconds - (time.monotonic() - waiting)
-    if pyfuncitem.config.stash[SUITE_KEY].remediate and isinstance(measured.raised, AssertionError):
-        with fresh():  # measured before earlier checks' remediations acted: measured again before its own acts
+    if measured.acted != pyfuncitem.config.stash[SUITE_KEY].acted:
+        with fresh():  # a remediation acted since it began: what it read may have changed
             pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in parameters(pyfuncitem.obj)})
         return True
     pyfuncitem.stash[RUN_KEY].absorb(measured.run)

@@ -34,10 +34,14 @@ def prepare_handoff(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """A worker refused the selection it collected: its words, not the controller's guess from an empty selection."""
-    refusal = getattr(node, "workeroutput", {}).get("entmoot_refusal")
-    if refusal:
-        node.config.stash[SUITE_KEY].refusal = refusal
+    """A worker refused the selection it collected, or found none of it in its shard: its words, not the controller's
+    guess from an empty selection."""
+    said = getattr(node, "workeroutput", {})
+    if said.get("entmoot_refusal"):
+        node.config.stash[SUITE_KEY].refusal = said["entmoot_refusal"]
+    if said.get("entmoot_shard_left_empty"):
+        suite = node.config.stash[SUITE_KEY]
+        suite.shard, suite.shard_left_empty = said["entmoot_shard_left_empty"], True
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from pathlib import Path
@@ -74,10 +75,16 @@ def pytest_configure(config: pytest.Config) -> None:
     results.report_verdicts_in_allure(config)
 
 
+_SAYING = threading.Lock()
+
+
 def say(config: pytest.Config, line: str) -> None:
     """A line on the terminal now, even while a check runs and pytest captures its output."""
-    if hasattr(config, "workerinput"):  # an xdist worker has no terminal of its own; its stderr is the controller's
-        print(masker(line), file=sys.__stderr__, flush=True)
+    # An xdist worker has no terminal of its own (its stderr is the controller's); a check measuring ahead of its turn
+    # must not suspend the capture of the check pytest runs now.
+    if hasattr(config, "workerinput") or threading.current_thread() is not threading.main_thread():
+        with _SAYING:
+            print(masker(line), file=sys.__stderr__, flush=True)
         return
     capture = config.pluginmanager.getplugin("capturemanager")
     reporter = config.pluginmanager.getplugin("terminalreporter")

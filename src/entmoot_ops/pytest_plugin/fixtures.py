@@ -100,8 +100,10 @@ def _lag_target(param: str) -> tuple[str, str]:
 
 
 # The fixtures whose values a check can be given off pytest's thread, to measure ahead of its turn: each is the
-# environment, or follows from the check's parameters and the run's options.
-WITHOUT_PYTEST = frozenset({"env", "oncall", "replica", "lag_target", "expected_version", "request"})
+# environment, or follows from the check's parameters and the run's options (arguments() gives them). pytest's own
+# ``request`` is among a check's fixtures (the environment's fixture asks for it), never among its arguments.
+GIVEN_OFF_PYTEST = frozenset({"env", "oncall", "replica", "lag_target", "expected_version"})
+WITHOUT_PYTEST = GIVEN_OFF_PYTEST | {"request"}
 
 
 def arguments(item: pytest.Function, env: Target) -> dict[str, Any]:

@@ -84,9 +84,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and suite is not None and suite.shard_left_empty:
-        # A part of a fleet's run with nothing to do: the other parts have it all; said, and not a failure.
-        session.config.get_terminal_writer().line(f"shard {suite.shard_left_empty}: none of this selection's checks falls to "
+        # A part of a fleet's run with nothing to do: the other parts have it all. Said, not a failure, and its
+        # reports written (empty), so that the fleet's merge finds every shard.
+        session.config.get_terminal_writer().line(f"shard {suite.shard}: none of this selection's checks falls to "
                                                   "this shard (more shards than environments and check groups)", yellow=True)
+        results.write_empty(session.config)
         session.exitstatus = pytest.ExitCode.OK
         return
     # A checklist that selected nothing proves nothing: say so with a failing exit, not pytest's quiet 5.

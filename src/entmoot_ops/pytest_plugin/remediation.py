@@ -90,6 +90,7 @@ def remediate(item: pytest.Item, run: CheckRun, failure: AssertionError) -> Asse
     if target.config.production and not suite.confirmed:
         suite.audit.write(event="refused", reason="production environment without --yes", plan=plan, **audit)
         return planned(RemediationState.REFUSED, "production needs --yes")
+    suite.acted += 1  # from here on, what the checks read before may have changed (concurrency)
     try:
         with fresh():
             changes = remediation.act(context)

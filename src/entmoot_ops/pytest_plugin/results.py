@@ -4,6 +4,7 @@ results kept until checks really start (a typo must not destroy the last run's e
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,29 @@ def start(config: pytest.Config) -> None:
         config.pluginmanager.register(logxml)
         config.stash[junitxml.xml_key] = logxml
         logxml.pytest_sessionstart()
+
+
+def write_empty(config: pytest.Config) -> None:
+    """The reports of a run that had nothing to run (a shard left empty): no result, a junit file of no test, and a
+    summary of no check that says which shard of which selection it was."""
+    suite = config.stash[SUITE_KEY]
+    if suite.reports_dir is None:
+        return
+    results = Path(config.option.allure_report_dir)
+    shutil.rmtree(results, ignore_errors=True)
+    reports.write_allure_metadata(results, suite.environments.values())
+    junit = Path(config.option.xmlpath)
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    junit.write_text('<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" '
+                     'errors="0" failures="0" skipped="0" tests="0" time="0.000" /></testsuites>\n', encoding="utf-8")
+    reports.write_summary_json(suite.reports_dir / "summary.json", [], marker=config.option.markexpr or "all",
+                               wall_seconds=time.monotonic() - suite.began, run=run_of(config))
+
+
+def run_of(config: pytest.Config) -> dict:
+    """What a run was, for a fleet's merge to join only the shards of one run: its selection, its environments, and
+    its shard of how many."""
+    suite = config.stash[SUITE_KEY]
+    return {"environments": sorted(suite.environments), "marker": config.option.markexpr or "all",
+            "keyword": config.option.keyword or "", "checks": sorted(config.getoption("entmoot_checks")),
+            "shard": suite.shard}

@@ -44,12 +44,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """After pytest's own selection (-m, -k): its usage errors, such as an unknown marker, come first. A check
     of the deploy gate that is still selected needs the version it verifies."""
     _select_checks(config, items)
-    _select_shard(config, items)
-    game_day.order(config, items)
     refuse_empty_selection(config, items)
     needs = [item.nodeid for item in items if "expected_version" in getattr(item, "fixturenames", ())]
     if needs and not config.getoption("entmoot_expected_version") and not config.option.collectonly:
         raise pytest.UsageError(f"the deploy gate needs --expected-version (selected: {needs[0]} and {len(needs) - 1} more)")
+    _select_shard(config, items)  # after the refusals: every shard of a selection refuses it alike
+    game_day.order(config, items)
     load_and_chaos.refuse_selected(config, items)
     _validate_metadata(config, items)
     for item in items:
@@ -71,7 +71,12 @@ def _select_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
     dropped = [item for item, mine in zip(items, falls, strict=True) if not mine]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    config.stash[SUITE_KEY].shard_left_empty = str(shard) if items and not kept else None
+    config.stash[SUITE_KEY].shard = str(shard)
+    if items and not kept:
+        config.stash[SUITE_KEY].shard_left_empty = True
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None:  # the controller says it (distribution.pytest_testnodedown)
+            workeroutput["entmoot_shard_left_empty"] = str(shard)
     items[:] = kept
 
 
@@ -135,7 +140,7 @@ def refuse_unknown_selection(config: pytest.Config) -> None:
 def _unknown_checklist(expression: str, markers: list[str]) -> str | None:
     for word in re.findall(r"[A-Za-z_][\w-]*", expression):
         if word not in ("and", "or", "not") and word not in markers:
-            components = sorted(set(markers) - set(CHECKLISTS) - {"check"})
+            components = sorted(set(markers) - set(CHECKLISTS) - {"check", "settles"})
             return (f"no checklist or component {word!r}{_closest(word, markers)}; checklists: {', '.join(CHECKLISTS)}; "
                     f"components: {', '.join(components)}")
     return None

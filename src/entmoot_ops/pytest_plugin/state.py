@@ -41,7 +41,9 @@ class Suite:
     gameday: GameDay | None = None
     ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
-    shard_left_empty: str | None = None  # "K/N": the selection had checks, none of them fell to this shard
+    acted: int = 0  # the remediations that have acted in this run: a check measured before one is measured again
+    shard: str | None = None  # "K/N" of --shard
+    shard_left_empty: bool = False  # the selection had checks, none of them fell to this shard
     targets: dict[str, Target] = field(default_factory=dict)  # each environment's, for the run (fixtures.target_of)
 
 

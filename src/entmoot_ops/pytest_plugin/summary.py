@@ -12,6 +12,7 @@ import pytest
 from entmoot_ops import outcomes, reports
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import ConfigError, one_line
+from entmoot_ops.pytest_plugin.results import run_of
 from entmoot_ops.pytest_plugin.state import SESSION_KEY, SUITE_KEY, Suite
 from entmoot_ops.results import CheckResult
 from entmoot_ops.secrets import masker
@@ -40,7 +41,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())
         wall = time.monotonic() - suite.began
         marker = config.option.markexpr or "all"
-        reports.write_summary_json(suite.reports_dir / "summary.json", results, marker=marker, wall_seconds=wall)
+        reports.write_summary_json(suite.reports_dir / "summary.json", results, marker=marker, wall_seconds=wall,
+                                   run=run_of(config))
         say = lambda line: terminalreporter.write_line(line, yellow=True)  # noqa: E731
         for environment in suite.environments.values() if config.getoption("entmoot_export") else ():
             _export_metrics(environment, results, marker, wall, say)
