@@ -11,8 +11,8 @@ chaos experiment and a game day act on the environment, and a check marked ``set
 deploy gate's rollout): each runs in its turn, and no check after it is measured before it is done. Each
 environment has its own threads: a slow dependency of one holds none of another's verdicts.
 
-With --remediate, a check whose measurement began before a remediation acted is measured again in its turn: what it
-read may have changed since.
+With --remediate, what was measured ahead before a remediation acted is not reported: the checks after it are
+measured ahead again, and one whose measurement still began before the latest action is measured again in its turn.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Ahead:
         self.threads: dict[str, Threads] = {}
         self.barrier = False  # an action is queued: nothing after it is measured ahead
         self.settled = False  # every test this process will run until the next action is known and started
+        self.acted = 0  # Suite.acted when the measurements in flight were started
 
     def start(self, items: list[pytest.Item]) -> None:
         batch: dict[str, list[pytest.Function]] = {}
@@ -119,6 +120,13 @@ class Ahead:
 
     def take(self, item: pytest.Item) -> Future[Measured] | None:
         return self.futures.pop(item.nodeid, None)
+
+    def forget(self) -> None:
+        """A remediation acted: what was measured before it is not reported; it is measured again, ahead as before."""
+        for future in self.futures.values():
+            future.cancel()  # one not started yet is not started; one in flight is left to end, unread
+        self.futures.clear()
+        self.settled = False
 
     def close(self) -> None:
         for future in self.futures.values():
@@ -175,6 +183,9 @@ def measure_ahead(item: pytest.Item, nextitem: pytest.Item | None = None) -> Non
     if _acts(item):  # the action runs now: what comes after it may be measured ahead once it is done
         ahead.barrier = ahead.settled = False
         return
+    if ahead.acted != suite.acted:
+        ahead.forget()
+        ahead.acted = suite.acted
     if not ahead.settled:
         ahead.start(_upcoming(item, nextitem))
         # Without xdist the session's list is the whole plan; a worker's queue grows as xdist sends more.
