@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import ROOT
@@ -39,20 +38,27 @@ def _pytest_commands() -> dict[str, str]:
     return {"kubernetes": container["args"][0], "github": step}
 
 
-@pytest.mark.parametrize("platform", ["kubernetes", "github"])
-def test_the_shards_each_example_runs_are_the_whole_selection(tmp_path, platform):
-    """Each shard's command as the example writes it (its index and paths filled in as the platform does), collected:
-    the four shards together select every check of the unsharded selection, each once."""
-    command = _pytest_commands()[platform].replace("--environments-dir /environments", f"--environments-dir {ROOT / 'environments'}")
-    command = command.replace("--environments-dir environments", f"--environments-dir {ROOT / 'environments'}")
+def _filled(command: str, index: int, reports: Path) -> str:
+    """A shard's command as its platform runs it: the shard's index, the Job's name, and the shipped environments."""
+    command = re.sub(r"--environments-dir \S+", f"--environments-dir {ROOT / 'environments'}", command)
+    command = re.sub(r"\$\(\(JOB_COMPLETION_INDEX \+ 1\)\)", str(index + 1), command)
+    command = command.replace("${{ matrix.shard }}", str(index + 1)).replace("$JOB_COMPLETION_INDEX", str(index))
+    return command.replace("$JOB_NAME", "entmoot-morning-1").replace("/reports/", f"{reports}/").replace("reports/shard", f"{reports}/shard")
+
+
+def test_the_shards_the_examples_run_are_the_whole_selection(tmp_path):
+    """Both examples run the same four shards (their commands filled in as each platform does); collected, the four
+    together select every check of the unsharded selection, each once."""
+    commands = _pytest_commands()
     shards = 4
+    for index in range(shards):
+        kubernetes, github = (_filled(commands[platform], index, tmp_path).split(" --reports-dir ")[0] for platform in ("kubernetes", "github"))
+        assert kubernetes == github
     selected: list[list[str]] = []
     for index in range(shards):
-        filled = re.sub(r"\$\(\(JOB_COMPLETION_INDEX \+ 1\)\)", str(index + 1), command)
-        filled = filled.replace("${{ matrix.shard }}", str(index + 1)).replace("$JOB_COMPLETION_INDEX", str(index))
-        filled = filled.replace("$JOB_NAME", "entmoot-morning-1").replace("/reports/", f"{tmp_path}/reports/")
-        done = subprocess.run(f"{filled} --collect-only -q", shell=True, cwd=ROOT, capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        done = subprocess.run(f"{_filled(commands['kubernetes'], index, tmp_path)} --collect-only -q", shell=True, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
         assert done.returncode == 0, done.stdout + done.stderr
         selected.append([line for line in done.stdout.splitlines() if "::" in line])
     whole = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "--environments-dir", str(ROOT / "environments"),

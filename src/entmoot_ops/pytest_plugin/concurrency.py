@@ -18,6 +18,7 @@ measured ahead again, and one whose measurement still began before the latest ac
 from __future__ import annotations
 
 import contextvars
+import os
 import time
 import functools
 import queue
@@ -27,6 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pytest
+from _pytest import runner
 
 from entmoot_ops.breaker import fresh
 from entmoot_ops.check import CheckRun, current_run
@@ -136,6 +138,23 @@ class Ahead:
 
 
 AHEAD_KEY = pytest.StashKey[Ahead]()
+CURRENT_TEST = "PYTEST_CURRENT_TEST"
+
+
+def _keep_current_test_variable() -> None:
+    """pytest deletes PYTEST_CURRENT_TEST after each test. A check measuring meanwhile that lists the environment and
+    then reads it (urllib's proxy lookup, which requests and botocore make) met the variable gone between the two
+    (KeyError: 'PYTEST_CURRENT_TEST'). While checks measure ahead, it is emptied instead, and deleted when they stop."""
+    update = runner._update_current_test_var
+
+    def keeping(item: pytest.Item, when: str | None) -> None:
+        if when is None:
+            os.environ[CURRENT_TEST] = ""
+        else:
+            update(item, when)
+
+    if getattr(update, "__name__", "") != "keeping":
+        runner._update_current_test_var = keeping
 
 
 def _measurable_ahead(item: pytest.Item) -> bool:
@@ -179,6 +198,8 @@ def measure_ahead(item: pytest.Item, nextitem: pytest.Item | None = None) -> Non
     suite = config.stash.get(SUITE_KEY, None)
     if suite is None or suite.refused or not runs_checks(config):
         return
+    if AHEAD_KEY not in config.stash:
+        _keep_current_test_variable()
     ahead = config.stash.setdefault(AHEAD_KEY, Ahead())
     if _acts(item):  # the action runs now: what comes after it may be measured ahead once it is done
         ahead.barrier = ahead.settled = False
@@ -217,3 +238,5 @@ def stop_measuring(session: pytest.Session) -> None:
     ahead = session.config.stash.get(AHEAD_KEY, None)
     if ahead is not None:
         ahead.close()
+        if os.environ.get(CURRENT_TEST) == "":
+            del os.environ[CURRENT_TEST]
