@@ -66,6 +66,11 @@ _SESSIONS: dict[tuple, botocore.session.Session] = {}  # per credential source
 # event handlers.
 _AWS_CLIENTS: dict[tuple, Any] = {}
 _SHARED = threading.Lock()  # around the two dicts above, never around a build
+# What checks measuring at once build and share (a client, a pool) is built under one lock for the process: the builds
+# are CPU (botocore's clients above all), and threads of ten environments building at once only contend for the
+# interpreter's lock (a quarter more CPU, measured). Nothing that waits on the network is built under it: an
+# environment's credentials are its own (Clients._credentials).
+_BUILDING = threading.RLock()
 
 
 @dataclass
@@ -79,15 +84,14 @@ class Clients:
     _cache: dict[str, Any] = field(default_factory=dict)
     _readings: dict[Any, Any] = field(default_factory=dict)
     _reading: dict[Any, threading.RLock] = field(default_factory=dict)
-    # Checks measure at once, on threads of their own: what one environment builds once and shares (its session, a
-    # client, a pool) is built under its own lock, so that two checks asking together get the same one, and another
-    # environment's slow credentials hold nothing of this one.
-    _building: threading.RLock = field(default_factory=threading.RLock)
+    # The environment's botocore session, built once under its own lock: finding credentials may wait on the network
+    # (SSO, a role to assume), and another environment's slow credentials hold nothing of this one.
+    _credentials: threading.RLock = field(default_factory=threading.RLock)
 
     def remember(self, key: Any, measure: Callable[[], T]) -> T:
         """A reading several checks of one run share (one AWS call, not one per check, even when they ask at once);
         a re-check after a remediation measures fresh."""
-        with self._building:
+        with _BUILDING:
             reading = self._reading.setdefault(key, threading.RLock())
         with reading:
             if measuring_fresh() or key not in self._readings:
@@ -99,7 +103,7 @@ class Clients:
 
     @property
     def _session(self) -> botocore.session.Session:
-        with self._building:
+        with self._credentials:
             return self._built_session
 
     @functools.cached_property
@@ -143,18 +147,21 @@ class Clients:
     def aws(self, service: str) -> Any:
         touching("traffic" if service == "logs" else "aws")
         key = f"aws:{service}"
-        return self._built(key, lambda: self._build_aws(service))
+        if key in self._cache:
+            return self._cache[key]
+        session = self._session  # before the build's lock: it may wait on the network
+        return self._built(key, lambda: self._build_aws(service, session))
 
     def _built(self, key: str, build: Callable[[], T]) -> T:
-        with self._building:
+        with _BUILDING:
             if key not in self._cache:
                 self._cache[key] = build()
             return self._cache[key]
 
-    def _build_aws(self, service: str) -> Any:
+    def _build_aws(self, service: str, session: botocore.session.Session) -> Any:
         timeouts = self.env.timeouts
         endpoint = self.endpoint(self.env.aws.endpoint_url, what="aws.endpoint_url") if self.env.aws.endpoint_url else None
-        shared = (id(self._session), service, self.env.aws.region, endpoint, timeouts.connect_seconds, timeouts.read_seconds,
+        shared = (id(session), service, self.env.aws.region, endpoint, timeouts.connect_seconds, timeouts.read_seconds,
                   timeouts.aws_max_attempts, self.writable)
         with _SHARED:
             known = _AWS_CLIENTS.get(shared)
@@ -166,7 +173,7 @@ class Clients:
                 # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
                 retries={"total_max_attempts": timeouts.aws_max_attempts, "mode": "standard"},
             )
-            client = self._session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
+            client = session.create_client(service, region_name=self.env.aws.region, endpoint_url=endpoint, config=config)
             dependency = f"AWS {client.meta.service_model.service_id}"
             guard_aws(client, dependency)
             boundary.guard_calls(client, dependency)
@@ -323,7 +330,7 @@ class Clients:
         return self.endpoint(self.env.api.url, what="api.url").rstrip("/")
 
     def close(self) -> None:
-        with self._building:  # a check still measuring (after -x) builds nothing new meanwhile
+        with _BUILDING:  # a check still measuring (after -x) builds nothing new meanwhile
             built, self._cache = dict(self._cache), {}
         for key, client in built.items():
             # SSH connections end with the run (close_ssh_connections), AWS clients with the process (shared)
