@@ -62,6 +62,7 @@ BUDGET_TIMEOUTS = "connect_seconds = 1\nread_seconds = 3\naws_max_attempts = 2"
 
 
 @pytest.mark.parametrize("dependency", sorted(EXPECTED))
+@pytest.mark.usefixtures("forgets_its_traffic")  # the API's requests that waited on the frozen dependency are slow ones
 def test_hung_dependency_costs_one_timeout_budget_per_run(dependency, sandbox, run_checks, environments):
     """Before the circuit breaker, each check paid the budget again: a frozen AWS endpoint cost 8 x 3 x 10 s. The
     checks now measure at once: they wait for it side by side, and a call made after its circuit opened is refused."""
