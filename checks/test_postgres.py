@@ -45,4 +45,4 @@ def test_connection_headroom(env):
         usage = postgres.connection_usage(primary)
     evidence("pg_stat_activity by database and state", usage)
     expect(f"client connections ({usage.client_connections} of {usage.usable} usable)", usage.ratio, "<",
-           env.thresholds.connections_max_ratio, unit="%")
+           env.thresholds.connections_max_ratio, unit="%", gauge="client connections")

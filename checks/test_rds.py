@@ -37,7 +37,7 @@ def test_rds_free_storage(env):
     evidence("FreeStorageSpace vs AllocatedStorage", {"instance": db, "storage": storage})
     chart("FreeStorageSpace", lambda: _storage_chart(env, db))
     expect("free storage (FreeStorageSpace / AllocatedStorage)", storage.free_ratio, ">",
-           env.thresholds.rds_free_storage_min_ratio, unit="%",
+           env.thresholds.rds_free_storage_min_ratio, unit="%", gauge="free storage",
            window=f"period {storage.measured_at or 'none'} of {db.allocated_gib} GiB")
 
 

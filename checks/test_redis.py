@@ -69,4 +69,4 @@ def test_redis_memory(env):
     if not info.maxmemory:
         pytest.skip("maxmemory is 0 (no limit): memory pressure shows as host memory, not here")
     expect(f"used memory ({info.used_memory} of {info.maxmemory} bytes)", info.memory_ratio, "<",
-           env.thresholds.redis_memory_max_ratio, unit="%")
+           env.thresholds.redis_memory_max_ratio, unit="%", gauge="used memory")

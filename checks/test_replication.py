@@ -55,7 +55,7 @@ def test_replica_lag(env, lag_target):
         chart("ReplicaLag", lambda: charts.of_series(f"ReplicaLag of {name}", {"lag": series}, unit="s", threshold=maximum, window=window))
         latest = series.latest_period(window.period_seconds)
         expect(f"ReplicaLag of {name} (maximum in the period {latest.describe() if latest else 'none'})",
-               latest.value if latest else None, "<", maximum, unit="s", window=window.describe())
+               latest.value if latest else None, "<", maximum, unit="s", window=window.describe(), gauge="replica lag")
         return
     replica = next(r for r in env.config.postgres.replicas if r.name == name)
     with env.clients.postgres(replica.dsn, name=f"replica {name}") as session:
@@ -67,6 +67,7 @@ def test_replica_lag(env, lag_target):
         with env.clients.postgres(env.config.postgres.primary_dsn, name="primary") as primary:
             seen = postgres.lag_seen_by_primary(primary, name)
         evidence(f"lag of {name} seen by the primary", seen)
-        expect(f"replay lag of {name} (seen by the primary: no transaction replayed since it started)", seen, "<", maximum, unit="s")
+        expect(f"replay lag of {name} (seen by the primary: no transaction replayed since it started)", seen, "<", maximum, unit="s",
+               gauge="replica lag")
         return
-    expect(f"replay lag of {name}", lag.lag_seconds, "<", maximum, unit="s")
+    expect(f"replay lag of {name}", lag.lag_seconds, "<", maximum, unit="s", gauge="replica lag")

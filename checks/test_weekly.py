@@ -94,6 +94,10 @@ def test_sequences_have_room(env):
                                                   "(and ALTER DEFAULT PRIVILEGES for new ones)")
     expect_none(f"sequences past {limit:.0%} of their range (the owning column's type included)",
                 [s for s in sequences if s.ratio > limit], lambda s: f"{s.sequence} {s.last_value} of {s.limit} ({s.ratio:.1%})")
+    if sequences:  # the headroom left, as a level whose trend says when the first sequence will cross the limit
+        top = sequences[0]
+        expect(f"most spent sequence ({top.sequence}, {top.last_value} of {top.limit})", top.ratio, "<=", limit, unit="%",
+               gauge="most spent sequence")
 
 
 @pytest.mark.weekly

@@ -219,6 +219,15 @@ def forgets_its_traffic(sandbox: SandboxHandle):
     sandbox.forget_traffic(time.monotonic() - began + 2)
 
 
+@pytest.fixture(autouse=True)
+def own_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own state directory, and so its own history (the default store is
+    $XDG_STATE_HOME/entmoot-ops/history.sqlite3): what one test's runs remember is not what another's find changed."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 @pytest.fixture
 def run_checks(sandbox: SandboxHandle, tmp_path: Path):
     """Run ``pytest checks/ ARGS`` against the session's sandbox; return a :class:`Run`."""

@@ -72,8 +72,8 @@ def test_what_comes_after_an_action_or_a_settling_check_is_measured_after_it(tmp
             ORDER.append("after")
             expect("what happened before this check", ORDER, "==", ["before", "action", "after"])
     ''', "-m", "morning", "--env", "one")
-    assert "PASS   api.order-after" in done.stdout, done.stdout[-3000:]
-    assert f"PASS   {action}" in done.stdout, done.stdout[-3000:]
+    assert "PASS     api.order-after" in done.stdout, done.stdout[-3000:]
+    assert f"PASS     {action}" in done.stdout, done.stdout[-3000:]
 
 
 @pytest.mark.parametrize("remediate", [False, True], ids=["check-mode", "remediate"])
@@ -98,9 +98,9 @@ def test_a_check_measured_before_a_remediation_acted_is_measured_again_in_its_tu
             expect("times measured", len(MEASURED), ">", 1)
     ''', "-m", "morning", "--env", "one", *(["--remediate"] if remediate else []))
     if remediate:
-        assert "PASS   api.again-later" in done.stdout, done.stdout[-3000:]
+        assert "PASS     api.again-later" in done.stdout, done.stdout[-3000:]
     else:
-        assert "FAIL   api.again-later" in done.stdout and "times measured: measured 1" in done.stdout, done.stdout[-3000:]
+        assert "FAIL     api.again-later" in done.stdout and "times measured: measured 1" in done.stdout, done.stdout[-3000:]
 
 
 def test_concurrent_checks_share_at_most_the_configured_sessions(sandbox, monkeypatch):

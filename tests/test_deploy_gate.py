@@ -74,7 +74,7 @@ def test_bad_release_fails_then_rollback_is_verified_then_gate_passes_on_previou
     assert re.search(r"fixed by ecs.rollback \(release rolled back from entmoot-api:\d+ \(image 1\.5\.0\) to entmoot-api:\d+ "
                      r"\(image 1\.4\.2\)\); before: 5XX error rate since deployment .*measured [3-6]\d\.\d+%.*; after: ",
                      fixed.message), fixed.message
-    assert "FIXED  deploy.error-rate" in remediated.output
+    assert "FIXED    deploy.error-rate" in remediated.output
     junit = (remediated.reports / "junit.xml").read_text()
     assert re.search(r'<failure message="FIXED fixed by ecs.rollback \(release rolled back from', junit), junit[:2000]
     audit = [json.loads(line) for line in (remediated.reports / "audit.jsonl").read_text().splitlines()]

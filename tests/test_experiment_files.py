@@ -303,7 +303,7 @@ def test_a_game_day_on_an_environment_whose_preflight_failed_ends_at_once_in_one
     done = subprocess.run([sys.executable, "-m", "entmoot_ops.cli", "chaos", "gameday", "--env", "staging", "--environments-dir",
                            str(tmp_path), "--reports-dir", str(tmp_path / "reports")], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, env=environment)
-    assert done.returncode == 1 and "ERROR  chaos.lose-api-tasks" in done.stdout, done.stdout[-2000:]
+    assert done.returncode == 1 and "ERROR    chaos.lose-api-tasks" in done.stdout, done.stdout[-2000:]
     assert "not run: the preflight of staging failed" in done.stdout and "steady state" not in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
 

@@ -73,7 +73,7 @@ def test_could_not_measure_is_an_error_in_pytest_and_junit_not_a_failure(tmp_pat
     assert re.search(r"^checks/test_api.py E\b", completed.stdout, re.MULTILINE), completed.stdout
     case = next(ET.parse(tmp_path / "reports" / "junit.xml").getroot().iter("testcase"))
     assert case.find("error") is not None and case.find("failure") is None
-    row = next(line for line in completed.stdout.splitlines() if line.startswith("ERROR  api.health"))
+    row = next(line for line in completed.stdout.splitlines() if line.startswith("ERROR    api.health"))
     assert "remediation" not in row  # an error names what to fix, not a remediation
 
 

@@ -28,8 +28,8 @@ def notify_secrets(sink: Sink) -> dict[str, str]:
             **sink.trust}
 
 
-def _result(outcome: str, check: str = "rds.free-storage", severity: str = "critical") -> CheckResult:
-    return CheckResult(check_id=check, title="RDS free storage above 10%", env="sandbox", nodeid=f"checks/x.py::{check}",
+def _result(outcome: str, check: str = "rds.free-storage", severity: str = "critical", flapping: bool = False) -> CheckResult:
+    return CheckResult(flapping=flapping, check_id=check, title="RDS free storage above 10%", env="sandbox", nodeid=f"checks/x.py::{check}",
                        outcome=outcome, severity=severity, section="alert-disk-space-low-10", measured="5.00%",
                        threshold="> 10.00%", remediation="rds.increase-storage", remediation_state="planned",
                        message="free storage: measured 5.00%, threshold > 10.00% -> remediation rds.increase-storage")
@@ -71,6 +71,24 @@ def test_below_the_paging_severity_only_chat_and_webhook_are_told_and_a_fix_is_n
     assert _notify(environment, sink, state, [_result("fixed")], said) == 2  # fixed by --remediate: chat and webhook hear it
     assert not sink.on("/v2/enqueue")
     assert sink.on("/hooks/")[-1].body["event"] == "fixed"
+
+
+def test_a_flapping_check_is_told_once_when_it_starts_and_once_when_it_stops_instead_of_each_change(environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"}))
+    said: list[str] = []
+    assert _notify(environment, sink, state, [_result("fail")], said) == 3
+    # It flaps: chat and webhook hear it once; pages are held (PagerDuty is about the state, not its changes).
+    assert _notify(environment, sink, state, [_result("pass", flapping=True)], said) == 2
+    for outcome in ("fail", "pass", "fail", "pass"):
+        assert _notify(environment, sink, state, [_result(outcome, flapping=True)], said) == 0
+    # It stops, passing: one notice that it stopped, and the page still open from before resolved.
+    assert _notify(environment, sink, state, [_result("pass")], said) == 2 + 3
+    assert said == []
+    assert [m.body["text"].splitlines()[0].split(" rds")[0] for m in sink.on("/services/")] == [
+        "*FAIL", "*FLAPPING", "*STOPPED FLAPPING", "*RESOLVED"]
+    assert [m.body["event"] for m in sink.on("/hooks/")] == ["problem", "flapping", "stopped flapping", "resolved"]
+    assert [m.body["event_action"] for m in sink.on("/v2/enqueue")] == ["trigger", "resolve"]
 
 
 def test_a_failed_send_is_one_line_and_is_told_again_next_run(environments, sink, tmp_path):

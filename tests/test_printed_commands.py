@@ -29,6 +29,11 @@ RUN_AS = {
     "entmoot-ops sandbox up": [],
     # --shard's help: tests/test_fleet.py merges the shards of a fleet of sandbox environments, and runs what it prints
     "entmoot-ops report --merge DIR...": [],
+    "entmoot-ops checks": ["entmoot-ops checks"],
+    # a silence's own commands: tests/test_history.py and tests/test_history_sandbox.py add, list and expire silences
+    "entmoot-ops silence expire {found.id} --env {env.name}": [],
+    "entmoot-ops silence expire {s.id} --env {env}": [],
+    "entmoot-ops silence list --env {env.name} --all": [],
 }
 
 

@@ -82,6 +82,8 @@ class Reading:
     value: float | None = None  # the measured value and the threshold as numbers, where they are (for dashboards)
     limit: float | None = None
     unit: str = ""
+    op: str = ""
+    gauge: str = ""  # the stable name of a level that drifts toward its threshold (history.forecast fits its trend)
 
     def describe(self) -> str:
         """``running tasks 3 == desired 3``: the reading as a person says it. An equality that holds against a
@@ -214,15 +216,18 @@ def finding(error: BaseException) -> str:
 
 
 def expect(label: str, value: Any, op: Op, threshold: Any, *, unit: str = "", window: str | None = None,
-           against: str | None = None) -> None:
+           against: str | None = None, gauge: str = "") -> None:
     """Assert ``value op threshold``. ``value=None`` (nothing measured) is an error, never a pass. ``against``
-    names a threshold that is itself measured (``expect("running tasks", 2, "==", 3, against="desired")``)."""
+    names a threshold that is itself measured (``expect("running tasks", 2, "==", 3, against="desired")``).
+    ``gauge``: the value is a level that drifts (free storage, connections in use, lag, memory, headroom), not a
+    count or a rate over a window, and this is its name, the same from run to run (a label may quote what it
+    measured): the run warns when its recent trend crosses the threshold soon."""
     run = current_run.get()
     if value is None:
         raise LookupError(f"{label}: no data measured{f' in {window}' if window else ''}; cannot judge")
     ok = _COMPARE[op](value, threshold)
     reading = Reading(label, format_value(value, unit), f"{op} {format_value(threshold, unit)}", window, ok, against,
-                      _number(value), _number(threshold), unit)
+                      _number(value), _number(threshold), unit, op, gauge)
     if run is not None:
         run.readings.append(reading)
     if not ok:

@@ -18,7 +18,7 @@ from entmoot_ops.results import OUTCOMES, Outcome
 from entmoot_ops.secrets import masker
 
 # A fleet's cell shows the worst of its checks (a check per replica is one row): most severe first.
-SEVERITY = (Outcome.ERROR, Outcome.FAIL, Outcome.FIXED, Outcome.SKIP, Outcome.PASS)
+SEVERITY = (Outcome.ERROR, Outcome.FAIL, Outcome.FIXED, Outcome.SILENCED, Outcome.SKIP, Outcome.PASS)
 FAILING = frozenset({Outcome.ERROR, Outcome.FAIL, Outcome.FIXED})
 SHARED_FILES = ("categories.json", "executor.json")
 

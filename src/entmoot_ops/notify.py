@@ -34,7 +34,7 @@ PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warnin
 
 @dataclass(frozen=True)
 class Event:
-    kind: Literal["problem", "resolved", "fixed"]
+    kind: Literal["problem", "resolved", "fixed", "flapping", "stopped flapping"]
     result: CheckResult
     report_url: str | None
 
@@ -44,7 +44,8 @@ class Event:
 
     def headline(self) -> str:
         r = self.result
-        said = {"problem": r.outcome.upper(), "resolved": "RESOLVED", "fixed": "FIXED"}[self.kind]
+        said = {"problem": r.outcome.upper(), "resolved": "RESOLVED", "fixed": "FIXED", "flapping": "FLAPPING",
+                "stopped flapping": "STOPPED FLAPPING"}[self.kind]
         return masker(f"{said} {r.check_id} [{r.env}]: {r.title}")
 
     def body(self) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class Event:
         fields = {"event": self.kind, "environment": r.env, "check": r.check_id, "title": r.title, "outcome": r.outcome,
                   "severity": r.severity, "measured": r.measured, "threshold": r.threshold, "message": r.message,
                   "remediation": r.remediation, "remediation_state": r.remediation_state, "runbook_section": r.section,
-                  "report_url": self.report_url, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+                  "report_url": self.report_url, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "change": r.change, "flapping": r.flapping, "failing_since": r.since, "failing_runs": r.runs}
         return {key: masker(value) if isinstance(value, str) else value for key, value in fields.items()}
 
 
@@ -102,7 +104,10 @@ class PagerDuty(Channel):
         self.min_severity = min_severity
 
     def wants(self, event: Event) -> bool:
-        return SEVERITY_RANK.get(event.result.severity, 3) <= SEVERITY_RANK[self.min_severity] and event.kind != "fixed"
+        """A page is about the state: while a check flaps, its pages are held (Nagios), and no notice of flapping is
+        paged; once it stops, the page follows the state again."""
+        return (SEVERITY_RANK.get(event.result.severity, 3) <= SEVERITY_RANK[self.min_severity]
+                and event.kind not in ("fixed", "flapping", "stopped flapping"))
 
     def send(self, event: Event) -> None:
         if event.kind == "resolved":
@@ -168,7 +173,8 @@ def _event(result: CheckResult, told: State, report_url: str | None) -> tuple[Ev
 
 @dataclass
 class StateFile:
-    """channel -> environment -> check id -> the state that channel was last told."""
+    """channel -> environment -> check id -> the state that channel was last told; under "flapping", channel ->
+    environment -> the checks that channel was told are flapping."""
 
     path: Path
 
@@ -187,6 +193,33 @@ class StateFile:
         temporary.replace(self.path)
 
 
+def _told(channel: Channel, event: Event, env: Environment, say: Callable[[str], None]) -> bool:
+    """Whether the channel has what it should know of ``event``: sent, or not wanted; a failure is one line, and the
+    channel is told again next run."""
+    if not channel.wants(event):
+        return True
+    try:
+        channel.send(event)
+    except Exception as exc:  # noqa: BLE001 - a notification never costs a verdict
+        say(masker(f"notify [{env.name}] {channel.name}: {event.kind} {event.result.check_id} not sent: {one_line(exc)}"))
+        return False
+    return True
+
+
+def _flap(channel: Channel, result: CheckResult, flapping: list[str], env: Environment, say: Callable[[str], None]) -> int:
+    """One notice when a check starts flapping and one when it stops, instead of each change; returns the messages
+    sent. ``flapping``: the checks this channel knows are flapping, kept up to date."""
+    started = result.flapping and result.check_id not in flapping
+    stopped = not result.flapping and result.check_id in flapping
+    if not (started or stopped):
+        return 0
+    event = Event("flapping" if started else "stopped flapping", result, env.notify.report_url)
+    if not _told(channel, event, env, say):
+        return 0
+    (flapping.append if started else flapping.remove)(result.check_id)
+    return int(channel.wants(event))
+
+
 def notify(env: Environment, results: Iterable[CheckResult], state_file: StateFile, secret: Callable[[str, str], str],
            say: Callable[[str], None]) -> int:
     """Tell each configured channel what changed for this environment; returns how many messages were sent."""
@@ -195,13 +228,14 @@ def notify(env: Environment, results: Iterable[CheckResult], state_file: StateFi
     mine = [r for r in results if r.env == env.name]
     for channel in configured:
         told = state.setdefault(channel.name, {}).setdefault(env.name, {})
+        flapping = state.setdefault("flapping", {}).setdefault(channel.name, {}).setdefault(env.name, [])
         for result in mine:
+            sent += _flap(channel, result, flapping, env, say)
+            if result.check_id in flapping:
+                continue  # held while it flaps
             event, after = _event(result, told.get(result.check_id, "ok"), env.notify.report_url)
             if event is not None and channel.wants(event):
-                try:
-                    channel.send(event)
-                except Exception as exc:  # noqa: BLE001 - as above; told again next run
-                    say(masker(f"notify [{env.name}] {channel.name}: {event.kind} {result.check_id} not sent: {one_line(exc)}"))
+                if not _told(channel, event, env, say):
                     continue
                 sent += 1
             elif event is not None:  # below this channel's bar: it was not told, and so stays as it was

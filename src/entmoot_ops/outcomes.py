@@ -37,6 +37,9 @@ class Collector:
     def append(self, result: CheckResult) -> None:
         self._results.append(result)
 
+    def so_far(self) -> list[CheckResult]:
+        return list(self._results)
+
     def drain(self) -> list[CheckResult]:
         results, self._results = self._results, []
         return results
@@ -48,20 +51,24 @@ collector = Collector()
 def write_summary(terminal: Any, results: list[CheckResult], preflight_problems: list[str] = ()) -> None:
     """One block per check: outcome, id, environment, then what decided it, wrapped but never cut: the readings
     (label, measured, threshold) or the reason; a FAIL names its remediation, an ERROR what to fix."""
-    results = sorted(results, key=lambda r: (ORDER.get(r.outcome, 9), r.env, r.check_id, r.nodeid))
+    results = sorted(results, key=lambda r: (ORDER.get(r.outcome, 9), not r.warning, r.env, r.check_id, r.nodeid))
     id_width = max(len(r.check_id) for r in results)
     env_width = max(len(r.env) for r in results)
-    indent = 7 + id_width + 2 + env_width + 2
+    indent = 9 + id_width + 2 + env_width + 2
     width = max(60, shutil.get_terminal_size((140, 20)).columns - indent)
     terminal.write_sep("=", "entmoot checks")
     for r in results:
-        colour = {Outcome.PASS: "green", Outcome.FIXED: "yellow", Outcome.SKIP: "yellow"}.get(r.outcome, "red")
-        lines = wrap(_detail(r), width) or [""]
+        said = "warn" if r.warning and r.outcome == Outcome.PASS else r.outcome
+        colour = {Outcome.PASS: "green", Outcome.FIXED: "yellow", Outcome.SKIP: "yellow", Outcome.SILENCED: "cyan",
+                  "warn": "yellow"}.get(said, "red")
+        lines = wrap(_changed(r) + _detail(r), width) or [""]
         if r.outcome in (Outcome.FAIL, Outcome.FIXED):
             lines.append(f"-> remediation {r.remediation} ({r.remediation_state or RemediationState.PLANNED})")
         elif r.outcome == "error" and r.fix:
             lines += wrap(f"-> fix: {r.fix}", width)
-        head = f"{r.outcome.upper():<6} {r.check_id:<{id_width}}  {r.env:<{env_width}}  "
+        elif r.outcome == Outcome.SILENCED:
+            lines += wrap(f"-> {r.silence.get('said', 'silenced')}", width)
+        head = f"{said.upper():<8} {r.check_id:<{id_width}}  {r.env:<{env_width}}  "
         terminal.write_line(head + lines[0], **{colour: True})
         for line in lines[1:]:
             terminal.write_line(" " * indent + line, **{colour: True})
@@ -82,6 +89,10 @@ def write_summary(terminal: Any, results: list[CheckResult], preflight_problems:
         terminal.write_line("")
         terminal.write_line(line, red=True)
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ORDER}
+    counts["warn"] = sum(1 for r in results if r.warning)
+    for change in ("new", "still", "resolved"):
+        counts[change] = sum(1 for r in results if r.change == change)
+    counts["flapping"] = sum(1 for r in results if r.flapping)
     terminal.write_line("")
     terminal.write_line("checks: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
 
@@ -95,9 +106,21 @@ def wrap(text: str, width: int) -> list[str]:
     return [line.replace("\u00a0", " ") for line in textwrap.wrap(glued, width, break_on_hyphens=False)]
 
 
+def _changed(r: CheckResult) -> str:
+    """What the on-call's memory says, before the detail: ``[new]``, ``[still, since 2026-12-05 06:00 UTC, 3 runs]``,
+    ``[resolved]``, ``[flapping]``."""
+    if r.flapping:
+        return "[flapping] "
+    if r.change == "still":
+        return f"[still, since {r.since[:16].replace('T', ' ')} UTC, {r.runs} runs] "
+    return f"[{r.change}] " if r.change else ""
+
+
 def _detail(r: CheckResult) -> str:
+    if r.warning and r.outcome == Outcome.PASS:
+        return r.warning.removeprefix("WARN ").split(": ", 1)[-1]
     if r.outcome in (Outcome.ERROR, Outcome.SKIP) or not r.readings:
         return r.message or "; ".join(r.readings)
-    if r.outcome in (Outcome.FAIL, Outcome.FIXED):  # the breached reading first: it is the verdict
+    if r.outcome in (Outcome.FAIL, Outcome.FIXED, Outcome.SILENCED):  # the breached reading first: it is the verdict
         return r.finding or r.message
     return "; ".join(r.readings)

@@ -29,9 +29,9 @@ CREDENTIALS = "aws.credentials"
 ENDPOINT_KEYS = ("url", "endpoint_url", "endpoints", "oncall", "ssh_config", "ssh_identity_file", "config_file", "hba_file",
                  "ca_file")
 REMEDIATION_ONLY = ("postgres.admin_dsn",)
-# A notification channel's secret: no check needs it. Unresolved, it fails no preflight; that channel alone is
-# skipped when the run ends, in one line (entmoot_ops.notify).
-CHANNEL_KEYS = "notify."
+# A notification channel's secret, the history store's: no check needs them. Unresolved, they fail no preflight; that
+# channel alone is skipped when the run ends, the run is not remembered, each in one line (notify, history).
+CHANNEL_KEYS = ("notify.", "history.")
 # Hosts a template or a runbook snippet carries until someone fills in the real one: never asked, not even by DNS.
 PLACEHOLDER_HOST = re.compile(r"(^|\.)(example\.(com|org|net)|yourdomain\.com|your-?domain\.[a-z]+|example|invalid|test)$"
                               r"|x{6,}|<[^>]*>|\{\{", re.I)
@@ -71,7 +71,7 @@ class Preflight:
 
     @property
     def failures(self) -> list[Problem]:
-        """The problems that cost checks: all but a notification channel's."""
+        """The problems that cost checks: all but a notification channel's and the history store's."""
         return [p for p in self.problems.values() if not p.key.startswith(CHANNEL_KEYS)]
 
     def raise_for(self, reference: str) -> None:

@@ -30,6 +30,7 @@ from entmoot_ops.secrets import masker
 
 # Allure sorts failed and broken results into these by status and message.
 CATEGORIES = [
+    {"name": "Silenced: a known problem, until the silence ends", "matchedStatuses": ["skipped"], "messageRegex": "(?s)SILENCED .*"},
     {"name": "Fixed by a remediation (something was wrong)", "matchedStatuses": ["failed"], "messageRegex": "(?s)FIXED .*"},
     {"name": "Threshold breached", "matchedStatuses": ["failed"]},
     {"name": "Misconfigured", "matchedStatuses": ["broken"],
@@ -73,11 +74,33 @@ class AllureVerdicts:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         yield
         listener = item.config.pluginmanager.get_plugin("allure_listener")
-        if call.excinfo is None or listener is None or item.get_closest_marker("check") is None:
+        if listener is None or call.when == "teardown" or item.get_closest_marker("check") is None:
             return
         result = listener.allure_logger.get_test(listener._cache.get(item.nodeid))
-        if result is not None and result.statusDetails is not None:
+        if result is None:
+            return
+        if call.excinfo is not None and result.statusDetails is not None:
             result.statusDetails.message = verdict_line(call.excinfo.value)
+        remembered = CheckResult.from_properties(item.user_properties)
+        if remembered is not None:
+            _remembered(result, remembered)
+
+
+def _remembered(result: Any, remembered: CheckResult) -> None:
+    """What the on-call's memory says of a check, in its Allure result: a silenced failure as skipped with its
+    verdict and silence (never as a pass), its change since the last run and flapping as tags, a WARN's forecast."""
+    from allure_commons.model2 import Label, StatusDetails
+
+    if remembered.outcome == "silenced":
+        result.status = "skipped"
+        result.statusDetails = StatusDetails(message=masker(f"SILENCED {remembered.finding or remembered.message}; "
+                                                            f"{remembered.silence.get('said', '')}"))
+    tags = [remembered.change, "flapping" if remembered.flapping else "", "warn" if remembered.warning else ""]
+    result.labels += [Label(name="tag", value=tag) for tag in tags if tag]
+    if remembered.warning:
+        result.description = masker(remembered.warning)
+        if result.statusDetails is None:
+            result.statusDetails = StatusDetails(message=masker(remembered.warning))
 
 
 def attach_plan(remediation: Remediation, plan: list[str]) -> None:
@@ -114,11 +137,15 @@ def write_summary_json(path: Path, results: Iterable[CheckResult], *, marker: st
         "finished": datetime.now(UTC).isoformat(timespec="seconds"), "marker": marker, "wall_seconds": round(wall_seconds, 3),
         "run": run or {},
         "counts": {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in OUTCOMES},
+        "changes": {change: sum(1 for r in results if r.change == change) for change in ("new", "still", "resolved")}
+        | {"flapping": sum(1 for r in results if r.flapping), "warn": sum(1 for r in results if r.warning)},
         "checks": [{"id": r.check_id, "environment": r.env, "title": r.title, "outcome": r.outcome, "severity": r.severity,
                     "measured": r.measured, "threshold": r.threshold, "readings": r.readings, "values": r.values,
                     "message": r.message, "remediation": r.remediation, "remediation_state": r.remediation_state,
                     "plan": r.plan, "done": r.done, "recheck": r.recheck, "runbook": r.section,
-                    "evidence": r.evidence, "duration_seconds": r.duration_seconds}
+                    "evidence": r.evidence, "duration_seconds": r.duration_seconds, "resource": r.resource,
+                    "change": r.change, "flapping": r.flapping, "failing_since": r.since, "failing_runs": r.runs,
+                    "silence": r.silence, "warning": r.warning, "forecast": r.forecast}
                    for r in sorted(results, key=lambda r: (r.env, r.check_id))],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

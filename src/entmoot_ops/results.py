@@ -22,6 +22,7 @@ class Outcome(StrEnum):
     FIXED = "fixed"  # failed, and passed again after its remediation acted
     FAIL = "fail"  # a threshold breached
     ERROR = "error"  # could not measure
+    SILENCED = "silenced"  # failed, and known: a silence with an end and a reason hides it (entmoot-ops silence)
     SKIP = "skip"  # not judged here, and why
 
 
@@ -70,6 +71,16 @@ class CheckResult:
     values: list[dict] = field(default_factory=list)  # per reading: label, value and limit as numbers (or None), unit
     recorded: list[list] = field(default_factory=list)  # [name, value, labels] (check.record)
     evidence: list[str] = field(default_factory=list)  # the names of the evidence attached to its Allure result
+    resource: str = ""  # the replica or host of a check parametrised per resource ("" for the environment)
+    # What the on-call's memory says of it (entmoot_ops.history): new, still, resolved or "" (unchanged) since the last
+    # run; flapping; for a problem that lasts, since when and for how many runs.
+    change: str = ""
+    flapping: bool = False
+    since: str = ""  # ISO 8601, UTC
+    runs: int = 0
+    silence: dict = field(default_factory=dict)  # the silence that hid it: id, reason, by, ends
+    forecast: dict = field(default_factory=dict)  # a gauge heading for its threshold (history.forecast): a WARN
+    warning: str = ""  # the WARN line of that forecast
 
     def as_properties(self) -> list[tuple[str, str]]:
         return [
@@ -80,6 +91,9 @@ class CheckResult:
             ("threshold", self.threshold),
             ("runbook", self.section),
             ("remediation", self.remediation),
+            *((name, value) for name, value in (("change", self.change), ("flapping", "true" if self.flapping else ""),
+                                                ("failing_since", self.since), ("warning", self.warning),
+                                                ("silenced", self.silence.get("said", ""))) if value),
         ]
 
     @classmethod
@@ -100,4 +114,4 @@ def read_junit(path: Path) -> list[CheckResult]:
     return found
 
 
-ORDER = {"error": 0, "fail": 1, "fixed": 2, "skip": 3, "pass": 4}
+ORDER = {"error": 0, "fail": 1, "fixed": 2, "silenced": 3, "skip": 4, "pass": 5}

@@ -68,10 +68,11 @@ class CheckRunner:
 
     def run(self, *, markers: str, stop: threading.Event | None = None) -> Observation:
         with tempfile.TemporaryDirectory(prefix="entmoot-observe-") as scratch:
-            # --no-export: a fault's red checks are what the experiment measures, not incidents nor the dashboards'
-            # state; each observation would tell them from a state file of its own, and no later one would resolve them.
+            # --no-export, --no-history: a fault's red checks are what the experiment measures, not incidents, the
+            # dashboards' state nor the on-call's memory; each observation would tell them from a state file of its
+            # own, and no later one would resolve them.
             args = [str(self.checks_dir), "--env", self.env, "--reports-dir", scratch, "-q", "-p", "no:cacheprovider",
-                    "-p", "no:xdist", "--no-export", "-m", markers]
+                    "-p", "no:xdist", "--no-export", "--no-history", "-m", markers]
             if self.environments_dir is not None:
                 args += ["--environments-dir", str(self.environments_dir)]
             started = time.time()

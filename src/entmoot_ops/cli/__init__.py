@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from entmoot_ops.cli import chaos, operate, reporting, sandbox
+from entmoot_ops.cli import chaos, memory, operate, reporting, sandbox
 from entmoot_ops.cli.common import Refused, plain
 from entmoot_ops.errors import ConfigError, OpsError
 from entmoot_ops.secrets import masker
@@ -18,7 +18,7 @@ from entmoot_ops.secrets import masker
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="entmoot-ops", description=plain(__doc__.splitlines()[0]))
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (sandbox, operate, chaos, reporting):
+    for group in (sandbox, operate, chaos, reporting, memory):
         group.add_commands(commands)
     arguments = parser.parse_args(argv)
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 
-from entmoot_ops.config.procedures import (ChaosSettings, CloudTrailSettings, DeploySettings, LoadSettings, MetricsSettings,
-                                           NotifySettings, RedactionSettings, RemediationSettings, Thresholds)
+from entmoot_ops.config.procedures import (ChaosSettings, CloudTrailSettings, DeploySettings, HistorySettings, LoadSettings,
+                                           MetricsSettings, NotifySettings, RedactionSettings, RemediationSettings,
+                                           SilenceSettings, Thresholds)
 from entmoot_ops.config.references import Strict
 from entmoot_ops.config.services import (AlbSettings, ApiSettings, AwsSettings, EcsSettings, HostsSettings, LogsSettings,
                                          PostgresSettings, RdsSettings, RedisSettings, Timeouts, TlsSettings,
@@ -38,6 +39,8 @@ class Environment(Strict):
     chaos: ChaosSettings = ChaosSettings()
     notify: NotifySettings = NotifySettings()
     metrics: MetricsSettings = MetricsSettings()
+    history: HistorySettings = HistorySettings()
+    silences: SilenceSettings = SilenceSettings()
     hosts: HostsSettings = HostsSettings()
     tls: TlsSettings = TlsSettings()
     redaction: RedactionSettings = RedactionSettings()

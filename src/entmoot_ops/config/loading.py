@@ -25,7 +25,7 @@ def load_environment(name: str, directory: Path | None = None) -> Environment:
     directory = directory or environments_dir()
     path = directory / f"{name}.toml"
     if not path.is_file():
-        known = sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
+        known = sorted(p.stem for p in directory.glob("*.toml") if "." not in p.stem) if directory.is_dir() else []  # not NAME.silences
         raise ConfigError(f"{path}: no such environment {name!r} (known: {', '.join(known) or 'none'})")
     data = read_toml(path)
     data.setdefault("name", name)

@@ -210,6 +210,41 @@ class NotifySettings(Strict):
     timeout_seconds: PositiveSeconds = 5
 
 
+class HistorySettings(Strict):
+    """The on-call's memory (entmoot_ops.history): every run of every check, kept to say what changed since the last
+    run, which checks flap and where a gauge is heading. SQLite on this machine by default; a team shares one
+    PostgreSQL database (``dsn``, a reference), whose schema the suite creates and migrates."""
+
+    enabled: bool = True
+    path: str | None = None  # the SQLite file; default $XDG_STATE_HOME/entmoot-ops/history.sqlite3 (~/.local/state)
+    dsn: SecretRef | None = None  # a PostgreSQL connection string, which usually holds a password: a reference
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 400  # a year and a season: last year's same week stays
+    timeout_seconds: PositiveSeconds = 5  # connecting and each statement: the store never holds up a verdict
+    # Nagios' flap detection: the weighted share of state changes over the last 21 runs; a check starts flapping at
+    # flap_high_percent and stops below flap_low_percent (Nagios' service defaults are 20 and 5).
+    flap_high_percent: Annotated[float, Field(gt=0, le=100)] = 20
+    flap_low_percent: Annotated[float, Field(ge=0, le=100)] = 5
+    # A gauge moving toward its threshold (free storage, connections, replica lag, memory, sequence headroom) is fitted
+    # over trend_days and warned about when it would cross within horizon_days at that rate.
+    trend_days: Annotated[float, Field(gt=0, le=90)] = 14
+    horizon_days: Annotated[float, Field(gt=0, le=365)] = 7
+    trend_min_runs: Annotated[int, Field(ge=2, le=1000)] = 4  # fewer readings than this say nothing of a rate
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> HistorySettings:
+        if self.flap_low_percent > self.flap_high_percent:
+            raise ValueError("flap_low_percent must not exceed flap_high_percent")
+        return self
+
+
+class SilenceSettings(Strict):
+    """Silences (entmoot-ops silence): kept in NAME.silences.toml beside the environment's file, each with an end."""
+
+    longest_days: Annotated[float, Field(gt=0, le=365)] = 30  # a silence ending later is refused
+    stale_days: Annotated[float, Field(gt=0, le=90)] = 7  # a silence that matched nothing for this long is stale
+    ending_hours: Annotated[float, Field(gt=0, le=168)] = 24  # a run says which silences end within this
+
+
 class MetricsSettings(Strict):
     """Metrics for dashboards (entmoot_ops.metrics): a textfile-collector file per run, and/or a Pushgateway."""
 

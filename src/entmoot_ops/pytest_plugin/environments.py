@@ -19,6 +19,7 @@ from entmoot_ops import preflight, progress, redaction
 from entmoot_ops.chaos import experiment_catalogue
 from entmoot_ops.config import environments_dir, load_environment
 from entmoot_ops.errors import ConfigError, OpsError
+from entmoot_ops.history import silences
 from entmoot_ops.pytest_plugin import load_and_chaos, game_day, results
 from entmoot_ops.pytest_plugin.options import runs_checks
 from entmoot_ops.pytest_plugin.selection import refuse_unknown_selection, register_components, selects
@@ -34,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         environments = {name: load_environment(name, directory) for name in dict.fromkeys(names)}
         redaction.adopt(environment.redaction for environment in environments.values())
+        silenced = {name: silences.load(silences.path_of(directory, name), environment.silences)
+                    for name, environment in environments.items()}
         # checks/test_chaos.py makes a check of each file; one that is wrong is refused only by a run selecting it
         experiment_catalogue.select(config.rootpath, environments.values(), strict=False)
     except ConfigError as exc:
@@ -66,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         reports_dir=reports_dir,
         audit=AuditLog(Path(audit_path)),
         gameday=gameday,
+        silences=silenced,
     )
     config.stash[SUITE_KEY] = suite
     workerinput = getattr(config, "workerinput", None)

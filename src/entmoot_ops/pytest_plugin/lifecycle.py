@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from entmoot_ops.clients import close_ssh_connections
-from entmoot_ops.pytest_plugin import concurrency, distribution, game_day, results
+from entmoot_ops import outcomes
+from entmoot_ops.pytest_plugin import concurrency, distribution, game_day, memory, results
 from entmoot_ops.pytest_plugin.environments import run_preflights
 from entmoot_ops.pytest_plugin.options import runs_checks
 from entmoot_ops.pytest_plugin.state import SESSION_KEY, SUITE_KEY
@@ -47,8 +48,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _start_measuring(session: pytest.Session) -> None:
-    """Once references are resolved: the SSH connections warmed up, then the checks measured ahead of their turn."""
+    """Once references are resolved: the SSH connections warmed up, the environments' memory read, then the checks
+    measured ahead of their turn."""
     distribution.open_ssh_connections(session.config, session.items)
+    memory.start_recalling(session.config)
     concurrency.measure_ahead(session.items[0])
 
 
@@ -94,6 +97,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A checklist that selected nothing proves nothing: say so with a failing exit, not pytest's quiet 5.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and runs_checks(session.config):
         session.config.get_terminal_writer().line("ERROR no check selected: nothing was verified", red=True)
+    if suite is not None and not hasattr(session.config, "workerinput"):
+        memory.judge_exit(session, outcomes.collector.so_far())
     game_day.write_report(session)
 
 

@@ -44,6 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the K-th of N parts of the selection (whole environments, or check groups when there are "
                          "fewer environments than shards); every runner computes the same parts: a CI matrix or a "
                          "Kubernetes Indexed Job runs them, `entmoot-ops report --merge DIR...` joins their reports")
+    group.addoption("--fail-on", dest="entmoot_fail_on", default="any", choices=("any", "new", "warn"),
+                    help="what fails the exit code: any failure (default); only a failure new since the last run (a gate "
+                         "on an environment with known problems); or any failure and any WARN (a gauge about to cross "
+                         "its threshold)")
+    group.addoption("--no-history", action="store_false", dest="entmoot_history",
+                    help="neither read nor write the history ([history]): no change since the last run is said, and this "
+                         "run is not remembered; a chaos experiment's observations run so")
     group.addoption("--no-export", action="store_false", dest="entmoot_export",
                     help="tell no notification channel ([notify]) and export no metrics ([metrics]); a chaos experiment's "
                          "observations run so: their red checks are the experiment's instrument, its own verdict is what "

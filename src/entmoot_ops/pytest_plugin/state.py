@@ -15,6 +15,8 @@ from entmoot_ops.chaos.gameday import GameDay
 from entmoot_ops.check import CheckSpec
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment
+from entmoot_ops.errors import ConfigError
+from entmoot_ops.history.silences import Silence
 from entmoot_ops.remediation import AuditLog
 
 
@@ -45,6 +47,20 @@ class Suite:
     shard: str | None = None  # "K/N" of --shard
     shard_left_empty: bool = False  # the selection had checks, none of them fell to this shard
     targets: dict[str, Target] = field(default_factory=dict)  # each environment's, for the run (fixtures.target_of)
+    silences: dict[str, list[Silence]] = field(default_factory=dict)  # each environment's, read when configured
+    memory: Any = None  # the run's memory.Memory, made when first asked
+
+    def resolver(self, env: str) -> Any:
+        """``resolve(reference, key)``: a reference of the environment as its preflight resolved it; a problem the
+        preflight found is raised."""
+        def resolve(reference: str, key: str) -> str:
+            found = self.preflights.get(env)
+            if found is not None and reference in found.resolved:
+                return found.resolved[reference]
+            problem = found.problems.get(reference) if found is not None else None
+            raise ConfigError(f"{key}: {problem.detail if problem else 'not resolved by the preflight'}",
+                              fix=problem.fix if problem else "")
+        return resolve
 
 
 SUITE_KEY = pytest.StashKey[Suite]()

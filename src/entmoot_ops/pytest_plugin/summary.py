@@ -11,7 +11,8 @@ import pytest
 
 from entmoot_ops import outcomes, reports
 from entmoot_ops.config import Environment
-from entmoot_ops.errors import ConfigError, one_line
+from entmoot_ops.errors import one_line
+from entmoot_ops.pytest_plugin import memory
 from entmoot_ops.pytest_plugin.results import run_of
 from entmoot_ops.pytest_plugin.state import SESSION_KEY, SUITE_KEY, Suite
 from entmoot_ops.results import CheckResult
@@ -36,7 +37,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                     "an experiment's rollbacks ran, an action's record is in the audit log", red=True)
     if not results:
         return
+    remembered = memory.remember(config, results)
     outcomes.write_summary(terminalreporter, results, [p.line() for p in suite.preflights.values() if not p.ok])
+    for line in [*remembered, *memory.silence_lines(config)]:
+        terminalreporter.write_line(masker(line), yellow=True)
     if suite.reports_dir is not None:
         reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())
         wall = time.monotonic() - suite.began
@@ -49,18 +53,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             _notify(suite, environment, results, say)
 
 
-def _resolver(suite: Suite, env: str) -> Any:
-    """A reference of the environment as its preflight resolved it; a problem the preflight found is raised."""
-    def resolve(reference: str, key: str) -> str:
-        found = suite.preflights.get(env)
-        if found is not None and reference in found.resolved:
-            return found.resolved[reference]
-        problem = found.problems.get(reference) if found is not None else None
-        raise ConfigError(f"{key}: {problem.detail if problem else 'not resolved by the preflight'}",
-                          fix=problem.fix if problem else "")
-    return resolve
-
-
 def _notify(suite: Suite, environment: Environment, results: list[CheckResult], say: Any) -> None:
     settings = environment.notify
     if not (settings.slack_webhook or settings.pagerduty_routing_key or settings.webhook):
@@ -68,7 +60,7 @@ def _notify(suite: Suite, environment: Environment, results: list[CheckResult], 
     from entmoot_ops import notify
 
     state = Path(settings.state_file) if settings.state_file else suite.reports_dir / "notify-state.json"
-    notify.notify(environment, results, notify.StateFile(state), _resolver(suite, environment.name), say)
+    notify.notify(environment, results, notify.StateFile(state), suite.resolver(environment.name), say)
 
 
 def _export_metrics(environment: Environment, results: list[CheckResult], marker: str, wall: float, say: Any) -> None:

@@ -3,18 +3,20 @@ masked once, carried to junit's properties and to the run's collector of results
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
+import allure
 import pytest
 
 from entmoot_ops import outcomes
 from entmoot_ops.check import Fixed, finding
 from entmoot_ops.errors import OpsError, one_line
+from entmoot_ops.pytest_plugin import memory
 from entmoot_ops.pytest_plugin.checkrun import RUN_KEY
 from entmoot_ops.pytest_plugin.remediation import ACTED_KEY, PLAN_KEY, REMEDIATION_KEY
 from entmoot_ops.pytest_plugin.state import DURATION_KEY, SUITE_KEY, env_name, spec_of
-from entmoot_ops.results import CheckResult
+from entmoot_ops.results import CheckResult, Outcome
 from entmoot_ops.runbook import link
 from entmoot_ops.secrets import masker
 
@@ -42,12 +44,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         environment = suite.environments.get(env)
         plan = item.stash.get(PLAN_KEY, [])
         done, recheck = item.stash.get(ACTED_KEY, ([], ""))
+        outcome = outcomes.classify(report, call, item.stash.get(REMEDIATION_KEY, ""))
+        silenced = memory.silence_of(item, outcome) if outcome in (Outcome.FAIL, Outcome.ERROR) else None
         result = CheckResult(
             check_id=spec.id,
             title=spec.title,
             env=env,
             nodeid=item.nodeid,
-            outcome=outcomes.classify(report, call, item.stash.get(REMEDIATION_KEY, "")),
+            outcome=Outcome.SILENCED if silenced else outcome,
             severity=spec.severity,
             section=link(environment.runbook_url, spec.section) if environment else spec.section,
             measured="; ".join(r.measured for r in run.readings) if run else "",
@@ -65,12 +69,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             touched=sorted(run.touched) if run else [],
             aws_actions=sorted(run.aws_actions) if run else [],
             duration_seconds=round(report.duration + item.stash.get(DURATION_KEY, 0.0), 3),
-            values=[{"label": r.label, "value": r.value, "limit": r.limit, "unit": r.unit} for r in run.readings] if run else [],
+            values=[{"label": r.label, "value": r.value, "limit": r.limit, "unit": r.unit, "op": r.op, "gauge": r.gauge,
+                     "measured": r.measured, "threshold": r.threshold}
+                    for r in run.readings] if run else [],
             evidence=list(run.evidence) if run else [],
             recorded=[[name, value, labels] for name, value, labels in run.recorded] if run else [],
+            resource=memory.resource_of(item),
         )
+        result = replace(result, **memory.recollect(item.config, item, result))
         # Readings, plans and labels quote what was measured: masked once here, for every output that shows them.
         result = CheckResult(**masker.data(asdict(result)))
+        if silenced is not None:
+            memory.silence(report, item, silenced, result.finding or result.message)
+        drawn = memory.chart(item.config, result, item.config.getoption("entmoot_charts"))
+        if drawn is not None:
+            allure.attach(drawn, name="readings over the last runs", attachment_type=allure.attachment_type.SVG)
         # On the item: junit writes the properties of the teardown report, which copies them from the item.
         item.user_properties.extend(result.as_properties())
     return report
