@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from entmoot_ops.config import HistorySettings, SilenceSettings
 from entmoot_ops.errors import ConfigError
 from entmoot_ops.history import changes, forecast, silences
 from entmoot_ops.history.store import (DAY, MIGRATIONS, SCHEMA_VERSION, HistoryUnavailable, Remembered, Run, open_store)
+from custom_checks import environment_file, run_custom_checks
 from postgres_server import postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,18 +117,47 @@ def test_two_writers_at_once_lose_no_row(settings):
     _open(settings).close()  # created and migrated before the race: the race is about runs
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:
-        pool.starmap(_write_runs, [(settings, "a", 25), (settings, "b", 25)])
+        pool.starmap(_write_runs, [(settings, NOW, 25), (settings, NOW + 1, 25)])
     store = _open(settings)
     assert len(store.results("prod", "rds.free-storage", 0)) == 50
-    assert store.states("prod")[("rds.free-storage", "")].streak == 50  # every run advanced the state once
+    state = store.states("prod")[("rds.free-storage", "")]
+    assert state.at == NOW + 49 and 25 <= state.streak <= 50  # the latest run's; one that committed late did not go back
     store.close()
 
 
-def _write_runs(settings: HistorySettings, tag: str, runs: int) -> None:
+def _write_runs(settings: HistorySettings, first: float, runs: int) -> None:
     store = _open(settings)
     for index in range(runs):
-        store.record(_run(NOW + index, tag=tag), [_result("pass")])
+        store.record(_run(first + 2 * index), [_result("pass")])
     store.close()
+
+
+def test_a_run_that_commits_after_a_later_one_is_kept_and_leaves_the_state_at_the_later_one(settings):
+    store = _open(settings)
+    store.record(_run(NOW), [_result("fail")])
+    store.record(_run(NOW - 60), [_result("pass")])  # began first, written last (a long run beside a short one)
+    state = store.states("prod")[("rds.free-storage", "")]
+    assert (state.outcome, state.at, state.streak) == ("fail", NOW, 1)
+    assert [r.outcome for r in store.results("prod", "rds.free-storage", 0)] == ["pass", "fail"]
+    store.close()
+
+
+def test_each_environment_keeps_its_own_retention_in_a_shared_store(settings):
+    store = _open(settings.model_copy(update={"retention_days": 400}))
+    store.record(_run(NOW - 100 * DAY, env="prod"), [_result("fail")])
+    _open(settings.model_copy(update={"retention_days": 30})).record(_run(NOW, env="sandbox"), [_result("pass")])
+    assert len(store.results("prod", "rds.free-storage", 0)) == 1 and ("rds.free-storage", "") in store.states("prod")
+    store.close()
+
+
+def test_the_user_a_run_is_remembered_by_has_a_name_even_where_the_system_has_none(monkeypatch):
+    from entmoot_ops.history import store
+
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found: 1000")
+
+    monkeypatch.setattr(store.getpass, "getuser", nameless)
+    assert store.user() == f"uid {os.getuid()}" and store.Run("r", "prod", NOW, "1.0", "morning").by.startswith("uid ")
 
 
 def test_retention_drops_what_is_older_than_it(settings):
@@ -230,19 +261,19 @@ def _falling(start: float, per_day: float, days: int, runs_a_day: int = 4) -> li
 
 def test_a_gauge_heading_for_its_threshold_is_forecast_with_its_time_left():
     points = [*_falling(0.9, 0.04, 14), (NOW, 0.34)]
-    found = forecast.crossing("free storage", points, limit=0.10, op=">", unit="%", horizon_days=7, window_days=14, min_runs=4)
+    found = forecast.crossing("free storage", points, limit=0.10, op=">", unit="%", horizon_days=7, min_runs=4)
     assert found is not None and 5 <= found.days_left <= 7
     assert found.line("rds.free-storage") == (f"rds.free-storage: free storage 34.00% now, crosses 10.00% in about "
                                               f"{found.days_left:.0f} days at the last 14 days' rate")
 
 
 def test_a_gauge_far_from_its_threshold_moving_away_or_with_too_few_readings_is_not_forecast():
-    common = {"limit": 0.10, "op": ">", "unit": "%", "horizon_days": 7, "window_days": 14, "min_runs": 4}
+    common = {"limit": 0.10, "op": ">", "unit": "%", "horizon_days": 7, "min_runs": 4}
     assert forecast.crossing("free", [*_falling(0.9, 0.001, 14), (NOW, 0.88)], **common) is None  # years away
     assert forecast.crossing("free", [*_falling(0.3, -0.04, 14), (NOW, 0.9)], **common) is None  # growing: moving away
     assert forecast.crossing("free", [(NOW - DAY, 0.5), (NOW, 0.2)], **common) is None  # two readings say nothing of a rate
     lag = [(NOW - (10 - i) * DAY, 5.0 * i) for i in range(10)] + [(NOW, 52.0)]  # replica lag growing toward 60 s
-    assert forecast.crossing("replica lag", lag, limit=60, op="<", unit="s", horizon_days=7, window_days=14, min_runs=4) is not None
+    assert forecast.crossing("replica lag", lag, limit=60, op="<", unit="s", horizon_days=7, min_runs=4) is not None
 
 
 # --- silences ------------------------------------------------------------------------------------------------------
@@ -269,6 +300,13 @@ def _silence(**changed) -> silences.Silence:
 def test_a_silence_without_an_end_beyond_the_longest_or_without_a_reason_is_refused(until, reason, refused):
     with pytest.raises(silences.Refusal, match=refused):
         _silence(until=until, reason=reason)
+
+
+def test_a_silence_names_a_check_or_a_group_never_every_check_and_takes_an_offset():
+    for everything in ("*", "*.memory", "?edis.memory"):
+        with pytest.raises(silences.Refusal, match="never every check"):
+            _silence(check=everything)
+    assert _silence(until="2026-12-09T10:00+01:00").ends == datetime(2026, 12, 9, 9, 0, tzinfo=UTC)
 
 
 def test_a_silence_hides_a_failure_of_what_it_names_until_its_end_and_an_error_only_when_it_says_so():
@@ -336,3 +374,49 @@ def test_silence_commands_refuse_in_one_line_with_exit_4_add_list_and_expire(env
     assert _ops("silence", "expire", identifier, "--env", "sandbox", home=tmp_path, environments=directory).returncode == 0
     assert "no active silence for sandbox" in _ops("silence", "list", "--env", "sandbox", home=tmp_path, environments=directory).stdout
     assert "expired" in _ops("silence", "list", "--env", "sandbox", "--all", home=tmp_path, environments=directory).stdout
+
+
+# --- the exit code of a run: --fail-on ------------------------------------------------------------------------------
+
+MEETING = '''
+    @pytest.mark.morning
+    @check(id="api.meeting", **COMMON)
+    def test_meeting(env):
+        expect("answers", 0, ">", 0)
+
+    @pytest.mark.morning
+    @check(id="api.agenda", **COMMON)
+    def test_agenda(env):
+        expect("free seats", 0.4, ">", 0.1, unit="%", gauge="free seats")
+'''
+
+
+def test_fail_on_new_fails_only_a_new_problem_and_never_one_whose_history_is_unknown(tmp_path, own_state_directory):
+    environment_file(tmp_path / "environments", "meet")
+    first = run_custom_checks(tmp_path, MEETING, "--env", "meet", "--fail-on", "new")
+    assert first.returncode == 1 and re.search(r"^FAIL\s+api.meeting\s+meet\s+\[new\]", first.stdout, re.M), first.stdout[-2000:]
+    known = run_custom_checks(tmp_path, MEETING, "--env", "meet", "--fail-on", "new")
+    assert known.returncode == 0 and "[still, since" in known.stdout, known.stdout[-2000:]
+    assert run_custom_checks(tmp_path, MEETING, "--env", "meet").returncode == 1  # the default: any failure
+    store = own_state_directory / "entmoot-ops" / "history.sqlite3"
+    store.unlink()
+    store.write_bytes(b"damaged" * 1000)
+    unknown = run_custom_checks(tmp_path, MEETING, "--env", "meet", "--fail-on", "new")
+    assert unknown.returncode == 1, unknown.stdout[-2000:]
+    assert [line for line in unknown.stdout.splitlines() if line.startswith("history [meet]")] == [
+        next(line for line in unknown.stdout.splitlines() if "not read" in line)], unknown.stdout[-2000:]
+
+
+def test_fail_on_warn_fails_a_gauge_about_to_cross_its_threshold(tmp_path, own_state_directory):
+    environment_file(tmp_path / "environments", "meet")
+    store = open_store(HistorySettings(path=str(own_state_directory / "entmoot-ops" / "history.sqlite3")), lambda r, k: "")
+    for index, (at, free) in enumerate(_falling(0.9, 0.08, 7)):
+        store.record(_run(at, env="meet", tag=str(index)), [Remembered("api.agenda", "", "pass", [
+            {"label": "free seats", "value": free, "limit": 0.1, "unit": "%", "op": ">", "gauge": "free seats"}])])
+    store.close()
+    body = MEETING.replace('expect("answers", 0, ">", 0)', 'expect("answers", 1, ">", 0)')
+    warned = run_custom_checks(tmp_path, body, "--env", "meet")
+    flat = re.sub(r"\n +", " ", warned.stdout)  # the summary's rows, unwrapped
+    assert warned.returncode == 0 and re.search(r"^WARN\s+api.agenda\s+meet\s+free seats 40\.00% now, crosses 10\.00% in about \d+ "
+                                                r"(hours|days) at the last 7 days' rate", flat, re.M), warned.stdout[-2000:]
+    assert run_custom_checks(tmp_path, body, "--env", "meet", "--fail-on", "warn").returncode == 1

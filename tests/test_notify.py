@@ -28,8 +28,10 @@ def notify_secrets(sink: Sink) -> dict[str, str]:
             **sink.trust}
 
 
-def _result(outcome: str, check: str = "rds.free-storage", severity: str = "critical", flapping: bool = False) -> CheckResult:
-    return CheckResult(flapping=flapping, check_id=check, title="RDS free storage above 10%", env="sandbox", nodeid=f"checks/x.py::{check}",
+def _result(outcome: str, check: str = "rds.free-storage", severity: str = "critical", flapping: bool = False,
+            resource: str = "", recalled: bool = True) -> CheckResult:
+    return CheckResult(flapping=flapping, resource=resource, recalled=recalled, check_id=check, title="RDS free storage above 10%",
+                       env="sandbox", nodeid=f"checks/x.py::{check}",
                        outcome=outcome, severity=severity, section="alert-disk-space-low-10", measured="5.00%",
                        threshold="> 10.00%", remediation="rds.increase-storage", remediation_state="planned",
                        message="free storage: measured 5.00%, threshold > 10.00% -> remediation rds.increase-storage")
@@ -89,6 +91,27 @@ def test_a_flapping_check_is_told_once_when_it_starts_and_once_when_it_stops_ins
         "*FAIL", "*FLAPPING", "*STOPPED FLAPPING", "*RESOLVED"]
     assert [m.body["event"] for m in sink.on("/hooks/")] == ["problem", "flapping", "stopped flapping", "resolved"]
     assert [m.body["event_action"] for m in sink.on("/v2/enqueue")] == ["trigger", "resolve"]
+
+
+def test_each_replica_is_told_of_on_its_own_a_silenced_check_tells_nobody_and_an_unread_history_changes_nothing(
+        environments, sink, tmp_path):
+    state = tmp_path / "notify-state.json"
+    environment = load_environment("sandbox", environments(replace={"[thresholds]\n": notify_settings(sink, state) + "[thresholds]\n"}))
+    said: list[str] = []
+    lag = "replication.lag"
+    # One replica lagging, the other not: one problem, told once, and nothing on the next run.
+    assert _notify(environment, sink, state, [_result("fail", lag, resource="replica1"), _result("pass", lag, resource="replica2")], said) == 3
+    assert _notify(environment, sink, state, [_result("fail", lag, resource="replica1"), _result("pass", lag, resource="replica2")], said) == 0
+    assert sink.on("/v2/enqueue")[0].body["dedup_key"] == "sandbox/replication.lag/replica1"
+    # One flapping, the other not: one notice when it starts, none on the next run.
+    steady = _result("pass", lag, resource="replica2")
+    assert _notify(environment, sink, state, [_result("pass", lag, resource="replica1", flapping=True), steady], said) == 2
+    assert _notify(environment, sink, state, [_result("fail", lag, resource="replica1", flapping=True), steady], said) == 0
+    # The history unread (the store unavailable): flapping is unknown, not over; nothing is said of it.
+    assert _notify(environment, sink, state, [_result("pass", lag, resource="replica1", recalled=False)], said) == 0
+    # A silenced problem tells nobody, flapping or not.
+    assert _notify(environment, sink, state, [_result("silenced", "redis.memory"), _result("silenced", "rds.free-storage", flapping=True)], said) == 0
+    assert said == []
 
 
 def test_a_failed_send_is_one_line_and_is_told_again_next_run(environments, sink, tmp_path):

@@ -40,18 +40,19 @@ class Event:
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.result.env}/{self.result.check_id}"
+        return f"{self.result.env}/{told_as(self.result)}"
 
     def headline(self) -> str:
         r = self.result
         said = {"problem": r.outcome.upper(), "resolved": "RESOLVED", "fixed": "FIXED", "flapping": "FLAPPING",
                 "stopped flapping": "STOPPED FLAPPING"}[self.kind]
-        return masker(f"{said} {r.check_id} [{r.env}]: {r.title}")
+        return masker(f"{said} {told_as(r)} [{r.env}]: {r.title}")
 
     def body(self) -> dict[str, Any]:
         """What every channel says: the check, environment, reading and remediation, masked."""
         r = self.result
-        fields = {"event": self.kind, "environment": r.env, "check": r.check_id, "title": r.title, "outcome": r.outcome,
+        fields = {"event": self.kind, "environment": r.env, "check": r.check_id, "resource": r.resource, "title": r.title,
+                  "outcome": r.outcome,
                   "severity": r.severity, "measured": r.measured, "threshold": r.threshold, "message": r.message,
                   "remediation": r.remediation, "remediation_state": r.remediation_state, "runbook_section": r.section,
                   "report_url": self.report_url, "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -201,22 +202,29 @@ def _told(channel: Channel, event: Event, env: Environment, say: Callable[[str],
     try:
         channel.send(event)
     except Exception as exc:  # noqa: BLE001 - a notification never costs a verdict
-        say(masker(f"notify [{env.name}] {channel.name}: {event.kind} {event.result.check_id} not sent: {one_line(exc)}"))
+        say(masker(f"notify [{env.name}] {channel.name}: {event.kind} {told_as(event.result)} not sent: {one_line(exc)}"))
         return False
     return True
 
 
+def told_as(result: CheckResult) -> str:
+    """What a channel is told about: a check, or one resource of a check parametrised per replica or host."""
+    return f"{result.check_id}/{result.resource}" if result.resource else result.check_id
+
+
 def _flap(channel: Channel, result: CheckResult, flapping: list[str], env: Environment, say: Callable[[str], None]) -> int:
     """One notice when a check starts flapping and one when it stops, instead of each change; returns the messages
-    sent. ``flapping``: the checks this channel knows are flapping, kept up to date."""
-    started = result.flapping and result.check_id not in flapping
-    stopped = not result.flapping and result.check_id in flapping
+    sent. ``flapping``: what this channel knows is flapping, kept up to date. A check whose history was not read
+    this run (the store unavailable) changes nothing: its flapping is unknown, not over."""
+    subject = told_as(result)
+    started = result.flapping and subject not in flapping
+    stopped = result.recalled and not result.flapping and subject in flapping
     if not (started or stopped):
         return 0
     event = Event("flapping" if started else "stopped flapping", result, env.notify.report_url)
     if not _told(channel, event, env, say):
         return 0
-    (flapping.append if started else flapping.remove)(result.check_id)
+    (flapping.append if started else flapping.remove)(subject)
     return int(channel.wants(event))
 
 
@@ -230,16 +238,18 @@ def notify(env: Environment, results: Iterable[CheckResult], state_file: StateFi
         told = state.setdefault(channel.name, {}).setdefault(env.name, {})
         flapping = state.setdefault("flapping", {}).setdefault(channel.name, {}).setdefault(env.name, [])
         for result in mine:
+            if result.outcome == Outcome.SILENCED:
+                continue  # a known problem, silenced: nobody is told, and what they were told stays as it was
             sent += _flap(channel, result, flapping, env, say)
-            if result.check_id in flapping:
+            if told_as(result) in flapping:
                 continue  # held while it flaps
-            event, after = _event(result, told.get(result.check_id, "ok"), env.notify.report_url)
+            event, after = _event(result, told.get(told_as(result), "ok"), env.notify.report_url)
             if event is not None and channel.wants(event):
                 if not _told(channel, event, env, say):
                     continue
                 sent += 1
             elif event is not None:  # below this channel's bar: it was not told, and so stays as it was
                 continue
-            told[result.check_id] = after
+            told[told_as(result)] = after
     state_file.save(state)
     return sent

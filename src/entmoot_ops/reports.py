@@ -30,11 +30,12 @@ from entmoot_ops.secrets import masker
 
 # Allure sorts failed and broken results into these by status and message.
 CATEGORIES = [
-    {"name": "Silenced: a known problem, until the silence ends", "matchedStatuses": ["skipped"], "messageRegex": "(?s)SILENCED .*"},
     {"name": "Fixed by a remediation (something was wrong)", "matchedStatuses": ["failed"], "messageRegex": "(?s)FIXED .*"},
     {"name": "Threshold breached", "matchedStatuses": ["failed"]},
     {"name": "Misconfigured", "matchedStatuses": ["broken"],
      "messageRegex": "(?s).*(preflight|not set|not configured|placeholder|check mode refused|api\\.auth).*"},
+    # Before "No data to judge", which matches skipped results too: a silenced one is silenced first.
+    {"name": "Silenced: a known problem, until the silence ends", "matchedStatuses": ["skipped"], "messageRegex": "(?s)SILENCED .*"},
     {"name": "Access denied or throttled", "matchedStatuses": ["broken"], "messageRegex": "(?s).*(denied|throttled).*"},
     {"name": "Dependency unreachable or answering nonsense", "matchedStatuses": ["broken"],
      "messageRegex": "(?s).*(unreachable|refused the request|unexpected answer).*"},
@@ -83,10 +84,10 @@ class AllureVerdicts:
             result.statusDetails.message = verdict_line(call.excinfo.value)
         remembered = CheckResult.from_properties(item.user_properties)
         if remembered is not None:
-            _remembered(result, remembered)
+            _said_by_memory(result, remembered)
 
 
-def _remembered(result: Any, remembered: CheckResult) -> None:
+def _said_by_memory(result: Any, remembered: CheckResult) -> None:
     """What the on-call's memory says of a check, in its Allure result: a silenced failure as skipped with its
     verdict and silence (never as a pass), its change since the last run and flapping as tags, a WARN's forecast."""
     from allure_commons.model2 import Label, StatusDetails

@@ -76,6 +76,7 @@ class CheckResult:
     # run; flapping; for a problem that lasts, since when and for how many runs.
     change: str = ""
     flapping: bool = False
+    recalled: bool = False  # its history was read: change and flapping say what it knows (else nothing is known)
     since: str = ""  # ISO 8601, UTC
     runs: int = 0
     silence: dict = field(default_factory=dict)  # the silence that hid it: id, reason, by, ends

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import getpass
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -26,11 +25,15 @@ def _store(env: object):  # noqa: ANN202 - history.store.Store, imported on use
     from entmoot_ops.history.store import open_store
 
     clients = Clients(env)
-    return open_store(env.history, lambda reference, key: clients.secret(reference, what=key))
+    try:
+        return open_store(env.history, lambda reference, key: clients.secret(reference, what=key))
+    finally:
+        clients.close()
 
 
 def silence_add(arguments: argparse.Namespace) -> int:
     from entmoot_ops.history import silences
+    from entmoot_ops.history.store import user
 
     env = environment_of(arguments)
     if arguments.checks_dir.is_dir():
@@ -40,7 +43,7 @@ def silence_add(arguments: argparse.Namespace) -> int:
                           fix="`entmoot-ops checks` lists the check ids; a glob (redis.*) silences several")
     try:
         found = silences.new(check=arguments.check, resource=arguments.resource, until=arguments.until, reason=arguments.reason,
-                             by=arguments.by or getpass.getuser(), errors=arguments.errors, settings=env.silences,
+                             by=arguments.by or user(), errors=arguments.errors, settings=env.silences,
                              now=datetime.now(UTC))
         path = _silences_file(arguments)
         with silences.editing(path, env.silences) as kept:
@@ -107,8 +110,8 @@ def silence_expire(arguments: argparse.Namespace) -> int:
         if index is None:
             raise Refused(f"no silence {arguments.id} in {env.name}", fix=f"`entmoot-ops silence list --env {env.name} --all` lists them")
         found = kept[index]
-        if found.ends > now:
-            kept[index] = found.model_copy(update={"ends": max(now, found.starts + timedelta(seconds=1))})
+        if found.ends > now:  # one not begun yet ends before it begins
+            kept[index] = found.model_copy(update={"starts": min(found.starts, now - timedelta(seconds=1)), "ends": now})
     print(f"silence {found.id} of {found.check} [{env.name}] expired: a failure of it fails again")
     return 0
 

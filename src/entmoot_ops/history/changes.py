@@ -28,8 +28,6 @@ class Change(StrEnum):
     UNCHANGED = ""
 
 
-FLAPPING = "flapping"  # changing state too often for each change to be told: said in place of the change
-
 
 @dataclass(frozen=True)
 class State:
@@ -71,9 +69,12 @@ def advance(previous: State | None, outcome: str, at: float, *, high: float, low
 
 def change(previous: State | None, current: State | None) -> Change:
     """What a run says of a check, given its state before the run and after it (a flapping check is still new, still
-    or resolved: ``--fail-on new`` judges by that; outputs say ``flapping`` in its place)."""
+    or resolved: ``--fail-on new`` judges by that; outputs say ``flapping`` in its place). A failure after its
+    silence ended is new again."""
     if current is None or current is previous:  # not judged this time
         return Change.UNCHANGED
     if current.problem:
-        return Change.STILL if previous is not None and previous.problem else Change.NEW
+        # A problem whose silence has ended is news again: the grace it was given is over.
+        unsilenced = previous is not None and previous.outcome == Outcome.SILENCED and current.outcome != Outcome.SILENCED
+        return Change.STILL if previous is not None and previous.problem and not unsilenced else Change.NEW
     return Change.RESOLVED if previous is not None and previous.problem else Change.UNCHANGED

@@ -38,7 +38,8 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 class Silence(Strict):
     id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}$")]
-    check: Annotated[str, StringConstraints(pattern=r"^[a-z0-9*?\[\]._-]+$")]  # a check id, or a glob of them
+    # A check id, or a glob of a group of them (redis.*): never one that starts with a wildcard, which hides everything.
+    check: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9*?\[\]._-]*$")]
     resource: Annotated[str, StringConstraints(min_length=1)] | None = None  # a replica, a host (a glob too)
     starts: AwareDatetime
     ends: AwareDatetime
@@ -147,6 +148,9 @@ def new(*, check: str, resource: str | None, until: str | None, reason: str | No
         raise Refusal("a silence needs an end: --until DATE_OR_DURATION", fix=f"e.g. --until 3d; at most {settings.longest_days:g} days")
     if not reason or not reason.strip():
         raise Refusal("a silence needs a reason: --reason TEXT", fix="say why the problem is known and what will end it")
+    if not check[:1].isalnum():
+        raise Refusal(f"--check {check}: a silence names a check or a group of them (redis.*), never every check",
+                      fix="name the check that is known to fail")
     ends = end_of(until, now)
     if ends <= now:
         raise Refusal(f"--until {until}: {when(ends)} has passed", fix="give an end in the future")

@@ -66,7 +66,7 @@ class Remembered:
         return self.check_id, self.resource
 
     @property
-    def gauges(self) -> bool:
+    def has_gauge(self) -> bool:
         return any(reading.get("gauge") for reading in self.readings)
 
 
@@ -77,7 +77,7 @@ class Run:
     at: float
     version: str
     selection: str
-    by: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
+    by: str = field(default_factory=lambda: f"{user()}@{socket.gethostname()}")
 
 
 _RESULT_COLUMNS = ("run_id", "env", "check_id", "resource", "at", "outcome", "change", "flapping", "gauges", "readings",
@@ -156,8 +156,10 @@ class Store:
             before = _states(self._read_in_transaction(_STATES, (run.env,)))
             after: dict[tuple[str, str], State] = {}
             for result in results:
-                state = advance(after.get(result.key, before.get(result.key)), result.outcome, run.at,
-                                high=settings.flap_high_percent, low=settings.flap_low_percent)
+                previous = after.get(result.key, before.get(result.key))
+                if previous is not None and previous.at > run.at:
+                    continue  # a later run committed first: the state is already past this one
+                state = advance(previous, result.outcome, run.at, high=settings.flap_high_percent, low=settings.flap_low_percent)
                 if state is not None:
                     after[result.key] = state
             execute("INSERT INTO entmoot_runs (id, env, at, version, selection, by_whom) VALUES (?, ?, ?, ?, ?, ?)",
@@ -173,10 +175,10 @@ class Store:
             execute("""INSERT INTO entmoot_silence_matches (env, silence_id, at) VALUES (?, ?, ?)
                        ON CONFLICT (env, silence_id) DO UPDATE SET at = excluded.at""",
                     sorted({(run.env, r.silence_id, run.at) for r in results if r.silence_id}))
-            cutoff = [(run.at - settings.retention_days * DAY,)]
-            for table in ("entmoot_results", "entmoot_runs", "entmoot_silence_matches"):
-                execute(f"DELETE FROM {table} WHERE at < ?", cutoff)
-            execute("DELETE FROM entmoot_states WHERE at < ?", cutoff)
+            # This environment's retention, on its own rows: environments sharing a store may keep theirs longer.
+            cutoff = [(run.env, run.at - settings.retention_days * DAY)]
+            for table in ("entmoot_results", "entmoot_runs", "entmoot_silence_matches", "entmoot_states"):
+                execute(f"DELETE FROM {table} WHERE env = ? AND at < ?", cutoff)
 
     def close(self) -> None:
         raise NotImplementedError
@@ -221,7 +223,7 @@ def _states(rows: list[tuple]) -> dict[tuple[str, str], State]:
 
 
 def _row(run: Run, r: Remembered) -> tuple:
-    return (run.id, run.env, r.check_id, r.resource, run.at, r.outcome, r.change, r.flapping, r.gauges,
+    return (run.id, run.env, r.check_id, r.resource, run.at, r.outcome, r.change, r.flapping, r.has_gauge,
             json.dumps(r.readings, separators=(",", ":")), r.message, r.remediation, r.remediation_state,
             r.duration_seconds, r.silence_id, run.version)
 
@@ -381,6 +383,14 @@ def _refuse_newer(version: int, where: str) -> None:
     if version > SCHEMA_VERSION:
         raise HistoryUnavailable(f"{where} was written by a newer entmoot-ops (schema {version}, this one knows "
                                  f"{SCHEMA_VERSION})", fix="upgrade entmoot-ops on this runner")
+
+
+def user() -> str:
+    """Who runs this: the login name, or the uid where the system has no name for it (a CI container's user)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - getpass raises KeyError or OSError where the uid has no passwd entry
+        return f"uid {os.getuid()}"
 
 
 def default_path() -> Path:

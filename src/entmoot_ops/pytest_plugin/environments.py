@@ -142,7 +142,7 @@ def hand_over(suite: Suite) -> None:
     """Under xdist the controller hands its preflight (and the sandbox it attached to) to the workers in a file,
     written before any check is sent to one."""
     handed = {"preflights": {name: p.to_json() for name, p in suite.preflights.items()},
-              "sandbox_state": os.environ.get("ENTMOOT_SANDBOX_STATE")}
+              "sandbox_state": os.environ.get("ENTMOOT_SANDBOX_STATE"), "started_at": suite.started_at}
     suite.handoff.write_text(json.dumps(handed), encoding="utf-8")
 
 
@@ -151,4 +151,5 @@ def handed_over(suite: Suite) -> None:
     handed = json.loads(suite.handoff.read_text(encoding="utf-8"))
     if handed["sandbox_state"]:
         os.environ["ENTMOOT_SANDBOX_STATE"] = handed["sandbox_state"]
+    suite.started_at = handed["started_at"]
     suite.preflights.update({name: preflight.Preflight.from_json(data) for name, data in handed["preflights"].items()})

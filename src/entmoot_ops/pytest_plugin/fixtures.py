@@ -13,6 +13,7 @@ import pytest
 
 from entmoot_ops.clients import Clients
 from entmoot_ops.config import Environment
+from entmoot_ops.pytest_plugin import memory
 from entmoot_ops.pytest_plugin.distribution import oncall_urls
 from entmoot_ops.pytest_plugin.environments import handed_over, preflight_of
 from entmoot_ops.pytest_plugin.state import SUITE_KEY, Target
@@ -76,6 +77,7 @@ def target_of(config: pytest.Config, name: str) -> Target:
         if name not in suite.preflights:  # checks run from a path pytest_sessionstart did not recognise
             suite.preflights[name] = preflight_of(suite, name)
         suite.targets[name] = Target(suite.environments[name], Clients(suite.environments[name], preflight=suite.preflights[name]))
+        memory.memory_of(config).recall(name)  # read while its checks measure (an xdist worker's first sight of it)
     return suite.targets[name]
 
 

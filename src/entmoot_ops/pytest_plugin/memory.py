@@ -2,15 +2,15 @@
 run and which checks flap, gauges forecast, charts of the last runs, the run remembered, and ``--fail-on``.
 
 Each process of a run (xdist's workers too) reads what it needs once per environment, on a thread of its own as soon
-as the references are resolved: the states of the last run and the gauges' recent readings. Only the process that
-reports the run (the controller) writes it, in one transaction per environment when the run ends. A store that cannot
-be read or written costs one warning line, never a verdict.
+as the environment's references are resolved, while its checks measure: the states of the last run, the gauges'
+recent readings and when each silence last hid something. Only the process that reports the run (the controller)
+writes it, in one transaction per environment, when the run ends, at the time the run began. A store that cannot be
+read or written costs one line, never a verdict, an exit code or a notification.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from entmoot_ops import charts
+from entmoot_ops.check import Unavailable, best_effort
 from entmoot_ops.config import Environment
 from entmoot_ops.errors import one_line
 from entmoot_ops.history import changes, forecast, silences
@@ -49,10 +50,16 @@ class Memory:
     def __init__(self, suite: Suite, *, enabled: bool):
         self.suite = suite
         self.enabled = enabled
-        self.began = time.time()
         self._reading: dict[str, Future[Recalled]] = {}
         self._lock = threading.Lock()
-        self.warnings: list[str] = []
+
+    @property
+    def began(self) -> float:
+        return self.suite.started_at
+
+    def wanted(self, env: str) -> bool:
+        environment = self.suite.environments.get(env)
+        return self.enabled and environment is not None and environment.history.enabled
 
     def recall(self, env: str) -> Future[Recalled]:
         """Start reading an environment's memory (once), on a thread of its own."""
@@ -60,21 +67,27 @@ class Memory:
             if env not in self._reading:
                 found: Future[Recalled] = Future()
                 self._reading[env] = found
-                threading.Thread(target=self._read, args=(env, found), name=f"entmoot-history-{env}", daemon=True).start()
+                if self.wanted(env):
+                    threading.Thread(target=self._read, args=(env, found), name=f"entmoot-history-{env}", daemon=True).start()
+                else:
+                    found.set_result(Recalled())
             return self._reading[env]
 
     def of(self, env: str) -> Recalled:
-        environment = self.suite.environments.get(env)
-        if not self.enabled or environment is None or not environment.history.enabled:
-            return Recalled()
+        reading = self.recall(env)
         try:
-            return self.recall(env).result(timeout=WAIT_SECONDS)
+            return reading.result(timeout=WAIT_SECONDS)
         except TimeoutError:
-            return Recalled(problem=f"history [{env}]: not read within {WAIT_SECONDS:g} s; this run says nothing of changes")
+            late = Recalled(problem=f"history [{env}]: not read within {WAIT_SECONDS:g} s; this run says nothing of changes "
+                                    "and is not remembered")
+            with self._lock:  # asked once: every later check goes on without it at once
+                if self._reading.get(env) is reading:
+                    self._reading[env] = done = Future()
+                    done.set_result(late)
+            return self._reading[env].result()
 
     def _read(self, env: str, found: Future[Recalled]) -> None:
-        environment = self.suite.environments[env]
-        settings = environment.history
+        settings = self.suite.environments[env].history
         try:
             store = open_store(settings, self.suite.resolver(env))
             found.set_result(Recalled(store, store.states(env), store.gauge_readings(env, self.began - settings.trend_days * DAY),
@@ -100,9 +113,8 @@ def memory_of(config: pytest.Config) -> Memory:
 def start_recalling(config: pytest.Config) -> None:
     """Once the references are resolved: each environment's memory read while the checks measure."""
     memory = memory_of(config)
-    for name, environment in memory.suite.environments.items() if memory.enabled else ():
-        if environment.history.enabled:
-            memory.recall(name)
+    for name in memory.suite.environments:
+        memory.recall(name)
 
 
 def resource_of(item: pytest.Item) -> str:
@@ -123,25 +135,25 @@ def silence_of(item: pytest.Item, outcome: str) -> silences.Silence | None:
     return item.stash[SILENCE_KEY]
 
 
-def silence(report: pytest.TestReport, item: pytest.Item, found: silences.Silence, detail: str) -> None:
+def mark_silenced(report: pytest.TestReport, item: pytest.Item, silence: silences.Silence, detail: str) -> None:
     """A silenced failure: reported as skipped (it fails neither the run nor its exit code), with its verdict, reason,
     author and end as the skip's reason, as junit and the terminal show a skip."""
     report.outcome = "skipped"
-    report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"SILENCED {detail}; {found.said()}")
+    report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"SILENCED {detail}; {silence.said()}")
 
 
 def recollect(config: pytest.Config, item: pytest.Item, result: CheckResult) -> dict[str, Any]:
-    """What the memory adds to a check's result: its change since the last run, flapping, since when a problem lasts,
-    the silence that hid it, and a gauge's forecast (as CheckResult fields)."""
+    """What the memory adds to a check's result (as CheckResult fields): the silence that hid it, its change since the
+    last run, flapping, since when a problem lasts, and a gauge's forecast."""
     memory = memory_of(config)
     environment = memory.suite.environments.get(result.env)
     if environment is None:
         return {}
     added: dict[str, Any] = {}
-    found = item.stash.get(SILENCE_KEY, None)
-    if found is not None and result.outcome == Outcome.SILENCED:
-        added["silence"] = {"id": found.id, "reason": found.reason, "by": found.by, "ends": found.ends.isoformat(),
-                            "said": found.said()}
+    silence = item.stash.get(SILENCE_KEY, None)
+    if silence is not None and result.outcome == Outcome.SILENCED:
+        added["silence"] = {"id": silence.id, "reason": silence.reason, "by": silence.by, "ends": silence.ends.isoformat(),
+                            "said": silence.said()}
     recalled = memory.of(result.env)
     if recalled.store is None:
         return added
@@ -149,16 +161,15 @@ def recollect(config: pytest.Config, item: pytest.Item, result: CheckResult) -> 
     key = (result.check_id, result.resource)
     previous = recalled.states.get(key)
     current = changes.advance(previous, result.outcome, memory.began, high=settings.flap_high_percent, low=settings.flap_low_percent)
-    added["change"] = changes.change(previous, current).value
-    added["flapping"] = bool(current and current.flapping)
+    added.update(recalled=True, change=changes.change(previous, current).value, flapping=bool(current and current.flapping))
     if current is not None and current.problem:
         added["since"] = datetime.fromtimestamp(current.since, UTC).isoformat(timespec="seconds")
         added["runs"] = current.streak
     if result.outcome == Outcome.PASS:
-        found_forecast = _forecast(environment, result, recalled.gauges.get(key, []), memory.began)
-        if found_forecast is not None:
-            added["forecast"] = found_forecast.as_dict()
-            added["warning"] = f"WARN {found_forecast.line(result.check_id)}"
+        heading = _forecast(environment, result, recalled.gauges.get(key, []), memory.began)
+        if heading is not None:
+            added["forecast"] = heading.as_dict()
+            added["warning"] = f"WARN {heading.line(result.check_id)}"
     return added
 
 
@@ -168,37 +179,39 @@ def _forecast(environment: Environment, result: CheckResult, past: list[Remember
         if not reading.get("gauge") or reading.get("value") is None or reading.get("limit") is None:
             continue
         points = [(r.at, v["value"]) for r in past for v in r.readings if v.get("gauge") == reading["gauge"] and v.get("value") is not None]
-        found = forecast.crossing(reading["gauge"], [*points, (now, reading["value"])], limit=reading["limit"], op=reading["op"],
-                                  unit=reading["unit"], horizon_days=settings.horizon_days, window_days=settings.trend_days,
-                                  min_runs=settings.trend_min_runs)
-        if found is not None:
-            return found
+        heading = forecast.crossing(reading["gauge"], [*points, (now, reading["value"])], limit=reading["limit"], op=reading["op"],
+                                    unit=reading["unit"], horizon_days=settings.horizon_days, min_runs=settings.trend_min_runs)
+        if heading is not None:
+            return heading
     return None
 
 
 def chart(config: pytest.Config, result: CheckResult, charts_wanted: str) -> bytes | None:
     """The check's readings over its last runs (the trend window), with their threshold: for a gauge, for a check that
-    did not pass (``--charts all``: every check with a number to draw; ``--charts none``: none)."""
+    did not pass (``--charts all``: every check with a number to draw; ``--charts none``: none). Best effort: a chart
+    that cannot be read or drawn is left out."""
     memory = memory_of(config)
     environment = memory.suite.environments.get(result.env)
     numbers = [v for v in result.values if v.get("value") is not None]
     gauge = any(v.get("gauge") for v in numbers)
     wanted = charts_wanted == "all" or (charts_wanted == "failures" and (gauge or result.outcome != Outcome.PASS))
-    if environment is None or not numbers or not wanted:
+    if environment is None or not numbers or not wanted or memory.of(result.env).store is None:
         return None
+    drawn = best_effort("history chart", lambda: _draw(memory, environment, result, numbers))
+    return None if isinstance(drawn, Unavailable) else drawn
+
+
+def _draw(memory: Memory, environment: Environment, result: CheckResult, numbers: list[dict]) -> bytes | None:
     recalled = memory.of(result.env)
-    if recalled.store is None:
-        return None
     key = (result.check_id, result.resource)
-    since = memory.began - environment.history.trend_days * DAY
-    try:
-        past = recalled.gauges.get(key) if gauge else recalled.store.results(result.env, result.check_id, since, result.resource)
-    except HistoryUnavailable:
-        return None
     first = next((v for v in numbers if v.get("gauge")), numbers[0])
-    same = (lambda v: v.get("gauge") == first["gauge"]) if first.get("gauge") else (lambda v: v.get("label") == first["label"])
-    points = [(datetime.fromtimestamp(r.at, UTC), v["value"]) for r in past or [] for v in r.readings
-              if same(v) and v.get("value") is not None]
+    if first.get("gauge"):
+        past = recalled.gauges.get(key, [])
+        same = lambda v: v.get("gauge") == first["gauge"]  # noqa: E731
+    else:
+        past = recalled.store.results(result.env, result.check_id, memory.began - environment.history.trend_days * DAY, result.resource)
+        same = lambda v: v.get("label") == first["label"]  # noqa: E731
+    points = [(datetime.fromtimestamp(r.at, UTC), v["value"]) for r in past for v in r.readings if same(v) and v.get("value") is not None]
     if not points:
         return None
     points.append((datetime.fromtimestamp(memory.began, UTC), first["value"]))
@@ -210,59 +223,68 @@ def chart(config: pytest.Config, result: CheckResult, charts_wanted: str) -> byt
 def remember(config: pytest.Config, results: list[CheckResult]) -> list[str]:
     """The run written, one transaction per environment; what could not be read or written, one line each."""
     memory = memory_of(config)
-    lines = list(dict.fromkeys(memory.of(env).problem for env in {r.env for r in results} if memory.of(env).problem))
-    if not memory.enabled:
-        return lines
-    version = _version()
-    selection = config.option.markexpr or "all"
-    for env in sorted({r.env for r in results}):
+    lines = []
+    for env in sorted({r.env for r in results}) if memory.enabled else ():
         recalled = memory.of(env)
+        if recalled.problem:
+            lines.append(recalled.problem)
         if recalled.store is None:
             continue
         mine = [r for r in results if r.env == env]
+        unknown = sum(1 for r in mine if not r.recalled)
+        if unknown:  # an xdist worker that could not read what this process could
+            lines.append(f"history [{env}]: {unknown} of {len(mine)} checks were judged without their history (no change "
+                         "said for them, and --fail-on new counts their problems as new)")
         try:
-            recalled.store.record(Run(uuid.uuid4().hex, env, memory.began, version, selection), [_remembered(r) for r in mine])
+            recalled.store.record(Run(uuid.uuid4().hex, env, memory.began, _version(), config.option.markexpr or "all"),
+                                  [_to_remembered(r) for r in mine])
         except HistoryUnavailable as exc:
             lines.append(f"history [{env}]: this run was not remembered: {exc.with_fix()}")
+        except Exception as exc:  # noqa: BLE001 - the memory never costs a verdict: any failure is one line
+            lines.append(f"history [{env}]: this run was not remembered: {one_line(exc)}")
     memory.close()
     return lines
 
 
-def _remembered(result: CheckResult) -> Remembered:
+def _to_remembered(result: CheckResult) -> Remembered:
     return Remembered(result.check_id, result.resource, result.outcome, result.values, result.message, result.change,
                       result.flapping, result.remediation, result.remediation_state, result.duration_seconds,
                       result.silence.get("id"))
 
 
-def silence_lines(config: pytest.Config) -> list[str]:
+def silence_lines(config: pytest.Config, results: list[CheckResult]) -> list[str]:
     """The run's word on its environments' silences: those that end within a day, and those gone stale."""
     suite = config.stash[SUITE_KEY]
     memory = memory_of(config)
     now = datetime.now(UTC)
     lines = []
-    for env, found in suite.silences.items():
+    for env, kept in suite.silences.items():
         settings = suite.environments[env].silences
-        for s in silences.active(found, now):
-            hours = (s.ends - now).total_seconds() / 3600
+        for silence in silences.active(kept, now):
+            hours = (silence.ends - now).total_seconds() / 3600
             if hours <= settings.ending_hours:
-                lines.append(f"silence {s.id} of {s.check} [{env}] ends in {hours:.0f} h ({silences.when(s.ends)}): {s.reason}")
+                lines.append(f"silence {silence.id} of {silence.check} [{env}] ends in {hours:.0f} h ({silences.when(silence.ends)}): "
+                             f"{silence.reason}")
         recalled = memory.of(env)
         if recalled.store is not None:
-            for s in silences.stale(found, recalled.last_matched, now, settings):
-                lines.append(f"silence {s.id} of {s.check} [{env}] is stale: it has hidden nothing for "
-                             f"{settings.stale_days:g} days: `entmoot-ops silence expire {s.id} --env {env}`")
+            # What this run's silences hid counts too: the store has it only once the run is written.
+            matched = recalled.last_matched | {r.silence["id"]: memory.began for r in results if r.env == env and r.silence}
+            for silence in silences.stale(kept, matched, now, settings):
+                lines.append(f"silence {silence.id} of {silence.check} [{env}] is stale: it has hidden nothing for "
+                             f"{settings.stale_days:g} days: `entmoot-ops silence expire {silence.id} --env {env}`")
     return lines
 
 
 def judge_exit(session: pytest.Session, results: list[CheckResult]) -> None:
-    """``--fail-on new``: only a failure new since the last run fails the exit code; ``--fail-on warn``: a WARN
-    (a gauge about to cross its threshold) fails it too."""
+    """``--fail-on new``: only a problem new since the last run fails the exit code; ``--fail-on warn``: a WARN (a
+    gauge about to cross its threshold) fails it too."""
     fail_on = session.config.getoption("entmoot_fail_on")
     if fail_on == "new" and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
-        memory = memory_of(session.config)
         problems = [r for r in results if r.outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.FIXED)]
-        # Where the memory could not be read, nothing is known to be old: every problem counts as new.
-        if problems and not any(r.change == changes.Change.NEW or memory.of(r.env).store is None for r in problems):
+        # Green only when every failure pytest counted is a check's problem known from the last run: one whose
+        # history was not read is not known to be old, and a failure that made no result is not known at all.
+        known = all(r.recalled and r.change == changes.Change.STILL for r in problems)
+        if problems and known and session.testsfailed <= len(problems):
             session.exitstatus = pytest.ExitCode.OK
     elif fail_on == "warn" and session.exitstatus == pytest.ExitCode.OK and any(r.warning for r in results):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

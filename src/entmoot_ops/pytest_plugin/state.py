@@ -43,6 +43,8 @@ class Suite:
     gameday: GameDay | None = None
     ssh_warmups: dict[str, threading.Thread] = field(default_factory=dict)  # by control path
     began: float = field(default_factory=time.monotonic)
+    # When the run began, by the clock: the time its results are remembered at (a worker takes the controller's).
+    started_at: float = field(default_factory=time.time)
     acted: int = 0  # the remediations that have acted in this run: a check measured before one is measured again
     shard: str | None = None  # "K/N" of --shard
     shard_left_empty: bool = False  # the selection had checks, none of them fell to this shard

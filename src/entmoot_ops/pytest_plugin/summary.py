@@ -39,7 +39,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     remembered = memory.remember(config, results)
     outcomes.write_summary(terminalreporter, results, [p.line() for p in suite.preflights.values() if not p.ok])
-    for line in [*remembered, *memory.silence_lines(config)]:
+    for line in [*remembered, *memory.silence_lines(config, results)]:
         terminalreporter.write_line(masker(line), yellow=True)
     if suite.reports_dir is not None:
         reports.write_allure_metadata(Path(config.option.allure_report_dir), suite.environments.values())

@@ -80,7 +80,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # Readings, plans and labels quote what was measured: masked once here, for every output that shows them.
         result = CheckResult(**masker.data(asdict(result)))
         if silenced is not None:
-            memory.silence(report, item, silenced, result.finding or result.message)
+            memory.mark_silenced(report, item, silenced, result.finding or result.message)
         drawn = memory.chart(item.config, result, item.config.getoption("entmoot_charts"))
         if drawn is not None:
             allure.attach(drawn, name="readings over the last runs", attachment_type=allure.attachment_type.SVG)
