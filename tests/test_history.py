@@ -420,3 +420,22 @@ def test_fail_on_warn_fails_a_gauge_about_to_cross_its_threshold(tmp_path, own_s
     assert warned.returncode == 0 and re.search(r"^WARN\s+api.agenda\s+meet\s+free seats 40\.00% now, crosses 10\.00% in about \d+ "
                                                 r"(hours|days) at the last 7 days' rate", flat, re.M), warned.stdout[-2000:]
     assert run_custom_checks(tmp_path, body, "--env", "meet", "--fail-on", "warn").returncode == 1
+
+
+def test_a_run_says_which_silences_end_within_a_day_and_which_hid_nothing_for_a_week(tmp_path):
+    environment_file(tmp_path / "environments", "meet")
+    now = datetime.now(UTC)
+    path = silences.path_of(tmp_path / "environments", "meet")
+    with silences.editing(path, SILENCE_SETTINGS) as kept:  # set ten days ago, as an on-call would have
+        kept.append(silences.new(check="api.meeting", resource=None, until="12d", reason="booked", by="bob", errors=False,
+                                 settings=SILENCE_SETTINGS, now=now - timedelta(days=10)))
+        kept.append(silences.new(check="api.agenda", resource=None, until="10d5h", reason="old news", by="bob", errors=False,
+                                 settings=SILENCE_SETTINGS, now=now - timedelta(days=10)))
+    done = run_custom_checks(tmp_path, MEETING, "--env", "meet")
+    assert done.returncode == 0 and re.search(r"^SILENCED api.meeting", done.stdout, re.M), done.stdout[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("silence ")]
+    meeting, agenda = kept[0].id, kept[1].id
+    assert any(line.startswith(f"silence {agenda} of api.agenda [meet] ends in 5 h") for line in lines), lines
+    assert any(line.startswith(f"silence {agenda} of api.agenda [meet] is stale") and f"silence expire {agenda} --env meet" in line
+               for line in lines), lines
+    assert not any(meeting in line for line in lines), lines  # it hid api.meeting in this very run: not stale

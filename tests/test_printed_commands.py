@@ -32,7 +32,7 @@ RUN_AS = {
     "entmoot-ops checks": ["entmoot-ops checks"],
     # a silence's own commands: tests/test_history.py and tests/test_history_sandbox.py add, list and expire silences
     "entmoot-ops silence expire {found.id} --env {env.name}": [],
-    "entmoot-ops silence expire {s.id} --env {env}": [],
+    "entmoot-ops silence expire {silence.id} --env {env}": [],
     "entmoot-ops silence list --env {env.name} --all": [],
 }
 
