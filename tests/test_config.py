@@ -54,13 +54,24 @@ MISTAKES = [
 ]
 
 
+# Every mistake takes one way to the user (ConfigError, which the plugin turns into pytest's usage error), whatever the
+# mistake: a real `pytest checks/` for one of each kind (TOML that does not parse, a key pydantic refuses, a check of the
+# suite's own), the line itself for every mistake above.
+IN_A_REAL_RUN = {"bad-toml", "unknown-key", "literal-secret"}
+
+
 @pytest.mark.parametrize("old,new,message", MISTAKES, ids=["unknown-key", "wrong-type", "impossible-value",
                                                           "inconsistent", "literal-secret", "bad-toml", "string-boolean",
                                                           "number-boolean", "string-number", "not-a-url", "bad-port"])
-def test_mistake_is_one_line_with_usage_exit_code(old, new, message, environments):
+def test_mistake_is_one_line_with_usage_exit_code(old, new, message, environments, request):
     directory = environments(replace={old: new})
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as raised:
         load_environment("sandbox", directory)
+    # What pytest prints after "ERROR: " (entmoot_ops.pytest_plugin.environments): one line, naming the file.
+    said = str(raised.value).strip()
+    assert "\n" not in said and said.startswith(f"{directory / 'sandbox.toml'}: "), said
+    if request.node.callspec.id not in IN_A_REAL_RUN:
+        return
     completed = subprocess.run([sys.executable, "-m", "pytest", "checks/", "-m", "morning", "--environments-dir", str(directory)],
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 4
