@@ -46,6 +46,13 @@ NOT_RUN = {
     "entmoot-ops report --merge reports/shard-1 reports/shard-2 reports/shard-3 reports/shard-4 --into reports/fleet":
         "the reports of the shards above: tests/test_fleet.py merges those of its sandbox fleet",
 }
+NOT_RUN.update({command: "a silence of prod written into the checkout's environments/: tests/test_history.py and "
+                "tests/test_history_sandbox.py add, list and expire silences in an environments directory of their own"
+                for command in (
+                    'entmoot-ops silence add --env prod --check rds.free-storage --until 3d --reason "storage resize booked, CHG-1234"',
+                    'entmoot-ops silence add --env prod --check "redis.*" --until 2026-12-10T09:00Z --reason "cache migration" --by alice',
+                    'entmoot-ops silence add --env prod --check replication.lag --resource replica2 --until 12h --reason "rebuilding replica2"',
+                    "entmoot-ops silence list --env prod", "entmoot-ops silence expire 3f2a9c1e --env prod")})
 # What the README runs for a minute, here for seconds: the same command, bounded shorter.
 SHORTER = {"--seconds 60": "--seconds 2"}
 

@@ -144,6 +144,7 @@ def end_of(text: str, now: datetime) -> datetime:
 def new(*, check: str, resource: str | None, until: str | None, reason: str | None, by: str, errors: bool,
         settings: SilenceSettings, now: datetime) -> Silence:
     """A silence as ``silence add`` asked for it, or a Refusal: no end, an end past the longest, no reason."""
+    now = now.replace(microsecond=0)  # a file a person reads: to the second
     if not until:
         raise Refusal("a silence needs an end: --until DATE_OR_DURATION", fix=f"e.g. --until 3d; at most {settings.longest_days:g} days")
     if not reason or not reason.strip():
