@@ -406,4 +406,4 @@ def open_store(settings: HistorySettings, resolve: Callable[[str, str], str]) ->
             return PostgresStore(settings, resolve(settings.dsn, "history.dsn"))
         return SqliteStore(settings, Path(os.path.expanduser(settings.path)) if settings.path else default_path())
     except OpsError as exc:
-        raise HistoryUnavailable(exc.with_fix() if not isinstance(exc, HistoryUnavailable) else str(exc), fix=exc.fix) from None
+        raise HistoryUnavailable(str(exc), fix=exc.fix) from None
